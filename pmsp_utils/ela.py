@@ -1,0 +1,318 @@
+"""Error Level Analysis, the paper's section 3.1. Defined in 01_error_level_analysis.
+
+The four steps: (1) read the image (a JPEG, with its compression history);
+(2) re-save it as JPEG at a known quality (default 90); (3) decode the re-saved
+copy; (4) take the per-pixel absolute difference. Regions whose compression
+history differs from the rest of the image change by a different amount.
+
+Everything runs in memory (no temporary files), so it is safe from threads and
+processes. The scaling applied to the difference is named explicitly:
+
+- ``"raw"``: the absolute difference itself, 0..255 (mostly small values);
+  what the paper feeds its ELA stream.
+- ``"fixed"``: the difference times ``multiplier`` (default 20), clipped at 255,
+  as in Krawetz's ELA and FotoForensics.
+- ``"max"``: stretched per image so its largest value becomes 255, as in many
+  CASIA ELA scripts; images become comparable in look but not in value.
+
+The output is always uint8 of shape (H, W, 3) in display orientation (EXIF
+applied after the analysis, which runs on the stored JPEG block grid).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import tempfile
+from collections import deque
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image, ImageChops, features
+
+from .config import cache_dir as default_cache_dir
+from .images import ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
+from .progress import progress
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_QUALITY = 90
+DEFAULT_MULTIPLIER = 20
+DEFAULT_SUBSAMPLING = "4:2:0"
+SCALINGS = ("raw", "fixed", "max")
+_SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+#: Bump when the algorithm's output changes, so old cache entries are not reused.
+ALGORITHM_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ElaSettings:
+    """The settings an ELA map depends on; validated on construction."""
+
+    quality: int = DEFAULT_QUALITY
+    scaling: str = "raw"
+    multiplier: float = DEFAULT_MULTIPLIER
+    subsampling: str = DEFAULT_SUBSAMPLING
+
+    def __post_init__(self) -> None:
+        if isinstance(self.quality, bool) or not isinstance(self.quality, (int, np.integer)):
+            raise TypeError(f"quality must be an integer from 1 to 100, got {self.quality!r}.")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be from 1 to 100 (the JPEG quality of the re-save), got {self.quality}.")
+        if self.scaling not in SCALINGS:
+            raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}.")
+        if self.scaling == "fixed" and not self.multiplier > 0:
+            raise ValueError(f"multiplier must be positive, got {self.multiplier!r}.")
+        if self.subsampling not in _SUBSAMPLINGS:
+            raise ValueError(f"subsampling must be one of {_SUBSAMPLINGS}, got {self.subsampling!r}.")
+
+    def cache_tag(self) -> str:
+        """A string naming everything the output depends on, the JPEG library included."""
+        multiplier = self.multiplier if self.scaling == "fixed" else ""
+        jpeg = features.version("libjpeg_turbo") or features.version("jpg") or "unknown"
+        return (
+            f"ela-v{ALGORITHM_VERSION}|q{self.quality}|{self.scaling}{multiplier}|"
+            f"{self.subsampling}|libjpeg-{jpeg}"
+        )
+
+
+@dataclass(frozen=True)
+class ElaResult:
+    """An ELA map with the image it came from and what was converted on the way."""
+
+    ela: np.ndarray
+    image: np.ndarray
+    settings: ElaSettings
+    source: str
+    format: str | None
+    conversions: tuple[str, ...]
+
+    def describe(self) -> str:
+        """One line per fact a user should know about this result."""
+        done = "; ".join(self.conversions) if self.conversions else "no conversion needed"
+        history = "" if self.format in {"JPEG", "MPO"} else " Not a JPEG: no compression history to compare."
+        return f"{self.source}: {self.format or 'array'}, {done}.{history}"
+
+
+# --- the four steps, each small enough to show in the notebook ------------------------
+
+
+def resave_jpeg(image: Image.Image, quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING) -> Image.Image:
+    """Steps 2 and 3: encode ``image`` as JPEG at ``quality`` in memory and decode it again."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
+    buffer.seek(0)
+    resaved = Image.open(buffer)
+    resaved.load()
+    return resaved
+
+
+def absolute_difference(image: Image.Image, resaved: Image.Image) -> Image.Image:
+    """Step 4: the per-pixel, per-channel absolute difference |image - resaved|."""
+    return ImageChops.difference(image, resaved)
+
+
+def scale_difference(difference: Image.Image, scaling: str = "raw", multiplier: float = DEFAULT_MULTIPLIER) -> Image.Image:
+    """Apply one of :data:`SCALINGS` to an absolute-difference image (lookup tables, in C)."""
+    if scaling == "raw":
+        return difference
+    if scaling == "fixed":
+        table = np.minimum(np.arange(256) * multiplier, 255)
+    elif scaling == "max":
+        largest = max(band_max for _, band_max in _extrema(difference))
+        if largest == 0:
+            return difference
+        table = np.arange(256) * (255.0 / largest)
+    else:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}.")
+    lut = np.round(table).astype(np.uint8).tolist()
+    return difference.point(lut * len(difference.getbands()))
+
+
+def _extrema(image: Image.Image) -> list[tuple[int, int]]:
+    extrema = image.getextrema()
+    return [extrema] if image.mode == "L" else list(extrema)
+
+
+def ela_of_loaded(loaded: LoadedImage, settings: ElaSettings) -> ElaResult:
+    """ELA of an image already read by :func:`pmsp_utils.images.load_image`."""
+    resaved = resave_jpeg(loaded.image, settings.quality, settings.subsampling)
+    difference = scale_difference(absolute_difference(loaded.image, resaved), settings.scaling, settings.multiplier)
+    return ElaResult(
+        ela=to_array(loaded.to_display(difference)),
+        image=to_array(loaded.to_display()),
+        settings=settings,
+        source=loaded.source,
+        format=loaded.format,
+        conversions=loaded.conversions,
+    )
+
+
+def ela_result(
+    source: ImageSource,
+    quality: int = DEFAULT_QUALITY,
+    scaling: str = "raw",
+    multiplier: float = DEFAULT_MULTIPLIER,
+    subsampling: str = DEFAULT_SUBSAMPLING,
+) -> ElaResult:
+    """ELA of one image, with the image and the list of conversions made (``.describe()``)."""
+    settings = ElaSettings(quality, scaling, multiplier, subsampling)
+    loaded = load_image(source)
+    result = ela_of_loaded(loaded, settings)
+    if loaded.conversions:
+        logger.info("%s", result.describe())
+    return result
+
+
+def ela(
+    source: ImageSource,
+    quality: int = DEFAULT_QUALITY,
+    scaling: str = "raw",
+    multiplier: float = DEFAULT_MULTIPLIER,
+    subsampling: str = DEFAULT_SUBSAMPLING,
+) -> np.ndarray:
+    """Error Level Analysis of one image: a uint8 array (H, W, 3). See the module docstring."""
+    return ela_result(source, quality, scaling, multiplier, subsampling).ela
+
+
+# --- many images: cache and parallel helper -------------------------------------------
+
+
+class ElaCache:
+    """ELA maps on disk, keyed by the file's content and the settings.
+
+    Entries are ``.npy`` files written atomically (write, then rename), so
+    threads and processes can share one folder. A changed file, other settings
+    or another JPEG library version give another key, never a stale map.
+    """
+
+    def __init__(self, directory: str | os.PathLike | None = None, settings: ElaSettings | None = None) -> None:
+        self.settings = settings or ElaSettings()
+        self.directory = Path(directory) if directory is not None else default_cache_dir() / "ela"
+        self._tag = self.settings.cache_tag().encode()
+
+    def key(self, data: bytes) -> str:
+        """The cache key of a file's bytes under these settings."""
+        return hashlib.blake2b(data + b"\0" + self._tag, digest_size=20).hexdigest()
+
+    def path_for(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.npy"
+
+    def get(self, source: str | os.PathLike) -> np.ndarray:
+        """The ELA map of the file at ``source``, computed once and then read from disk."""
+        data = read_bytes(source)
+        path = self.path_for(self.key(data))
+        try:
+            return np.load(path)
+        except FileNotFoundError:
+            pass
+        except (ValueError, OSError, EOFError):  # a damaged entry: recompute and overwrite it
+            logger.warning("ELA cache entry %s is damaged; recomputing it.", path)
+        array = ela_of_loaded(load_image(data, name=str(source)), self.settings).ela
+        self._store(path, array)
+        return array
+
+    def _store(self, path: Path, array: np.ndarray) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                np.save(stream, array)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def clear(self) -> int:
+        """Delete every cached map in this folder; returns how many were removed."""
+        removed = 0
+        for entry in self.directory.glob("*/*.npy"):
+            entry.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def iter_ela(
+    sources: Iterable[str | os.PathLike],
+    quality: int = DEFAULT_QUALITY,
+    scaling: str = "raw",
+    multiplier: float = DEFAULT_MULTIPLIER,
+    subsampling: str = DEFAULT_SUBSAMPLING,
+    *,
+    cache: bool | str | os.PathLike = True,
+    workers: int | None = None,
+    on_error: str = "raise",
+    show_progress: bool | None = None,
+    description: str = "ELA",
+) -> Iterator[np.ndarray | None]:
+    """ELA maps of many image files, in order, computed in parallel threads.
+
+    ``cache``: True uses ``PMSP_CACHE_DIR`` (default ``~/.cache/pmsp``), a path
+    uses that folder, False computes without storing. ``workers``: threads
+    (default: one per CPU core; Pillow's codecs release the GIL). ``on_error``:
+    ``"raise"`` stops at the first bad file; ``"skip"`` logs it and yields None.
+    At most ``4 * workers`` results wait in memory at any time.
+    """
+    if on_error not in {"raise", "skip"}:
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}.")
+    settings = ElaSettings(quality, scaling, multiplier, subsampling)
+    store = None if cache is False else ElaCache(None if cache is True else cache, settings)
+    sources = list(sources)
+    workers = max(1, workers or os.cpu_count() or 1)
+
+    def one(source: str | os.PathLike) -> np.ndarray | None:
+        try:
+            if store is not None:
+                return store.get(source)
+            return ela_of_loaded(load_image(source), settings).ela
+        except (ImageReadError, FileNotFoundError) as error:
+            if on_error == "raise":
+                raise
+            logger.warning("Skipped %s", error)
+            return None
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from progress(_ordered(pool, one, sources, 4 * workers), total=len(sources), description=description, show=show_progress)
+
+
+def _ordered(pool: Executor, function, items: Sequence, window: int) -> Iterator:
+    """``pool.map`` with at most ``window`` pending results, so memory stays bounded."""
+    pending: deque = deque()
+    iterator = iter(items)
+    for item in iterator:
+        pending.append(pool.submit(function, item))
+        if len(pending) >= window:
+            break
+    while pending:
+        result = pending.popleft().result()
+        for item in iterator:
+            pending.append(pool.submit(function, item))
+            break
+        yield result
+
+
+def ela_dataset(sources: Iterable[str | os.PathLike], **options) -> list[np.ndarray | None]:
+    """ELA maps of many files as a list; the options are those of :func:`iter_ela`."""
+    return list(iter_ela(sources, **options))
+
+
+__all__ = [
+    "DEFAULT_QUALITY",
+    "SCALINGS",
+    "ElaCache",
+    "ElaResult",
+    "ElaSettings",
+    "absolute_difference",
+    "ela",
+    "ela_dataset",
+    "ela_of_loaded",
+    "ela_result",
+    "iter_ela",
+    "resave_jpeg",
+    "scale_difference",
+]

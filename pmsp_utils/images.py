@@ -1,0 +1,321 @@
+"""Reading the images users actually have, with clear errors and a record of every conversion.
+
+ELA (section 3.1) and every later module read images through :func:`load_image`.
+It accepts file paths, raw bytes, file objects, Pillow images and NumPy arrays;
+JPEG, PNG, TIFF (8 and 16 bit), WebP, BMP and GIF; grayscale, palette, RGBA,
+CMYK and the other Pillow modes. It returns pixels in the *stored* orientation
+(where the JPEG block grid lives) plus the EXIF orientation, so ELA can run on
+the grid and be rotated for display afterwards.
+
+Bad input raises :class:`ImageReadError` (a ``ValueError``) or ``FileNotFoundError``
+naming the file and what to do; nothing is guessed silently.
+
+Large images: Pillow refuses files over twice ``PIL.Image.MAX_IMAGE_PIXELS``
+(about 179 million pixels by default) as possible decompression bombs. Raise the
+limit with :func:`set_max_image_pixels` or the ``PMSP_MAX_IMAGE_PIXELS``
+environment variable (``0`` lifts it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+#: What :func:`load_image` accepts.
+ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
+
+_EXIF_ORIENTATION = 0x0112
+_TIFF_BITS_PER_SAMPLE = 258
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+_DIRECT_MODES = {"RGB", "L"}
+
+
+class ImageReadError(ValueError):
+    """An image could not be read or used; the message names the source and what to do."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image is over the decompression-bomb limit (see :func:`set_max_image_pixels`)."""
+
+
+def set_max_image_pixels(limit: int | None) -> None:
+    """Set Pillow's decompression-bomb limit for this process (``None`` or 0 lifts it).
+
+    Pillow warns above ``limit`` pixels and refuses files above twice that.
+    """
+    Image.MAX_IMAGE_PIXELS = int(limit) if limit else None
+
+
+if os.environ.get("PMSP_MAX_IMAGE_PIXELS") is not None:
+    set_max_image_pixels(int(os.environ["PMSP_MAX_IMAGE_PIXELS"]))
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """An image ready for analysis: mode ``RGB`` or ``L``, stored orientation, fully decoded."""
+
+    image: Image.Image
+    source: str
+    format: str | None
+    original_mode: str
+    orientation: int
+    conversions: tuple[str, ...]
+
+    @property
+    def is_jpeg(self) -> bool:
+        """True when the file itself is a JPEG (so it has a compression history to analyse)."""
+        return self.format in {"JPEG", "MPO"}
+
+    def to_display(self, image: Image.Image | None = None) -> Image.Image:
+        """Apply the EXIF orientation to ``image`` (default: this image) for display."""
+        return apply_orientation(self.image if image is None else image, self.orientation)
+
+
+def describe_source(source: ImageSource) -> str:
+    """A short human name for a source, used in messages."""
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    if isinstance(source, np.ndarray):
+        return f"<array {source.shape} {source.dtype}>"
+    if isinstance(source, Image.Image):
+        return f"<PIL image {source.mode} {source.size[0]}x{source.size[1]}>"
+    if isinstance(source, (bytes, bytearray)):
+        return f"<{len(source)} bytes>"
+    return getattr(source, "name", None) or f"<{type(source).__name__}>"
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """Read a file's bytes with errors that say what is wrong with the path."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: no such file. Check the path (relative paths resolve from {Path.cwd()})."
+        )
+    if path.is_dir():
+        raise ImageReadError(
+            f"{path}: is a folder, not an image file. To process every image in a folder, "
+            "pass its files to pmsp_utils.ela.ela_dataset."
+        )
+    data = path.read_bytes()
+    if not data:
+        raise ImageReadError(f"{path}: the file is empty (0 bytes). Re-download or re-export it.")
+    return data
+
+
+def open_image(data: bytes, name: str) -> Image.Image:
+    """Decode image bytes fully, turning Pillow's errors into :class:`ImageReadError`."""
+    if not data:
+        raise ImageReadError(f"{name}: the data is empty (0 bytes). Re-download or re-export it.")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as error:
+        raise _too_large(name, error) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(
+            f"{name}: not an image Pillow can read ({_sniff(data)}). Supported: JPEG, PNG, "
+            "TIFF, WebP, BMP, GIF."
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageReadError(f"{name}: the image header is corrupt ({error}). Re-download or re-export it.") from None
+    if 0 in image.size:
+        raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
+    try:
+        image.load()
+    except Image.DecompressionBombError as error:
+        raise _too_large(name, error) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
+        raise ImageReadError(
+            f"{name}: the image is truncated or corrupt ({error}). Re-download or re-export it; "
+            "partial images are refused because their grey fill would look like tampering."
+        ) from None
+    return image
+
+
+def load_image(source: ImageSource, *, name: str | None = None) -> LoadedImage:
+    """Read any supported source into a :class:`LoadedImage` (mode ``RGB`` or ``L``).
+
+    Every change made on the way (mode, bit depth, dropped alpha, frames) is
+    listed in ``.conversions``. The pixels stay in the stored orientation; the
+    EXIF orientation is kept in ``.orientation``. ``name`` replaces the source's
+    own description in messages (useful for bytes read from a file).
+    """
+    name = name or describe_source(source)
+    if isinstance(source, np.ndarray):
+        return _from_array(source, name)
+    if isinstance(source, Image.Image):
+        image, fmt = source, getattr(source, "format", None)
+        if 0 in image.size:
+            raise ImageReadError(f"{name}: the image has zero size.")
+        image.load()
+    else:
+        if isinstance(source, (str, os.PathLike)):
+            data = read_bytes(source)
+        elif isinstance(source, (bytes, bytearray)):
+            data = bytes(source)
+        elif hasattr(source, "read"):
+            data = source.read()
+        else:
+            raise TypeError(
+                f"Cannot read an image from {type(source).__name__}: pass a path, bytes, a file "
+                "object, a PIL image or a NumPy array."
+            )
+        image = open_image(data, name)
+        fmt = image.format
+    return _normalise(image, name, fmt)
+
+
+def _normalise(image: Image.Image, name: str, fmt: str | None) -> LoadedImage:
+    conversions: list[str] = []
+    orientation = _orientation(image)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        conversions.append(f"used the first of {frames} frames")
+    original_mode = image.mode
+    if image.mode == "RGB" and fmt == "TIFF" and _tiff_bits(image) == 16:
+        conversions.append("16-bit RGB TIFF reduced to 8 bits per channel (value >> 8)")
+    if image.mode in _DIRECT_MODES:
+        converted = image
+    elif image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
+        converted = _sixteen_to_eight(image, name)
+        conversions.append(f"{image.mode} (16-bit grayscale) reduced to 8 bits (value >> 8)")
+    elif image.mode == "F":
+        raise ImageReadError(
+            f"{name}: a 32-bit floating-point image has no defined 0..255 range. Convert it "
+            "to 8 or 16 bit first (e.g. scale to 0..255 and save as PNG)."
+        )
+    elif image.mode in {"1", "LA", "La"}:
+        converted = image.convert("L")
+        conversions.append(f"{image.mode} converted to L" + (" (alpha dropped)" if "A" in image.mode or "a" in image.mode else ""))
+    elif image.mode in {"P", "PA"}:
+        has_alpha = image.mode == "PA" or "transparency" in image.info
+        converted = image.convert("RGBA" if has_alpha else "RGB").convert("RGB")
+        conversions.append("palette image converted to RGB" + (" (transparency dropped)" if has_alpha else ""))
+    elif image.mode in {"RGBA", "RGBa", "RGBX"}:
+        converted = image.convert("RGB")
+        conversions.append(f"{image.mode} converted to RGB (alpha channel dropped)")
+    else:  # CMYK, YCbCr, LAB, HSV, ...
+        converted = image.convert("RGB")
+        conversions.append(f"{image.mode} converted to RGB")
+    if orientation != 1:
+        conversions.append(f"EXIF orientation {orientation}: analysed as stored, rotated for display")
+    return LoadedImage(converted, name, fmt, original_mode, orientation, tuple(conversions))
+
+
+def _from_array(array: np.ndarray, name: str) -> LoadedImage:
+    conversions: list[str] = []
+    if array.size == 0 or array.ndim not in (2, 3) or 0 in array.shape:
+        raise ImageReadError(
+            f"{name}: expected a non-empty image array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)."
+        )
+    if array.ndim == 3 and array.shape[2] not in (1, 3, 4):
+        raise ImageReadError(
+            f"{name}: the last axis has {array.shape[2]} channels; expected 1, 3 or 4 "
+            "(channels-last). For a channels-first array use np.moveaxis(array, 0, -1)."
+        )
+    if array.dtype == np.uint8:
+        pixels = array
+    elif array.dtype == np.uint16:
+        pixels = (array >> 8).astype(np.uint8)
+        conversions.append("uint16 array reduced to 8 bits (value >> 8)")
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageReadError(f"{name}: the float array contains NaN or infinity.")
+        low, high = float(array.min()), float(array.max())
+        if low < 0.0 or high > 1.0:
+            raise ImageReadError(
+                f"{name}: float arrays must hold values in [0, 1], found [{low:.3g}, {high:.3g}]. "
+                "If it holds 0..255 values, pass array.astype(np.uint8) instead."
+            )
+        pixels = np.round(array * 255.0).astype(np.uint8)
+        conversions.append("float array in [0, 1] scaled to 0..255")
+    elif np.issubdtype(array.dtype, np.integer) and not np.issubdtype(array.dtype, np.bool_):
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
+            raise ImageReadError(
+                f"{name}: integer array with values in [{low}, {high}]; expected 0..255 "
+                "(or pass uint16 for 16-bit data)."
+            )
+        pixels = array.astype(np.uint8)
+        conversions.append(f"{array.dtype} array cast to uint8")
+    else:
+        raise ImageReadError(f"{name}: unsupported array dtype {array.dtype}; use uint8, uint16 or float in [0, 1].")
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[:, :, 0]
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        pixels = pixels[:, :, :3]
+        conversions.append("RGBA array: alpha channel dropped")
+    mode = "L" if pixels.ndim == 2 else "RGB"
+    image = Image.fromarray(np.ascontiguousarray(pixels), mode=mode)
+    return LoadedImage(image, name, None, mode, 1, tuple(conversions))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not stop the analysis of the pixels
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def apply_orientation(image: Image.Image, orientation: int) -> Image.Image:
+    """Rotate or flip ``image`` as EXIF ``orientation`` (1..8) says, like ImageOps.exif_transpose."""
+    method = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }.get(orientation)
+    return image if method is None else image.transpose(method)
+
+
+def _tiff_bits(image: Image.Image) -> int:
+    tags = getattr(image, "tag_v2", None)
+    if not tags:
+        return 8
+    bits = tags.get(_TIFF_BITS_PER_SAMPLE, 8)
+    return int(bits[0] if isinstance(bits, tuple) else bits)
+
+
+def _sixteen_to_eight(image: Image.Image, name: str) -> Image.Image:
+    values = np.asarray(image).astype(np.int64)
+    if values.min() < 0 or values.max() > 65535:
+        raise ImageReadError(f"{name}: 32-bit integer samples outside 0..65535; convert to 8 or 16 bit first.")
+    return Image.fromarray((values >> 8).astype(np.uint8), mode="L")
+
+
+def _too_large(name: str, error: Exception) -> ImageTooLargeError:
+    return ImageTooLargeError(
+        f"{name}: refused as a possible decompression bomb ({error}). If you trust the file, raise "
+        "the limit with pmsp_utils.images.set_max_image_pixels(n) or the PMSP_MAX_IMAGE_PIXELS "
+        "environment variable (0 lifts it)."
+    )
+
+
+def _sniff(data: bytes) -> str:
+    head = data[:64]
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "it is an HTML page, perhaps a failed download"
+    if head.startswith(b"%PDF"):
+        return "it is a PDF"
+    if all(32 <= byte < 127 or byte in (9, 10, 13) for byte in head):
+        return f"it looks like text: {head[:24]!r}"
+    return f"first bytes {head[:8].hex(' ')}"
+
+
+def to_array(image: Image.Image) -> np.ndarray:
+    """A writable uint8 array of shape (H, W, 3) from an ``L`` or ``RGB`` image."""
+    array = np.array(image)
+    if array.ndim == 2:
+        array = np.repeat(array[:, :, None], 3, axis=2)
+    return array
+

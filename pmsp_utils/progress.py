@@ -1,0 +1,31 @@
+"""Progress bars a person can follow, quiet in CI logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+def progress_wanted() -> bool:
+    """Show bars in terminals and notebooks, not in CI logs or other non-interactive output."""
+    if os.environ.get("CI"):
+        return False
+    if "ipykernel" in sys.modules:
+        return True
+    return sys.stderr.isatty()
+
+
+def progress(items: Iterable[T], *, total: int | None = None, description: str = "", show: bool | None = None) -> Iterator[T]:
+    """Wrap ``items`` in a tqdm bar (notebook widget or terminal) when one is wanted."""
+    if show is None:
+        show = progress_wanted()
+    if not show:
+        yield from items
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(items, total=total, desc=description, leave=False) as bar:
+        yield from bar
