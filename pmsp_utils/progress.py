@@ -13,9 +13,15 @@ def progress_wanted() -> bool:
     """Show bars in terminals and notebooks, not in CI logs or other non-interactive output."""
     if os.environ.get("CI"):
         return False
-    if "ipykernel" in sys.modules:
+    if _in_notebook_kernel():
         return True
     return sys.stderr.isatty()
+
+
+def _in_notebook_kernel() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
 
 
 def progress(items: Iterable[T], *, total: int | None = None, description: str = "", show: bool | None = None) -> Iterator[T]:

@@ -5,6 +5,8 @@ Defined in 01_error_level_analysis (the ELA explorer).
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -134,7 +136,6 @@ class ElaExplorer:
 
     def _draw(self, view: ExplorerView) -> None:
         import matplotlib.pyplot as plt
-        from IPython.display import display
 
         panels = [("image", view.image), (f"ELA q={view.quality}, {view.scaling}", ela_for_display(view.ela))]
         if view.mask is not None:
@@ -147,10 +148,17 @@ class ElaExplorer:
         if view.auc is not None:
             figure.suptitle(f"{view.name}: pixel AUC of ELA (this image) = {view.auc:.3f}", fontsize="medium")
         figure.tight_layout()
-        with self.output:
-            self.output.clear_output(wait=True)
-            display(figure)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
         plt.close(figure)
+        # Set the output record directly: works in a kernel and in plain pytest alike.
+        self.output.outputs = (
+            {
+                "output_type": "display_data",
+                "data": {"image/png": base64.b64encode(buffer.getvalue()).decode(), "text/plain": f"<ELA of {view.name}>"},
+                "metadata": {},
+            },
+        )
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

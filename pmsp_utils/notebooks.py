@@ -1,0 +1,125 @@
+"""Execute the tutorial notebooks headlessly: the suite's main job (``pmsp notebooks``).
+
+Each notebook runs in its own folder with a fresh kernel; the executed copy goes
+to ``<out>/notebooks/`` and every PNG figure it drew to ``<out>/figures/<notebook>/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import build_dir, repo_root
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """What one executed notebook produced."""
+
+    source: Path
+    executed: Path
+    figures: tuple[Path, ...]
+    seconds: float
+
+
+def find_notebooks(folder: Path | None = None, pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
+    """The numbered notebooks of the suite, in order."""
+    if folder is None:
+        root = repo_root()
+        if root is None:
+            raise FileNotFoundError(
+                "No notebooks/ folder next to this package (it is installed, not checked out). "
+                "Pass the folder explicitly: pmsp notebooks --notebooks PATH"
+            )
+        folder = root / "notebooks"
+    notebooks = sorted(Path(folder).glob(pattern))
+    if not notebooks:
+        raise FileNotFoundError(f"No notebooks matching {pattern!r} in {folder}.")
+    return notebooks
+
+
+def extract_figures(notebook, folder: Path) -> list[Path]:
+    """Write every PNG output of an executed notebook to ``folder``; returns the paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        count = 0
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "image/png" in data:
+                count += 1
+                path = folder / f"cell{index:02d}_{count}.png"
+                path.write_bytes(base64.b64decode(data["image/png"]))
+                written.append(path)
+    return written
+
+
+def strip_widget_state(notebook) -> None:
+    """Drop saved widget state, which bloats files and goes stale (see STYLE.md)."""
+    notebook.metadata.pop("widgets", None)
+
+
+def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke: bool | None = None):
+    """Run one notebook top to bottom in its own folder and save the executed copy."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(source, as_version=4)
+    environment_before = os.environ.get("PMSP_SMOKE")
+    if smoke is not None:
+        os.environ["PMSP_SMOKE"] = "1" if smoke else "0"
+    try:
+        client = NotebookClient(
+            notebook,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(source.parent)}},
+            store_widget_state=True,  # False breaks Output widgets in nbclient; stripped below
+        )
+        client.execute()
+    finally:
+        if smoke is not None:
+            if environment_before is None:
+                os.environ.pop("PMSP_SMOKE", None)
+            else:
+                os.environ["PMSP_SMOKE"] = environment_before
+    strip_widget_state(notebook)
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, executed)
+    return notebook
+
+
+def run_notebooks(
+    notebooks: list[Path] | None = None,
+    out: Path | None = None,
+    *,
+    in_place: bool = False,
+    smoke: bool | None = None,
+    timeout: int = 1800,
+    echo=None,
+) -> list[NotebookRun]:
+    """Execute ``notebooks`` (default: all numbered ones) and collect executed copies and figures.
+
+    ``in_place`` writes the executed notebook over its source (how the
+    committed outputs are made); figures still go to ``out``.
+    """
+    notebooks = notebooks or find_notebooks()
+    out = Path(out) if out is not None else build_dir()
+    echo = echo or (lambda message: print(message, flush=True))
+    runs = []
+    for source in notebooks:
+        source = Path(source).resolve()
+        executed = source if in_place else out / "notebooks" / source.name
+        echo(f"running {source.name} ...")
+        start = time.perf_counter()
+        notebook = execute_notebook(source, executed, timeout=timeout, smoke=smoke)
+        seconds = time.perf_counter() - start
+        figures = extract_figures(notebook, out / "figures" / source.stem)
+        runs.append(NotebookRun(source, executed, tuple(figures), seconds))
+        echo(f"  done in {seconds:.0f} s: {executed} ({len(figures)} figures)")
+    return runs

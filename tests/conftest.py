@@ -1,0 +1,47 @@
+"""Shared fixtures: small real photos and an independent ELA reference."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def reference_ela(image: Image.Image, quality: int = 90) -> np.ndarray:
+    """ELA the straightforward way: save, reopen, subtract in int16; (H, W, 3) uint8."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    resaved = Image.open(io.BytesIO(buffer.getvalue()))
+    difference = np.abs(np.asarray(image, dtype=np.int16) - np.asarray(resaved, dtype=np.int16)).astype(np.uint8)
+    if difference.ndim == 2:
+        difference = np.stack([difference] * 3, axis=-1)
+    return difference
+
+
+@pytest.fixture(scope="session")
+def photo() -> np.ndarray:
+    """A 123x157 crop of a real photo (odd size: not a multiple of the 8x8 JPEG block)."""
+    from pmsp_utils.data import load_photo
+
+    return load_photo("china")[150:273, 300:457].copy()
+
+
+@pytest.fixture()
+def cache_folder(tmp_path, monkeypatch):
+    """Keep every cache write inside the test's temporary folder."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("PMSP_CACHE_DIR", str(folder))
+    return folder
+
+
+def encode(array: np.ndarray | Image.Image, format: str, **options) -> bytes:
+    """Encode an array or image into the given format in memory."""
+    image = array if isinstance(array, Image.Image) else Image.fromarray(array)
+    buffer = io.BytesIO()
+    image.save(buffer, format=format, **options)
+    return buffer.getvalue()

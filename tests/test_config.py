@@ -1,0 +1,65 @@
+"""The smoke switch, paths, setup() and what importing the package pulls in."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pmsp_utils
+from pmsp_utils import config
+
+
+@pytest.mark.parametrize(
+    "smoke, ci, expected",
+    [(None, None, False), ("1", None, True), ("0", "true", False), (None, "true", True), ("yes", None, True), (None, "0", False)],
+)
+def test_smoke_switch(monkeypatch, smoke, ci, expected):
+    for name, value in (("PMSP_SMOKE", smoke), ("CI", ci)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert config.smoke_mode() is expected
+
+
+def test_bad_smoke_value(monkeypatch):
+    monkeypatch.setenv("PMSP_SMOKE", "maybe")
+    with pytest.raises(ValueError, match="PMSP_SMOKE='maybe' is not a boolean"):
+        config.smoke_mode()
+
+
+def test_data_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("PMSP_DATA_DIR", raising=False)
+    assert config.data_dir() is None
+    monkeypatch.setenv("PMSP_DATA_DIR", str(tmp_path))
+    assert config.data_dir() == tmp_path
+    monkeypatch.setenv("PMSP_DATA_DIR", str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        config.data_dir()
+
+
+def test_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("PMSP_CACHE_DIR", str(tmp_path))
+    assert config.cache_dir() == tmp_path
+    monkeypatch.delenv("PMSP_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert config.cache_dir() == tmp_path / "xdg" / "pmsp"
+
+
+def test_setup_fixes_seeds():
+    pmsp_utils.setup(seed=3)
+    first = np.random.rand(3)
+    summary = pmsp_utils.setup(seed=3)
+    np.testing.assert_array_equal(first, np.random.rand(3))
+    assert summary["seed"] == 3 and summary["pmsp_utils"] == pmsp_utils.__version__
+
+
+def test_import_does_not_pull_in_keras():
+    code = (
+        "import sys, pmsp_utils, pmsp_utils.ela, pmsp_utils.data, pmsp_utils.widgets, pmsp_utils.cli;"
+        "heavy = [m for m in ('keras', 'tensorflow', 'jax', 'torch') if m in sys.modules];"
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

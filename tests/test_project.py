@@ -1,0 +1,55 @@
+"""What the project promises its users: the README's commands, CI, the notebooks' hygiene."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def quick_start_commands():
+    section = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    first_block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line.split("#")[0].strip() for line in first_block.strip().splitlines()]
+
+
+def test_quick_start_has_exactly_two_commands():
+    commands = quick_start_commands()
+    assert commands == ["make run", "make test"]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert quick_start_commands()[1] in [line.strip() for line in ci]
+
+
+def test_every_notebook_has_a_colab_badge_and_binder_opens_notebook_01():
+    for notebook in NOTEBOOKS:
+        assert f"colab.research.google.com/github/pmsp-forensics/pmsp-tutorial/blob/main/notebooks/{notebook.name}" in README
+    assert "mybinder.org/v2/gh/pmsp-forensics/pmsp-tutorial/main?urlpath=lab/tree/notebooks/01_error_level_analysis.ipynb" in README
+
+
+def test_environment_yml_installs_the_package_and_the_dependencies():
+    text = (ROOT / "environment.yml").read_text()
+    for name in ("tensorflow", "keras", "jupyterlab", "ipywidgets", "matplotlib", "seaborn", "pillow", "scikit-learn", "nbval", "-e ."):
+        assert name in text, name
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_hygiene(path):
+    notebook = json.loads(path.read_text())
+    cells = notebook["cells"]
+    assert cells[0]["cell_type"] == "markdown" and "Run time" in "".join(cells[0]["source"])
+    bootstrap = "".join(cells[1]["source"])
+    assert '"google.colab" in sys.modules' in bootstrap and "pmsp_utils.setup(seed=" in bootstrap
+    assert "widgets" not in notebook["metadata"], "saved widget state"
+    code = [cell for cell in cells if cell["cell_type"] == "code"]
+    assert all(cell["execution_count"] is not None for cell in code), "committed without a clean run"
+    assert [cell["execution_count"] for cell in code] == list(range(1, len(code) + 1)), "not from a clean Restart and Run All"
+    assert not [o for cell in code for o in cell["outputs"] if o["output_type"] == "error"]
+    assert not any("image/svg+xml" in o.get("data", {}) for cell in code for o in cell["outputs"])
+    assert path.stat().st_size < 3_000_000

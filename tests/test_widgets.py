@@ -1,0 +1,64 @@
+"""The ELA explorer: the pure view function, then the widget driven by setting .value."""
+
+import numpy as np
+import pytest
+
+from pmsp_utils.ela import ela
+from pmsp_utils.metrics import pixel_auc
+from pmsp_utils.widgets import ElaExplorer, explorer_view, zoom_window
+
+
+def test_zoom_window():
+    assert zoom_window((100, 200), 1) == (0, 0, 100, 200)
+    assert zoom_window((100, 200), 2) == (25, 50, 50, 100)
+    assert zoom_window((100, 200), 4, center=(0, 0)) == (0, 0, 25, 50)
+    assert zoom_window((100, 200), 4, center=(100, 200)) == (75, 150, 25, 50)
+    with pytest.raises(ValueError, match="zoom"):
+        zoom_window((10, 10), 0)
+
+
+def test_explorer_view(photo):
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[20:60, 30:90] = 1
+    view = explorer_view("crop", photo, quality=70, scaling="fixed", zoom=2, mask=mask)
+    top, left, height, width = view.window
+    np.testing.assert_array_equal(view.ela, ela(photo, quality=70, scaling="fixed")[top : top + height, left : left + width])
+    assert view.image.shape == view.ela.shape and view.mask.shape == view.ela.shape[:2]
+    assert view.auc == pytest.approx(pixel_auc(ela(photo, quality=70, scaling="fixed").mean(axis=2), mask))
+    with pytest.raises(ValueError, match="mask shape"):
+        explorer_view("crop", photo, mask=mask[:10])
+
+
+@pytest.fixture()
+def explorer(photo):
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[10:50, 10:50] = 1
+    return ElaExplorer({"photo": photo, "flipped": photo[:, ::-1].copy()}, {"photo": mask})
+
+
+def test_widget_starts_with_a_view(explorer):
+    assert explorer.view.name == "photo" and explorer.view.quality == 90 and explorer.view.auc is not None
+    assert len(explorer.output.outputs) == 1
+
+
+def test_setting_values_recomputes(explorer, photo):
+    explorer.quality.value = 55
+    assert explorer.view.quality == 55
+    np.testing.assert_array_equal(explorer.view.ela, ela(photo, quality=55))
+    explorer.scaling.value = "max"
+    assert explorer.view.scaling == "max" and explorer.view.ela.max() == 255
+    explorer.zoom.value = 4
+    assert explorer.view.zoom == 4 and explorer.view.ela.shape[0] == photo.shape[0] // 4
+    explorer.image.value = "flipped"
+    assert explorer.view.name == "flipped" and explorer.view.mask is None and explorer.view.auc is None
+    assert len(explorer.output.outputs) == 1, "each redraw replaces the previous figure"
+
+
+def test_sliders_update_on_release_only(explorer):
+    assert explorer.quality.continuous_update is False
+    assert explorer.zoom.continuous_update is False
+
+
+def test_empty_explorer_is_refused():
+    with pytest.raises(ValueError, match="at least one image"):
+        ElaExplorer({})
