@@ -28,7 +28,8 @@ import os
 import tempfile
 from collections import deque
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -83,14 +84,22 @@ class ElaSettings:
 
 @dataclass(frozen=True)
 class ElaResult:
-    """An ELA map with the image it came from and what was converted on the way."""
+    """An ELA map with the image it came from and what was converted on the way.
+
+    ``image`` (uint8, H x W x 3, display orientation) is made on first access only.
+    """
 
     ela: np.ndarray
-    image: np.ndarray
+    display_image: Image.Image = field(repr=False)
     settings: ElaSettings
     source: str
     format: str | None
     conversions: tuple[str, ...]
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The analysed image as uint8 (H, W, 3), aligned with ``ela``."""
+        return to_array(self.display_image)
 
     def describe(self) -> str:
         """One line per fact a user should know about this result."""
@@ -145,7 +154,7 @@ def ela_of_loaded(loaded: LoadedImage, settings: ElaSettings) -> ElaResult:
     difference = scale_difference(absolute_difference(loaded.image, resaved), settings.scaling, settings.multiplier)
     return ElaResult(
         ela=to_array(loaded.to_display(difference)),
-        image=to_array(loaded.to_display()),
+        display_image=loaded.to_display(),
         settings=settings,
         source=loaded.source,
         format=loaded.format,
@@ -189,6 +198,10 @@ class ElaCache:
     Entries are ``.npy`` files written atomically (write, then rename), so
     threads and processes can share one folder. A changed file, other settings
     or another JPEG library version give another key, never a stale map.
+
+    Maps come back **read-only** (hits as memory maps of the cache files, which
+    skips a copy; misses frozen the same way, so every pass behaves alike). Use
+    ``np.array(map)`` for a writable copy.
     """
 
     def __init__(self, directory: str | os.PathLike | None = None, settings: ElaSettings | None = None) -> None:
@@ -205,16 +218,29 @@ class ElaCache:
 
     def get(self, source: str | os.PathLike) -> np.ndarray:
         """The ELA map of the file at ``source``, computed once and then read from disk."""
+        data, path, cached = self.lookup(source)
+        return cached if cached is not None else self.compute(data, path, str(source))
+
+    def lookup(self, source: str | os.PathLike) -> tuple[bytes, Path, np.ndarray | None]:
+        """Read the file and look it up: (its bytes, its entry's path, the cached map or None)."""
         data = read_bytes(source)
         path = self.path_for(self.key(data))
         try:
-            return np.load(path)
+            cached = np.load(path, mmap_mode="r")
+            if cached.dtype == np.uint8 and cached.ndim == 3:
+                return data, path, cached
+            logger.warning("ELA cache entry %s holds %s %s; recomputing it.", path, cached.dtype, cached.shape)
         except FileNotFoundError:
             pass
         except (ValueError, OSError, EOFError):  # a damaged entry: recompute and overwrite it
             logger.warning("ELA cache entry %s is damaged; recomputing it.", path)
-        array = ela_of_loaded(load_image(data, name=str(source)), self.settings).ela
+        return data, path, None
+
+    def compute(self, data: bytes, path: Path, name: str) -> np.ndarray:
+        """Compute the map of a file's bytes, store it at ``path`` and return it (read-only)."""
+        array = ela_of_loaded(load_image(data, name=name), self.settings).ela
         self._store(path, array)
+        array.flags.writeable = False
         return array
 
     def _store(self, path: Path, array: np.ndarray) -> None:
@@ -254,7 +280,8 @@ def iter_ela(
 
     ``cache``: True uses ``PMSP_CACHE_DIR`` (default ``~/.cache/pmsp``), a path
     uses that folder, False computes without storing. ``workers``: threads
-    (default: one per CPU core; Pillow's codecs release the GIL). ``on_error``:
+    (default: one per CPU core; Pillow's codecs release the GIL). With a cache,
+    maps are read-only (see :class:`ElaCache`). ``on_error``:
     ``"raise"`` stops at the first bad file; ``"skip"`` logs it and yields None.
     At most ``4 * workers`` results wait in memory at any time.
     """
@@ -265,33 +292,54 @@ def iter_ela(
     sources = list(sources)
     workers = max(1, workers or os.cpu_count() or 1)
 
-    def one(source: str | os.PathLike) -> np.ndarray | None:
+    def guarded(function, *arguments):
         try:
-            if store is not None:
-                return store.get(source)
-            return ela_of_loaded(load_image(source), settings).ela
+            return function(*arguments)
         except (ImageReadError, FileNotFoundError) as error:
             if on_error == "raise":
                 raise
             logger.warning("Skipped %s", error)
             return None
 
+    def schedule(pool: Executor, source):
+        """A cache hit is served here (a thread would only add hand-off time); misses go to the pool."""
+        if store is None:
+            return pool.submit(guarded, lambda: ela_of_loaded(load_image(source), settings).ela)
+        found = guarded(store.lookup, source)
+        if found is None:
+            return _Ready(None)
+        data, path, cached = found
+        if cached is not None:
+            return _Ready(cached)
+        return pool.submit(guarded, store.compute, data, path, str(source))
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        yield from progress(_ordered(pool, one, sources, 4 * workers), total=len(sources), description=description, show=show_progress)
+        results = _ordered(lambda source: schedule(pool, source), sources, 4 * workers)
+        yield from progress(results, total=len(sources), description=description, show=show_progress)
 
 
-def _ordered(pool: Executor, function, items: Sequence, window: int) -> Iterator:
-    """``pool.map`` with at most ``window`` pending results, so memory stays bounded."""
+class _Ready:
+    """A result that is already there, with the ``result()`` of a future."""
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+def _ordered(schedule, items: Sequence, window: int) -> Iterator:
+    """Results of ``schedule(item)`` in order, with at most ``window`` scheduled ahead (bounded memory)."""
     pending: deque = deque()
     iterator = iter(items)
     for item in iterator:
-        pending.append(pool.submit(function, item))
+        pending.append(schedule(item))
         if len(pending) >= window:
             break
     while pending:
         result = pending.popleft().result()
         for item in iterator:
-            pending.append(pool.submit(function, item))
+            pending.append(schedule(item))
             break
         yield result
 

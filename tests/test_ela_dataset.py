@@ -96,15 +96,33 @@ def test_bad_file_raises_or_is_skipped(files, tmp_path, cache_folder):
 def test_memory_window_is_bounded(files, cache_folder, monkeypatch):
     """No more than 4 * workers results are computed ahead of the consumer."""
     started = []
-    original = ElaCache.get
+    original = ElaCache.lookup
 
     def tracking(self, source):
         started.append(source)
         return original(self, source)
 
-    monkeypatch.setattr(ElaCache, "get", tracking)
+    monkeypatch.setattr(ElaCache, "lookup", tracking)
     many = files * 5
     iterator = iter_ela(many, workers=1, show_progress=False)
     next(iterator)
     assert len(started) <= 5
     iterator.close()
+
+
+def test_cached_maps_are_read_only_on_every_pass(files, cache_folder):
+    first = ela_dataset(files[:2])
+    second = ela_dataset(files[:2])
+    for ela_map in first + second:
+        assert not ela_map.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            ela_map[0, 0, 0] = 1
+    assert ela_dataset(files[:1], cache=False)[0].flags.writeable
+
+
+def test_cache_entry_of_the_wrong_shape_is_recomputed(files, cache_folder, count_computations):
+    cache = ElaCache(cache_folder / "ela")
+    good = np.array(cache.get(files[0]))
+    np.save(cache.path_for(cache.key(files[0].read_bytes())), np.zeros((3, 3), np.float32))
+    np.testing.assert_array_equal(cache.get(files[0]), good)
+    assert len(count_computations) == 2

@@ -1,0 +1,173 @@
+"""Benchmarks of the tutorial suite: figures a person can compare, as ratios within one run.
+
+    python benchmarks/run.py            # print the table
+    python benchmarks/run.py --record   # also append it, with date and machine, to RESULTS.md
+
+ELA: images per second of ``pmsp_utils.ela.ela`` (format handling, EXIF, checks)
+against plain Pillow code doing the same save/open/subtract, on the same files,
+interleaved, best of several rounds; at 576x576 and 1920x1080, on one core and
+on all cores (threads). Then a cold and a warm pass of ``ela_dataset`` through
+the on-disk cache. Targets: ratio >= 0.95 against plain Pillow; warm pass >= 10x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import os
+import platform
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import pmsp_utils
+from pmsp_utils.data import load_photo, photo_names
+from pmsp_utils.ela import ela, ela_dataset
+
+HERE = Path(__file__).resolve().parent
+
+
+def plain_pillow_ela(path) -> np.ndarray:
+    """The straightforward ELA a user would write: open, save at 90, reopen, subtract."""
+    image = Image.open(path).convert("RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    buffer.seek(0)
+    resaved = Image.open(buffer).convert("RGB")
+    return np.abs(np.asarray(image, dtype=np.int16) - np.asarray(resaved, dtype=np.int16)).astype(np.uint8)
+
+
+def make_images(folder: Path, size: tuple[int, int], count: int) -> list[Path]:
+    """``count`` distinct camera-like JPEGs (quality 85) of ``size`` (width, height) from packaged photos.
+
+    Every file differs in content (another zoom of the photo), so the content-keyed
+    cache cannot turn repeats into hits during the first pass.
+    """
+    paths = []
+    names = photo_names()
+    for index in range(count):
+        photo = Image.fromarray(load_photo(names[index % len(names)]))
+        zoom = 1.0 + 0.07 * (index // len(names))
+        scale = zoom * max(size[0] / photo.width, size[1] / photo.height)
+        enlarged = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BICUBIC)
+        left, top = (enlarged.width - size[0]) // 2, (enlarged.height - size[1]) // 2
+        picture = enlarged.crop((left, top, left + size[0], top + size[1]))
+        path = folder / f"{size[0]}x{size[1]}_{index:02d}.jpg"
+        picture.save(path, format="JPEG", quality=85)
+        paths.append(path)
+    return paths
+
+
+def throughput(function, paths, workers: int) -> float:
+    """Images per second of ``function`` over ``paths`` with ``workers`` threads (1: a plain loop)."""
+    start = time.perf_counter()
+    if workers == 1:
+        for path in paths:
+            function(path)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(function, paths))
+    return len(paths) / (time.perf_counter() - start)
+
+
+def best_of(rounds: int, measure) -> float:
+    return max(measure() for _ in range(rounds))
+
+
+def benchmark_ela(paths, workers: int, rounds: int) -> tuple[float, float]:
+    """(pmsp images/s, plain images/s), interleaved rounds, best of each."""
+    pmsp_rates, plain_rates = [], []
+    for _ in range(rounds):
+        plain_rates.append(throughput(plain_pillow_ela, paths, workers))
+        pmsp_rates.append(throughput(ela, paths, workers))
+    return max(pmsp_rates), max(plain_rates)
+
+
+def benchmark_cache(paths, workers: int) -> tuple[float, float]:
+    """(cold images/s, warm images/s) of ela_dataset through a fresh on-disk cache.
+
+    Each pass reads every byte of every map it returns, so a lazy result cannot look fast.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        cold = _timed_pass(paths, folder, workers)
+        warm = best_of(3, lambda: _timed_pass(paths, folder, workers))
+    return cold, warm
+
+
+def _timed_pass(paths, folder, workers) -> float:
+    start = time.perf_counter()
+    for ela_map in ela_dataset(paths, cache=folder, workers=workers, show_progress=False):
+        ela_map.max()
+    return len(paths) / (time.perf_counter() - start)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, Pillow {Image.__version__}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer images and rounds (a check that it runs)")
+    args = parser.parse_args(argv)
+    rounds = 2 if args.quick else args.rounds
+    cores = os.cpu_count() or 1
+    lines = [
+        f"### ELA, {datetime.date.today().isoformat()}",
+        "",
+        f"Machine: {machine()}; pmsp_utils {pmsp_utils.__version__}.",
+        f"Best of {rounds} interleaved rounds. Plain Pillow = open, convert RGB, save JPEG 90 to memory, reopen, subtract in int16.",
+        "",
+        "| images | workers | pmsp_utils.ela (img/s) | plain Pillow (img/s) | ratio (target >= 0.95) |",
+        "|---|---|---|---|---|",
+    ]
+    cache_rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        for size, count in (((576, 576), 8 if args.quick else 64), ((1920, 1080), 4 if args.quick else 16)):
+            paths = make_images(folder, size, count)
+            for workers in sorted({1, cores}):
+                pmsp, plain = benchmark_ela(paths, workers, rounds)
+                lines.append(f"| {count} x {size[0]}x{size[1]} JPEG | {workers} | {pmsp:.1f} | {plain:.1f} | {pmsp / plain:.2f} |")
+                print(lines[-1], flush=True)
+            cold, warm = benchmark_cache(paths, cores)
+            cache_rows.append(f"| {count} x {size[0]}x{size[1]} JPEG | {cores} | {cold:.1f} | {warm:.1f} | {warm / cold:.1f}x |")
+            print(cache_rows[-1], flush=True)
+    lines += [
+        "",
+        "Cached second pass (`ela_dataset` with the on-disk cache: first pass computes and stores, second reads back):",
+        "",
+        "| images | workers | first pass (img/s) | second pass (img/s) | speed-up (target >= 10x) |",
+        "|---|---|---|---|---|",
+        *cache_rows,
+        "",
+    ]
+    report = "\n".join(lines)
+    print()
+    print(report)
+    if args.record:
+        results = HERE / "RESULTS.md"
+        existing = results.read_text() if results.exists() else "# Benchmark results\n\nNewest first. Produced by `python benchmarks/run.py --record`.\n\n"
+        head, _, rest = existing.partition("\n### ")
+        results.write_text(head.rstrip() + "\n\n" + report + ("\n### " + rest if rest else ""))
+        print(f"recorded in {results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
