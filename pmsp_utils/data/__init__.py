@@ -1,5 +1,20 @@
-"""Forgery data, the paper's section 4.1: sample photos, the embedded synthetic set, loaders."""
+"""Forgery data, the paper's section 4.1: sample photos, real-dataset loaders, splits, the synthetic set.
 
+- :func:`load_casia1`, :func:`load_casia2`, :func:`load_folder`, :func:`load_dataset`: one :class:`Record` per image.
+- :func:`verify`: what a downloaded copy holds, against ``data_manifest.csv``.
+- :func:`paper_split`, :func:`cross_dataset_split`: reproducible splits from file names.
+"""
+
+from .casia import load_casia1, load_casia2, parse_name
+from .folder import load_folder
+from .manifest import read_manifest
 from .photos import PHOTOS, load_photo, photo_names
+from .records import KINDS, Dataset, Record, read_mask
+from .splits import Split, cross_dataset_split, paper_split
+from .verify import VerifyReport, load_dataset, verify
 
-__all__ = ["PHOTOS", "load_photo", "photo_names"]
+__all__ = [
+    "KINDS", "PHOTOS", "Dataset", "Record", "Split", "VerifyReport", "cross_dataset_split", "load_casia1",
+    "load_casia2", "load_dataset", "load_folder", "load_photo", "paper_split", "parse_name", "photo_names",
+    "read_manifest", "read_mask", "verify",
+]

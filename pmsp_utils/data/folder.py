@@ -1,0 +1,75 @@
+"""The generic layout: ``images/`` with ``masks/`` beside it, and optionally ``authentic/``.
+
+Used for IFS-TC, COVERAGE, Columbia, NIST16, IMD2020, Korus' set and your own
+data. A mask matches an image by stem, with or without a suffix such as
+``_gt`` or ``_mask``, in any image format. Defined in 02_forgery_datasets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..images import ImageReadError
+from .records import KINDS, Dataset, Record, image_files, image_size, looks_inverted, read_mask
+
+MASK_SUFFIXES = ("", "_gt", "_mask", "_groundtruth", "-mask", "_forged")
+
+
+def load_folder(
+    root: str | Path,
+    name: str = "folder",
+    *,
+    kind: str = "splicing",
+    images: str = "images",
+    masks: str = "masks",
+    authentic: str = "authentic",
+    fix_inverted: bool = True,
+) -> Dataset:
+    """Load ``root/images`` (tampered, ``kind``) with ``root/masks`` and optional ``root/authentic``."""
+    root = Path(root)
+    if kind not in KINDS or kind == "authentic":
+        raise ValueError(f"kind must be 'splicing' or 'copy-move' (the tampered images' type), got {kind!r}.")
+    image_folder, mask_folder = root / images, root / masks
+    for folder in (image_folder, mask_folder):
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder}: no such folder. The generic layout is {root}/{images}/ (tampered images), "
+                f"{root}/{masks}/ (their masks) and optionally {root}/{authentic}/."
+            )
+    dataset = Dataset(name=name, root=root)
+    mask_files = {path.stem: path for path in image_files(mask_folder)}
+    used = set()
+    for path in image_files(image_folder):
+        mask_path = next((mask_files[path.stem + suffix] for suffix in MASK_SUFFIXES if path.stem + suffix in mask_files), None)
+        if mask_path is None:
+            dataset.missing_masks.append(path)
+            continue
+        used.add(mask_path.stem)
+        record = _checked(name, kind, path, mask_path, dataset, fix_inverted)
+        if record is not None:
+            dataset.records.append(record)
+    dataset.unmatched_masks = sorted(path for stem, path in mask_files.items() if stem not in used)
+    if (root / authentic).is_dir():
+        for path in image_files(root / authentic):
+            dataset.records.append(Record(name, path.stem, "authentic", path))
+    dataset.records.sort(key=lambda record: (record.kind, record.name))
+    return dataset
+
+
+def _checked(name, kind, path, mask_path, dataset: Dataset, fix_inverted: bool) -> Record | None:
+    try:
+        mask = read_mask(mask_path)
+        height, width = image_size(path)
+    except (ImageReadError, OSError) as error:
+        dataset.inconsistent.append((path, f"cannot read the pair: {error}"))
+        return None
+    if mask.shape != (height, width):
+        dataset.inconsistent.append(
+            (path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; not resized, not used")
+        )
+        return None
+    inverted = looks_inverted(mask)
+    notes = ("mask looks inverted (over half tampered, border all tampered)" + ("; flipped" if fix_inverted else "; kept as stored"),) if inverted else ()
+    for note in notes:
+        dataset.fixes.append((path.stem, note))
+    return Record(name, path.stem, kind, path, mask_path, invert_mask=inverted and fix_inverted, notes=notes)

@@ -1,0 +1,135 @@
+"""One record per image, with a uniform mask convention: uint8, 1 = tampered, 0 = authentic.
+
+Defined in 02_forgery_datasets. Every loader (CASIA v1/v2, generic folders,
+the synthetic set) yields :class:`Record` objects; a :class:`Dataset` holds
+them with the loader's report of what it found and fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..images import load_image, open_image, read_bytes
+
+KINDS = ("splicing", "copy-move", "authentic")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff", ".png", ".bmp", ".webp"}
+MASK_THRESHOLD = 127
+
+
+@dataclass(frozen=True)
+class Record:
+    """One image of a dataset, its mask file (None when authentic) and its metadata."""
+
+    dataset: str
+    name: str
+    kind: str
+    image_path: Path
+    mask_path: Path | None = None
+    source_ids: tuple[str, ...] = ()
+    codes: str = ""
+    mask_rotation: int = 0  # quarter turns (np.rot90) that align the stored mask with the image
+    invert_mask: bool = False
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
+
+    @property
+    def is_tampered(self) -> bool:
+        return self.kind != "authentic"
+
+    def load_image(self) -> np.ndarray:
+        """The image as uint8 RGB (H, W, 3), EXIF orientation applied."""
+        loaded = load_image(self.image_path)
+        return np.array(loaded.to_display().convert("RGB"))
+
+    def load_mask(self, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """The mask as uint8 (H, W) with 1 = tampered; all zeros for an authentic image.
+
+        ``shape`` is the image's (H, W), needed only for authentic images (read from
+        the file when not given).
+        """
+        if self.mask_path is None:
+            if shape is None:
+                with Image.open(self.image_path) as image:
+                    shape = (image.height, image.width)
+            return np.zeros(shape, np.uint8)
+        mask = read_mask(self.mask_path)
+        if self.mask_rotation:
+            mask = np.ascontiguousarray(np.rot90(mask, self.mask_rotation))
+        if self.invert_mask:
+            mask = 1 - mask
+        return mask
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A mask file (L, RGB, RGBA, palette or 1-bit) as uint8 0/1, thresholded at 127.
+
+    Grey edges (anti-aliasing, resampling) are thresholded; colour masks use
+    their luminance. An RGBA mask whose colour is flat but whose alpha varies
+    uses the alpha channel.
+    """
+    image = open_image(read_bytes(path), str(path))  # clear errors for missing, empty, corrupt files
+    if image.mode in {"RGBA", "LA", "PA"} or "transparency" in image.info:
+        rgba = np.array(image.convert("RGBA"))
+        if np.ptp(rgba[..., :3]) == 0 and np.ptp(rgba[..., 3]) > 0:
+            return (rgba[..., 3] > MASK_THRESHOLD).astype(np.uint8)
+    return (np.array(image.convert("L")) > MASK_THRESHOLD).astype(np.uint8)
+
+
+def looks_inverted(mask: np.ndarray) -> bool:
+    """True when a 0/1 mask is probably inverted: at least half tampered and its border almost all tampered.
+
+    On real CASIA v1 masks the tampered share of the border is at most 0.58,
+    even for the largest region (69.5% of its image); an inverted mask has
+    nearly its whole border marked.
+    """
+    border = np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+    return bool(mask.mean() >= 0.5 and border.mean() >= 0.95)
+
+
+@dataclass
+class Dataset:
+    """Records of one dataset with what the loader found: unmatched files and problems."""
+
+    name: str
+    root: Path
+    records: list[Record] = field(default_factory=list)
+    missing_masks: list[Path] = field(default_factory=list)  # tampered images without a mask
+    unmatched_masks: list[Path] = field(default_factory=list)  # masks without an image
+    inconsistent: list[tuple[Path, str]] = field(default_factory=list)  # refused pairs and why
+    fixes: list[tuple[str, str]] = field(default_factory=list)  # (record name, what was fixed)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def counts(self) -> dict[str, int]:
+        """How many records of each kind."""
+        return {kind: sum(record.kind == kind for record in self.records) for kind in KINDS}
+
+    def by_kind(self, kind: str) -> list[Record]:
+        return [record for record in self.records if record.kind == kind]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files below ``folder`` (any depth), by name; extensions in any case (.jpg, .JPG, .tif)."""
+    return sorted(
+        (path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()),
+        key=lambda path: (path.name, str(path)),
+    )
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(height, width) read from the header only, EXIF orientation applied."""
+    with Image.open(path) as image:
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)

@@ -1,0 +1,108 @@
+"""Reproducible splits, deterministic from file names. Defined in 02_forgery_datasets.
+
+Each record's place comes from a hash of its name (and a salt), never from
+directory order or a random permutation: the same files give the same split
+on every machine, and adding a file moves at most the records next to a cut.
+Within each manipulation type the records are ordered by that hash and cut at
+the requested fractions, so every type is split in the same proportions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .records import KINDS, Record
+
+PAPER_FRACTIONS = (0.90, 0.05, 0.05)  # train, validation, test (the paper's section 4.1)
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Records divided into train, validation and test, with the protocol that made them."""
+
+    train: tuple[Record, ...]
+    validation: tuple[Record, ...]
+    test: tuple[Record, ...]
+    protocol: str
+
+    def parts(self) -> dict[str, tuple[Record, ...]]:
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{split: {kind: count}}."""
+        return {part: {kind: sum(r.kind == kind for r in records) for kind in KINDS} for part, records in self.parts().items()}
+
+    def to_lists(self, folder: str | Path) -> list[Path]:
+        """Write ``train.txt``, ``validation.txt`` and ``test.txt`` (one ``dataset/name`` a line)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for part, records in self.parts().items():
+            path = folder / f"{part}.txt"
+            path.write_text("".join(f"{record.dataset}/{record.name}\n" for record in records))
+            written.append(path)
+        (folder / "protocol.txt").write_text(self.protocol + "\n")
+        return written
+
+    @classmethod
+    def from_lists(cls, folder: str | Path, records: Iterable[Record]) -> "Split":
+        """Rebuild a split written by :meth:`to_lists` from the same dataset's records."""
+        folder = Path(folder)
+        by_key = {f"{record.dataset}/{record.name}": record for record in records}
+        parts = {}
+        for part in SPLIT_NAMES:
+            keys = (folder / f"{part}.txt").read_text().split()
+            missing = [key for key in keys if key not in by_key]
+            if missing:
+                raise ValueError(f"{folder / (part + '.txt')}: {len(missing)} listed images are not in the dataset, e.g. {missing[0]}.")
+            parts[part] = tuple(by_key[key] for key in keys)
+        protocol_file = folder / "protocol.txt"
+        protocol = protocol_file.read_text().strip() if protocol_file.exists() else f"lists from {folder}"
+        return cls(parts["train"], parts["validation"], parts["test"], protocol)
+
+
+def name_hash(name: str, salt: str = "pmsp") -> int:
+    """A stable 64-bit number from a name (the same everywhere, unlike Python's hash())."""
+    return int.from_bytes(hashlib.blake2b(f"{salt}/{name}".encode(), digest_size=8).digest(), "big")
+
+
+def paper_split(records: Iterable[Record], fractions: tuple[float, float, float] = PAPER_FRACTIONS, *, salt: str = "pmsp") -> Split:
+    """The paper's protocol: 90% train, 5% validation, 5% test, stratified by manipulation type."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    records = list(records)
+    if not records:
+        raise ValueError("cannot split an empty dataset.")
+    parts = {part: [] for part in SPLIT_NAMES}
+    for kind in KINDS:
+        stratum = sorted((r for r in records if r.kind == kind), key=lambda r: (name_hash(f"{r.dataset}/{r.name}", salt), r.name))
+        n_train = round(fractions[0] * len(stratum))
+        n_validation = round((fractions[0] + fractions[1]) * len(stratum)) - n_train
+        parts["train"] += stratum[:n_train]
+        parts["validation"] += stratum[n_train : n_train + n_validation]
+        parts["test"] += stratum[n_train + n_validation :]
+    names = {dataset for dataset in (r.dataset for r in records)}
+    protocol = (
+        f"paper split of {'+'.join(sorted(names))}: {fractions[0]:.0%}/{fractions[1]:.0%}/{fractions[2]:.0%} "
+        f"train/validation/test per manipulation type, ordered by blake2b('{salt}/dataset/name')"
+    )
+    return Split(*(tuple(sorted(parts[p], key=lambda r: r.name)) for p in SPLIT_NAMES), protocol)
+
+
+def cross_dataset_split(train_records: Iterable[Record], test_records: Iterable[Record], validation_fraction: float = 0.05, *, salt: str = "pmsp") -> Split:
+    """Train (and validate) on one dataset, test on all of another."""
+    train_records, test_records = list(train_records), list(test_records)
+    inner = paper_split(train_records, (1.0 - validation_fraction, validation_fraction, 0.0), salt=salt)
+    train_names = sorted({r.dataset for r in train_records})
+    test_names = sorted({r.dataset for r in test_records})
+    if set(train_names) & set(test_names):
+        raise ValueError(f"cross-dataset split needs different datasets, got {train_names} and {test_names}.")
+    protocol = (
+        f"cross-dataset: train {'+'.join(train_names)} ({1 - validation_fraction:.0%} train / {validation_fraction:.0%} "
+        f"validation per type, by name hash), test all of {'+'.join(test_names)}"
+    )
+    return Split(inner.train, inner.validation, tuple(sorted(test_records, key=lambda r: r.name)), protocol)
