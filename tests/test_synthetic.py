@@ -55,3 +55,86 @@ def test_recompress_keeps_the_mask(photo):
     assert again.format == "JPEG" and again.recipe["recompressed_quality"] == 60
     np.testing.assert_array_equal(again.mask, forgery.mask)
     assert not np.array_equal(again.image, forgery.image)
+
+
+# --- the embedded synthetic set -------------------------------------------------------
+
+from pmsp_utils.data import load_folder  # noqa: E402
+from pmsp_utils.data import synthetic  # noqa: E402
+from pmsp_utils.data.synthetic import SHAPES, SyntheticConfig, SyntheticForgerySet, random_region  # noqa: E402
+
+SMALL = SyntheticConfig(size=96)
+
+
+def test_items_depend_only_on_seed_and_index():
+    first, second = SyntheticForgerySet(12, seed=4, config=SMALL), SyntheticForgerySet(30, seed=4, config=SMALL)
+    for index in (0, 7, 11):
+        assert first[index].data == second[index].data, "adding items must not change earlier ones"
+    assert first[3].data != SyntheticForgerySet(12, seed=5, config=SMALL)[3].data
+    assert [f.data for f in first] == [f.data for f in SyntheticForgerySet(12, seed=4, config=SMALL)]
+    with pytest.raises(IndexError):
+        first[12]
+
+
+def test_kinds_sizes_and_masks():
+    items = list(SyntheticForgerySet(80, seed=0, config=SMALL))
+    kinds = {f.recipe["kind"] for f in items}
+    assert kinds == {"splicing", "copy-move", "authentic"}
+    for forgery in items:
+        assert forgery.image.shape == (96, 96, 3) and forgery.mask.dtype == np.uint8
+        assert forgery.format == "JPEG" and 70 <= forgery.recipe["final_quality"] <= 98
+        if forgery.recipe["kind"] == "authentic":
+            assert not forgery.mask.any()
+        else:
+            assert 0.005 <= forgery.tampered_fraction <= 0.40, forgery.recipe
+    assert {f.recipe.get("shape") for f in items} - {None} == set(SHAPES)
+
+
+@pytest.mark.parametrize("feather", [0.0, 1.0])
+def test_masks_are_exact(monkeypatch, feather):
+    """A magenta donor (a colour no photo here has) must land exactly where the mask says."""
+    magenta = np.array([255, 0, 255], np.float32)
+
+    def plain_patch(source, height, width, config, rng, recipe):
+        return np.broadcast_to(magenta, (height, width, 3)).astype(np.uint8)
+
+    monkeypatch.setattr(synthetic, "_donor_patch", plain_patch)
+    config = SyntheticConfig(size=96, splicing=1.0, copy_move=0.0, feather=feather, blur=0, noise=0, color_match=0, final_quality=None)
+    for forgery in SyntheticForgerySet(10, seed=2, config=config):
+        image = forgery.image.astype(int)
+        donor_weight = image[..., 0] - image[..., 1]  # magenta raises red above green, host pixels barely
+        if feather == 0.0:
+            exact = (image == magenta.astype(int)).all(axis=2)
+            np.testing.assert_array_equal(forgery.mask.astype(bool), exact)
+        else:
+            assert (donor_weight[forgery.mask == 1] > 0).all()
+
+
+def test_region_shapes_cover_the_requested_area():
+    rng = np.random.default_rng(0)
+    for shape in SHAPES:
+        fractions = [random_region(200, 0.1, shape, rng).mean() for _ in range(20)]
+        assert 0.04 < np.median(fractions) < 0.2, shape
+    with pytest.raises(ValueError, match="shape must be one of"):
+        random_region(50, 0.1, "star", rng)
+
+
+def test_write_to_disk_in_the_generic_layout(tmp_path):
+    dataset = SyntheticForgerySet(10, seed=1, config=SMALL).write(tmp_path, show_progress=False)
+    assert len(dataset) == 10
+    record = next(r for r in dataset if r.is_tampered)
+    np.testing.assert_array_equal(record.load_mask(), SyntheticForgerySet(10, seed=1, config=SMALL)[int(record.name[-5:])].mask)
+    reloaded = load_folder(tmp_path, "synthetic")
+    assert len(reloaded) == 10 and not reloaded.missing_masks and not reloaded.inconsistent
+
+
+def test_raw_ela_does_not_separate_the_synthetic_set():
+    """Hard enough to matter: raw ELA as a pixel score stays far from AUC 0.9 (pooled)."""
+    from sklearn.metrics import roc_auc_score
+
+    from pmsp_utils.ela import ela
+
+    items = list(SyntheticForgerySet(16, seed=9))  # 576 x 576, as the network sees them
+    scores = np.concatenate([ela(f.data).mean(axis=2)[::2, ::2].ravel() for f in items])
+    masks = np.concatenate([f.mask[::2, ::2].ravel() for f in items])
+    assert roc_auc_score(masks, scores) < 0.8

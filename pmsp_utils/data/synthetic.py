@@ -11,7 +11,7 @@ import io
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 
 @dataclass(frozen=True)
@@ -142,3 +142,241 @@ def recompress(forgery: Forgery, quality: int) -> Forgery:
     """The same forgery saved once more as JPEG at ``quality`` (an upload, a messenger); same mask."""
     data = jpeg_bytes(forgery.image, quality)
     return Forgery(decode(data), forgery.mask, data, "JPEG", {**forgery.recipe, "recompressed_quality": quality})
+
+
+# --- the embedded synthetic forgery set -----------------------------------------------
+
+SHAPES = ("ellipse", "polygon", "rectangle", "blob")
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """The generator's knobs. Probabilities are per image; ranges are sampled uniformly."""
+
+    size: int = 576
+    splicing: float = 0.45
+    copy_move: float = 0.35  # the rest is authentic
+    area: tuple[float, float] = (0.005, 0.40)  # tampered fraction, sampled log-uniformly
+    shapes: tuple[str, ...] = SHAPES
+    uncompressed_host: float = 0.15  # hosts that never went through a camera JPEG
+    host_quality: tuple[int, int] = (65, 95)
+    donor_double_jpeg: float = 0.6  # donor saved twice, at two other qualities
+    donor_quality: tuple[int, int] = (50, 95)
+    resample: float = 0.5  # donor scaled by a factor in resample_scale
+    resample_scale: tuple[float, float] = (0.6, 1.5)
+    rotate: float = 0.3  # donor rotated by up to rotate_degrees
+    rotate_degrees: float = 45.0
+    feather: float = 0.4  # soft edges (the mask marks where the donor weighs over half)
+    blur: float = 0.2
+    noise: float = 0.2
+    color_match: float = 0.5  # donor's mean and spread matched to the host under the mask
+    final_quality: tuple[int, int] | None = (70, 98)  # None: save as PNG (lossless; for tests and lessons)
+
+
+class SyntheticForgerySet:
+    """Reproducible forgeries made from packaged photos: item ``i`` depends only on (seed, i).
+
+    Splicing from another photo and copy-move within the same photo, regions of
+    varied shapes covering 0.5% to 40% of the image, donors with another
+    compression history (double JPEG, resampling, rotation), optional
+    post-processing (feathered edges, blur, noise, colour matching), and a final
+    JPEG save at a random quality; authentic images go through the same camera
+    and final saves. Masks are exact. Defined in 02_forgery_datasets.
+    """
+
+    def __init__(self, count: int = 200, seed: int = 0, config: SyntheticConfig | None = None) -> None:
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}.")
+        self.count, self.seed, self.config = count, seed, config or SyntheticConfig()
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Forgery:
+        if not -self.count <= index < self.count:
+            raise IndexError(f"index {index} is out of range for {self.count} images.")
+        return generate(np.random.default_rng([self.seed, index % self.count]), self.config, name=self.name(index % self.count))
+
+    def __iter__(self):
+        return (self[index] for index in range(self.count))
+
+    def name(self, index: int) -> str:
+        return f"synthetic_s{self.seed}_{index:05d}"
+
+    def write(self, folder, *, show_progress: bool | None = None):
+        """Write images (JPEG) and masks (PNG) in the generic layout; returns the Dataset."""
+        from pathlib import Path
+
+        from ..progress import progress
+        from .records import Dataset, Record
+
+        folder = Path(folder)
+        dataset = Dataset(name="synthetic", root=folder)
+        for index in progress(range(self.count), total=self.count, description="synthetic set", show=show_progress):
+            forgery = self[index]
+            kind = forgery.recipe["kind"]
+            subfolder = "authentic" if kind == "authentic" else "images"
+            image_path = folder / subfolder / f"{self.name(index)}.{forgery.format.lower().replace('jpeg', 'jpg')}"
+            image_path.parent.mkdir(parents=True, exist_ok=True)
+            image_path.write_bytes(forgery.data)
+            mask_path = None
+            if kind != "authentic":
+                mask_path = folder / "masks" / f"{self.name(index)}.png"
+                mask_path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(forgery.mask * 255).save(mask_path)
+            dataset.records.append(Record("synthetic", self.name(index), kind, image_path, mask_path))
+        return dataset
+
+
+def _photo_pool():
+    from functools import lru_cache
+
+    from .photos import load_photo, photo_names
+
+    @lru_cache(maxsize=None)
+    def cached(name: str) -> np.ndarray:
+        return load_photo(name)
+
+    return photo_names(), cached
+
+
+_POOL = None
+
+
+def _photos():
+    global _POOL
+    if _POOL is None:
+        _POOL = _photo_pool()
+    return _POOL
+
+
+def random_view(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random square crop of ``photo`` scaled to ``size`` (zoom 1 to 1.5, random flip)."""
+    height, width = photo.shape[:2]
+    crop = int(min(height, width) / rng.uniform(1.0, 1.5))
+    top, left = rng.integers(0, height - crop + 1), rng.integers(0, width - crop + 1)
+    view = Image.fromarray(photo[top : top + crop, left : left + crop]).resize((size, size), Image.Resampling.BICUBIC)
+    if rng.random() < 0.5:
+        view = view.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return np.asarray(view)
+
+
+def random_region(size: int, fraction: float, shape: str, rng: np.random.Generator) -> np.ndarray:
+    """A uint8 mask of about ``fraction`` of a size x size image, of the given shape, placed at random."""
+    area = fraction * size * size
+    aspect = rng.uniform(0.5, 2.0)
+    height = min(size - 2, max(4, np.sqrt(area / aspect * (4 / np.pi if shape in ("ellipse", "blob", "polygon") else 1.0))))
+    width = min(size - 2, max(4, height * aspect))
+    center = (rng.uniform(height / 2, size - height / 2), rng.uniform(width / 2, size - width / 2))
+    if shape == "rectangle":
+        top, left = int(center[0] - height / 2), int(center[1] - width / 2)
+        mask = np.zeros((size, size), np.uint8)
+        mask[top : top + int(height), left : left + int(width)] = 1
+        return mask
+    if shape == "ellipse":
+        return ellipse_mask((size, size), center, (height / 2, width / 2))
+    if shape == "polygon":
+        corners = rng.integers(5, 10)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, corners))
+        radii = rng.uniform(0.6, 1.0, corners)
+        points = [(center[1] + r * width / 2 * np.cos(a), center[0] + r * height / 2 * np.sin(a)) for a, r in zip(angles, radii)]
+        return polygon_mask((size, size), points)
+    if shape == "blob":  # a smooth random outline: an ellipse with a wobbling radius
+        rows, cols = np.ogrid[:size, :size]
+        dy, dx = (rows - center[0]) / (height / 2), (cols - center[1]) / (width / 2)
+        angle = np.arctan2(dy, dx)
+        wobble = 1.0 + sum(rng.uniform(-0.15, 0.15) * np.cos(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+        return (np.hypot(dy, dx) <= wobble).astype(np.uint8)
+    raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}.")
+
+
+def _bounding_box(mask: np.ndarray, margin: int = 4) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    top, bottom = max(0, rows[0] - margin), min(mask.shape[0], rows[-1] + 1 + margin)
+    left, right = max(0, cols[0] - margin), min(mask.shape[1], cols[-1] + 1 + margin)
+    return int(top), int(left), int(bottom), int(right)
+
+
+def _donor_patch(source: np.ndarray, height: int, width: int, config: SyntheticConfig, rng: np.random.Generator, recipe: dict) -> np.ndarray:
+    """A height x width patch cut from ``source`` with its own history: resampled, rotated, recompressed."""
+    scale = rng.uniform(*config.resample_scale) if rng.random() < config.resample else 1.0
+    angle = rng.uniform(-config.rotate_degrees, config.rotate_degrees) if rng.random() < config.rotate else 0.0
+    grow = 1.5 if angle else 1.0  # cut more, so the rotation leaves no empty corners
+    cut_h = min(source.shape[0], max(2, int(height * grow / scale)))
+    cut_w = min(source.shape[1], max(2, int(width * grow / scale)))
+    top, left = rng.integers(0, source.shape[0] - cut_h + 1), rng.integers(0, source.shape[1] - cut_w + 1)
+    patch = Image.fromarray(source[top : top + cut_h, left : left + cut_w])
+    if scale != 1.0 or grow != 1.0:
+        patch = patch.resize((max(2, int(cut_w * scale)), max(2, int(cut_h * scale))), Image.Resampling.BICUBIC)
+    if angle:
+        patch = patch.rotate(angle, resample=Image.Resampling.BICUBIC)
+    patch = patch.resize((width, height), Image.Resampling.BICUBIC) if patch.size != (width, height) else patch
+    pixels = np.asarray(patch)
+    if rng.random() < config.donor_double_jpeg:
+        first, second = rng.integers(*config.donor_quality, endpoint=True, size=2)
+        pixels = jpeg_roundtrip(jpeg_roundtrip(pixels, int(first)), int(second))
+        recipe["donor_qualities"] = (int(first), int(second))
+    recipe.update(donor_scale=round(float(scale), 3), donor_angle=round(float(angle), 1), donor_offset=(int(top), int(left)))
+    return pixels
+
+
+def generate(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig(), name: str = "") -> Forgery:
+    """One synthetic image from a random generator: a forgery (or an authentic image) and its exact mask."""
+    names, photo = _photos()
+    size = config.size
+    draw = rng.random()
+    kind = "splicing" if draw < config.splicing else ("copy-move" if draw < config.splicing + config.copy_move else "authentic")
+    host_name = names[rng.integers(len(names))]
+    host = random_view(photo(host_name), size, rng)
+    host_quality = None if rng.random() < config.uncompressed_host else int(rng.integers(*config.host_quality, endpoint=True))
+    host = jpeg_roundtrip(host, host_quality)
+    recipe: dict = {"name": name, "kind": kind, "host": host_name, "host_quality": host_quality}
+    mask = np.zeros((size, size), np.uint8)
+    image = host
+    if kind != "authentic":
+        low, high = np.log(config.area[0]), np.log(config.area[1])
+        shape = config.shapes[rng.integers(len(config.shapes))]
+        for _ in range(20):  # the shapes' areas only approximate the request: keep to the range
+            mask = random_region(size, float(np.exp(rng.uniform(low, high))), shape, rng)
+            if config.area[0] <= mask.mean() <= config.area[1]:
+                break
+        top, left, bottom, right = _bounding_box(mask)
+        if kind == "splicing":
+            donor_name = names[(names.index(host_name) + 1 + rng.integers(len(names) - 1)) % len(names)]
+            source = photo(donor_name)
+        else:
+            donor_name, source = host_name, host
+        patch = _donor_patch(source, bottom - top, right - left, config, rng, recipe).astype(np.float32)
+        region = host[top:bottom, left:right].astype(np.float32)
+        weight = mask[top:bottom, left:right].astype(np.float32)
+        if rng.random() < config.color_match:
+            inside = weight > 0
+            patch = (patch - patch[inside].mean(0)) / (patch[inside].std(0) + 1e-3) * region[inside].std(0) + region[inside].mean(0)
+            recipe["color_match"] = True
+        if rng.random() < config.blur:
+            radius = float(rng.uniform(0.5, 1.5))
+            patch = np.asarray(Image.fromarray(np.clip(patch, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius)), np.float32)
+            recipe["blur"] = round(radius, 2)
+        if rng.random() < config.noise:
+            sigma = float(rng.uniform(1.0, 5.0))
+            patch = patch + rng.normal(0.0, sigma, patch.shape)
+            recipe["noise"] = round(sigma, 2)
+        if rng.random() < config.feather:
+            radius = float(rng.uniform(1.0, 3.0))
+            soft = np.asarray(Image.fromarray((weight * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius)), np.float32) / 255.0
+            if (soft > 0.5).sum() >= config.area[0] * size * size:  # feathering must not shrink a region below the range
+                weight = soft
+                recipe["feather"] = round(radius, 2)
+        blended = weight[..., None] * patch + (1.0 - weight[..., None]) * region
+        image = host.copy()
+        image[top:bottom, left:right] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+        mask = np.zeros_like(mask)
+        mask[top:bottom, left:right] = (weight > 0.5).astype(np.uint8)
+        recipe.update(donor=donor_name, shape=shape)
+    if config.final_quality is None:
+        recipe["final_quality"] = None
+        return Forgery(image, mask, png_bytes(image), "PNG", recipe)
+    final_quality = int(rng.integers(*config.final_quality, endpoint=True))
+    data = jpeg_bytes(image, final_quality)
+    recipe["final_quality"] = final_quality
+    return Forgery(decode(data), mask, data, "JPEG", recipe)
