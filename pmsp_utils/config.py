@@ -75,3 +75,12 @@ def build_dir() -> Path:
     """Where the main job writes executed notebooks and figures (``<repo>/build``)."""
     root = repo_root()
     return (root if root is not None else Path.cwd()) / "build"
+
+
+def dataset_folder(source: str) -> Path | None:
+    """``PMSP_DATA_DIR/<source>`` (e.g. ``casia1``) when it exists, else None (use the synthetic set)."""
+    root = data_dir()
+    if root is None:
+        return None
+    folder = root / source
+    return folder if folder.is_dir() else None

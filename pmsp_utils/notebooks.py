@@ -70,9 +70,11 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
     from nbclient import NotebookClient
 
     notebook = nbformat.read(source, as_version=4)
-    environment_before = os.environ.get("PMSP_SMOKE")
+    settings = {"PMSP_PROGRESS": "0"}  # a progress bar saved in a notebook would read 0% forever
     if smoke is not None:
-        os.environ["PMSP_SMOKE"] = "1" if smoke else "0"
+        settings["PMSP_SMOKE"] = "1" if smoke else "0"
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)  # the kernel inherits this process's environment
     try:
         client = NotebookClient(
             notebook,
@@ -83,11 +85,11 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
         )
         client.execute()
     finally:
-        if smoke is not None:
-            if environment_before is None:
-                os.environ.pop("PMSP_SMOKE", None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
             else:
-                os.environ["PMSP_SMOKE"] = environment_before
+                os.environ[name] = value
     strip_widget_state(notebook)
     executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, executed)

@@ -10,7 +10,14 @@ T = TypeVar("T")
 
 
 def progress_wanted() -> bool:
-    """Show bars in terminals and notebooks, not in CI logs or other non-interactive output."""
+    """Show bars in terminals and notebooks, not in CI logs or headless runs.
+
+    ``PMSP_PROGRESS=0`` turns them off (the headless notebook runner does this:
+    a saved bar would read "0%" forever), ``PMSP_PROGRESS=1`` forces them on.
+    """
+    setting = os.environ.get("PMSP_PROGRESS")
+    if setting is not None:
+        return setting.strip().lower() in {"1", "true", "yes", "on"}
     if os.environ.get("CI"):
         return False
     if _in_notebook_kernel():

@@ -135,32 +135,140 @@ class ElaExplorer:
         return self.view
 
     def _draw(self, view: ExplorerView) -> None:
-        import matplotlib.pyplot as plt
-
         panels = [("image", view.image), (f"ELA q={view.quality}, {view.scaling}", ela_for_display(view.ela))]
         if view.mask is not None:
             panels.append(("ground truth", view.mask))
-        figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0))
-        for axis, (title, picture) in zip(np.atleast_1d(axes), panels):
-            axis.imshow(picture, cmap="gray" if picture.ndim == 2 else None)
-            axis.set_title(title)
-            axis.axis("off")
-        if view.auc is not None:
-            figure.suptitle(f"{view.name}: pixel AUC of ELA (this image) = {view.auc:.3f}", fontsize="medium")
-        figure.tight_layout()
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-        plt.close(figure)
+        title = f"{view.name}: pixel AUC of ELA (this image) = {view.auc:.3f}" if view.auc is not None else view.name
         # Set the output record directly: works in a kernel and in plain pytest alike.
-        self.output.outputs = (
-            {
-                "output_type": "display_data",
-                "data": {"image/png": base64.b64encode(buffer.getvalue()).decode(), "text/plain": f"<ELA of {view.name}>"},
-                "metadata": {},
-            },
-        )
+        self.output.outputs = (_figure_output(panels, title),)
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
         display(self.widget)
+
+
+# --- the synthetic generator's knobs (02_forgery_datasets) ----------------------------
+
+
+@dataclass(frozen=True)
+class SyntheticView:
+    """One generated image under chosen knobs, with its raw ELA and how well ELA finds the region."""
+
+    forgery: object
+    ela: np.ndarray
+    auc: float | None
+
+
+def synthetic_config(
+    kind: str = "splicing",
+    area: float = 0.05,
+    host_quality: int = 80,
+    final_quality: int = 85,
+    double_jpeg: bool = True,
+    resample: bool = False,
+    rotate: bool = False,
+    feather: bool = False,
+    blur: bool = False,
+    noise: bool = False,
+    color_match: bool = False,
+    size: int = 576,
+):
+    """A :class:`SyntheticConfig` that pins every knob (probabilities 0 or 1, fixed qualities)."""
+    from pmsp_utils.data.synthetic import SyntheticConfig
+
+    if kind not in {"splicing", "copy-move", "authentic"}:
+        raise ValueError(f"kind must be 'splicing', 'copy-move' or 'authentic', got {kind!r}.")
+    return SyntheticConfig(
+        size=size,
+        splicing=1.0 if kind == "splicing" else 0.0,
+        copy_move=1.0 if kind == "copy-move" else 0.0,
+        area=(area * 0.8, min(0.4, area * 1.25)),
+        uncompressed_host=1.0 if host_quality >= 100 else 0.0,
+        host_quality=(host_quality, host_quality),
+        donor_double_jpeg=float(double_jpeg),
+        resample=float(resample),
+        rotate=float(rotate),
+        feather=float(feather),
+        blur=float(blur),
+        noise=float(noise),
+        color_match=float(color_match),
+        final_quality=(final_quality, final_quality),
+    )
+
+
+def synthetic_view(config, seed: int = 0, index: int = 0) -> SyntheticView:
+    """Generate item ``index`` of the set with ``seed`` under ``config``, with its raw ELA at 90."""
+    from pmsp_utils.data.synthetic import SyntheticForgerySet
+    from pmsp_utils.ela import ela
+
+    forgery = SyntheticForgerySet(index + 1, seed=seed, config=config)[index]
+    ela_map = ela(forgery.data)
+    auc = pixel_auc(ela_map.mean(axis=2), forgery.mask) if forgery.mask.any() else None
+    return SyntheticView(forgery, ela_map, auc)
+
+
+class SyntheticExplorer:
+    """The generator's knobs as widgets; the image, its mask and its ELA redraw on release."""
+
+    def __init__(self, seed: int = 0, size: int = 576) -> None:
+        import ipywidgets as widgets
+
+        self.size = size
+        self.seed = widgets.BoundedIntText(value=seed, min=0, max=10_000, description="seed")
+        self.kind = widgets.Dropdown(options=["splicing", "copy-move"], description="kind")
+        self.area = widgets.FloatLogSlider(value=0.05, base=10, min=np.log10(0.005), max=np.log10(0.4), step=0.05, description="area", continuous_update=False)
+        self.host_quality = widgets.IntSlider(value=80, min=50, max=100, description="camera q", continuous_update=False)
+        self.final_quality = widgets.IntSlider(value=85, min=50, max=100, description="final q", continuous_update=False)
+        self.switches = {
+            name: widgets.Checkbox(value=name == "double_jpeg", description=name.replace("_", " "), indent=False)
+            for name in ("double_jpeg", "resample", "rotate", "feather", "blur", "noise", "color_match")
+        }
+        self.output = widgets.Output()
+        self.view: SyntheticView | None = None
+        controls = [self.seed, self.kind, self.area, self.host_quality, self.final_quality, *self.switches.values()]
+        for control in controls:
+            control.observe(lambda change: self.update(), names="value")
+        self.widget = widgets.VBox([
+            widgets.HBox([self.seed, self.kind]),
+            widgets.HBox([self.area, self.host_quality, self.final_quality]),
+            widgets.HBox(list(self.switches.values())),
+            self.output,
+        ])
+        self.update()
+
+    def config(self):
+        """The :class:`SyntheticConfig` the controls describe."""
+        return synthetic_config(
+            self.kind.value, self.area.value, self.host_quality.value, self.final_quality.value,
+            size=self.size, **{name: box.value for name, box in self.switches.items()},
+        )
+
+    def update(self) -> SyntheticView:
+        self.view = synthetic_view(self.config(), seed=self.seed.value)
+        forgery = self.view.forgery
+        title = f"raw ELA pixel AUC {self.view.auc:.2f}" if self.view.auc is not None else "authentic"
+        self.output.outputs = (_figure_output([("image", forgery.image), ("mask", forgery.mask), ("ELA q=90", ela_for_display(self.view.ela))], title),)
+        return self.view
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def _figure_output(panels, title: str) -> dict:
+    """Draw panels side by side and return them as a PNG display record for an Output widget."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0))
+    for axis, (name, picture) in zip(np.atleast_1d(axes), panels):
+        axis.imshow(picture, cmap="gray" if np.ndim(picture) == 2 else None)
+        axis.set_title(name)
+        axis.axis("off")
+    figure.suptitle(title, fontsize="medium")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return {"output_type": "display_data", "data": {"image/png": base64.b64encode(buffer.getvalue()).decode(), "text/plain": f"<{title}>"}, "metadata": {}}

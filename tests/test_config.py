@@ -63,3 +63,24 @@ def test_import_does_not_pull_in_keras():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dataset_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("PMSP_DATA_DIR", raising=False)
+    assert config.dataset_folder("casia1") is None
+    monkeypatch.setenv("PMSP_DATA_DIR", str(tmp_path))
+    assert config.dataset_folder("casia1") is None
+    (tmp_path / "casia1").mkdir()
+    assert config.dataset_folder("casia1") == tmp_path / "casia1"
+
+
+@pytest.mark.parametrize("setting, ci, expected", [("0", None, False), ("1", "true", True), (None, "true", False)])
+def test_progress_switch(monkeypatch, setting, ci, expected):
+    from pmsp_utils.progress import progress_wanted
+
+    for name, value in (("PMSP_PROGRESS", setting), ("CI", ci)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert progress_wanted() is expected

@@ -62,3 +62,36 @@ def test_sliders_update_on_release_only(explorer):
 def test_empty_explorer_is_refused():
     with pytest.raises(ValueError, match="at least one image"):
         ElaExplorer({})
+
+
+# --- the synthetic generator's explorer ------------------------------------------------
+
+from pmsp_utils.widgets import SyntheticExplorer, synthetic_config, synthetic_view  # noqa: E402
+
+
+def test_synthetic_config_pins_every_knob():
+    config = synthetic_config("copy-move", area=0.1, host_quality=70, final_quality=90, blur=True)
+    assert (config.splicing, config.copy_move, config.blur, config.feather) == (0.0, 1.0, 1.0, 0.0)
+    assert config.host_quality == (70, 70) and config.final_quality == (90, 90)
+    with pytest.raises(ValueError, match="kind must be"):
+        synthetic_config("removal")
+
+
+def test_synthetic_view_is_reproducible():
+    config = synthetic_config(size=96)
+    first, second = synthetic_view(config, seed=3), synthetic_view(config, seed=3)
+    assert first.forgery.data == second.forgery.data and first.auc == second.auc
+    assert first.forgery.recipe["final_quality"] == 85 and first.forgery.recipe["kind"] == "splicing"
+
+
+def test_synthetic_explorer_redraws_on_value_changes():
+    explorer = SyntheticExplorer(size=96)
+    assert explorer.view.forgery.recipe["kind"] == "splicing"
+    explorer.kind.value = "copy-move"
+    assert explorer.view.forgery.recipe["kind"] == "copy-move"
+    explorer.final_quality.value = 60
+    assert explorer.view.forgery.recipe["final_quality"] == 60
+    explorer.switches["rotate"].value = True
+    assert explorer.view.forgery.recipe["donor_angle"] != 0.0
+    explorer.seed.value = 7
+    assert explorer.config().rotate == 1.0 and len(explorer.output.outputs) == 1
