@@ -1,0 +1,34 @@
+"""Run by test_model.py in a fresh process per Keras backend: build, forward, train a step, compare.
+
+usage: KERAS_BACKEND=jax python backend_check.py WORKDIR (save|compare)
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from pmsp_utils.model import build_pmsp
+
+work, mode = Path(sys.argv[1]), sys.argv[2]
+keras.utils.set_random_seed(0)
+model = build_pmsp(192, dropout=0.0, verbose=False)
+rng = np.random.default_rng(0)
+inputs = {"rgb": rng.uniform(0, 255, (2, 192, 192, 3)).astype("float32"), "ela": rng.uniform(0, 30, (2, 192, 192, 3)).astype("float32")}
+if mode == "save":
+    model.save_weights(work / "shared.weights.h5")
+else:
+    model.load_weights(work / "shared.weights.h5")
+# Batch statistics (training=True) make the fresh network's output depend on every layer.
+output = keras.ops.convert_to_numpy(model(inputs, training=True))
+np.save(work / f"{keras.backend.backend()}.npy", output)
+model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
+target = (rng.random((2, 192, 192, 1)) < 0.1).astype("float32")
+before = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel).copy()
+loss = float(model.train_on_batch(inputs, target))
+after = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel)
+print(json.dumps({"backend": keras.backend.backend(), "loss": loss, "changed": bool(np.abs(after - before).max() > 0),
+                  "shape": list(output.shape), "spread": float(output.std())}))

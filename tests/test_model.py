@@ -1,0 +1,230 @@
+"""The PMSP network: architecture, variants, weights, saving, inference, and two Keras backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras", reason="the model needs Keras: pip install -e '.[keras]'")
+
+from pmsp_utils.model import (  # noqa: E402
+    FEATURE_LAYERS,
+    CoordinateAttention,
+    WeightsUnavailableError,
+    build_pmsp,
+    load_backbone_weights,
+    load_pmsp,
+    mobilenet_v1_stream,
+    nearest_valid_sizes,
+)
+from pmsp_utils.model import weights as weights_module  # noqa: E402
+from pmsp_utils.model.inference import localize  # noqa: E402
+
+SIZE = 192
+
+
+@pytest.fixture(scope="module")
+def model():
+    keras.utils.set_random_seed(0)
+    return build_pmsp(SIZE, dropout=0.0, verbose=False)  # no dropout: outputs under training=True are repeatable
+
+
+def test_stream_equals_keras_applications_mobilenet():
+    reference = keras.applications.MobileNet(input_shape=(SIZE, SIZE, 3), include_top=False, weights=None)
+    stream = mobilenet_v1_stream((SIZE, SIZE, 3), "rgb_stream", attention="none")
+    reference_weights = {layer.name: layer.get_weights() for layer in reference.layers if layer.weights}
+    ours = [layer for layer in stream.layers if layer.weights]
+    assert {layer.name for layer in ours} == set(reference_weights)
+    for layer in ours:
+        layer.set_weights(reference_weights[layer.name])
+    x = np.random.default_rng(0).uniform(-1, 1, (1, SIZE, SIZE, 3)).astype("float32")
+    features = stream(x, training=True)
+    expected = keras.Model(reference.input, [reference.get_layer(name).output for name in FEATURE_LAYERS.values()])(x, training=True)
+    for mine, theirs in zip(features, expected):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), atol=1e-5)
+
+
+def test_five_feature_levels_at_strides_2_to_32():
+    stream = mobilenet_v1_stream((576, 576, 3), "rgb_stream")
+    assert [tuple(output.shape[1:]) for output in stream.outputs] == [
+        (288, 288, 64), (144, 144, 128), (72, 72, 256), (36, 36, 512), (18, 18, 1024)]
+
+
+def test_attention_placements():
+    names = lambda m: [layer.name for layer in m.layers if isinstance(layer, CoordinateAttention)]  # noqa: E731
+    assert names(mobilenet_v1_stream((SIZE, SIZE, 3), "s", attention="features")) == ["coord_attention_f3", "coord_attention_f4", "coord_attention_f5"]
+    assert names(mobilenet_v1_stream((SIZE, SIZE, 3), "s", attention="none")) == []
+    inside = names(mobilenet_v1_stream((SIZE, SIZE, 3), "s", attention="blocks"))
+    assert inside == [f"coord_attention_dw_{block}" for block in range(4, 14)]
+
+
+def test_coordinate_attention_follows_the_paper():
+    layer = CoordinateAttention()
+    x = np.random.default_rng(1).normal(size=(2, 12, 10, 256)).astype("float32")
+    y = layer(x)
+    assert layer.squeeze.filters == 8 and layer.attend_height.filters == 256  # max(8, 256 / 32)
+    assert CoordinateAttention().__call__(np.zeros((1, 4, 4, 1024), "float32")).shape == (1, 4, 4, 1024)
+    attention_height, attention_width = layer.attention_maps(x)
+    assert tuple(attention_height.shape) == (2, 12, 1, 256) and tuple(attention_width.shape) == (2, 1, 10, 256)
+    expected = x * keras.ops.convert_to_numpy(attention_height) * keras.ops.convert_to_numpy(attention_width)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(y), expected, rtol=1e-5, atol=1e-6)
+    assert 0 < keras.ops.convert_to_numpy(attention_height).min() and keras.ops.convert_to_numpy(attention_width).max() < 1
+
+
+def test_output_and_parameters(model):
+    assert [t.name for t in model.inputs] == ["rgb", "ela"]
+    assert tuple(model.output.shape) == (None, SIZE, SIZE, 1)
+    assert model.get_layer("fusion_add") is not None
+    x = {"rgb": np.full((1, SIZE, SIZE, 3), 128, "float32"), "ela": np.zeros((1, SIZE, SIZE, 3), "float32")}
+    y = keras.ops.convert_to_numpy(model(x))
+    assert y.shape == (1, SIZE, SIZE, 1) and (0 <= y).all() and (y <= 1).all()
+
+
+def test_add_fusion_has_fewer_parameters_after_it_than_concat():
+    after = lambda m: sum(l.count_params() for l in m.layers if l.name.startswith(("ppm", "head")))  # noqa: E731
+    add, concat = build_pmsp(SIZE, fusion="add", verbose=False), build_pmsp(SIZE, fusion="concat", verbose=False)
+    assert concat.get_layer("fusion_concat").output.shape[-1] == 2048
+    assert 0.5 <= after(add) / after(concat) < 0.7
+
+
+def test_single_stream_variants():
+    rgb = build_pmsp(SIZE, streams="rgb", verbose=False)
+    assert [t.name for t in rgb.inputs] == ["rgb"] and rgb.name == "pmsp_rgb_features"
+    assert [t.name for t in build_pmsp(SIZE, streams="ela", attention="none", verbose=False).inputs] == ["ela"]
+
+
+@pytest.mark.parametrize("size, nearest", [(500, "384 or 576"), (100, "192"), (577, "576 or 768")])
+def test_invalid_sizes_name_the_nearest_valid_ones(size, nearest):
+    with pytest.raises(ValueError, match=f"multiple of 192. Nearest: {nearest}"):
+        build_pmsp(size)
+    assert nearest_valid_sizes(576) == (576,)
+
+
+def test_invalid_arguments():
+    for argument in ({"attention": "everywhere"}, {"fusion": "multiply"}, {"streams": "noise"}):
+        with pytest.raises(ValueError, match="must be one of"):
+            build_pmsp(SIZE, **argument)
+    with pytest.raises(TypeError, match="must be an integer"):
+        build_pmsp(576.0)
+
+
+# --- weights --------------------------------------------------------------------------
+
+
+def write_legacy_h5(path: Path, skip: tuple[str, ...] = ("conv_pw_13",)) -> keras.Model:
+    """A Keras 2 style weights file from a random MobileNet, without the layers in ``skip``."""
+    import h5py
+
+    keras.utils.set_random_seed(3)
+    reference = keras.applications.MobileNet(input_shape=(224, 224, 3), include_top=False, weights=None)
+    layers = [layer for layer in reference.layers if layer.weights and layer.name not in skip]
+    with h5py.File(path, "w") as handle:
+        handle.attrs["layer_names"] = [layer.name.encode() for layer in layers]
+        for layer in layers:
+            group = handle.create_group(layer.name)
+            names = [f"{layer.name}/{w.path.split('/')[-1]}:0" for w in layer.weights]
+            group.attrs["weight_names"] = [name.encode() for name in names]
+            for name, value in zip(names, layer.get_weights()):
+                group.create_dataset(name, data=value)
+    return reference
+
+
+def test_local_h5_loads_by_name_and_reports(tmp_path):
+    reference = write_legacy_h5(tmp_path / "mobilenet.h5")
+    model = build_pmsp(SIZE, verbose=False)
+    report = load_backbone_weights(model, tmp_path / "mobilenet.h5")
+    assert len(report.filled) == 106 and report.missing == ["rgb_stream/conv_pw_13", "ela_stream/conv_pw_13"]
+    assert "filled 106 of 108" in str(report) and "conv_pw_13" in str(report)
+    for stream in ("rgb_stream", "ela_stream"):
+        for name in ("conv1", "conv_dw_7_bn", "conv_pw_12"):
+            for mine, theirs in zip(model.get_layer(stream).get_layer(name).get_weights(), reference.get_layer(name).get_weights()):
+                np.testing.assert_array_equal(mine, theirs)
+
+
+def test_bad_weight_files(tmp_path):
+    model = build_pmsp(SIZE, streams="rgb", verbose=False)
+    with pytest.raises(FileNotFoundError, match="no such weights file"):
+        load_backbone_weights(model, tmp_path / "none.h5")
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(ValueError, match="not an HDF5 weights file"):
+        load_backbone_weights(model, tmp_path / "text.h5")
+    model.save_weights(tmp_path / "keras3.weights.h5")
+    with pytest.raises(ValueError, match="not a legacy Keras .h5"):
+        load_backbone_weights(model, tmp_path / "keras3.weights.h5")
+
+
+def test_imagenet_offline_gives_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+
+    def no_network(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com: None -- [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(weights_module.keras.utils, "get_file", no_network)
+    with pytest.raises(WeightsUnavailableError, match="Could not download the ImageNet weights.*mobilenet_1_0_224_tf_no_top.h5.*weights='path/to"):
+        build_pmsp(SIZE, weights="imagenet")
+
+
+def test_imagenet_uses_the_keras_cache_without_downloading(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    write_legacy_h5(tmp_path / "models" / "mobilenet_1_0_224_tf_no_top.h5", skip=())
+    monkeypatch.setattr(weights_module.keras.utils, "get_file", lambda *a, **k: pytest.fail("downloaded although cached"))
+    report = load_backbone_weights(build_pmsp(SIZE, verbose=False), "imagenet")
+    assert len(report.filled) == 108 and not report.missing and report.source == "ImageNet (Keras)"
+
+
+# --- saving, inference ----------------------------------------------------------------
+
+
+def test_save_and_load_keras_file_in_safe_mode(model, tmp_path):
+    path = tmp_path / "pmsp.keras"
+    model.save(path)
+    loaded = load_pmsp(path)
+    x = {"rgb": np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)).astype("float32"),
+         "ela": np.random.default_rng(1).uniform(0, 20, (1, SIZE, SIZE, 3)).astype("float32")}
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=True)), keras.ops.convert_to_numpy(model(x, training=True)), atol=1e-6)
+    with pytest.raises(FileNotFoundError):
+        load_pmsp(tmp_path / "missing.keras")
+
+
+@pytest.mark.parametrize("policy", ["resize", "tile"])
+def test_localize_returns_a_map_at_the_image_size(model, photo, policy):
+    result = localize(model, photo, policy=policy)
+    assert result.probability.shape == photo.shape[:2] and result.probability.dtype == np.float32
+    assert (0 <= result.probability).all() and (result.probability <= 1).all()
+    large = np.tile(photo, (4, 4, 1))  # 492 x 628: several tiles
+    assert localize(model, large, policy=policy).probability.shape == large.shape[:2]
+
+
+def test_localize_bad_arguments(model, photo):
+    with pytest.raises(ValueError, match="policy must be one of"):
+        localize(model, photo, policy="crop")
+    with pytest.raises(ValueError, match="overlap"):
+        localize(model, photo, policy="tile", overlap=1.0)
+
+
+# --- two backends ---------------------------------------------------------------------
+
+
+def run_backend(backend: str, work: Path, mode: str) -> dict:
+    environment = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
+    script = Path(__file__).with_name("backend_check.py")
+    result = subprocess.run([sys.executable, str(script), str(work), mode], capture_output=True, text=True, env=environment, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_tensorflow_and_jax_agree(tmp_path):
+    pytest.importorskip("jax", reason="the JAX backend check needs jax: pip install -e '.[test]'")
+    tensorflow = run_backend("tensorflow", tmp_path, "save")
+    jax = run_backend("jax", tmp_path, "compare")
+    for report in (tensorflow, jax):
+        assert report["shape"] == [2, SIZE, SIZE, 1] and np.isfinite(report["loss"]) and report["changed"]
+        assert report["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
+    np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), np.load(tmp_path / "tensorflow.npy"), atol=2e-4)
