@@ -146,18 +146,9 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, Pillow {Image.__version__}"
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="fewer images and rounds (a check that it runs)")
-    args = parser.parse_args(argv)
-    rounds = 2 if args.quick else args.rounds
-    cores = os.cpu_count() or 1
+def ela_tables(quick: bool, rounds: int, cores: int) -> list[str]:
+    """The ELA throughput table and the cache table."""
     lines = [
-        f"### ELA, {datetime.date.today().isoformat()}",
-        "",
-        f"Machine: {machine()}; pmsp_utils {pmsp_utils.__version__}.",
         f"Best of {rounds} interleaved rounds. Plain Pillow = open, convert RGB, save JPEG 90 to memory, reopen, subtract in int16.",
         "",
         "| images | workers | pmsp_utils.ela (img/s) | plain Pillow (img/s) | ratio (target >= 0.95) |",
@@ -165,9 +156,8 @@ def main(argv=None) -> int:
     ]
     cache_rows = []
     with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        for size, count in (((576, 576), 8 if args.quick else 64), ((1920, 1080), 4 if args.quick else 16)):
-            paths = make_images(folder, size, count)
+        for size, count in (((576, 576), 8 if quick else 64), ((1920, 1080), 4 if quick else 16)):
+            paths = make_images(Path(folder), size, count)
             for workers in sorted({1, cores}):
                 pmsp, plain = benchmark_ela(paths, workers, rounds)
                 lines.append(f"| {count} x {size[0]}x{size[1]} JPEG | {workers} | {pmsp:.1f} | {plain:.1f} | {pmsp / plain:.2f} |")
@@ -175,27 +165,34 @@ def main(argv=None) -> int:
             cold, warm = benchmark_cache(paths, cores)
             cache_rows.append(f"| {count} x {size[0]}x{size[1]} JPEG | {cores} | {cold:.1f} | {warm:.1f} | {warm / cold:.1f}x |")
             print(cache_rows[-1], flush=True)
-    synthetic, round_trip = benchmark_synthetic(20 if args.quick else 100, rounds)
-    synthetic_rows = [
-        "",
-        "Synthetic forgery set (`SyntheticForgerySet`, 576x576, one core, one process):",
-        "",
-        "| generated images/s (target >= 50) | plain JPEG encode+decode round trips/s | round trips per generated image |",
-        "|---|---|---|",
-        f"| {synthetic:.1f} | {round_trip:.1f} | {round_trip / synthetic:.1f} |",
-    ]
-    print(synthetic_rows[-1], flush=True)
-    lines += [
+    return lines + [
         "",
         "Cached second pass (`ela_dataset` with the on-disk cache: first pass computes and stores, second reads back):",
         "",
         "| images | workers | first pass (img/s) | second pass (img/s) | speed-up (target >= 10x) |",
         "|---|---|---|---|---|",
         *cache_rows,
-        *synthetic_rows,
-        "",
     ]
-    report = "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="fewer images and rounds (a check that it runs)")
+    parser.add_argument("--only", choices=("data", "model"), help="run one part: ELA and synthetic data, or the model")
+    parser.add_argument("--size", type=int, default=576, help="model input size for the model benchmark")
+    args = parser.parse_args(argv)
+    rounds = 2 if args.quick else args.rounds
+    lines = [f"### {datetime.date.today().isoformat()}", "", f"Machine: {machine()}; pmsp_utils {pmsp_utils.__version__}.", ""]
+    if args.only != "model":
+        lines += ela_tables(args.quick, rounds, os.cpu_count() or 1)
+        lines += synthetic_table(20 if args.quick else 100, rounds)
+    if args.only != "data":
+        from bench_model import report as model_report
+
+        lines += model_report(args.size, quick=args.quick)
+    report = "\n".join(lines) + "\n"
     print()
     print(report)
     if args.record:
@@ -205,6 +202,20 @@ def main(argv=None) -> int:
         results.write_text(head.rstrip() + "\n\n" + report + ("\n### " + rest if rest else ""))
         print(f"recorded in {results}")
     return 0
+
+
+def synthetic_table(count: int, rounds: int) -> list[str]:
+    synthetic, round_trip = benchmark_synthetic(count, rounds)
+    rows = [
+        "",
+        "Synthetic forgery set (`SyntheticForgerySet`, 576x576, one core, one process):",
+        "",
+        "| generated images/s (target >= 50) | plain JPEG encode+decode round trips/s | round trips per generated image |",
+        "|---|---|---|",
+        f"| {synthetic:.1f} | {round_trip:.1f} | {round_trip / synthetic:.1f} |",
+    ]
+    print(rows[-1], flush=True)
+    return rows
 
 
 if __name__ == "__main__":

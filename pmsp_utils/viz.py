@@ -50,3 +50,46 @@ def show_grid(
                 axis.set_ylabel(row_labels[r], fontsize="small")
     figure.tight_layout()
     return figure
+
+
+def draw_network(model, *, title: str | None = None):
+    """A block diagram of a PMSP model (the paper's Figure 3), drawn from the model's own layers and shapes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    streams = [layer for layer in model.layers if layer.name.endswith("_stream")]
+    figure, axis = plt.subplots(figsize=(11, 1.6 + 1.5 * len(streams)))
+    axis.set_xlim(0, 11)
+    axis.set_ylim(-0.5, 1.5 * (len(streams) - 1) + 0.5)
+    axis.axis("off")
+
+    def box(x, y, text, color, width=1.05):
+        axis.add_patch(FancyBboxPatch((x, y - 0.32), width, 0.64, boxstyle="round,pad=0.03", facecolor=color, edgecolor="0.3"))
+        axis.text(x + width / 2, y, text, ha="center", va="center", fontsize=7.5)
+
+    def arrow(x0, y0, x1, y1):
+        axis.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "color": "0.3"})
+
+    middle = 0.75 * (len(streams) - 1)
+    for row, stream in enumerate(streams):
+        y = 1.5 * (len(streams) - 1 - row)
+        label = stream.name.replace("_stream", "").upper()
+        box(0.0, y, f"{label}\n{model.input_shape[0][1] if isinstance(model.input_shape, list) else model.input_shape[1]}²x3", "#dde8f7", 0.8)
+        x = 1.0
+        for level, output in enumerate(stream.outputs, start=1):
+            attended = any(layer.name == f"coord_attention_f{level}" for layer in stream.layers)
+            shape = output.shape
+            box(x, y, f"F{level}\n{shape[1]}²x{shape[-1]}" + ("\n+ CA" if attended else ""), "#fbe3c8" if attended else "#eeeeee", 0.95)
+            arrow(x - 0.2 if level > 1 else 0.8, y, x, y)
+            x += 1.1
+        arrow(x - 0.15, y, 6.75, middle)
+    fusion = next((layer.name.split("_")[1].upper() for layer in model.layers if layer.name.startswith("fusion_")), "-")
+    box(6.75, middle, f"fusion\n{fusion}", "#d9f0d3", 0.8)
+    box(7.8, middle, "pyramid\npooling\n1,2,3,6", "#d9f0d3", 0.9)
+    box(8.95, middle, "head\nconv", "#d9f0d3", 0.7)
+    box(9.9, middle, f"upsample\nx32 + σ\n{model.output_shape[1]}²x1", "#f7d9d9", 1.0)
+    for x0, x1 in ((7.55, 7.8), (8.7, 8.95), (9.65, 9.9)):
+        arrow(x0, middle, x1, middle)
+    axis.set_title(title or f"{model.name}: {model.count_params() / 1e6:.2f} M parameters", fontsize=9)
+    figure.tight_layout()
+    return figure

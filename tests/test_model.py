@@ -228,3 +228,41 @@ def test_tensorflow_and_jax_agree(tmp_path):
         assert report["shape"] == [2, SIZE, SIZE, 1] and np.isfinite(report["loss"]) and report["changed"]
         assert report["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
     np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), np.load(tmp_path / "tensorflow.npy"), atol=2e-4)
+
+
+def test_multiply_adds_by_hand():
+    from keras import layers
+
+    from pmsp_utils.model.counting import count_after, multiply_adds
+
+    inputs = keras.Input((72, 72, 256))
+    standard = keras.Model(inputs, layers.Conv2D(256, 3, padding="same", use_bias=False)(inputs))
+    depthwise = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(inputs)
+    separable = keras.Model(inputs, layers.Conv2D(256, 1, use_bias=False)(depthwise))
+    assert multiply_adds(standard) == 72 * 72 * 3 * 3 * 256 * 256
+    assert multiply_adds(separable) == 72 * 72 * 3 * 3 * 256 + 72 * 72 * 256 * 256
+    attention_in = keras.Input((12, 10, 256))
+    attention = keras.Model(attention_in, CoordinateAttention()(attention_in))
+    assert multiply_adds(attention) == (12 + 10) * 256 * 8 * 2
+    model = build_pmsp(SIZE, verbose=False)
+    parameters, _ = count_after(model, ("head_logits",))
+    assert parameters == 128 + 1
+    # MobileNet 1.0 at 224 is 569 million multiply-adds (Howard et al. 2017, Table 8).
+    mobilenet = keras.applications.MobileNet(input_shape=(224, 224, 3), include_top=True, weights=None)
+    assert abs(multiply_adds(mobilenet) - 569e6) / 569e6 < 0.01
+
+
+def test_available_imagenet_weights_never_downloads(tmp_path, monkeypatch):
+    from pmsp_utils.model.weights import available_imagenet_weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv("PMSP_IMAGENET_WEIGHTS", raising=False)
+    monkeypatch.setattr(weights_module.keras.utils, "get_file", lambda *a, **k: pytest.fail("downloaded"))
+    assert available_imagenet_weights() is None
+    local = tmp_path / "mine.h5"
+    local.write_bytes(b"x")
+    monkeypatch.setenv("PMSP_IMAGENET_WEIGHTS", str(local))
+    assert available_imagenet_weights() == local
+    monkeypatch.setenv("PMSP_IMAGENET_WEIGHTS", str(tmp_path / "missing.h5"))
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        available_imagenet_weights()

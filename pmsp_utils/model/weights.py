@@ -56,6 +56,21 @@ def imagenet_weights_path() -> Path:
         ) from None
 
 
+def available_imagenet_weights() -> Path | None:
+    """ImageNet weights already on this machine, without downloading: ``PMSP_IMAGENET_WEIGHTS`` or the Keras cache.
+
+    Notebooks use this so they never download on their own; ``weights="imagenet"`` is the explicit way.
+    """
+    explicit = os.environ.get("PMSP_IMAGENET_WEIGHTS")
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"PMSP_IMAGENET_WEIGHTS={explicit!r} is not a file.")
+        return path
+    cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / IMAGENET_FILE
+    return cached if cached.is_file() else None
+
+
 def read_h5_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
     """The per-layer weights of a legacy Keras ``.h5`` file (weights-only or a whole saved model)."""
     import h5py
