@@ -80,6 +80,8 @@ def test_kinds_sizes_and_masks():
     items = list(SyntheticForgerySet(80, seed=0, config=SMALL))
     kinds = {f.recipe["kind"] for f in items}
     assert kinds == {"splicing", "copy-move", "authentic"}
+    generator = SyntheticForgerySet(80, seed=0, config=SMALL)
+    assert [generator.kind(i) for i in range(80)] == [f.recipe["kind"] for f in items]
     for forgery in items:
         assert forgery.image.shape == (96, 96, 3) and forgery.mask.dtype == np.uint8
         assert forgery.format == "JPEG" and 70 <= forgery.recipe["final_quality"] <= 98

@@ -200,6 +200,10 @@ class SyntheticForgerySet:
     def __iter__(self):
         return (self[index] for index in range(self.count))
 
+    def kind(self, index: int) -> str:
+        """The manipulation type of item ``index``, without generating it."""
+        return _kind(np.random.default_rng([self.seed, index % self.count]).random(), self.config)
+
     def name(self, index: int) -> str:
         return f"synthetic_s{self.seed}_{index:05d}"
 
@@ -226,6 +230,13 @@ class SyntheticForgerySet:
                 Image.fromarray(forgery.mask * 255).save(mask_path)
             dataset.records.append(Record("synthetic", self.name(index), kind, image_path, mask_path))
         return dataset
+
+
+def _kind(draw: float, config: SyntheticConfig) -> str:
+    """The manipulation type that the generator's first random draw selects."""
+    if draw < config.splicing:
+        return "splicing"
+    return "copy-move" if draw < config.splicing + config.copy_move else "authentic"
 
 
 def _photo_pool():
@@ -324,8 +335,7 @@ def generate(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig
     """One synthetic image from a random generator: a forgery (or an authentic image) and its exact mask."""
     names, photo = _photos()
     size = config.size
-    draw = rng.random()
-    kind = "splicing" if draw < config.splicing else ("copy-move" if draw < config.splicing + config.copy_move else "authentic")
+    kind = _kind(rng.random(), config)
     host_name = names[rng.integers(len(names))]
     host = random_view(photo(host_name), size, rng)
     host_quality = None if rng.random() < config.uncompressed_host else int(rng.integers(*config.host_quality, endpoint=True))

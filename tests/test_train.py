@@ -1,0 +1,158 @@
+"""Training: a tiny end-to-end run, resume equivalence, the metric core, the command line's errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score as sklearn_f1
+from sklearn.metrics import roc_auc_score
+
+from pmsp_utils.metrics import PixelMetrics, f1_score
+
+keras = pytest.importorskip("keras", reason="training needs Keras: pip install -e '.[keras]'")
+
+from pmsp_utils.cli import main  # noqa: E402
+from pmsp_utils.data.synthetic import SyntheticConfig, SyntheticForgerySet  # noqa: E402
+from pmsp_utils.train import TrainConfig, read_history, train, training_records  # noqa: E402
+
+QUIET = {"verbose": 0, "echo": lambda message: None}
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    dataset = SyntheticForgerySet(12, seed=5, config=SyntheticConfig(size=192, splicing=0.6, copy_move=0.4)).write(folder, show_progress=False)
+    tampered = [record for record in dataset if record.is_tampered]
+    return tampered[:6], tampered[6:8]
+
+
+def tiny(**changes) -> TrainConfig:
+    settings = dict(data="synthetic", input_size=192, batch_size=2, epochs=3, learning_rate=1e-3, weights=None,
+                    patience=10, workers=1, augment=True)
+    return TrainConfig(**{**settings, **changes})
+
+
+def test_tiny_training_run_lowers_the_loss(records, tmp_path, cache_folder):
+    model, history = train(tiny(epochs=4, augment=False), *records, tmp_path / "run", **QUIET)
+    losses = [row["loss"] for row in history]
+    assert len(history) == 4 and losses[-1] < losses[0]
+    for name in ("config.json", "environment.json", "history.csv", "checkpoint.keras", "best.weights.h5", "model.keras",
+                 "state.json", "snapshots.npz", "splits/train.txt", "splits/validation.txt"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert json.loads((tmp_path / "run" / "environment.json").read_text())["backend"] == keras.backend.backend()
+    assert {"val_f1", "val_auc", "val_loss"} <= set(history[0])
+    snapshots = np.load(tmp_path / "run" / "snapshots.npz")
+    assert {"rgb", "mask", "epoch_001", "epoch_004"} <= set(snapshots.files)
+    assert (tmp_path / "run" / "splits" / "train.txt").read_text().count("\n") == 6
+
+
+def test_interrupted_run_resumed_equals_uninterrupted(records, tmp_path, cache_folder):
+    whole, _ = train(tiny(), *records, tmp_path / "whole", **QUIET)
+    train(tiny(epochs=2), *records, tmp_path / "split", **QUIET)  # "interrupted" after two epochs
+    resumed, history = train(tiny(), *records, tmp_path / "split", resume=True, **QUIET)
+    assert [int(row["epoch"]) for row in history] == [0, 1, 2]
+    for mine, theirs in zip(resumed.weights, whole.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
+
+
+def test_resume_needs_a_checkpoint_and_the_same_settings(records, tmp_path, cache_folder):
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
+        train(tiny(), *records, tmp_path / "empty", resume=True, **QUIET)
+    train(tiny(epochs=1), *records, tmp_path / "run", **QUIET)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(tiny(epochs=1), *records, tmp_path / "run", **QUIET)
+    with pytest.raises(ValueError, match="settings differ"):
+        train(tiny(epochs=2, learning_rate=0.5), *records, tmp_path / "run", resume=True, **QUIET)
+
+
+def test_bad_training_settings(records, tmp_path):
+    for change, message in (({"loss": "hinge"}, "loss must be one of"), ({"batch_size": 0}, "batch_size must be at least 1"),
+                            ({"learning_rate": 0}, "learning_rate must be positive"), ({"schedule": "step"}, "schedule")):
+        with pytest.raises(ValueError, match=message):
+            train(tiny(**change), *records, tmp_path / "x", **QUIET)
+    with pytest.raises(ValueError, match="at least one training and one validation"):
+        train(tiny(), records[0], [], tmp_path / "y", **QUIET)
+
+
+@pytest.mark.parametrize("loss", ["bce+dice", "focal"])
+def test_other_losses_train_and_reload(records, tmp_path, cache_folder, loss):
+    from pmsp_utils.model import load_pmsp
+
+    train(tiny(epochs=1, loss=loss, positive_weight=3.0), *records, tmp_path / "run", **QUIET)
+    assert load_pmsp(tmp_path / "run" / "checkpoint.keras").loss.name in {"bce_dice", "binary_focal"}
+
+
+# --- the metric core ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pixel_metrics_against_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    metrics = PixelMetrics(threshold=0.5)
+    all_scores, all_masks, f1_values = [], [], []
+    for _ in range(6):
+        mask = (rng.random((20, 30)) < rng.uniform(0.05, 0.4)).astype(np.uint8)
+        scores = np.clip(rng.normal(0.35 + 0.3 * mask, 0.2), 0, 1)
+        metrics.update(scores, mask)
+        all_scores.append(scores.ravel())
+        all_masks.append(mask.ravel())
+        f1_values.append(sklearn_f1(mask.ravel(), scores.ravel() >= 0.5))
+    metrics.update(np.zeros((20, 30)), np.zeros((20, 30), np.uint8))  # an authentic image: pixels count, no F1
+    all_scores.append(np.zeros(600))
+    all_masks.append(np.zeros(600, np.uint8))
+    assert metrics.per_image_f1() == pytest.approx(np.mean(f1_values), abs=1e-12)
+    assert metrics.pooled_auc() == pytest.approx(roc_auc_score(np.concatenate(all_masks), np.concatenate(all_scores)), abs=2e-3)
+    result = metrics.result()
+    assert result["tampered_images"] == 6 and result["images"] == 7 and "per_image_f1@0.5" in result
+
+
+def test_f1_edge_cases():
+    assert f1_score(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+    assert f1_score(np.zeros((2, 2)), np.ones((2, 2))) == 0.0
+    assert f1_score(np.array([[1, 1, 0, 0]]), np.array([[1, 0, 0, 0]])) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="probabilities must lie in"):
+        PixelMetrics().update(np.full((2, 2), 1.5), np.ones((2, 2)))
+    assert np.isnan(PixelMetrics().pooled_auc()) and np.isnan(PixelMetrics().per_image_f1())
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--epochs", "0"], "must be at least 1"),
+        (["--loss", "hinge"], "invalid choice"),
+        (["--learning-rate", "-1"], "must be positive"),
+        (["--data", "imagenet"], "invalid choice"),
+    ],
+)
+def test_train_command_rejects_bad_arguments(arguments, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--run-dir", str(tmp_path / "r"), *arguments])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_train_command_without_data(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("PMSP_DATA_DIR", raising=False)
+    assert main(["train", "--data", "casia1", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "no data for 'casia1': pass --root PATH" in capsys.readouterr().err
+    assert main(["train", "--data", "casia1", "--root", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_train_command_bad_size(tmp_path, capsys, cache_folder):
+    assert main(["train", "--input-size", "500", "--synthetic-count", "20", "--weights", "none", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "multiple of 192" in capsys.readouterr().err
+
+
+def test_training_records_for_synthetic_data_are_reused(cache_folder):
+    config = tiny(synthetic_count=40)
+    first = training_records(config, echo=lambda m: None)
+    second = training_records(config, echo=lambda m: None)
+    assert [r.name for r in first[0]] == [r.name for r in second[0]]
+    assert [r.kind for r in first[0]] == [r.kind for r in second[0]]
+    assert all(r.is_tampered for part in first[:3] for r in part)
