@@ -49,4 +49,11 @@ def setup(seed: int = 0, *, dpi: int = 80) -> dict:
     return {"seed": seed, "smoke": SMOKE, "pmsp_utils": __version__, "numpy": np.__version__, "pillow": PIL.__version__}
 
 
-__all__ = ["SMOKE", "__version__", "config", "setup"]
+def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
+    """The network with shipped weights, offline (imports Keras on first use). See ``pmsp_utils.pretrained``."""
+    from .pretrained import load_pretrained as load
+
+    return load(name, input_size=input_size)
+
+
+__all__ = ["SMOKE", "__version__", "config", "load_pretrained", "setup"]

@@ -484,3 +484,28 @@ def _with_kind(record: Record, generator) -> Record:
 
     index = int(record.name.rsplit("_", 1)[1])
     return replace(record, kind=generator.kind(index)) if record.is_tampered else record
+
+
+def accelerator() -> str | None:
+    """The GPU the current Keras backend will use, or None on a CPU-only machine."""
+    import keras
+
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            gpus = [device for device in jax.devices() if device.platform == "gpu"]
+            return str(gpus[0]) if gpus else None
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            return gpus[0].name if gpus else None
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # no driver, no runtime: treat as no GPU
+        return None
+    return None

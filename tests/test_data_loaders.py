@@ -340,3 +340,9 @@ def test_bad_fractions():
         paper_split(fake_records(10, "splicing"), (0.9, 0.2, 0.1))
     with pytest.raises(ValueError, match="empty"):
         paper_split([])
+
+
+def test_folder_refuses_an_empty_mask(folder_dataset):
+    save(np.zeros((48, 64), np.uint8), folder_dataset / "masks" / "2t.png")
+    dataset = load_folder(folder_dataset, "coverage", kind="copy-move")
+    assert [(path.name, why) for path, why in dataset.inconsistent] == [("2t.tif", "mask is empty (no tampered pixel); not used")]

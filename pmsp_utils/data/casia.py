@@ -24,8 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import ImageReadError
-from .records import Dataset, Record, image_files, image_size, looks_inverted, read_mask
+from .records import Dataset, Record, finish_mask, image_files, read_pair, size_mismatch
 
 CATEGORIES = {
     "ani": "animal", "arc": "architecture", "art": "art", "cha": "characters", "ind": "indoor",
@@ -132,39 +131,31 @@ def _find_mask(casia: CasiaName, unmatched: dict, by_swapped: dict, by_loose: di
 def _checked_record(name, path, casia, mask_path, mask_stem, note, dataset: Dataset, fix_inverted: bool) -> Record | None:
     notes = [note] if note else []
     canonical = parse_name(mask_stem) if note and note.startswith("file renamed") else casia
-    try:
-        mask = read_mask(mask_path)
-        height, width = image_size(path)
-    except (ImageReadError, OSError) as error:
-        dataset.inconsistent.append((path, f"cannot read the pair: {error}"))
+    pair = read_pair(path, mask_path, dataset)
+    if pair is None:
         return None
+    mask, height, width = pair
     rotation = 0
     if mask.shape != (height, width):
-        if mask.shape == (width, height):
-            rotation, evidence = mask_rotation(path, mask)
-            if canonical.kind == "copy-move":
-                rotation = 0  # the copied content lies elsewhere in the image too: edge evidence misleads
-            if rotation == 0:
-                dataset.inconsistent.append((path, f"mask is rotated 90 degrees but the direction is unclear ({evidence}); not used"))
-                return None
-            notes.append(f"mask rotated {90 * rotation} degrees to fit its image ({evidence})")
-            mask = np.rot90(mask, rotation)
-        else:
-            dataset.inconsistent.append(
-                (path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; not resized, not used")
-            )
+        if mask.shape != (width, height):
+            dataset.inconsistent.append((path, size_mismatch(mask, height, width)))
             return None
-    if not mask.any():
-        dataset.inconsistent.append((path, "mask is empty (no tampered pixel); not used"))
+        rotation, evidence = mask_rotation(path, mask)
+        if canonical.kind == "copy-move":
+            rotation = 0  # the copied content lies elsewhere in the image too: edge evidence misleads
+        if rotation == 0:
+            dataset.inconsistent.append((path, f"mask is rotated 90 degrees but the direction is unclear ({evidence}); not used"))
+            return None
+        notes.append(f"mask rotated {90 * rotation} degrees to fit its image ({evidence})")
+        mask = np.rot90(mask, rotation)
+    flip = finish_mask(path, mask, dataset, fix_inverted, notes)
+    if flip is None:
         return None
-    inverted = looks_inverted(mask)
-    if inverted:
-        notes.append("mask looks inverted (over half tampered, border all tampered)" + ("; flipped" if fix_inverted else "; kept as stored"))
     if note and note.startswith("file renamed"):
         notes.append(f"image file name: {path.name}")
     record = Record(
         name, canonical.stem, canonical.kind, path, mask_path, canonical.source_ids, canonical.codes,
-        mask_rotation=rotation, invert_mask=inverted and fix_inverted, notes=tuple(notes),
+        mask_rotation=rotation, invert_mask=flip, notes=tuple(notes),
     )
     for text in notes:
         dataset.fixes.append((record.name, text))

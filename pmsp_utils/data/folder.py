@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..images import ImageReadError
-from .records import KINDS, Dataset, Record, image_files, image_size, looks_inverted, read_mask
+from .records import KINDS, Dataset, Record, finish_mask, image_files, read_pair, size_mismatch
 
 MASK_SUFFIXES = ("", "_gt", "_mask", "_groundtruth", "-mask", "_forged")
 
@@ -57,19 +56,17 @@ def load_folder(
 
 
 def _checked(name, kind, path, mask_path, dataset: Dataset, fix_inverted: bool) -> Record | None:
-    try:
-        mask = read_mask(mask_path)
-        height, width = image_size(path)
-    except (ImageReadError, OSError) as error:
-        dataset.inconsistent.append((path, f"cannot read the pair: {error}"))
+    pair = read_pair(path, mask_path, dataset)
+    if pair is None:
         return None
+    mask, height, width = pair
     if mask.shape != (height, width):
-        dataset.inconsistent.append(
-            (path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; not resized, not used")
-        )
+        dataset.inconsistent.append((path, size_mismatch(mask, height, width)))
         return None
-    inverted = looks_inverted(mask)
-    notes = ("mask looks inverted (over half tampered, border all tampered)" + ("; flipped" if fix_inverted else "; kept as stored"),) if inverted else ()
+    notes: list[str] = []
+    flip = finish_mask(path, mask, dataset, fix_inverted, notes)
+    if flip is None:
+        return None
     for note in notes:
         dataset.fixes.append((path.stem, note))
-    return Record(name, path.stem, kind, path, mask_path, invert_mask=inverted and fix_inverted, notes=notes)
+    return Record(name, path.stem, kind, path, mask_path, invert_mask=flip, notes=tuple(notes))

@@ -93,6 +93,33 @@ def looks_inverted(mask: np.ndarray) -> bool:
     return bool(mask.mean() >= 0.5 and border.mean() >= 0.95)
 
 
+def read_pair(path: Path, mask_path: Path, dataset: "Dataset") -> tuple[np.ndarray, int, int] | None:
+    """(mask, image height, image width) of a pair, or None after noting why it cannot be read."""
+    from ..images import ImageReadError
+
+    try:
+        return read_mask(mask_path), *image_size(path)
+    except (ImageReadError, OSError) as error:
+        dataset.inconsistent.append((path, f"cannot read the pair: {error}"))
+        return None
+
+
+def size_mismatch(mask: np.ndarray, height: int, width: int) -> str:
+    """The message for a mask whose size is not its image's (it is never resized)."""
+    return f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; not resized, not used"
+
+
+def finish_mask(path: Path, mask: np.ndarray, dataset: "Dataset", fix_inverted: bool, notes: list[str]) -> bool | None:
+    """Refuse an empty mask (None); else say whether it looks inverted, noting it. Returns whether to flip."""
+    if not mask.any():
+        dataset.inconsistent.append((path, "mask is empty (no tampered pixel); not used"))
+        return None
+    inverted = looks_inverted(mask)
+    if inverted:
+        notes.append("mask looks inverted (over half tampered, border all tampered)" + ("; flipped" if fix_inverted else "; kept as stored"))
+    return inverted and fix_inverted
+
+
 @dataclass
 class Dataset:
     """Records of one dataset with what the loader found: unmatched files and problems."""

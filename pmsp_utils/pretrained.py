@@ -1,0 +1,139 @@
+"""Weights that ship inside the package, with their model cards. Defined in 04_training.
+
+Each shipped model is ``pmsp_utils/weights/<name>.npz`` (float16 values keyed by
+variable path, cast back to float32 on loading) beside ``<name>.json`` (the
+model card: architecture, data, split lists, initialisation, recipe, epochs,
+validation metrics with their protocol, history) and ``<name>.md`` (the same,
+for people). Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+ARCHITECTURE_KEYS = ("input_size", "attention", "fusion", "streams")
+
+
+def available() -> list[str]:
+    """The names of the shipped models."""
+    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.npz") if path.with_suffix(".json").exists())
+
+
+def model_card(name: str = "casia1") -> dict:
+    """The model card of a shipped model (a dictionary; see ``<name>.md`` for the prose)."""
+    path = WEIGHTS_DIR / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"No shipped model named {name!r}; shipped: {available() or 'none'}.")
+    return json.loads(path.read_text())
+
+
+def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
+    """Build the network and load a shipped model's weights, offline.
+
+    ``input_size`` defaults to the size it was trained at (see the card); any
+    multiple of 192 works, since no weight depends on the input size.
+    """
+    from .model import build_pmsp
+
+    card = model_card(name)
+    architecture = {key: card["architecture"][key] for key in ARCHITECTURE_KEYS}
+    if input_size is not None:
+        architecture["input_size"] = input_size
+    model = build_pmsp(**architecture, weights=None, verbose=False)
+    stored = np.load(WEIGHTS_DIR / f"{name}.npz")
+    missing = [variable.path for variable in model.weights if variable.path not in stored.files]
+    if missing:
+        raise ValueError(f"{name}.npz lacks {len(missing)} of the model's weights (e.g. {missing[0]}); it does not fit this version.")
+    for variable in model.weights:
+        variable.assign(stored[variable.path].astype(np.float32))
+    return model
+
+
+def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
+    """Store a finished run's best model as shipped weights (float16) with its card, history and split lists."""
+    from .model import load_pmsp
+
+    run_dir = Path(run_dir)
+    model = load_pmsp(run_dir / "model.keras")
+    destination.mkdir(parents=True, exist_ok=True)
+    values = {variable.path: np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable).astype(np.float16) for variable in model.weights}
+    if len(values) != len(model.weights):
+        raise ValueError("two weights share a path; cannot export by path.")
+    np.savez_compressed(destination / f"{name}.npz", **values)
+    (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    for extra in ("history.csv", "snapshots.npz"):
+        if (run_dir / extra).exists():
+            shutil.copy(run_dir / extra, destination / f"{name}_{extra}")
+    splits = destination / f"{name}_splits"
+    splits.mkdir(exist_ok=True)
+    for path in (run_dir / "splits").glob("*.txt"):
+        shutil.copy(path, splits / path.name)
+    return destination / f"{name}.npz"
+
+
+def history(name: str = "casia1") -> list[dict]:
+    """The recorded training history of a shipped model (one dictionary per epoch)."""
+    import csv
+
+    path = WEIGHTS_DIR / f"{name}_history.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"No recorded history for {name!r}.")
+    with open(path) as stream:
+        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(stream)]
+
+
+def snapshots(name: str = "casia1") -> dict[str, np.ndarray]:
+    """Small validation predictions saved after each epoch of a shipped model's training."""
+    path = WEIGHTS_DIR / f"{name}_snapshots.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"No snapshots recorded for {name!r}.")
+    return dict(np.load(path))
+
+
+def card_markdown(card: dict) -> str:
+    """The model card as Markdown, for people (written beside the JSON by scripts/ship_weights.py)."""
+    validation, recipe, training = card["validation"], card["recipe"], card["training"]
+    lines = [
+        f"# Model card: `{card['name']}`",
+        "",
+        "Weights of the PMSP network (two MobileNetV1 streams, Coordinate Attention after F3-F5, "
+        f"{card['architecture']['fusion'].upper()} fusion, pyramid pooling) shipped with `pmsp_utils`; "
+        f"load them with `pmsp_utils.load_pretrained({card['name']!r})`.",
+        "",
+        "## Data",
+        card["data"],
+        "",
+        "Split lists: `" + f"{card['name']}_splits/" + "` (train, validation). Nothing of the test or withheld data was used.",
+        "",
+        "## Initialisation",
+        card["initialisation"],
+        "",
+        "## Recipe",
+        *[f"- {key.replace('_', ' ')}: {value}" for key, value in recipe.items()],
+        "",
+        "## Training",
+        f"- epochs run: {training['epochs_run']}, best (lowest validation loss): {training['best_epoch']}",
+        f"- device: {training['device']}; about {training['seconds'] / 60:.0f} minutes",
+        f"- history: `{card['name']}_history.csv`; prediction snapshots: `{card['name']}_snapshots.npz`",
+        "",
+        "## Validation",
+        f"- per-image F1 at 0.5: **{validation['per_image_f1@0.5']:.3f}**; pooled pixel AUC: **{validation['pooled_auc']:.3f}**",
+        f"- protocol: {validation['protocol']}",
+        f"- at the model's input size (masks resized by nearest neighbour): per-image F1 {validation['at_model_input_size']['per_image_f1@0.5']:.3f}, "
+        f"pooled AUC {validation['at_model_input_size']['pooled_auc']:.3f}",
+        f"- scored on {validation['scored']}",
+        "",
+        "## Reproduce",
+        "```bash",
+        card["reproduce"],
+        "```",
+        "",
+    ]
+    if card.get("limitations"):
+        lines += ["## Limitations", *[f"- {item}" for item in card["limitations"]], ""]
+    return "\n".join(lines)

@@ -1,0 +1,45 @@
+"""The weights that ship with the package: present, small, documented, loadable offline."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras", reason="the shipped model needs Keras: pip install -e '.[keras]'")
+
+import pmsp_utils  # noqa: E402
+from pmsp_utils import pretrained  # noqa: E402
+
+
+def test_casia1_weights_ship_small_and_documented():
+    assert "casia1" in pretrained.available()
+    assert (pretrained.WEIGHTS_DIR / "casia1.npz").stat().st_size <= 25_000_000
+    card = pretrained.model_card("casia1")
+    for key in ("architecture", "data", "initialisation", "recipe", "training", "validation", "reproduce"):
+        assert card[key], key
+    validation = card["validation"]
+    assert 0.0 <= validation["per_image_f1@0.5"] <= 1.0 and 0.5 < validation["pooled_auc"] <= 1.0
+    assert "per-image F1 at threshold 0.5" in validation["protocol"] and "pooled pixel AUC" in validation["protocol"]
+    assert card["training"]["best_epoch"] <= card["training"]["epochs_run"]
+    assert (pretrained.WEIGHTS_DIR / "casia1_splits" / "train.txt").read_text().count("\n") > 100
+    history = pretrained.history("casia1")
+    assert len(history) == card["training"]["epochs_run"] and {"loss", "val_loss", "val_f1", "val_auc"} <= set(history[0])
+    shots = pretrained.snapshots("casia1")
+    assert shots["rgb"].shape[1:] == (96, 96, 3) and f"epoch_{card['training']['best_epoch']:03d}" in shots
+
+
+def test_load_pretrained_offline(photo):
+    from pmsp_utils.model.inference import localize
+
+    model = pmsp_utils.load_pretrained()
+    assert model.inputs[0].shape[1] == pretrained.model_card("casia1")["architecture"]["input_size"]
+    probability = localize(model, photo).probability
+    assert probability.shape == photo.shape[:2] and 0.0 <= probability.min() and probability.max() <= 1.0
+    assert probability.std() > 1e-4, "a trained model does not give a flat map"
+    larger = pmsp_utils.load_pretrained(input_size=576)
+    assert larger.inputs[0].shape[1] == 576
+    first = np.asarray(model.weights[0])
+    np.testing.assert_array_equal(first, np.asarray(larger.weights[0]))
+
+
+def test_unknown_pretrained_name():
+    with pytest.raises(FileNotFoundError, match="No shipped model named 'imagenet'"):
+        pretrained.model_card("imagenet")
