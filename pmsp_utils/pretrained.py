@@ -46,24 +46,30 @@ def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
         architecture["input_size"] = input_size
     model = build_pmsp(**architecture, weights=None, verbose=False)
     stored = np.load(WEIGHTS_DIR / f"{name}.npz")
-    missing = [variable.path for variable in model.weights if variable.path not in stored.files]
-    if missing:
-        raise ValueError(f"{name}.npz lacks {len(missing)} of the model's weights (e.g. {missing[0]}); it does not fit this version.")
-    for variable in model.weights:
-        variable.assign(stored[variable.path].astype(np.float32))
+    keys = [weight_key(index, variable) for index, variable in enumerate(model.weights)]
+    missing = [key for key in keys if key not in stored.files]
+    if missing or len(keys) != len(stored.files):
+        raise ValueError(f"{name}.npz does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
+    for key, variable in zip(keys, model.weights):
+        variable.assign(stored[key].astype(np.float32))
     return model
 
 
+def weight_key(index: int, variable) -> str:
+    """A weight's key in a shipped file: its position and path (paths alone repeat across the two streams)."""
+    return f"{index:04d}:{variable.path}"
+
+
 def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
-    """Store a finished run's best model as shipped weights (float16) with its card, history and split lists."""
-    from .model import load_pmsp
+    """Store a run's best weights (``best.weights.h5``) as shipped float16 weights with its card, history and split lists."""
+    from .model import build_pmsp
 
     run_dir = Path(run_dir)
-    model = load_pmsp(run_dir / "model.keras")
+    config = json.loads((run_dir / "config.json").read_text())
+    model = build_pmsp(**{key: config[key] for key in ARCHITECTURE_KEYS}, weights=None, verbose=False)
+    model.load_weights(run_dir / "best.weights.h5")
     destination.mkdir(parents=True, exist_ok=True)
-    values = {variable.path: np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable).astype(np.float16) for variable in model.weights}
-    if len(values) != len(model.weights):
-        raise ValueError("two weights share a path; cannot export by path.")
+    values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}
     np.savez_compressed(destination / f"{name}.npz", **values)
     (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     for extra in ("history.csv", "snapshots.npz"):
