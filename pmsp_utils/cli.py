@@ -123,7 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--patience", type=_positive_int, default=5, help="early stopping on validation loss")
     train_command.add_argument("--loss", choices=("bce", "bce+dice", "focal"), default="bce")
     train_command.add_argument("--positive-weight", type=_positive_float, default=1.0, help="weight of tampered pixels in BCE")
-    train_command.add_argument("--schedule", choices=("constant", "cosine"), default="constant")
+    train_command.add_argument("--schedule", choices=("constant", "cosine", "plateau"), default="constant",
+                               help="plateau: learning rate x0.3 after 2 epochs without a better validation loss")
+    train_command.add_argument("--init-from", help="start from a whole model's .weights.h5, e.g. another run's best.weights.h5")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
     train_command.add_argument("--seed", type=int, default=0)

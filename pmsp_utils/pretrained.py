@@ -124,6 +124,7 @@ def card_markdown(card: dict) -> str:
         "",
         "## Training",
         f"- epochs run: {training['epochs_run']}, best (lowest validation loss): {training['best_epoch']}",
+        *[f"- {stage}" for stage in training.get("stages", [])],
         f"- device: {training['device']}; about {training['seconds'] / 60:.0f} minutes",
         f"- history: `{card['name']}_history.csv`; prediction snapshots: `{card['name']}_snapshots.npz`",
         "",
@@ -133,6 +134,8 @@ def card_markdown(card: dict) -> str:
         f"- at the model's input size (masks resized by nearest neighbour): per-image F1 {validation['at_model_input_size']['per_image_f1@0.5']:.3f}, "
         f"pooled AUC {validation['at_model_input_size']['pooled_auc']:.3f}",
         f"- scored on {validation['scored']}",
+        *([f"- targets: per-image F1 {card['targets']['per_image_f1@0.5']}, pooled AUC {card['targets']['pooled_auc']} on {card['targets']['on']}"] if card.get("targets") else []),
+        *([f"- for context: {card['reference']}"] if card.get("reference") else []),
         "",
         "## Reproduce",
         "```bash",

@@ -39,7 +39,9 @@ from .ela import ElaCache, ElaSettings
 from .metrics import PixelMetrics
 
 LOSSES = ("bce", "bce+dice", "focal")
-SCHEDULES = ("constant", "cosine")
+SCHEDULES = ("constant", "cosine", "plateau")
+PLATEAU_PATIENCE = 2  # epochs without a better validation loss before the learning rate drops
+PLATEAU_FACTOR = 0.3
 
 
 @dataclass
@@ -60,6 +62,7 @@ class TrainConfig:
     augment: bool = True
     seed: int = 0
     weights: str | None = "imagenet"
+    init_from: str | None = None  # a whole model's .weights.h5 (e.g. another run's best) to start from
     attention: str = "features"
     fusion: str = "add"
     streams: str = "both"
@@ -317,6 +320,11 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
                 os.replace(run_dir / "best.weights.tmp.weights.h5", run_dir / "best.weights.h5")
             else:
                 state["wait"] += 1
+                if config.schedule == "plateau" and state["wait"] % PLATEAU_PATIENCE == 0:
+                    rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)) * PLATEAU_FACTOR
+                    self.model.optimizer.learning_rate.assign(rate)
+                    echo(f"learning rate lowered to {rate:.2e} after {state['wait']} epochs without improvement")
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             state["epochs_done"] = epoch + 1
             state["seed_generators"] = seed_generator_states(self.model)
             save_snapshot(run_dir, self.model, validation, epoch + 1)
@@ -345,7 +353,11 @@ def build_model(config: TrainConfig, verbose: bool = True):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(config.seed)
     model = build_pmsp(config.input_size, attention=config.attention, fusion=config.fusion, streams=config.streams,
-                       weights=config.weights, verbose=verbose)
+                       weights=None if config.init_from else config.weights, verbose=verbose)
+    if config.init_from:
+        if not Path(config.init_from).is_file():
+            raise FileNotFoundError(f"--init-from {config.init_from}: no such weights file (e.g. RUN_DIR/best.weights.h5).")
+        model.load_weights(config.init_from)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=make_loss(config.loss, config.positive_weight))
     return model
 

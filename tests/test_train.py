@@ -157,3 +157,16 @@ def test_training_records_for_synthetic_data_are_reused(cache_folder):
     assert [r.name for r in first[0]] == [r.name for r in second[0]]
     assert [r.kind for r in first[0]] == [r.kind for r in second[0]]
     assert all(r.is_tampered for part in first[:3] for r in part)
+
+
+def test_init_from_and_plateau_schedule(records, tmp_path, cache_folder):
+    first, _ = train(tiny(epochs=1), *records, tmp_path / "first", **QUIET)
+    start = tmp_path / "first" / "best.weights.h5"
+    second, history = train(tiny(epochs=3, init_from=str(start), schedule="plateau", learning_rate=1e-9, patience=5),
+                            *records, tmp_path / "second", **QUIET)
+    # With a learning rate of 1e-9 the weights barely move from where they started.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(second.weights[0]), keras.ops.convert_to_numpy(first.weights[0]), atol=1e-5)
+    rates = [row["learning_rate"] for row in history]
+    assert rates[0] == pytest.approx(1e-9) and all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    with pytest.raises(FileNotFoundError, match="no such weights file"):
+        train(tiny(init_from=str(tmp_path / "nothing.weights.h5")), *records, tmp_path / "third", **QUIET)
