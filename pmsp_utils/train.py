@@ -388,7 +388,8 @@ def train(
     if resume:
         if not state_file.exists() or not (run_dir / "checkpoint.keras").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (state.json and checkpoint.keras are written after each epoch).")
-        saved = json.loads((run_dir / "config.json").read_text())
+        # Settings added to TrainConfig after the run was started count at their defaults.
+        saved = {**asdict(TrainConfig()), **json.loads((run_dir / "config.json").read_text())}
         if {k: v for k, v in saved.items() if k not in {"epochs", "workers", "notes"}} != {
                 k: v for k, v in asdict(config).items() if k not in {"epochs", "workers", "notes"}}:
             raise ValueError(f"{run_dir}: the settings differ from the run being resumed; resume with the same settings (see config.json).")
