@@ -327,6 +327,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
             state["epochs_done"] = epoch + 1
             state["seed_generators"] = seed_generator_states(self.model)
+            append_history(run_dir, {"epoch": epoch, **{key: float(value) for key, value in logs.items()}})
             save_snapshot(run_dir, self.model, validation, epoch + 1)
             self.model.save(run_dir / "checkpoint.tmp.keras")
             os.replace(run_dir / "checkpoint.tmp.keras", run_dir / "checkpoint.keras")
@@ -417,8 +418,7 @@ def train(
     training = make_sequence(train_records, config, shuffle=True, augment=config.augment, ela_cache=ela_cache)
     validation = make_sequence(validation_records, config, shuffle=False, augment=False, ela_cache=ela_cache)
     training.set_epoch(state["epochs_done"])
-    callbacks = [make_epoch_callback(run_dir, validation, config, state, echo),
-                 keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume)]
+    callbacks = [make_epoch_callback(run_dir, validation, config, state, echo)]
     if config.schedule == "cosine":
         total = config.epochs
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / total))))
@@ -435,14 +435,32 @@ def train(
 
 
 def read_history(run_dir: str | Path) -> list[dict]:
-    """The rows of ``history.csv`` as dictionaries of floats."""
+    """The rows of ``history.csv`` as dictionaries of floats (a column a row lacks is left out)."""
     import csv
 
     path = Path(run_dir) / "history.csv"
     if not path.exists():
         return []
     with open(path) as stream:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(stream)]
+        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(stream)]
+
+
+def append_history(run_dir: Path, row: dict) -> None:
+    """Add an epoch's row to ``history.csv``, rewriting it atomically with every column any row has.
+
+    (Keras' CSVLogger keeps the first header when appending, so a resumed run
+    that logs a new value would shift the columns.)
+    """
+    import csv
+    import io
+
+    rows = [old for old in read_history(run_dir) if old["epoch"] != row["epoch"]] + [row]
+    columns = ["epoch"] + sorted({key for item in rows for key in item} - {"epoch"})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows({**item, "epoch": int(item["epoch"])} for item in rows)
+    _atomic_write_text(run_dir / "history.csv", buffer.getvalue())
 
 
 DATA_SOURCES = ("synthetic", "casia1", "casia2", "folder")

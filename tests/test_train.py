@@ -170,3 +170,12 @@ def test_init_from_and_plateau_schedule(records, tmp_path, cache_folder):
     assert rates[0] == pytest.approx(1e-9) and all(later <= earlier for earlier, later in zip(rates, rates[1:]))
     with pytest.raises(FileNotFoundError, match="no such weights file"):
         train(tiny(init_from=str(tmp_path / "nothing.weights.h5")), *records, tmp_path / "third", **QUIET)
+
+
+def test_history_keeps_its_columns_when_a_resumed_run_logs_more(tmp_path):
+    from pmsp_utils.train import append_history
+
+    append_history(tmp_path, {"epoch": 0, "loss": 1.0})
+    append_history(tmp_path, {"epoch": 1, "loss": 0.5, "learning_rate": 1e-4})
+    assert (tmp_path / "history.csv").read_text().splitlines() == ["epoch,learning_rate,loss", "0,,1.0", "1,0.0001,0.5"]
+    assert read_history(tmp_path) == [{"epoch": 0.0, "loss": 1.0}, {"epoch": 1.0, "learning_rate": 1e-4, "loss": 0.5}]
