@@ -72,9 +72,14 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
     values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}
     np.savez_compressed(destination / f"{name}.npz", **values)
     (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    for extra in ("history.csv", "snapshots.npz"):
-        if (run_dir / extra).exists():
-            shutil.copy(run_dir / extra, destination / f"{name}_{extra}")
+    if (run_dir / "history.csv").exists():
+        shutil.copy(run_dir / "history.csv", destination / f"{name}_history.csv")
+    if (run_dir / "snapshots.npz").exists():
+        # Only the model's own predictions ship: the inputs and masks are the dataset's, which stays with its owners.
+        shots = {key: value for key, value in np.load(run_dir / "snapshots.npz").items() if key.startswith("epoch_")}
+        np.savez_compressed(destination / f"{name}_snapshots.npz", **shots)
+        validation = (run_dir / "splits" / "validation.txt").read_text().split()
+        card["snapshot_images"] = validation[: len(next(iter(shots.values())))] if shots else []
     splits = destination / f"{name}_splits"
     splits.mkdir(exist_ok=True)
     for path in (run_dir / "splits").glob("*.txt"):
@@ -84,17 +89,20 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
 
 def history(name: str = "casia1") -> list[dict]:
     """The recorded training history of a shipped model (one dictionary per epoch)."""
-    import csv
+    from .train import read_history
 
     path = WEIGHTS_DIR / f"{name}_history.csv"
     if not path.exists():
         raise FileNotFoundError(f"No recorded history for {name!r}.")
-    with open(path) as stream:
-        return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(stream)]
+    return read_history(path)
 
 
 def snapshots(name: str = "casia1") -> dict[str, np.ndarray]:
-    """Small validation predictions saved after each epoch of a shipped model's training."""
+    """Small (96x96) validation predictions saved after each epoch, keyed ``epoch_NNN``.
+
+    The images they belong to are named in the card's ``snapshot_images``; the
+    images themselves are not shipped (they belong to the dataset).
+    """
     path = WEIGHTS_DIR / f"{name}_snapshots.npz"
     if not path.exists():
         raise FileNotFoundError(f"No snapshots recorded for {name!r}.")

@@ -435,10 +435,14 @@ def train(
 
 
 def read_history(run_dir: str | Path) -> list[dict]:
-    """The rows of ``history.csv`` as dictionaries of floats (a column a row lacks is left out)."""
+    """The rows of a run's ``history.csv`` (or of a history CSV file) as dictionaries of floats.
+
+    A column that a row lacks (a value logged only from some epoch on) is left out of that row.
+    """
     import csv
 
-    path = Path(run_dir) / "history.csv"
+    path = Path(run_dir)
+    path = path if path.suffix == ".csv" else path / "history.csv"
     if not path.exists():
         return []
     with open(path) as stream:

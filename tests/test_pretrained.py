@@ -23,7 +23,9 @@ def test_casia1_weights_ship_small_and_documented():
     history = pretrained.history("casia1")
     assert len(history) == card["training"]["epochs_run"] and {"loss", "val_loss", "val_f1", "val_auc"} <= set(history[0])
     shots = pretrained.snapshots("casia1")
-    assert shots["rgb"].shape[1:] == (96, 96, 3) and f"epoch_{card['training']['best_epoch']:03d}" in shots
+    assert set(shots) == {f"epoch_{epoch:03d}" for epoch in range(1, card["training"]["epochs_run"] + 1)}, "predictions only, no dataset images"
+    assert shots["epoch_001"].shape == (len(card["snapshot_images"]), 96, 96)
+    assert all(name.startswith("casia1/") for name in card["snapshot_images"])
 
 
 def test_load_pretrained_offline(photo):
