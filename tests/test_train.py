@@ -79,11 +79,16 @@ def test_bad_training_settings(records, tmp_path):
 
 
 @pytest.mark.parametrize("loss", ["bce+dice", "focal"])
-def test_other_losses_train_and_reload(records, tmp_path, cache_folder, loss):
-    from pmsp_utils.model import load_pmsp
+def test_other_losses_train_and_reload_in_a_fresh_process(records, tmp_path, cache_folder, loss):
+    import subprocess
+    import sys
 
     train(tiny(epochs=1, loss=loss, positive_weight=3.0), *records, tmp_path / "run", **QUIET)
-    assert load_pmsp(tmp_path / "run" / "checkpoint.keras").loss.name in {"bce_dice", "binary_focal"}
+    # A fresh process: nothing has imported the training code that registers the losses.
+    code = f"from pmsp_utils.model import load_pmsp; print(load_pmsp({str(tmp_path / 'run' / 'model.keras')!r}).loss.name)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] in {"bce_dice", "binary_focal"}
 
 
 # --- the metric core ------------------------------------------------------------------

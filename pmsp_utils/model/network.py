@@ -122,7 +122,7 @@ def build_pmsp(
 
 def load_pmsp(path: str | Path) -> keras.Model:
     """Load a trained model saved as ``.keras`` (safe mode on: no arbitrary code is run)."""
-    from . import attention  # noqa: F401  (registers CoordinateAttention for deserialisation)
+    from . import attention, losses  # noqa: F401  (register CoordinateAttention and the losses for deserialisation)
 
     path = Path(path)
     if not path.is_file():
