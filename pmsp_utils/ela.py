@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageChops, features
 
 from .config import cache_dir as default_cache_dir
-from .images import ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
+from .images import JPEG_FORMATS, ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
 from .progress import progress
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class ElaResult:
     def describe(self) -> str:
         """One line per fact a user should know about this result."""
         done = "; ".join(self.conversions) if self.conversions else "no conversion needed"
-        history = "" if self.format in {"JPEG", "MPO"} else " Not a JPEG: no compression history to compare."
+        history = "" if self.format in JPEG_FORMATS else " Not a JPEG: no compression history to compare."
         return f"{self.source}: {self.format or 'array'}, {done}.{history}"
 
 
@@ -238,10 +238,22 @@ class ElaCache:
 
     def compute(self, data: bytes, path: Path, name: str) -> np.ndarray:
         """Compute the map of a file's bytes, store it at ``path`` and return it (read-only)."""
-        array = ela_of_loaded(load_image(data, name=name), self.settings).ela
-        self._store(path, array)
-        array.flags.writeable = False
-        return array
+        return self._compute(load_image(data, name=name), path).ela
+
+    def get_with_image(self, source: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+        """The ELA map and the image (uint8 RGB, display orientation), decoding the file once."""
+        data, path, cached = self.lookup(source)
+        loaded = load_image(data, name=str(source))
+        if cached is not None:
+            return cached, to_array(loaded.to_display())
+        result = self._compute(loaded, path)
+        return result.ela, result.image
+
+    def _compute(self, loaded: LoadedImage, path: Path) -> ElaResult:
+        result = ela_of_loaded(loaded, self.settings)
+        self._store(path, result.ela)
+        result.ela.flags.writeable = False
+        return result
 
     def _store(self, path: Path, array: np.ndarray) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

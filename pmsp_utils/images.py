@@ -34,6 +34,8 @@ _EXIF_ORIENTATION = 0x0112
 _TIFF_BITS_PER_SAMPLE = 258
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 _DIRECT_MODES = {"RGB", "L"}
+#: Pillow's names for files with a JPEG compression history.
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
 
 class ImageReadError(ValueError):
@@ -70,7 +72,7 @@ class LoadedImage:
     @property
     def is_jpeg(self) -> bool:
         """True when the file itself is a JPEG (so it has a compression history to analyse)."""
-        return self.format in {"JPEG", "MPO"}
+        return self.format in JPEG_FORMATS
 
     def to_display(self, image: Image.Image | None = None) -> Image.Image:
         """Apply the EXIF orientation to ``image`` (default: this image) for display."""

@@ -93,8 +93,7 @@ class TrainConfig:
 
 def prepare_example(record: Record, size: int, ela_cache: ElaCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rgb, ela, mask) of one record at ``size`` x ``size``: uint8, uint8, uint8 (0/1)."""
-    image = record.load_image()
-    ela_map = np.asarray(ela_cache.get(record.image_path))
+    ela_map, image = ela_cache.get_with_image(record.image_path)  # one decode serves both
     mask = record.load_mask(image.shape[:2])
     if ela_map.shape[:2] != image.shape[:2] or mask.shape != image.shape[:2]:
         raise ValueError(f"{record.name}: image {image.shape[:2]}, ELA {ela_map.shape[:2]} and mask {mask.shape} differ.")
@@ -202,14 +201,24 @@ def make_loss(name: str = "bce", positive_weight: float = 1.0):
 
 
 def evaluate_pixels(model, sequence, threshold: float = 0.5) -> dict[str, float]:
-    """Per-image F1 at ``threshold`` over tampered images and pooled pixel AUC on ``sequence``."""
+    """Per-image F1 at ``threshold`` over tampered images, pooled pixel AUC and, for a compiled
+    model, its loss (batch losses weighted by batch size, as Keras does) on ``sequence``, in one pass."""
+    import keras
+
     metrics = PixelMetrics(threshold)
+    loss_total, count = 0.0, 0
     for position in range(len(sequence)):
         inputs, masks = sequence[position]
         probabilities = np.asarray(model.predict_on_batch(inputs), dtype=np.float32)
+        if getattr(model, "loss", None) is not None:
+            loss_total += float(keras.ops.convert_to_numpy(model.loss(masks, probabilities))) * len(masks)
+            count += len(masks)
         for probability, mask in zip(probabilities[..., 0], masks[..., 0]):
             metrics.update(np.clip(probability, 0.0, 1.0), mask.astype(np.uint8))
-    return metrics.result()
+    result = metrics.result()
+    if count:
+        result["loss"] = loss_total / count
+    return result
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -309,7 +318,8 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
-            scores = evaluate_pixels(self.model, validation)
+            scores = evaluate_pixels(self.model, validation)  # the one validation pass of the epoch
+            logs["val_loss"] = scores["loss"]
             logs["val_f1"] = scores["per_image_f1@0.5"]
             logs["val_auc"] = scores["pooled_auc"]
             logs["seconds"] = time.perf_counter() - self.started
@@ -425,7 +435,8 @@ def train(
     if verbose is None:
         verbose = 2 if os.environ.get("CI") else 1
     if state["wait"] < config.patience and state["epochs_done"] < config.epochs:
-        model.fit(training, validation_data=validation, epochs=config.epochs, initial_epoch=state["epochs_done"],
+        # No validation_data: the epoch callback computes the validation loss with F1 and AUC in one pass.
+        model.fit(training, epochs=config.epochs, initial_epoch=state["epochs_done"],
                   callbacks=callbacks, verbose=verbose, shuffle=False)  # the sequence shuffles, from its seed
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")

@@ -24,21 +24,17 @@ from pmsp_utils.data import load_casia1, load_casia2, load_folder  # noqa: E402
 from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 from pmsp_utils.model.inference import localize  # noqa: E402
-from pmsp_utils.train import TrainConfig, make_sequence, read_history  # noqa: E402
+from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_history  # noqa: E402
 
 
 def score(model, records, config) -> dict:
     """Both protocols on the validation records."""
-    at_input = PixelMetrics()
     sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=ElaSettings(config.ela_quality)))
-    for position in range(len(sequence)):
-        inputs, masks = sequence[position]
-        for probability, mask in zip(np.asarray(model.predict_on_batch(inputs))[..., 0], masks[..., 0]):
-            at_input.update(np.clip(probability, 0, 1), mask.astype(np.uint8))
+    at_input = evaluate_pixels(model, sequence)
     at_original = PixelMetrics()
     for record in records:
         at_original.update(localize(model, record.image_path).probability, record.load_mask())
-    return {"at_input_size": at_input.result(), "at_original_size": at_original.result()}
+    return {"at_input_size": at_input, "at_original_size": at_original.result()}
 
 
 def join_stages(previous: Path, name: str, card: dict) -> None:

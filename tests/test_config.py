@@ -10,16 +10,21 @@ import pmsp_utils
 from pmsp_utils import config
 
 
+def set_environment(monkeypatch, **values):
+    """Set (or, for None, remove) environment variables for one test."""
+    for name, value in values.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
 @pytest.mark.parametrize(
     "smoke, ci, expected",
     [(None, None, False), ("1", None, True), ("0", "true", False), (None, "true", True), ("yes", None, True), (None, "0", False)],
 )
 def test_smoke_switch(monkeypatch, smoke, ci, expected):
-    for name, value in (("PMSP_SMOKE", smoke), ("CI", ci)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    set_environment(monkeypatch, PMSP_SMOKE=smoke, CI=ci)
     assert config.smoke_mode() is expected
 
 
@@ -78,9 +83,5 @@ def test_dataset_folder(monkeypatch, tmp_path):
 def test_progress_switch(monkeypatch, setting, ci, expected):
     from pmsp_utils.progress import progress_wanted
 
-    for name, value in (("PMSP_PROGRESS", setting), ("CI", ci)):
-        if value is None:
-            monkeypatch.delenv(name, raising=False)
-        else:
-            monkeypatch.setenv(name, value)
+    set_environment(monkeypatch, PMSP_PROGRESS=setting, CI=ci)
     assert progress_wanted() is expected

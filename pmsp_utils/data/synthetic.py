@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -239,26 +240,12 @@ def _kind(draw: float, config: SyntheticConfig) -> str:
     return "copy-move" if draw < config.splicing + config.copy_move else "authentic"
 
 
-def _photo_pool():
-    from functools import lru_cache
+@lru_cache(maxsize=None)
+def _photo(name: str) -> np.ndarray:
+    """A packaged photo, decoded once per process."""
+    from .photos import load_photo
 
-    from .photos import load_photo, photo_names
-
-    @lru_cache(maxsize=None)
-    def cached(name: str) -> np.ndarray:
-        return load_photo(name)
-
-    return photo_names(), cached
-
-
-_POOL = None
-
-
-def _photos():
-    global _POOL
-    if _POOL is None:
-        _POOL = _photo_pool()
-    return _POOL
+    return load_photo(name)
 
 
 def random_view(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -333,7 +320,9 @@ def _donor_patch(source: np.ndarray, height: int, width: int, config: SyntheticC
 
 def generate(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig(), name: str = "") -> Forgery:
     """One synthetic image from a random generator: a forgery (or an authentic image) and its exact mask."""
-    names, photo = _photos()
+    from .photos import photo_names
+
+    names, photo = photo_names(), _photo
     size = config.size
     kind = _kind(rng.random(), config)
     host_name = names[rng.integers(len(names))]

@@ -33,22 +33,18 @@ class WeightedBinaryCrossentropy(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="pmsp")
-class WeightedBceDice(keras.losses.Loss):
+class WeightedBceDice(WeightedBinaryCrossentropy):
     """(Weighted) binary cross-entropy plus the soft Dice loss of each image."""
 
     def __init__(self, positive_weight: float = 1.0, name: str = "bce_dice", **kwargs) -> None:
-        super().__init__(name=name, **kwargs)
-        self.positive_weight = positive_weight
+        super().__init__(positive_weight, name=name, **kwargs)
 
     def call(self, target, prediction):
         target = ops.cast(target, prediction.dtype)
         overlap = ops.sum(target * prediction, axis=(1, 2, 3))
         total = ops.sum(target, axis=(1, 2, 3)) + ops.sum(prediction, axis=(1, 2, 3))
         dice = 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)
-        return _weighted_bce(target, prediction, self.positive_weight) + dice
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "positive_weight": self.positive_weight}
+        return super().call(target, prediction) + dice
 
 
 @keras.saving.register_keras_serializable(package="pmsp")
