@@ -82,8 +82,7 @@ def test_noi1_map_is_aligned_with_the_image():
     mask = _square_mask((240, 320))
     flat = np.clip(128 + rng.normal(0, 6, (240, 320, 3)) * mask[..., None], 0, 255).astype(np.uint8)
     result = heatmap("noi1", flat)
-    assert pixel_auc(result, mask) == 1.0
-    np.testing.assert_array_equal(result > 0.5, mask == 1)  # the square is on 16-pixel block edges
+    assert result[mask == 1].min() > result[mask == 0].max()  # the square lies on 16-pixel block edges: no spill
 
 
 def _bayer_green(image: np.ndarray) -> np.ndarray:
