@@ -11,6 +11,8 @@ the on-disk cache. Targets: ratio >= 0.95 against plain Pillow; warm pass >= 10x
 
 Synthetic forgeries: images per second on one core at 576x576 (target >= 50),
 beside plain JPEG round trips of a 576x576 photo as the reference for the machine.
+
+Model (bench_model.py) and ``pmsp localize`` (bench_localize.py): see their docstrings.
 """
 
 from __future__ import annotations
@@ -180,18 +182,23 @@ def main(argv=None) -> int:
     parser.add_argument("--record", action="store_true", help="append the results to benchmarks/RESULTS.md")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="fewer images and rounds (a check that it runs)")
-    parser.add_argument("--only", choices=("data", "model"), help="run one part: ELA and synthetic data, or the model")
+    parser.add_argument("--only", choices=("data", "model", "localize"),
+                        help="run one part: ELA and synthetic data, the model, or pmsp localize")
     parser.add_argument("--size", type=int, default=576, help="model input size for the model benchmark")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
     lines = [f"### {datetime.date.today().isoformat()}", "", f"Machine: {machine()}; pmsp_utils {pmsp_utils.__version__}.", ""]
-    if args.only != "model":
+    if args.only in (None, "data"):
         lines += ela_tables(args.quick, rounds, os.cpu_count() or 1)
         lines += synthetic_table(20 if args.quick else 100, rounds)
-    if args.only != "data":
+    if args.only in (None, "model"):
         from bench_model import report as model_report
 
         lines += model_report(args.size, quick=args.quick)
+    if args.only in (None, "localize"):
+        from bench_localize import report as localize_report
+
+        lines += localize_report(quick=args.quick)
     report = "\n".join(lines) + "\n"
     print()
     print(report)

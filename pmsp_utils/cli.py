@@ -3,6 +3,8 @@
 - ``pmsp notebooks``: execute the tutorial notebooks headlessly (the suite's main job).
 - ``pmsp ela IMAGE... --out DIR``: write ELA maps of images as PNG files.
 - ``pmsp train --data synthetic|casia1|casia2|folder [--root PATH] --run-dir DIR``: train, or ``--resume``.
+- ``pmsp evaluate --data casia1 [synthetic ...] [--weights casia1]``: Tables I and II (CSV + JSON), robustness curves.
+- ``pmsp localize IMAGE|FOLDER|GLOB... --out DIR``: probability maps, masks, overlays and a tamper score per image.
 """
 
 from __future__ import annotations
@@ -54,9 +56,7 @@ def _ela(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import os
-
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    _keras_environment()
     from dataclasses import fields
 
     from .train import TrainConfig, train, training_records
@@ -73,6 +73,136 @@ def _train(args: argparse.Namespace) -> int:
               f"val pooled AUC {best['val_auc']:.3f}")
     print(f"run directory: {args.run_dir} (model.keras, best.weights.h5, history.csv, config.json, splits/)")
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    _keras_environment()
+    from .baselines import BASELINES
+    from .data.sources import load_source
+    from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, evaluate, format_table, load_model,
+                           model_predictor, select_records, write_tables)
+
+    if args.root and len(args.data) > 1:
+        raise ValueError("--root names one dataset's folder; with several --data, set PMSP_DATA_DIR to the folder that holds them.")
+    unknown = set(args.baselines) - set(BASELINES)
+    if unknown:
+        raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {sorted(BASELINES)} (or --baselines with none).")
+    out = _writable(args.out)
+    model, model_splits, model_label = load_model(args.weights)
+    size = int(model.inputs[0].shape[1])
+    methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy)}
+    methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
+    evaluations = []
+    for data in args.data:
+        dataset = load_source(data, args.root, synthetic_count=args.synthetic_count, seed=args.seed, size=size)
+        records = [record for record in dataset if args.include_authentic or record.is_tampered]
+        if data == "synthetic":
+            images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"
+        else:
+            records, images = select_records(records, args.split, model_splits=model_splits)
+        if args.limit:
+            records = records[: args.limit]
+            images += f", first {len(records)}"
+        label = f"{data} ({DATASET_LABELS[data]})"
+        print(f"{label}: scoring {images}")
+        evaluations.append(evaluate(records, methods, dataset=label, images=images, threshold=args.threshold))
+    written = write_tables(evaluations, out, extra={"weights": model_label, "policy": args.policy})
+    table1 = [row for evaluation in evaluations for row in evaluation.table1()]
+    table2 = [row for evaluation in evaluations for row in evaluation.table2()]
+    threshold = f"{args.threshold:g}"
+    print("\nTable I style (F1 per image at the threshold and per-image oracle; AUC pooled; paper: CASIA v2.0 as reported)")
+    print(format_table(table1, ["method", "dataset", "tampered_images", f"f1_per_image@{threshold}", "f1_per_image_oracle",
+                                "auc_pooled", "paper_f1", "paper_auc"]))
+    print("\nTable II style (the network; one row per protocol, see table2.json for each protocol in words)")
+    print(format_table(table2, ["dataset", "protocol", "threshold", "images", "accuracy", "precision", "recall", "f1", "auc",
+                                "paper_f1", "paper_auc"]))
+    if args.robustness:
+        written += _robustness(args, model, evaluations, out)
+    print("\nwritten: " + ", ".join(str(path) for path in written))
+    return 1 if any(evaluation.skipped for evaluation in evaluations) else 0
+
+
+def _robustness(args, model, evaluations, out: Path) -> list[Path]:
+    import csv
+
+    from .data.sources import load_source
+    from .evaluate import select_records
+    from .model.inference import localize
+    from .robustness import robustness_curves
+
+    data = args.data[0]
+    dataset = load_source(data, args.root, synthetic_count=args.synthetic_count, seed=args.seed, size=int(model.inputs[0].shape[1]))
+    records = [record for record in dataset if record.is_tampered]
+    if data != "synthetic":
+        records, _ = select_records(records, args.split)
+    records = records[: args.robustness_limit]
+    print(f"\nRobustness on {len(records)} tampered images of {data} (per-image F1@{args.threshold:g}, pooled AUC)")
+    points = robustness_curves(records, lambda image: localize(model, image, policy=args.policy).probability, threshold=args.threshold)
+    path = out / "robustness.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["perturbation", "level", "images", f"per_image_f1@{args.threshold:g}", "pooled_auc"])
+        for point in points:
+            writer.writerow([point.perturbation, point.level, point.images, f"{point.per_image_f1:.4f}", f"{point.pooled_auc:.4f}"])
+            print(f"  {point.perturbation:7s} {point.level:>5s}  F1 {point.per_image_f1:.3f}  AUC {point.pooled_auc:.3f}")
+    return [path]
+
+
+def _localize(args: argparse.Namespace) -> int:
+    from .images import ImageReadError
+    from .localizer import check_output_folder, expand_inputs, unique_stem, write_outputs
+
+    out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast
+    files, problems = expand_inputs(args.images)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if not files:
+        print("error: no images to localize.", file=sys.stderr)
+        return 2
+    _keras_environment()
+    from .evaluate import load_model
+    from .model.inference import localize
+
+    model, _, label = load_model(args.weights)
+    failures, used, rows = len(problems), set(), []
+    print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy}")
+    print(f"{'image':40s} {'score':>6s} {'area':>7s}")
+    for path in files:
+        try:
+            result = localize(model, path, policy=args.policy)
+            written = write_outputs(out, unique_stem(path, used), path, result.image, result.probability, args.threshold)
+        except (ImageReadError, FileNotFoundError, OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        rows.append(written)
+        print(f"{path.name[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
+    with (out / "scores.csv").open("w") as handle:
+        handle.write("image,tamper_score,tampered_fraction,probability_png\n")
+        handle.writelines(f"{row.source},{row.score:.4f},{row.tampered_fraction:.4f},{row.files[0].name}\n" for row in rows)
+    print(f"wrote {len(rows)} x 3 PNG files and scores.csv to {out}" + (f"; {failures} input(s) failed" if failures else ""))
+    return 1 if failures else 0
+
+
+def _writable(folder) -> Path:
+    from .localizer import check_output_folder
+
+    return check_output_folder(folder)
+
+
+def _threshold(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _keras_environment() -> None:
+    """TensorFlow unless KERAS_BACKEND says otherwise; TensorFlow's C++ start-up notices kept out of the output."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _positive_int(text: str) -> int:
@@ -138,6 +268,33 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--max-train-images", type=_positive_int, default=None)
     train_command.add_argument("--include-authentic", action="store_true", help="also train on authentic images (all-zero masks)")
     train_command.set_defaults(handler=_train)
+
+    evaluate_command = commands.add_parser("evaluate", help="score the network and the classic baselines (Tables I and II)")
+    evaluate_command.add_argument("--data", nargs="+", choices=("synthetic", "casia1", "casia2", "folder"), default=["synthetic"],
+                                  help="one or more datasets (real ones from --root or PMSP_DATA_DIR/<data>)")
+    evaluate_command.add_argument("--root", help="folder of the dataset, with one --data")
+    evaluate_command.add_argument("--weights", default="casia1", help="a shipped model's name, a run folder or a .keras file (default: casia1)")
+    evaluate_command.add_argument("--split", choices=("test", "validation", "train", "all", "unseen"), default="test",
+                                  help="which images of a real dataset (default test; unseen: not in the model's own train/validation lists)")
+    evaluate_command.add_argument("--baselines", nargs="*", default=["ela", "noi1", "cfa1"], help="classic baselines to score beside it")
+    evaluate_command.add_argument("--threshold", type=_threshold, default=0.5)
+    evaluate_command.add_argument("--policy", choices=("resize", "tile"), default="resize", help="how images reach the network")
+    evaluate_command.add_argument("--limit", type=_positive_int, help="score only the first N images")
+    evaluate_command.add_argument("--include-authentic", action="store_true", help="also score authentic images (pooled protocols)")
+    evaluate_command.add_argument("--synthetic-count", type=_positive_int, default=200)
+    evaluate_command.add_argument("--seed", type=int, default=1, help="seed of the synthetic images (training uses seed 0)")
+    evaluate_command.add_argument("--robustness", action="store_true", help="also write robustness curves (first dataset)")
+    evaluate_command.add_argument("--robustness-limit", type=_positive_int, default=20, help="images for the robustness curves")
+    evaluate_command.add_argument("--out", type=Path, default=Path("build/evaluation"), help="folder for the CSV and JSON tables")
+    evaluate_command.set_defaults(handler=_evaluate)
+
+    localize_command = commands.add_parser("localize", help="write probability maps, masks and overlays of images")
+    localize_command.add_argument("images", nargs="+", help="image files, folders or glob patterns")
+    localize_command.add_argument("--out", required=True, help="output folder")
+    localize_command.add_argument("--weights", default="casia1", help="a shipped model's name, a run folder or a .keras file")
+    localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
+    localize_command.add_argument("--policy", choices=("resize", "tile"), default="resize", help="how images reach the network")
+    localize_command.set_defaults(handler=_localize)
     return parser
 
 
@@ -145,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (FileNotFoundError, FileExistsError, ValueError, PermissionError, NotADirectoryError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from .data.records import Record
+from .data.sources import DATA_SOURCES
 from .ela import ElaCache, ElaSettings
 from .metrics import PixelMetrics
 
@@ -75,6 +76,8 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
+        if self.data not in DATA_SOURCES:
+            raise ValueError(f"data must be one of {DATA_SOURCES}, got {self.data!r}.")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
         if self.schedule not in SCHEDULES:
@@ -478,8 +481,6 @@ def append_history(run_dir: Path, row: dict) -> None:
     _atomic_write_text(run_dir / "history.csv", buffer.getvalue())
 
 
-DATA_SOURCES = ("synthetic", "casia1", "casia2", "folder")
-
 
 def training_records(config: TrainConfig, *, include_authentic: bool = False, echo=print):
     """(train, validation, test, protocol) for ``config.data``: the paper's 90/5/5 split per manipulation type.
@@ -489,32 +490,11 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     images are left out unless ``include_authentic`` (as in the paper, which
     trains on tampered images).
     """
-    from .config import cache_dir, dataset_folder
-    from .data import load_casia1, load_casia2, load_folder, paper_split
-    from .data.synthetic import SyntheticConfig, SyntheticForgerySet
+    from .data import paper_split
+    from .data.sources import load_source
 
-    if config.data not in DATA_SOURCES:
-        raise ValueError(f"data must be one of {DATA_SOURCES}, got {config.data!r}.")
-    if config.data == "synthetic":
-        folder = cache_dir() / "synthetic" / f"seed{config.seed}_n{config.synthetic_count}_s{config.input_size}"
-        generator = SyntheticForgerySet(config.synthetic_count, seed=config.seed, config=SyntheticConfig(size=config.input_size))
-        if (folder / "complete").exists():
-            dataset = load_folder(folder, "synthetic")
-            dataset.records = [_with_kind(record, generator) for record in dataset.records]
-        else:
-            dataset = generator.write(folder)
-            (folder / "complete").write_text("written\n")
-    else:
-        root = Path(config.root) if config.root else dataset_folder(config.data)
-        if root is None:
-            raise FileNotFoundError(
-                f"no data for {config.data!r}: pass --root PATH (the folder of your copy) or set PMSP_DATA_DIR "
-                f"to the folder that holds {config.data}/. See data_manifest.csv for where to get it."
-            )
-        if not Path(root).is_dir():
-            raise FileNotFoundError(f"--root {root}: no such folder.")
-        loader = {"casia1": load_casia1, "casia2": load_casia2, "folder": load_folder}[config.data]
-        dataset = loader(root)
+    dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
+                          size=config.input_size)
     records = [record for record in dataset if include_authentic or record.is_tampered]
     if not records:
         raise ValueError(f"{config.data}: no usable images found.")
@@ -522,14 +502,6 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     train_records = list(split.train)[: config.max_train_images] if config.max_train_images else list(split.train)
     echo(f"{config.data}: {len(train_records)} training, {len(split.validation)} validation, {len(split.test)} test images ({split.protocol})")
     return train_records, list(split.validation), list(split.test), split.protocol
-
-
-def _with_kind(record: Record, generator) -> Record:
-    """Give a synthetic record read back from disk the kind its generator made."""
-    from dataclasses import replace
-
-    index = int(record.name.rsplit("_", 1)[1])
-    return replace(record, kind=generator.kind(index)) if record.is_tampered else record
 
 
 def accelerator() -> str | None:

@@ -4,7 +4,6 @@ usage: KERAS_BACKEND=jax python backend_check.py WORKDIR (save|compare)
 """
 
 import json
-import os
 import sys
 from pathlib import Path
 

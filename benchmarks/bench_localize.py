@@ -1,0 +1,59 @@
+"""``pmsp localize`` speed: seconds per 576x576 JPEG once the model is loaded (target <= 0.3 s on a 2-core CPU).
+
+End to end as the command does it: read the JPEG, ELA at full resolution,
+resize to the model, forward pass, resize back, write probability, mask and
+overlay PNGs. Reference in the same run: the bare forward pass of the same
+model on a ready batch of one, so the overhead of everything else shows as a ratio.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def report(quick: bool = False) -> list[str]:
+    import keras
+
+    from pmsp_utils import load_pretrained
+    from pmsp_utils.localizer import write_outputs
+    from pmsp_utils.model.inference import localize
+    from run import make_images
+
+    count, rounds = (4, 2) if quick else (16, 3)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        paths = make_images(Path(folder), (576, 576), count)
+        out = Path(folder) / "out"
+        out.mkdir()
+        for input_size in (384, 576):
+            model = load_pretrained("casia1", input_size=input_size)
+            batch = {name: np.zeros((1, input_size, input_size, 3), np.float32) for name in ("rgb", "ela")}
+            model.predict_on_batch(batch)  # warm up
+            localize(model, paths[0])
+            end_to_end, forward = [], []
+            for _ in range(rounds):
+                start = time.perf_counter()
+                for index, path in enumerate(paths):
+                    result = localize(model, path)
+                    write_outputs(out, f"image{index}", path, result.image, result.probability, 0.5)
+                end_to_end.append((time.perf_counter() - start) / count)
+                start = time.perf_counter()
+                for _ in paths:
+                    model.predict_on_batch(batch)
+                forward.append((time.perf_counter() - start) / count)
+            best, bare = min(end_to_end), min(forward)
+            rows.append(f"| {input_size} | {best:.3f} | {bare:.3f} | {best / bare:.2f} |")
+            print(rows[-1], flush=True)
+    return [
+        "",
+        f"`pmsp localize` on {count} 576x576 JPEGs (shipped casia1 weights, Keras {keras.__version__} on {keras.backend.backend()}, "
+        f"CPU, best of {rounds} rounds; end to end = read, ELA, resize, forward, resize back, three PNGs written):",
+        "",
+        "| model input | end to end (s/image, target <= 0.3) | bare forward pass (s/image) | end to end / forward |",
+        "|---|---|---|---|",
+        *rows,
+    ]

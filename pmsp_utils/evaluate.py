@@ -1,0 +1,252 @@
+"""Evaluation, the paper's section 4.3 and Tables I and II. Defined in 05_evaluation.
+
+- :func:`load_model`: a shipped model by name, a training run folder, or a ``.keras`` file.
+- :func:`select_records`: which images are scored (a split of the data, named in every table).
+- :func:`evaluate`: streams images through several methods (the network, the
+  classic baselines) into one :class:`~pmsp_utils.metrics.PixelMetrics` each.
+- :class:`Evaluation`: Table I and Table II style rows, written as CSV and JSON,
+  with the paper's reported numbers beside ours, cited as reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .data.records import Record
+from .metrics import PROTOCOL_NOTES, PixelMetrics
+from .progress import progress
+
+SPLITS = ("test", "validation", "train", "all", "unseen")
+PAPER_CITATION = ("Meng et al., Image Tampering Localization based on Pyramid Multi-Scale Pooling Module; "
+                  "numbers as reported there (protocol not stated in the paper)")
+#: Table I of the paper (CASIA v2.0): F1 and AUC as reported. The paper's four deep methods are not transcribed here.
+PAPER_TABLE_I = {
+    "dataset": "CASIA v2.0",
+    "rows": {"ELA": (0.214, 0.613), "NOI1": (0.263, 0.612), "CFA1": (0.207, 0.522), "PMSP": (0.543, 0.795)},
+}
+#: Table II of the paper: per-dataset numbers as reported (only those transcribed here).
+PAPER_TABLE_II = {"casia1": {"dataset": "CASIA v1.0", "f1": 0.88, "auc": 0.59}}
+BASELINE_LABELS = {"ela": "ELA", "noi1": "NOI1", "cfa1": "CFA1"}
+DATASET_LABELS = {"casia1": "CASIA v1.0", "casia2": "CASIA v2.0", "synthetic": "synthetic (embedded)", "folder": "folder"}
+
+
+# --- what is scored ------------------------------------------------------------------
+
+def load_model(spec: str = "casia1", *, input_size: int | None = None):
+    """(model, split folder or None, label) from a shipped model's name, a run folder or a ``.keras`` file."""
+    from . import pretrained
+
+    if spec in pretrained.available():
+        splits = pretrained.WEIGHTS_DIR / f"{spec}_splits"
+        return pretrained.load_pretrained(spec, input_size=input_size), (splits if splits.is_dir() else None), f"shipped {spec}"
+    from .model import load_pmsp
+
+    path = Path(spec)
+    if path.is_dir():
+        splits = path / "splits" if (path / "splits").is_dir() else None
+        if (path / "model.keras").is_file():  # a finished run
+            return load_pmsp(path / "model.keras"), splits, f"run {path.name}"
+        if (path / "best.weights.h5").is_file() and (path / "config.json").is_file():  # a run still going: its best epoch so far
+            from .model import build_pmsp
+
+            config = json.loads((path / "config.json").read_text())
+            model = build_pmsp(**{key: config[key] for key in pretrained.ARCHITECTURE_KEYS}, weights=None, verbose=False)
+            model.load_weights(path / "best.weights.h5")
+            return model, splits, f"run {path.name} (best epoch so far)"
+        raise FileNotFoundError(f"{path}: a folder without model.keras or best.weights.h5; pass a training run's folder.")
+    if path.suffix == ".keras":
+        return load_pmsp(path), None, path.name
+    raise FileNotFoundError(
+        f"{spec!r}: not a shipped model ({', '.join(pretrained.available()) or 'none shipped'}), "
+        "a training run folder, nor a .keras file."
+    )
+
+
+def select_records(records: Sequence[Record], split: str = "test", *, model_splits: Path | None = None) -> tuple[list[Record], str]:
+    """The records of ``split`` and a sentence saying which images they are.
+
+    ``test``/``validation``/``train``: the suite's paper split (by name hash, the
+    same on every machine); ``all``: every record; ``unseen``: every record not
+    in the model's own train or validation lists (needs ``model_splits``).
+    """
+    from .data import paper_split
+
+    records = list(records)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    if not records:
+        raise ValueError("no images to evaluate.")
+    if split == "all":
+        return records, f"all {len(records)} images"
+    if split == "unseen":
+        if model_splits is None:
+            raise ValueError("split 'unseen' needs a model with split lists (a shipped model or a run folder).")
+        seen = set()
+        for part in ("train", "validation"):
+            path = Path(model_splits) / f"{part}.txt"
+            if path.exists():
+                seen.update(path.read_text().split())
+        chosen = [r for r in records if f"{r.dataset}/{r.name}" not in seen]
+        return chosen, f"{len(chosen)} images not in the model's training or validation lists"
+    parts = paper_split(records).parts()
+    return list(parts[split]), f"the {split} part ({len(parts[split])} images) of the paper split (90/5/5 by name hash)"
+
+
+# --- streaming evaluation ------------------------------------------------------------
+
+Predictor = Callable[[Record], np.ndarray]
+
+
+def model_predictor(model, *, policy: str = "resize") -> Predictor:
+    """The network as a predictor: a record in, a probability map at the image's size out."""
+    from .model.inference import localize
+
+    return lambda record: localize(model, record.image_path, policy=policy).probability
+
+
+def baseline_predictor(name: str) -> Predictor:
+    """A classic baseline as a predictor."""
+    from .baselines import heatmap
+
+    return lambda record: heatmap(name, record.image_path)
+
+
+@dataclass
+class Evaluation:
+    """The metrics of several methods on one set of images."""
+
+    dataset: str
+    images: str  # which images, in words
+    threshold: float
+    metrics: dict[str, PixelMetrics]
+    skipped: list[str] = field(default_factory=list)
+
+    def table1(self) -> list[dict]:
+        """Table I style: one row per method, F1 and AUC under named protocols, the paper's numbers beside them."""
+        rows = []
+        for method, metrics in self.metrics.items():
+            per_image, pooled, oracle = metrics.per_image(), metrics.pooled(), metrics.per_image_oracle()
+            reported = PAPER_TABLE_I["rows"].get(method.split(" ")[0])
+            rows.append({
+                "method": method, "dataset": self.dataset, "images": pooled["images"], "tampered_images": per_image["images"],
+                f"f1_per_image@{self.threshold:g}": per_image["f1"], "f1_per_image_oracle": oracle["f1"],
+                f"f1_pooled@{self.threshold:g}": pooled["f1"], "auc_pooled": pooled["auc"], "auc_per_image": per_image["auc"],
+                "paper_f1": reported[0] if reported else None, "paper_auc": reported[1] if reported else None,
+                "paper_dataset": PAPER_TABLE_I["dataset"] if reported else None,
+            })
+        return rows
+
+    def table2(self, method: str | None = None) -> list[dict]:
+        """Table II style: Accuracy, Precision, Recall, F1 and AUC of one method, one row per protocol."""
+        method = method or next(iter(self.metrics))
+        reported = PAPER_TABLE_II.get(self.dataset.split(" ")[0], {})
+        rows = []
+        for row in self.metrics[method].table(("per-image", "pooled", "weighted", "pooled oracle")):
+            rows.append({"dataset": self.dataset, "method": method, **row,
+                         "paper_f1": reported.get("f1"), "paper_auc": reported.get("auc")})
+        return rows
+
+
+def evaluate(records: Iterable[Record], methods: dict[str, Predictor], *, dataset: str, images: str = "",
+             threshold: float = 0.5, show_progress: bool | None = None, warn: Callable[[str], None] | None = None) -> Evaluation:
+    """Score every method on every record in one pass, in bounded memory.
+
+    An image that cannot be read, or whose mask size differs from the image,
+    is reported and skipped for every method (never resized silently).
+    """
+    from .images import ImageReadError
+
+    records = list(records)
+    metrics = {name: PixelMetrics(threshold) for name in methods}
+    skipped = []
+    for record in progress(records, total=len(records), description=f"evaluating {dataset}", show=show_progress):
+        try:
+            maps = {name: predict(record) for name, predict in methods.items()}
+            shape = next(iter(maps.values())).shape
+            mask = record.load_mask(shape)
+            if mask.shape != shape:
+                raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image {shape[1]}x{shape[0]}")
+        except (ImageReadError, FileNotFoundError, ValueError) as error:
+            skipped.append(f"{record.name}: {error}")
+            (warn or _warn)(f"skipped {record.name}: {error}")
+            continue
+        for name, probability in maps.items():
+            metrics[name].update(probability, mask, name=record.name)
+    return Evaluation(dataset, images or f"{len(records)} images", threshold, metrics, skipped)
+
+
+def _warn(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+# --- tables out ----------------------------------------------------------------------
+
+def _clean(value):
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: dict | None = None) -> list[Path]:
+    """Write table1.csv/.json and table2.csv/.json (and per_image.csv) under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table1 = [row for evaluation in evaluations for row in evaluation.table1()]
+    table2 = [row for evaluation in evaluations for row in evaluation.table2()]
+    protocol = {
+        "protocols": PROTOCOL_NOTES,
+        "images": {evaluation.dataset: evaluation.images for evaluation in evaluations},
+        "skipped": {evaluation.dataset: evaluation.skipped for evaluation in evaluations},
+        "paper": PAPER_CITATION,
+        "baselines": "heat maps scaled per image to [0, 1] (pmsp_utils.baselines)",
+        **(extra or {}),
+    }
+    written = []
+    for name, rows in (("table1", table1), ("table2", table2)):
+        written.append(_write_csv(out / f"{name}.csv", rows))
+        path = out / f"{name}.json"
+        path.write_text(json.dumps({"rows": [{k: _clean(v) for k, v in row.items()} for row in rows], **protocol}, indent=2) + "\n")
+        written.append(path)
+    per_image = [
+        {"dataset": evaluation.dataset, "method": method, "image": image.name, "tampered_fraction": image.tampered_pixels / image.pixels,
+         f"f1@{evaluation.threshold:g}": image.f1 if image.tampered else None, "auc": _clean(image.auc), "best_f1": _clean(image.best_f1)}
+        for evaluation in evaluations for method, metrics in evaluation.metrics.items() for image in metrics.images
+    ]
+    written.append(_write_csv(out / "per_image.csv", per_image))
+    return written
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with path.open("w", newline="") as handle:
+        if rows:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows({k: ("" if _clean(v) is None else (f"{v:.4f}" if isinstance(v, float) else v)) for k, v in row.items()} for row in rows)
+    return path
+
+
+def format_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:
+    """Rows as an aligned plain-text table (numbers to 3 decimals, missing as '-')."""
+    if not rows:
+        return "(no rows)"
+    columns = list(columns or rows[0])
+
+    def cell(value):
+        value = _clean(value)
+        if value is None:
+            return "-"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    cells = [[cell(row.get(column)) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths))]
+    lines += ["  ".join(value.ljust(width) for value, width in zip(line, widths)) for line in cells]
+    return "\n".join(lines)
