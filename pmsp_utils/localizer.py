@@ -49,17 +49,21 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
+class OutputFolderError(ValueError):
+    """The output folder cannot be created or written to."""
+
+
 def check_output_folder(out: str | Path) -> Path:
     """Create ``out`` if needed and prove it is writable, with an error that says what to do."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out}: exists and is not a folder; choose a folder path.")
+        raise OutputFolderError(f"--out {out}: exists and is not a folder; choose a folder path.")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".pmsp-write-test-"):
             pass
     except OSError as error:
-        raise PermissionError(f"--out {out}: cannot write there ({error.strerror or error}); choose a folder you can write to.") from error
+        raise OutputFolderError(f"--out {out}: cannot write there ({error.strerror or error}); choose a folder you can write to.") from error
     return out
 
 

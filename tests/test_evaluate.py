@@ -1,0 +1,209 @@
+"""Evaluation: record selection, tables, robustness, and the evaluate and localize commands on good and bad input."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import encode
+from PIL import Image
+
+from pmsp_utils.data.records import Record
+from pmsp_utils.evaluate import evaluate, format_table, select_records, write_tables
+from pmsp_utils.localizer import OutputFolderError, check_output_folder, expand_inputs, tamper_score, unique_stem
+from pmsp_utils.robustness import perturb, robustness_curves
+
+
+def _records(tmp_path, photo, count=4):
+    """Tiny forgeries on disk: a bright square pasted into a photo, with its mask."""
+    records = []
+    for index in range(count):
+        image = photo.copy()
+        mask = np.zeros(photo.shape[:2], np.uint8)
+        mask[20 + index : 60 + index, 30:80] = 1
+        image[mask == 1] = 250
+        image_path, mask_path = tmp_path / f"im{index}.png", tmp_path / f"im{index}_gt.png"
+        image_path.write_bytes(encode(image, "PNG"))
+        mask_path.write_bytes(encode(mask * 255, "PNG"))
+        records.append(Record("folder", f"im{index}", "splicing", image_path, mask_path))
+    return records
+
+
+def _brightness(record):
+    """A real, simple predictor: pixel brightness (the pasted squares are bright)."""
+    return record.load_image().mean(axis=2) / 255.0
+
+
+def test_evaluate_scores_methods_and_skips_bad_records(tmp_path, photo):
+    records = _records(tmp_path, photo)
+    broken = Record("folder", "broken", "splicing", tmp_path / "missing.png", tmp_path / "im0_gt.png")
+    wrong_size = Record("folder", "wrong", "splicing", records[0].image_path, tmp_path / "small_gt.png")
+    (tmp_path / "small_gt.png").write_bytes(encode(np.zeros((10, 10), np.uint8), "PNG"))
+    warnings = []
+    result = evaluate(records + [broken, wrong_size], {"brightness": _brightness, "constant": lambda r: np.full(photo.shape[:2], 0.3)},
+                      dataset="tiny", warn=warnings.append, show_progress=False)
+    assert [line.split(":")[0] for line in result.skipped] == ["broken", "wrong"]
+    assert "mask is 10x10" in result.skipped[1] and len(warnings) == 2
+    table = {row["method"]: row for row in result.table1()}
+    assert table["brightness"]["auc_pooled"] > 0.9 and table["constant"]["auc_pooled"] == 0.5
+    assert table["constant"]["f1_per_image@0.5"] == 0.0 and table["brightness"]["tampered_images"] == 4
+    assert [row["protocol"] for row in result.table2()] == ["per-image", "pooled", "weighted", "pooled oracle"]
+
+
+def test_tables_are_written_with_their_protocols(tmp_path, photo):
+    result = evaluate(_records(tmp_path, photo, 2), {"ELA": _brightness}, dataset="casia1 (CASIA v1.0)", images="two", show_progress=False)
+    written = write_tables([result], tmp_path / "out")
+    assert {path.name for path in written} == {"table1.csv", "table1.json", "table2.csv", "table2.json", "per_image.csv"}
+    table1 = json.loads((tmp_path / "out" / "table1.json").read_text())
+    assert table1["rows"][0]["paper_f1"] == 0.214 and table1["rows"][0]["paper_dataset"] == "CASIA v2.0"  # the ELA row, as reported
+    assert "ORACLE" in table1["protocols"]["pooled oracle"] and table1["images"] == {"casia1 (CASIA v1.0)": "two"}
+    table2 = list(csv.DictReader((tmp_path / "out" / "table2.csv").open()))
+    assert table2[0]["paper_f1"] == "0.8800" and table2[2]["protocol"] == "weighted"
+    assert float(table2[2]["recall"]) == pytest.approx(float(table2[2]["accuracy"]), abs=1e-4)
+    assert "f1" in format_table(result.table2()).splitlines()[0]
+
+
+def test_select_records(tmp_path, photo):
+    records = [Record("casia1", f"Sp_D_{index:04d}", "splicing", tmp_path / f"{index}.jpg") for index in range(100)]
+    test, words = select_records(records, "test")
+    assert len(test) == 5 and "test part" in words
+    assert select_records(records, "test")[0] == test  # deterministic
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.txt").write_text("".join(f"casia1/Sp_D_{index:04d}\n" for index in range(90)))
+    unseen, words = select_records(records, "unseen", model_splits=tmp_path / "splits")
+    assert [r.name for r in unseen] == [f"Sp_D_{index:04d}" for index in range(90, 100)] and "not in the model's" in words
+    with pytest.raises(ValueError, match="needs a model with split lists"):
+        select_records(records, "unseen")
+    with pytest.raises(ValueError, match="split must be one of"):
+        select_records(records, "holdout")
+
+
+def test_perturbations(photo):
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[10:50, 10:50] = 1
+    data, same_mask = perturb(photo, mask, "jpeg", 50)
+    assert data[:2] == b"\xff\xd8" and same_mask is mask
+    small, small_mask = perturb(photo, mask, "resize", 0.5)
+    assert small.shape[:2] == small_mask.shape == (round(photo.shape[0] / 2), round(photo.shape[1] / 2))
+    assert set(np.unique(small_mask)) == {0, 1}
+    blurred, _ = perturb(photo, mask, "blur", 2.0)
+    assert np.abs(np.diff(blurred.astype(float), axis=1)).mean() < np.abs(np.diff(photo.astype(float), axis=1)).mean()
+    noisy, _ = perturb(photo, mask, "noise", 5.0, seed=1)
+    assert 3.0 < (noisy.astype(float) - photo).std() < 7.0
+    np.testing.assert_array_equal(noisy, perturb(photo, mask, "noise", 5.0, seed=1)[0])
+    with pytest.raises(ValueError, match="perturbation must be one of"):
+        perturb(photo, mask, "rotate", 1)
+    with pytest.raises(ValueError, match="JPEG quality"):
+        perturb(photo, mask, "jpeg", 0)
+
+
+def test_robustness_curves_fall_under_blur(tmp_path, photo):
+    from pmsp_utils.baselines import heatmap
+
+    records = _records(tmp_path, photo, 2)
+    points = robustness_curves(records, lambda image: heatmap("noi1", image), levels={"blur": (1.0, 3.0), "jpeg": (90,)},
+                               show_progress=False)
+    assert [(p.perturbation, p.level) for p in points] == [("blur", "none"), ("blur", "1"), ("blur", "3"), ("jpeg", "none"), ("jpeg", "90")]
+    assert all(p.images == 2 and 0 <= p.pooled_auc <= 1 for p in points)
+    with pytest.raises(ValueError, match="unknown perturbations"):
+        robustness_curves(records, lambda image: image, levels={"crop": (1,)})
+
+
+def test_localizer_helpers(tmp_path, photo):
+    (tmp_path / "a.jpg").write_bytes(encode(photo, "JPEG"))
+    (tmp_path / "b.png").write_bytes(encode(photo, "PNG"))
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    files, problems = expand_inputs([str(tmp_path), str(tmp_path / "*.jpg"), str(tmp_path / "empty"), str(tmp_path / "*.gif")])
+    assert [f.name for f in files] == ["a.jpg", "b.png"]  # the glob repeats a.jpg: listed once
+    assert len(problems) == 2 and "no image files" in problems[0] and "matches no file" in problems[1]
+    used = set()
+    assert [unique_stem(tmp_path / name, used) for name in ("x/a.jpg", "y/a.png", "a.tif")] == ["a", "a_2", "a_3"]
+    probability = np.zeros((100, 100), np.float32)
+    probability[0, :5] = [1.0, 0.8, 0.6, 0.4, 0.2]
+    assert tamper_score(probability) == pytest.approx(3.0 / 100)  # the top 1% is 100 pixels, five of them non-zero
+    with pytest.raises(OutputFolderError, match="not a folder"):
+        check_output_folder(tmp_path / "a.jpg")
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputFolderError, match="cannot write there"):
+        check_output_folder(tmp_path / "file" / "out")  # cannot be created
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("pmsp_utils.localizer.tempfile.NamedTemporaryFile", read_only)  # a read-only mount
+    with pytest.raises(OutputFolderError, match="cannot write there .Permission denied"):
+        check_output_folder(tmp_path / "out")
+
+
+# --- the commands, with the shipped weights ----------------------------------------------
+
+keras = pytest.importorskip("keras", reason="the commands need Keras: pip install -e '.[keras]'")
+
+
+def test_localize_command_writes_outputs_and_survives_bad_input(tmp_path, photo, capsys):
+    from pmsp_utils.cli import main
+
+    images = tmp_path / "in"
+    images.mkdir()
+    (images / "good.jpg").write_bytes(encode(photo, "JPEG", quality=85))
+    (images / "grey.png").write_bytes(encode(photo.mean(axis=2).astype(np.uint8), "PNG"))
+    (images / "corrupt.jpg").write_bytes(encode(photo, "JPEG")[:200])
+    out = tmp_path / "out"
+    assert main(["localize", str(images), str(tmp_path / "nothing*.jpg"), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "corrupt.jpg" in captured.err and "matches no file" in captured.err
+    for stem in ("good", "grey"):
+        probability = np.asarray(Image.open(out / f"{stem}_probability.png"))
+        assert probability.shape == photo.shape[:2] and probability.dtype == np.uint8
+        assert set(np.unique(np.asarray(Image.open(out / f"{stem}_mask.png")))) <= {0, 255}
+        assert np.asarray(Image.open(out / f"{stem}_overlay.png")).shape == photo.shape
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert [row["image"].rsplit("/", 1)[1] for row in rows] == ["good.jpg", "grey.png"]
+    assert all(0.0 <= float(row["tamper_score"]) <= 1.0 for row in rows)
+    assert "wrote 2 x 3 PNG files" in captured.out and "2 input(s) failed" in captured.out
+
+
+def test_localize_command_fails_fast_on_bad_output_or_weights(tmp_path, photo, capsys):
+    from pmsp_utils.cli import main
+
+    image = tmp_path / "a.jpg"
+    image.write_bytes(encode(photo, "JPEG"))
+    assert main(["localize", str(image), "--out", str(image)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["localize", str(image), "--out", str(tmp_path / "o"), "--weights", str(tmp_path / "nope")]) == 2
+    assert "not a shipped model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["localize", str(image), "--out", str(tmp_path / "o"), "--threshold", "1.5"])
+    assert "must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_evaluate_command_on_held_out_synthetic_images(tmp_path, cache_folder, capsys):
+    from pmsp_utils.cli import main
+
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--data", "synthetic", "--synthetic-count", "6", "--baselines", "ela", "noi1",
+                 "--robustness", "--robustness-limit", "2", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Table I style" in captured.out and "Table II style" in captured.out and "held out" in captured.out
+    table1 = json.loads((out / "table1.json").read_text())
+    assert [row["method"] for row in table1["rows"]] == ["PMSP (shipped casia1)", "ELA", "NOI1"]
+    assert table1["rows"][0]["paper_auc"] == 0.795 and table1["weights"] == "shipped casia1"
+    curves = list(csv.DictReader((out / "robustness.csv").open()))
+    assert {row["perturbation"] for row in curves} == {"jpeg", "resize", "blur", "noise"}
+
+
+def test_evaluate_command_errors(tmp_path, capsys, monkeypatch):
+    from pmsp_utils.cli import main
+
+    monkeypatch.delenv("PMSP_DATA_DIR", raising=False)
+    assert main(["evaluate", "--data", "casia1", "--out", str(tmp_path / "e")]) == 2
+    assert "pass --root PATH" in capsys.readouterr().err
+    assert main(["evaluate", "--data", "casia1", "synthetic", "--root", str(tmp_path), "--out", str(tmp_path / "e")]) == 2
+    assert "--root names one dataset" in capsys.readouterr().err
+    assert main(["evaluate", "--baselines", "sift", "--out", str(tmp_path / "e")]) == 2
+    assert "unknown baselines" in capsys.readouterr().err
