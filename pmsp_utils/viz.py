@@ -93,3 +93,21 @@ def draw_network(model, *, title: str | None = None):
     axis.set_title(title or f"{model.name}: {model.count_params() / 1e6:.2f} M parameters", fontsize=9)
     figure.tight_layout()
     return figure
+
+
+CONFUSION_COLOURS = {"true positive": (0, 170, 0), "false positive": (220, 0, 0), "false negative": (255, 190, 0), "true negative": (0, 0, 0)}
+
+
+def confusion_image(prediction: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A colour picture of one binary prediction against its mask (defined in 05_evaluation).
+
+    Green: found (true positive); red: false alarm; amber: missed; black: correctly authentic.
+    """
+    prediction, truth = np.asarray(prediction, bool), np.asarray(mask, bool)
+    if prediction.shape != truth.shape:
+        raise ValueError(f"prediction {prediction.shape} and mask {truth.shape} differ in shape.")
+    picture = np.zeros(truth.shape + (3,), np.uint8)
+    for name, where in (("true positive", prediction & truth), ("false positive", prediction & ~truth),
+                        ("false negative", ~prediction & truth)):
+        picture[where] = CONFUSION_COLOURS[name]
+    return picture

@@ -1,6 +1,7 @@
 """Interactive explorers for the notebooks. Each widget calls a pure, tested function and draws it.
 
-Defined in 01_error_level_analysis (the ELA explorer).
+Defined in 01_error_level_analysis (the ELA explorer); 02_forgery_datasets (the synthetic
+explorer); 05_evaluation (the threshold explorer).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 
 from .ela import DEFAULT_QUALITY, SCALINGS, ElaResult, ela_result
 from .images import ImageSource
-from .metrics import pixel_auc
-from .viz import ela_for_display
+from .metrics import f1_score, pixel_auc
+from .viz import confusion_image, ela_for_display
 
 
 @dataclass(frozen=True)
@@ -250,6 +251,65 @@ class SyntheticExplorer:
         title = f"raw ELA pixel AUC {self.view.auc:.2f}" if self.view.auc is not None else "authentic"
         self.output.outputs = (_figure_output([("image", forgery.image), ("mask", forgery.mask), ("ELA q=90", ela_for_display(self.view.ela))], title),)
         return self.view
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+@dataclass(frozen=True)
+class ThresholdView:
+    """F1 of one probability map at one threshold, and the whole F1-against-threshold curve."""
+
+    threshold: float
+    f1: float
+    best_threshold: float
+    best_f1: float
+    thresholds: np.ndarray
+    f1_curve: np.ndarray
+    confusion: np.ndarray
+
+
+def threshold_view(probability: np.ndarray, mask: np.ndarray, threshold: float = 0.5, steps: int = 99) -> ThresholdView:
+    """Per-image F1 at ``threshold``, the curve over ``steps`` thresholds in (0, 1) and its best point (an oracle)."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}.")
+    thresholds = np.linspace(0.0, 1.0, steps + 2)[1:-1]
+    curve = np.array([f1_score(probability >= value, mask) for value in thresholds])
+    best = int(np.argmax(curve))
+    claimed = probability >= threshold
+    return ThresholdView(threshold, f1_score(claimed, mask), float(thresholds[best]), float(curve[best]), thresholds, curve,
+                         confusion_image(claimed, mask))
+
+
+class ThresholdExplorer:
+    """Choose an image and a threshold: the prediction's confusion picture and its F1 redraw."""
+
+    def __init__(self, items: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]], threshold: float = 0.5) -> None:
+        """``items``: name -> (image, probability map, mask)."""
+        import ipywidgets as widgets
+
+        if not items:
+            raise ValueError("the threshold explorer needs at least one (image, probability, mask) item.")
+        self.items = dict(items)
+        self.image = widgets.Dropdown(options=list(self.items), description="image")
+        self.threshold = widgets.FloatSlider(value=threshold, min=0.01, max=0.99, step=0.01, description="threshold", continuous_update=False)
+        self.output = widgets.Output()
+        self.view: ThresholdView | None = None
+        for control in (self.image, self.threshold):
+            control.observe(lambda change: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.image, self.threshold]), self.output])
+        self.update()
+
+    def update(self) -> ThresholdView:
+        image, probability, mask = self.items[self.image.value]
+        self.view = threshold_view(probability, mask, self.threshold.value)
+        view = self.view
+        title = (f"F1 {view.f1:.3f} at threshold {view.threshold:.2f}; best (oracle) {view.best_f1:.3f} at {view.best_threshold:.2f}")
+        self.output.outputs = (_figure_output(
+            [("image", image), ("probability", probability), ("green found, red false alarm, amber missed", view.confusion)], title),)
+        return view
 
     def _ipython_display_(self) -> None:
         from IPython.display import display

@@ -95,3 +95,31 @@ def test_synthetic_explorer_redraws_on_value_changes():
     assert explorer.view.forgery.recipe["donor_angle"] != 0.0
     explorer.seed.value = 7
     assert explorer.config().rotate == 1.0 and len(explorer.output.outputs) == 1
+
+
+def test_threshold_view_and_explorer():
+    from pmsp_utils.viz import CONFUSION_COLOURS, confusion_image
+    from pmsp_utils.widgets import ThresholdExplorer, threshold_view
+
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 5:15] = 1
+    probability = np.where(mask == 1, 0.7, 0.2).astype(np.float32)
+    probability[0, 0] = 0.9  # one false alarm above every threshold below 0.9
+    view = threshold_view(probability, mask, 0.5)
+    assert view.f1 == pytest.approx(2 * 100 / (2 * 100 + 1))
+    assert view.best_f1 == pytest.approx(view.f1) and 0.2 < view.best_threshold <= 0.7  # any threshold between the two levels
+    assert threshold_view(probability, mask, 0.8).f1 == 0.0  # only the false alarm is claimed
+    assert tuple(view.confusion[0, 0]) == CONFUSION_COLOURS["false positive"]
+    assert tuple(view.confusion[10, 10]) == CONFUSION_COLOURS["true positive"]
+    assert tuple(confusion_image(np.zeros((2, 2)), np.ones((2, 2)))[0, 0]) == CONFUSION_COLOURS["false negative"]
+    with pytest.raises(ValueError, match="threshold must be between"):
+        threshold_view(probability, mask, 1.0)
+
+    image = np.zeros((20, 20, 3), np.uint8)
+    explorer = ThresholdExplorer({"a": (image, probability, mask), "b": (image, 1 - probability, mask)})
+    assert explorer.view.f1 == pytest.approx(view.f1)
+    explorer.threshold.value = 0.8
+    assert explorer.view.f1 == 0.0
+    explorer.image.value = "b"  # inverted map: at 0.8 it claims the authentic pixels
+    assert explorer.view.f1 == 0.0 and explorer.view.threshold == 0.8
+    assert len(explorer.output.outputs) == 1
