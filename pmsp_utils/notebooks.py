@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,27 @@ def strip_widget_state(notebook) -> None:
     notebook.metadata.pop("widgets", None)
 
 
+#: TensorFlow's C++ start-up lines (absl logging, before Python can silence it): noise in a course.
+_NATIVE_LOG = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                         r"|[IWEF]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] .*)$")
+
+
+def strip_native_logs(notebook) -> None:
+    """Remove TensorFlow's native start-up log lines from stderr outputs (empty outputs go too)."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines = [line for line in output["text"].splitlines(keepends=True) if not _NATIVE_LOG.match(line.rstrip("\n"))]
+                if not "".join(lines).strip():
+                    continue
+                output["text"] = "".join(lines)
+            kept.append(output)
+        cell["outputs"] = kept
+
+
 def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke: bool | None = None):
     """Run one notebook top to bottom in its own folder and save the executed copy."""
     import nbformat
@@ -91,6 +113,7 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
             else:
                 os.environ[name] = value
     strip_widget_state(notebook)
+    strip_native_logs(notebook)
     executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, executed)
     return notebook

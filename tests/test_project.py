@@ -53,3 +53,19 @@ def test_notebook_hygiene(path):
     assert not [o for cell in code for o in cell["outputs"] if o["output_type"] == "error"]
     assert not any("image/svg+xml" in o.get("data", {}) for cell in code for o in cell["outputs"])
     assert path.stat().st_size < 3_000_000
+
+
+def test_native_log_lines_are_stripped_from_notebook_outputs():
+    import nbformat
+
+    from pmsp_utils.notebooks import strip_native_logs
+
+    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "I0000 00:00:1795575492.487535   23181 port.cc:153] oneDNN custom operations are on.\n")
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=noise),
+                    nbformat.v4.new_output("stream", name="stderr", text=noise + "UserWarning: a real warning\n"),
+                    nbformat.v4.new_output("stream", name="stdout", text=noise)]
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    strip_native_logs(notebook)
+    assert [output["text"] for output in cell.outputs] == ["UserWarning: a real warning\n", noise]  # stdout is left alone
