@@ -142,7 +142,10 @@ def card_markdown(card: dict) -> str:
         f"- at the model's input size (masks resized by nearest neighbour): per-image F1 {validation['at_model_input_size']['per_image_f1@0.5']:.3f}, "
         f"pooled AUC {validation['at_model_input_size']['pooled_auc']:.3f}",
         f"- scored on {validation['scored']}",
-        *([f"- targets: per-image F1 {card['targets']['per_image_f1@0.5']}, pooled AUC {card['targets']['pooled_auc']} on {card['targets']['on']}"] if card.get("targets") else []),
+        *([f"- targets: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in card["targets"].items() if key != "on")
+           + f" on {card['targets']['on']}"] if card.get("targets") else []),
+        *[f"- on {row['on']}: per-image F1 at 0.5 **{row['per_image_f1@0.5']:.3f}**, pooled pixel AUC **{row['pooled_auc']:.3f}**"
+          for row in card.get("evaluations", [])],
         *([f"- for context: {card['reference']}"] if card.get("reference") else []),
         "",
         "## Reproduce",
