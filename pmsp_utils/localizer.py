@@ -106,6 +106,6 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
     pictures = (np.round(probability * 255).astype(np.uint8), mask.astype(np.uint8) * 255, overlay(image, mask))
     for path, picture in zip(files, pictures):
         temporary = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(picture).save(temporary, format="PNG")
+        Image.fromarray(picture).save(temporary, format="PNG", compress_level=1)  # fast; maps compress well anyway
         os.replace(temporary, path)
     return Written(source, tamper_score(probability), float(mask.mean()), files)
