@@ -103,7 +103,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.limit:
             records = records[: args.limit]
             images += f", first {len(records)}"
-        label = f"{data} ({DATASET_LABELS[data]})"
+        label = DATASET_LABELS[data]
         print(f"{label}: scoring {images}")
         evaluations.append(evaluate(records, methods, dataset=label, images=images, threshold=args.threshold))
     written = write_tables(evaluations, out, extra={"weights": model_label, "policy": args.policy})

@@ -35,7 +35,7 @@ PAPER_TABLE_I = {
 #: Table II of the paper: per-dataset numbers as reported (only those transcribed here).
 PAPER_TABLE_II = {"casia1": {"dataset": "CASIA v1.0", "f1": 0.88, "auc": 0.59}}
 BASELINE_LABELS = {"ela": "ELA", "noi1": "NOI1", "cfa1": "CFA1"}
-DATASET_LABELS = {"casia1": "CASIA v1.0", "casia2": "CASIA v2.0", "synthetic": "synthetic (embedded)", "folder": "folder"}
+DATASET_LABELS = {"casia1": "casia1 (CASIA v1.0)", "casia2": "casia2 (CASIA v2.0)", "synthetic": "synthetic (embedded, held out)", "folder": "folder"}
 
 
 # --- what is scored ------------------------------------------------------------------
@@ -147,7 +147,7 @@ class Evaluation:
     def table2(self, method: str | None = None) -> list[dict]:
         """Table II style: Accuracy, Precision, Recall, F1 and AUC of one method, one row per protocol."""
         method = method or next(iter(self.metrics))
-        reported = PAPER_TABLE_II.get(self.dataset.split(" ")[0], {})
+        reported = next((row for key, row in PAPER_TABLE_II.items() if key in self.dataset or row["dataset"] in self.dataset), {})
         rows = []
         for row in self.metrics[method].table(("per-image", "pooled", "weighted", "pooled oracle")):
             rows.append({"dataset": self.dataset, "method": method, **row,

@@ -207,3 +207,10 @@ def test_evaluate_command_errors(tmp_path, capsys, monkeypatch):
     assert "--root names one dataset" in capsys.readouterr().err
     assert main(["evaluate", "--baselines", "sift", "--out", str(tmp_path / "e")]) == 2
     assert "unknown baselines" in capsys.readouterr().err
+
+
+def test_paper_rows_follow_the_dataset_label(tmp_path, photo):
+    records = _records(tmp_path, photo, 1)
+    for label, expected in (("CASIA v1.0", 0.88), ("casia1 (CASIA v1.0)", 0.88), ("synthetic (embedded, held out)", None)):
+        row = evaluate(records, {"PMSP": _brightness}, dataset=label, show_progress=False).table2()[0]
+        assert row["paper_f1"] == expected, label
