@@ -17,6 +17,7 @@ import numpy as np
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 ARCHITECTURE_KEYS = ("input_size", "attention", "fusion", "streams")
+METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC"}
 
 
 def available() -> list[str]:
@@ -142,7 +143,7 @@ def card_markdown(card: dict) -> str:
         f"- at the model's input size (masks resized by nearest neighbour): per-image F1 {validation['at_model_input_size']['per_image_f1@0.5']:.3f}, "
         f"pooled AUC {validation['at_model_input_size']['pooled_auc']:.3f}",
         f"- scored on {validation['scored']}",
-        *([f"- targets: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in card["targets"].items() if key != "on")
+        *(["- targets: " + ", ".join(f"{METRIC_LABELS.get(key, key)} {value}" for key, value in card["targets"].items() if key != "on")
            + f" on {card['targets']['on']}"] if card.get("targets") else []),
         *[f"- on {row['on']}: per-image F1 at 0.5 **{row['per_image_f1@0.5']:.3f}**, pooled pixel AUC **{row['pooled_auc']:.3f}**"
           for row in card.get("evaluations", [])],

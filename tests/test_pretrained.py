@@ -61,3 +61,8 @@ def test_synthetic_weights_localize_held_out_synthetic_images(cache_folder):
     for record in [r for r in load_source("synthetic", synthetic_count=12, seed=7, size=size) if r.is_tampered]:
         metrics.update(localize(model, record.image_path).probability, record.load_mask())
     assert metrics.pooled_auc() > 0.85, metrics.result()  # the card reports 0.98 on 169 images
+
+
+def test_model_cards_for_people_match_their_json():
+    for name in pretrained.available():
+        assert (pretrained.WEIGHTS_DIR / f"{name}.md").read_text() == pretrained.card_markdown(pretrained.model_card(name)), name
