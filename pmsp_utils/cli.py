@@ -79,6 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     _keras_environment()
     from .baselines import BASELINES
     from .data.sources import load_source
+    from .localizer import check_output_folder
     from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, evaluate, format_table, load_model,
                            model_predictor, select_records, write_tables)
 
@@ -87,12 +88,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     unknown = set(args.baselines) - set(BASELINES)
     if unknown:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {sorted(BASELINES)} (or --baselines with none).")
-    out = _writable(args.out)
+    out = check_output_folder(args.out)
     model, model_splits, model_label = load_model(args.weights)
     size = int(model.inputs[0].shape[1])
     methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy)}
     methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
-    evaluations = []
+    evaluations, scored = [], []
     for data in args.data:
         dataset = load_source(data, args.root, synthetic_count=args.synthetic_count, seed=args.seed, size=size)
         records = [record for record in dataset if args.include_authentic or record.is_tampered]
@@ -100,6 +101,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"
         else:
             records, images = select_records(records, args.split, model_splits=model_splits)
+        scored.append(records)  # before --limit: the robustness curves take their own number
         if args.limit:
             records = records[: args.limit]
             images += f", first {len(records)}"
@@ -117,26 +119,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(format_table(table2, ["dataset", "protocol", "threshold", "images", "accuracy", "precision", "recall", "f1", "auc",
                                 "paper_f1", "paper_auc"]))
     if args.robustness:
-        written += _robustness(args, model, evaluations, out)
+        written += _robustness(args, model, scored[0], out)
     print("\nwritten: " + ", ".join(str(path) for path in written))
     return 1 if any(evaluation.skipped for evaluation in evaluations) else 0
 
 
-def _robustness(args, model, evaluations, out: Path) -> list[Path]:
+def _robustness(args, model, records, out: Path) -> list[Path]:
+    """Robustness curves on the first dataset's scored images (its tampered ones, up to --robustness-limit)."""
     import csv
 
-    from .data.sources import load_source
-    from .evaluate import select_records
     from .model.inference import localize
     from .robustness import robustness_curves
 
-    data = args.data[0]
-    dataset = load_source(data, args.root, synthetic_count=args.synthetic_count, seed=args.seed, size=int(model.inputs[0].shape[1]))
-    records = [record for record in dataset if record.is_tampered]
-    if data != "synthetic":
-        records, _ = select_records(records, args.split)
-    records = records[: args.robustness_limit]
-    print(f"\nRobustness on {len(records)} tampered images of {data} (per-image F1@{args.threshold:g}, pooled AUC)")
+    records = [record for record in records if record.is_tampered][: args.robustness_limit]
+    print(f"\nRobustness on {len(records)} tampered images of {args.data[0]} (per-image F1@{args.threshold:g}, pooled AUC)")
     points = robustness_curves(records, lambda image: localize(model, image, policy=args.policy).probability, threshold=args.threshold)
     path = out / "robustness.csv"
     with path.open("w", newline="") as handle:
@@ -182,12 +178,6 @@ def _localize(args: argparse.Namespace) -> int:
         handle.writelines(f"{row.source},{row.score:.4f},{row.tampered_fraction:.4f},{row.files[0].name}\n" for row in rows)
     print(f"wrote {len(rows)} x 3 PNG files and scores.csv to {out}" + (f"; {failures} input(s) failed" if failures else ""))
     return 1 if failures else 0
-
-
-def _writable(folder) -> Path:
-    from .localizer import check_output_folder
-
-    return check_output_folder(folder)
 
 
 def _threshold(text: str) -> float:

@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .data.records import Record
+from .images import ImageReadError, LoadedImage, load_image
 from .metrics import PROTOCOL_NOTES, PixelMetrics
 from .progress import progress
 
@@ -102,21 +103,22 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
 
 # --- streaming evaluation ------------------------------------------------------------
 
-Predictor = Callable[[Record], np.ndarray]
+#: A method to score: an image read once by :func:`pmsp_utils.images.load_image` in, a map at its size out.
+Predictor = Callable[[LoadedImage], np.ndarray]
 
 
 def model_predictor(model, *, policy: str = "resize") -> Predictor:
-    """The network as a predictor: a record in, a probability map at the image's size out."""
+    """The network as a predictor: a probability map at the image's size."""
     from .model.inference import localize
 
-    return lambda record: localize(model, record.image_path, policy=policy).probability
+    return lambda image: localize(model, image, policy=policy).probability
 
 
 def baseline_predictor(name: str) -> Predictor:
     """A classic baseline as a predictor."""
     from .baselines import heatmap
 
-    return lambda record: heatmap(name, record.image_path)
+    return lambda image: heatmap(name, image)
 
 
 @dataclass
@@ -162,14 +164,13 @@ def evaluate(records: Iterable[Record], methods: dict[str, Predictor], *, datase
     An image that cannot be read, or whose mask size differs from the image,
     is reported and skipped for every method (never resized silently).
     """
-    from .images import ImageReadError
-
     records = list(records)
     metrics = {name: PixelMetrics(threshold) for name in methods}
     skipped = []
     for record in progress(records, total=len(records), description=f"evaluating {dataset}", show=show_progress):
         try:
-            maps = {name: predict(record) for name, predict in methods.items()}
+            image = load_image(record.image_path)  # decoded once for every method
+            maps = {name: predict(image) for name, predict in methods.items()}
             shape = next(iter(maps.values())).shape
             mask = record.load_mask(shape)
             if mask.shape != shape:

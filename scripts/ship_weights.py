@@ -33,18 +33,19 @@ from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_h
 def score(model, records, config) -> dict:
     """Both protocols on the validation records."""
     sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=ElaSettings(config.ela_quality)))
-    at_input = evaluate_pixels(model, sequence)
-    at_original = PixelMetrics()
-    for record in records:
-        at_original.update(localize(model, record.image_path).probability, record.load_mask())
-    return {"at_input_size": at_input, "at_original_size": at_original.result()}
+    return {"at_input_size": evaluate_pixels(model, sequence), "at_original_size": at_original_size(model, records)}
 
 
-def _scored(model, records) -> dict:
+def at_original_size(model, records) -> dict:
+    """Per-image F1 and pooled AUC of localize() maps scored at each image's own size."""
     metrics = PixelMetrics()
     for record in records:
         metrics.update(localize(model, record.image_path).probability, record.load_mask())
-    return {key: round(value, 4) for key, value in metrics.result().items()}
+    return metrics.result()
+
+
+def _scored(model, records) -> dict:
+    return {key: round(value, 4) for key, value in at_original_size(model, records).items()}
 
 
 def synthetic_evaluations(model, config, args) -> list[dict]:

@@ -29,9 +29,9 @@ def _records(tmp_path, photo, count=4):
     return records
 
 
-def _brightness(record):
+def _brightness(image):
     """A real, simple predictor: pixel brightness (the pasted squares are bright)."""
-    return record.load_image().mean(axis=2) / 255.0
+    return np.asarray(image.to_display().convert("L"), np.float64) / 255.0
 
 
 def test_evaluate_scores_methods_and_skips_bad_records(tmp_path, photo):

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..ela import DEFAULT_QUALITY, ElaSettings, ela_of_loaded
-from ..images import ImageSource, load_image
+from ..images import ImageSource, LoadedImage, load_image
 
 POLICIES = ("resize", "tile")
 
@@ -58,7 +58,7 @@ def _predict(model, batches: dict[str, np.ndarray]) -> np.ndarray:
 
 def localize(
     model,
-    source: ImageSource,
+    source: ImageSource | LoadedImage,
     *,
     policy: str = "resize",
     quality: int = DEFAULT_QUALITY,
@@ -70,7 +70,7 @@ def localize(
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}.")
     if not 0.0 <= overlap < 1.0:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
-    loaded = load_image(source)
+    loaded = source if isinstance(source, LoadedImage) else load_image(source)  # callers scoring several methods read once
     result = ela_of_loaded(loaded, ElaSettings(quality=quality))
     image, ela_map = result.image, result.ela
     names, size = input_names(model), input_size(model)
