@@ -20,7 +20,7 @@ def report(quick: bool = False) -> list[str]:
 
     from pmsp_utils import load_pretrained
     from pmsp_utils.localizer import write_outputs
-    from pmsp_utils.model.inference import localize
+    from pmsp_utils.pipeline import localize
     from run import make_images
 
     count, rounds = (4, 2) if quick else (16, 3)

@@ -19,7 +19,7 @@ def plain_model(size: int):
     import keras
     from keras import layers
 
-    from pmsp_utils.model.network import STRIDE, preprocess_ela, preprocess_rgb
+    from pmsp_utils.model.network import preprocess_ela, preprocess_rgb
     from pmsp_utils.model.pyramid import pyramid_pooling
 
     inputs, fifth = [], []
@@ -33,7 +33,7 @@ def plain_model(size: int):
     x = layers.Conv2D(128, 3, padding="same", use_bias=False)(x)
     x = layers.ReLU()(layers.BatchNormalization()(x))
     x = layers.Conv2D(1, 1)(layers.Dropout(0.1)(x))
-    x = layers.UpSampling2D(STRIDE, interpolation="bilinear")(x)
+    x = layers.UpSampling2D(32, interpolation="bilinear")(x)
     return keras.Model(inputs, layers.Activation("sigmoid", dtype="float32")(x), name="plain")
 
 

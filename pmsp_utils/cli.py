@@ -80,8 +80,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .baselines import BASELINES
     from .data.sources import load_source
     from .localizer import check_output_folder
-    from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, evaluate, format_table, load_model,
-                           model_predictor, select_records, write_tables)
+    from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, evaluate, format_table, model_predictor,
+                           select_records, write_tables)
+    from .models import load_model
 
     if args.root and len(args.data) > 1:
         raise ValueError("--root names one dataset's folder; with several --data, set PMSP_DATA_DIR to the folder that holds them.")
@@ -89,9 +90,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {sorted(BASELINES)} (or --baselines with none).")
     out = check_output_folder(args.out)
-    model, model_splits, model_label = load_model(args.weights)
-    size = int(model.inputs[0].shape[1])
-    methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy)}
+    model = load_model(args.weights)
+    model_splits, model_label, size = model.splits, model.label, model.settings.input_size
+    methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy, flip=args.flip)}
     methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
     evaluations, scored = [], []
     for data in args.data:
@@ -128,12 +129,12 @@ def _robustness(args, model, records, out: Path) -> list[Path]:
     """Robustness curves on the first dataset's scored images (its tampered ones, up to --robustness-limit)."""
     import csv
 
-    from .model.inference import localize
+    from .pipeline import localize
     from .robustness import robustness_curves
 
     records = [record for record in records if record.is_tampered][: args.robustness_limit]
     print(f"\nRobustness on {len(records)} tampered images of {args.data[0]} (per-image F1@{args.threshold:g}, pooled AUC)")
-    points = robustness_curves(records, lambda image: localize(model, image, policy=args.policy).probability, threshold=args.threshold)
+    points = robustness_curves(records, lambda image: localize(model, image, policy=args.policy, flip=args.flip).probability, threshold=args.threshold)
     path = out / "robustness.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -156,16 +157,17 @@ def _localize(args: argparse.Namespace) -> int:
         print("error: no images to localize.", file=sys.stderr)
         return 2
     _keras_environment()
-    from .evaluate import load_model
-    from .model.inference import localize
+    from .models import load_model
+    from .pipeline import localize
 
-    model, _, label = load_model(args.weights)
+    model = load_model(args.weights)
+    label = model.label
     failures, used, rows = len(problems), set(), []
-    print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy}")
+    print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
     print(f"{'image':40s} {'score':>6s} {'area':>7s}")
     for path in files:
         try:
-            result = localize(model, path, policy=args.policy)
+            result = localize(model, path, policy=args.policy, flip=args.flip)
             written = write_outputs(out, unique_stem(path, used), path, result.image, result.probability, args.threshold)
         except (ImageReadError, FileNotFoundError, OSError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
@@ -210,6 +212,10 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .architecture import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, INPUT_POLICIES, OUTPUT_STRIDES, STREAMS
+    from .pipeline import LOCALIZE_POLICIES
+    from .train import MONITORS, SPLIT_PROTOCOLS
+
     parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -245,14 +251,25 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--positive-weight", type=_positive_float, default=1.0, help="weight of tampered pixels in BCE")
     train_command.add_argument("--schedule", choices=("constant", "cosine", "plateau"), default="constant",
                                help="plateau: learning rate x0.3 after 2 epochs without a better validation loss")
-    train_command.add_argument("--init-from", help="start from a whole model's .weights.h5, e.g. another run's best.weights.h5")
+    train_command.add_argument("--init-from", help="start from another model: a shipped name (e.g. synthetic), a run folder or a .keras "
+                               "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
     train_command.add_argument("--seed", type=int, default=0)
     train_command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
-    train_command.add_argument("--attention", choices=("features", "blocks", "none"), default="features")
-    train_command.add_argument("--fusion", choices=("add", "concat"), default="add")
-    train_command.add_argument("--streams", choices=("both", "rgb", "ela"), default="both")
+    train_command.add_argument("--attention", choices=ATTENTION_PLACEMENTS, default="features")
+    train_command.add_argument("--fusion", choices=FUSIONS, default="add")
+    train_command.add_argument("--streams", choices=STREAMS, default="both")
+    train_command.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=32,
+                               help="F5's stride: 32 (the paper), 16 or 8 (last stages dilated, as in PSPNet)")
+    train_command.add_argument("--decoder", choices=DECODERS, default="none", help="f3: refine the pyramid output with F3 (stride 8)")
+    train_command.add_argument("--policy", choices=INPUT_POLICIES, default="resize",
+                               help="how images reach the square input: resize (the paper) or pad (own pixels, padding ignored)")
+    train_command.add_argument("--recompress", type=float, default=0.0, metavar="P",
+                               help="probability of re-saving a training image as JPEG (quality 70..100) before ELA")
+    train_command.add_argument("--monitor", choices=MONITORS, default="val_loss", help="what picks the best epoch and stops early")
+    train_command.add_argument("--split", choices=SPLIT_PROTOCOLS, default="paper",
+                               help="paper: 90/5/5 by name hash; grouped: forgeries sharing a source photo on one side")
     train_command.add_argument("--synthetic-count", type=_positive_int, default=400)
     train_command.add_argument("--workers", type=_positive_int, default=2)
     train_command.add_argument("--max-train-images", type=_positive_int, default=None)
@@ -268,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="which images of a real dataset (default test; unseen: not in the model's own train/validation lists)")
     evaluate_command.add_argument("--baselines", nargs="*", default=["ela", "noi1", "cfa1"], help="classic baselines to score beside it")
     evaluate_command.add_argument("--threshold", type=_threshold, default=0.5)
-    evaluate_command.add_argument("--policy", choices=("resize", "tile"), default="resize", help="how images reach the network")
+    evaluate_command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
+    evaluate_command.add_argument("--flip", action="store_true", help="test-time augmentation: average with the flipped image's map")
     evaluate_command.add_argument("--limit", type=_positive_int, help="score only the first N images")
     evaluate_command.add_argument("--include-authentic", action="store_true", help="also score authentic images (pooled protocols)")
     evaluate_command.add_argument("--synthetic-count", type=_positive_int, default=200)
@@ -283,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command.add_argument("--out", required=True, help="output folder")
     localize_command.add_argument("--weights", default="casia1", help="a shipped model's name, a run folder or a .keras file")
     localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
-    localize_command.add_argument("--policy", choices=("resize", "tile"), default="resize", help="how images reach the network")
+    localize_command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
+    localize_command.add_argument("--flip", action="store_true", help="test-time augmentation: average with the flipped image's map")
     localize_command.set_defaults(handler=_localize)
     return parser
 

@@ -1,6 +1,5 @@
 """Evaluation, the paper's section 4.3 and Tables I and II. Defined in 05_evaluation.
 
-- :func:`load_model`: a shipped model by name, a training run folder, or a ``.keras`` file.
 - :func:`select_records`: which images are scored (a split of the data, named in every table).
 - :func:`evaluate`: streams images through several methods (the network, the
   classic baselines) into one :class:`~pmsp_utils.metrics.PixelMetrics` each.
@@ -41,36 +40,6 @@ DATASET_LABELS = {"casia1": "casia1 (CASIA v1.0)", "casia2": "casia2 (CASIA v2.0
 
 # --- what is scored ------------------------------------------------------------------
 
-def load_model(spec: str = "casia1", *, input_size: int | None = None):
-    """(model, split folder or None, label) from a shipped model's name, a run folder or a ``.keras`` file."""
-    from . import pretrained
-
-    if spec in pretrained.available():
-        splits = pretrained.WEIGHTS_DIR / f"{spec}_splits"
-        return pretrained.load_pretrained(spec, input_size=input_size), (splits if splits.is_dir() else None), f"shipped {spec}"
-    from .model import load_pmsp
-
-    path = Path(spec)
-    if path.is_dir():
-        splits = path / "splits" if (path / "splits").is_dir() else None
-        if (path / "model.keras").is_file():  # a finished run
-            return load_pmsp(path / "model.keras"), splits, f"run {path.name}"
-        if (path / "best.weights.h5").is_file() and (path / "config.json").is_file():  # a run still going: its best epoch so far
-            from .model import build_pmsp
-
-            config = json.loads((path / "config.json").read_text())
-            model = build_pmsp(**{key: config[key] for key in pretrained.ARCHITECTURE_KEYS}, weights=None, verbose=False)
-            model.load_weights(path / "best.weights.h5")
-            return model, splits, f"run {path.name} (best epoch so far)"
-        raise FileNotFoundError(f"{path}: a folder without model.keras or best.weights.h5; pass a training run's folder.")
-    if path.suffix == ".keras":
-        return load_pmsp(path), None, path.name
-    raise FileNotFoundError(
-        f"{spec!r}: not a shipped model ({', '.join(pretrained.available()) or 'none shipped'}), "
-        "a training run folder, nor a .keras file."
-    )
-
-
 def select_records(records: Sequence[Record], split: str = "test", *, model_splits: Path | None = None) -> tuple[list[Record], str]:
     """The records of ``split`` and a sentence saying which images they are.
 
@@ -107,11 +76,14 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
 Predictor = Callable[[LoadedImage], np.ndarray]
 
 
-def model_predictor(model, *, policy: str = "resize") -> Predictor:
-    """The network as a predictor: a probability map at the image's size."""
-    from .model.inference import localize
+def model_predictor(model, *, policy: str | None = None, flip: bool = False) -> Predictor:
+    """The network (a :class:`~pmsp_utils.models.LoadedModel`) as a predictor: a probability map at the image's size.
 
-    return lambda image: localize(model, image, policy=policy).probability
+    ``policy`` None uses the model's own input policy; ``flip`` adds flipped test-time augmentation.
+    """
+    from .pipeline import localize
+
+    return lambda image: localize(model, image, policy=policy, flip=flip).probability
 
 
 def baseline_predictor(name: str) -> Predictor:

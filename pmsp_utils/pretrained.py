@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-ARCHITECTURE_KEYS = ("input_size", "attention", "fusion", "streams")
 METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC"}
 
 
@@ -37,15 +36,25 @@ def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
     """Build the network and load a shipped model's weights, offline.
 
     ``input_size`` defaults to the size it was trained at (see the card); any
-    multiple of 192 works, since no weight depends on the input size.
+    size valid for its output stride works, since no weight depends on the
+    input size. The settings its inputs need come with
+    :func:`pmsp_utils.models.load_model` (or :func:`load_pretrained_with_settings`).
     """
+    return load_pretrained_with_settings(name, input_size=input_size)[0]
+
+
+def load_pretrained_with_settings(name: str = "casia1", *, input_size: int | None = None):
+    """(model, settings) of a shipped model; the settings come from its card."""
+    from dataclasses import replace
+
     from .model import build_pmsp
+    from .models import settings_of_card
 
     card = model_card(name)
-    architecture = {key: card["architecture"][key] for key in ARCHITECTURE_KEYS}
+    settings = settings_of_card(card, str(WEIGHTS_DIR / f"{name}.json"))
     if input_size is not None:
-        architecture["input_size"] = input_size
-    model = build_pmsp(**architecture, weights=None, verbose=False)
+        settings = replace(settings, input_size=input_size)
+    model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
     stored = np.load(WEIGHTS_DIR / f"{name}.npz")
     keys = [weight_key(index, variable) for index, variable in enumerate(model.weights)]
     missing = [key for key in keys if key not in stored.files]
@@ -53,7 +62,8 @@ def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
         raise ValueError(f"{name}.npz does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
     for key, variable in zip(keys, model.weights):
         variable.assign(stored[key].astype(np.float32))
-    return model
+    model.pmsp_settings = settings  # localize() reads ELA quality, input size and policy from here
+    return model, settings
 
 
 def weight_key(index: int, variable) -> str:
@@ -64,10 +74,12 @@ def weight_key(index: int, variable) -> str:
 def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
     """Store a run's best weights (``best.weights.h5``) as shipped float16 weights with its card, history and split lists."""
     from .model import build_pmsp
+    from .models import settings_of_run
 
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    model = build_pmsp(**{key: config[key] for key in ARCHITECTURE_KEYS}, weights=None, verbose=False)
+    settings = settings_of_run(run_dir)
+    card = {**card, "settings": settings.to_dict()}
+    model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
     model.load_weights(run_dir / "best.weights.h5")
     destination.mkdir(parents=True, exist_ok=True)
     values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}

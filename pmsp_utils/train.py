@@ -34,13 +34,17 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from .architecture import DECODERS, INPUT_POLICIES, OUTPUT_STRIDES, ModelSettings
 from .data.records import Record
 from .data.sources import DATA_SOURCES
 from .ela import ElaCache, ElaSettings
 from .metrics import PixelMetrics
+from .pipeline import IGNORE, recompress, to_input, valid_region
 
 LOSSES = ("bce", "bce+dice", "focal")
 SCHEDULES = ("constant", "cosine", "plateau")
+MONITORS = ("val_loss", "val_f1")  # what picks the best epoch and stops early
+SPLIT_PROTOCOLS = ("paper", "grouped")
 PLATEAU_PATIENCE = 2  # epochs without a better validation loss before the learning rate drops
 PLATEAU_FACTOR = 0.3
 
@@ -67,6 +71,13 @@ class TrainConfig:
     attention: str = "features"
     fusion: str = "add"
     streams: str = "both"
+    output_stride: int = 32
+    decoder: str = "none"
+    policy: str = "resize"  # how an image reaches the square input: "resize" or "pad" (pipeline.py)
+    recompress: float = 0.0  # probability of re-saving a training image as JPEG (quality from recompress_qualities) before ELA
+    recompress_qualities: tuple = (70, 100)
+    monitor: str = "val_loss"
+    split: str = "paper"
     synthetic_count: int = 400
     ela_quality: int = 90
     workers: int = 2
@@ -89,26 +100,56 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
         if not self.positive_weight > 0:
             raise ValueError(f"positive_weight must be positive, got {self.positive_weight}.")
+        for value, allowed, what in ((self.output_stride, OUTPUT_STRIDES, "output_stride"), (self.decoder, DECODERS, "decoder"),
+                                     (self.policy, INPUT_POLICIES, "policy"), (self.monitor, MONITORS, "monitor"),
+                                     (self.split, SPLIT_PROTOCOLS, "split")):
+            if value not in allowed:
+                raise ValueError(f"{what} must be one of {allowed}, got {value!r}.")
+        if not 0.0 <= self.recompress <= 1.0:
+            raise ValueError(f"recompress is a probability in [0, 1], got {self.recompress}.")
+        low, high = self.recompress_qualities
+        if not 1 <= low <= high <= 100:
+            raise ValueError(f"recompress_qualities must be two JPEG qualities low <= high in 1..100, got {self.recompress_qualities}.")
+        self.model_settings()  # the input size must fit the output stride
+
+    def model_settings(self) -> ModelSettings:
+        """The settings saved with the trained model (architecture, ELA, input policy)."""
+        return ModelSettings(input_size=self.input_size, attention=self.attention, fusion=self.fusion, streams=self.streams,
+                             output_stride=self.output_stride, decoder=self.decoder, ela_quality=self.ela_quality,
+                             policy=self.policy)
 
 
 # --- the input pipeline ---------------------------------------------------------------
 
 
-def prepare_example(record: Record, size: int, ela_cache: ElaCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rgb, ela, mask) of one record at ``size`` x ``size``: uint8, uint8, uint8 (0/1)."""
+def load_example(record: Record, ela_cache: ElaCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(image, ela, mask) of one record at the image's own size: uint8 (H, W, 3), uint8 (H, W, 3), uint8 (H, W) 0/1."""
     ela_map, image = ela_cache.get_with_image(record.image_path)  # one decode serves both
     mask = record.load_mask(image.shape[:2])
     if ela_map.shape[:2] != image.shape[:2] or mask.shape != image.shape[:2]:
         raise ValueError(f"{record.name}: image {image.shape[:2]}, ELA {ela_map.shape[:2]} and mask {mask.shape} differ.")
-    rgb = np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.BILINEAR))
-    ela_small = np.asarray(Image.fromarray(np.ascontiguousarray(ela_map)).resize((size, size), Image.Resampling.BILINEAR))
-    mask_small = np.asarray(Image.fromarray(mask).resize((size, size), Image.Resampling.NEAREST))
+    return image, ela_map, mask
+
+
+def prepare_example(record: Record, size: int, ela_cache: ElaCache, policy: str = "resize") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rgb, ela, mask) of one record in the model's ``size`` x ``size`` input (``pipeline.to_input``): uint8 each;
+    the mask is 0/1, and :data:`pipeline.IGNORE` on padding."""
+    image, ela_map, mask = load_example(record, ela_cache)
+    rgb, ela_small, mask_small, _ = to_input(image, ela_map, mask, size, policy)
     return rgb, ela_small, mask_small
+
+
+def mask_targets(masks: np.ndarray) -> np.ndarray:
+    """Model-input masks (uint8 0/1/IGNORE) as the float targets of the losses: 1, 0, and -1 for ignored pixels."""
+    masks = np.asarray(masks)
+    return np.where(masks == IGNORE, -1.0, masks).astype(np.float32)[..., None]
 
 
 def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bool, augment: bool, ela_cache: ElaCache, batch_size: int | None = None):
     """A ``keras.utils.PyDataset`` of ({"rgb", "ela"}, mask) batches over ``records``."""
     import keras
+
+    from .ela import ela as compute_ela
 
     class ForgerySequence(keras.utils.PyDataset):
         """Batches of resized RGB, ELA and masks; order and flips depend on (seed, epoch) only.
@@ -150,9 +191,10 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             return math.ceil(len(self.records) / self.batch)
 
         def example(self, index: int) -> tuple:
+            """(image, ela, mask) at the image's own size, kept in memory after the first epoch."""
             if index in self.memory:
                 return self.memory[index]
-            example = prepare_example(self.records[index], config.input_size, ela_cache)
+            example = load_example(self.records[index], ela_cache)
             if config.cache_in_memory:
                 self.memory[index] = example
             return example
@@ -165,19 +207,28 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             rng = np.random.default_rng([config.seed, epoch, position])
             rgbs, elas, masks = [], [], []
             for index in chosen:
-                rgb, ela_map, mask = self.example(int(index))
+                image, ela_map, mask = self.example(int(index))
                 if augment:
+                    # Augmentations keep the forensic traces: flips move no pixel off the JPEG grid, and a
+                    # re-save is a new compression history, whose ELA is computed afresh (on the flipped image,
+                    # so the flipped grid is what the re-save sees).
                     if rng.random() < 0.5:
-                        rgb, ela_map, mask = rgb[:, ::-1], ela_map[:, ::-1], mask[:, ::-1]
+                        image, ela_map, mask = image[:, ::-1], ela_map[:, ::-1], mask[:, ::-1]
                     if rng.random() < 0.5:
-                        rgb, ela_map, mask = rgb[::-1], ela_map[::-1], mask[::-1]
+                        image, ela_map, mask = image[::-1], ela_map[::-1], mask[::-1]
+                    if config.recompress and rng.random() < config.recompress:
+                        low, high = config.recompress_qualities
+                        image = recompress(np.ascontiguousarray(image), int(rng.integers(low, high + 1)))
+                        ela_map = compute_ela(image, quality=config.ela_quality)
+                rgb, ela_small, mask_small, _ = to_input(np.ascontiguousarray(image), np.ascontiguousarray(ela_map),
+                                                         np.ascontiguousarray(mask), config.input_size, config.policy)
                 rgbs.append(rgb)
-                elas.append(ela_map)
-                masks.append(mask)
+                elas.append(ela_small)
+                masks.append(mask_small)
             inputs = {"rgb": np.stack(rgbs).astype(np.float32), "ela": np.stack(elas).astype(np.float32)}
             if config.streams != "both":
                 inputs = {config.streams: inputs[config.streams]}
-            return inputs, np.stack(masks)[..., None].astype(np.float32)
+            return inputs, mask_targets(np.stack(masks))
 
     return ForgerySequence()
 
@@ -194,7 +245,7 @@ def make_loss(name: str = "bce", positive_weight: float = 1.0):
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}.")
     if name == "bce":
-        return keras.losses.BinaryCrossentropy() if positive_weight == 1.0 else WeightedBinaryCrossentropy(positive_weight)
+        return WeightedBinaryCrossentropy(positive_weight)  # skips ignored (padding) pixels, unlike keras' own
     if name == "bce+dice":
         return WeightedBceDice(positive_weight)
     return BinaryFocal()
@@ -216,8 +267,9 @@ def evaluate_pixels(model, sequence, threshold: float = 0.5) -> dict[str, float]
         if getattr(model, "loss", None) is not None:
             loss_total += float(keras.ops.convert_to_numpy(model.loss(masks, probabilities))) * len(masks)
             count += len(masks)
-        for probability, mask in zip(probabilities[..., 0], masks[..., 0]):
-            metrics.update(np.clip(probability, 0.0, 1.0), mask.astype(np.uint8))
+        for probability, target in zip(probabilities[..., 0], masks[..., 0]):
+            rows, columns = valid_region(np.where(target < 0, IGNORE, target))  # padding is not scored
+            metrics.update(np.clip(probability[rows, columns], 0.0, 1.0), target[rows, columns].astype(np.uint8))
     result = metrics.result()
     if count:
         result["loss"] = loss_total / count
@@ -304,11 +356,22 @@ def save_snapshot(run_dir: Path, model, validation, epoch: int) -> None:
     stored = dict(np.load(path)) if path.exists() else {}
     if "rgb" not in stored:
         stored["rgb"] = shrink(inputs.get("rgb", inputs.get("ela")).astype(np.uint8))
-        stored["mask"] = shrink((masks[:count, ..., 0] * 255).astype(np.uint8))
+        stored["mask"] = shrink((np.clip(masks[:count, ..., 0], 0, 1) * 255).astype(np.uint8))
     stored[f"epoch_{epoch:03d}"] = shrink((np.clip(probability, 0, 1) * 255).astype(np.uint8))
     temporary = run_dir / "snapshots.tmp.npz"
     np.savez_compressed(temporary, **stored)
     os.replace(temporary, path)
+
+
+MONITOR_LABELS = {"val_loss": "validation loss", "val_f1": "validation per-image F1@0.5"}
+
+
+def is_better(monitor: str, logs: dict, state: dict) -> bool:
+    """Whether this epoch beats the best so far on ``monitor`` (lower loss, or higher F1; ties broken by the loss)."""
+    if monitor == "val_loss":
+        return logs["val_loss"] < state["best_val_loss"]
+    best_f1 = state.get("best_val_f1", -1.0)
+    return logs["val_f1"] > best_f1 or (logs["val_f1"] == best_f1 and logs["val_loss"] < state["best_val_loss"])
 
 
 def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: dict, echo):
@@ -326,9 +389,9 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             logs["val_f1"] = scores["per_image_f1@0.5"]
             logs["val_auc"] = scores["pooled_auc"]
             logs["seconds"] = time.perf_counter() - self.started
-            improved = logs["val_loss"] < state["best_val_loss"]
+            improved = is_better(config.monitor, logs, state)
             if improved:
-                state.update(best_val_loss=float(logs["val_loss"]), best_epoch=epoch + 1, wait=0)
+                state.update(best_val_loss=float(logs["val_loss"]), best_val_f1=float(logs["val_f1"]), best_epoch=epoch + 1, wait=0)
                 self.model.save_weights(run_dir / "best.weights.tmp.weights.h5")
                 os.replace(run_dir / "best.weights.tmp.weights.h5", run_dir / "best.weights.h5")
             else:
@@ -351,7 +414,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
                 + (" (best)" if improved else f" (no improvement for {state['wait']})")
             )
             if state["wait"] >= config.patience:
-                echo(f"early stopping: no better validation loss for {config.patience} epochs")
+                echo(f"early stopping: no better {MONITOR_LABELS[config.monitor]} for {config.patience} epochs")
                 self.model.stop_training = True
 
     return EpochEnd()
@@ -366,12 +429,13 @@ def build_model(config: TrainConfig, verbose: bool = True):
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(config.seed)
-    model = build_pmsp(config.input_size, attention=config.attention, fusion=config.fusion, streams=config.streams,
-                       weights=None if config.init_from else config.weights, verbose=verbose)
+    model = build_pmsp(**config.model_settings().architecture(), weights=None if config.init_from else config.weights, verbose=verbose)
     if config.init_from:
-        if not Path(config.init_from).is_file():
-            raise FileNotFoundError(f"--init-from {config.init_from}: no such weights file (e.g. RUN_DIR/best.weights.h5).")
-        model.load_weights(config.init_from)
+        from .models import init_weights_from
+
+        report = init_weights_from(model, config.init_from)
+        if verbose:
+            print(report)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=make_loss(config.loss, config.positive_weight))
     return model
 
@@ -402,12 +466,12 @@ def train(
     if resume:
         if not state_file.exists() or not (run_dir / "checkpoint.keras").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (state.json and checkpoint.keras are written after each epoch).")
-        # Settings added to TrainConfig after the run was started count at their defaults.
-        saved = {**asdict(TrainConfig()), **json.loads((run_dir / "config.json").read_text())}
-        if {k: v for k, v in saved.items() if k not in {"epochs", "workers", "notes"}} != {
-                k: v for k, v in asdict(config).items() if k not in {"epochs", "workers", "notes"}}:
-            raise ValueError(f"{run_dir}: the settings differ from the run being resumed; resume with the same settings (see config.json).")
-        state = json.loads(state_file.read_text())
+        differences = setting_differences(read_json(run_dir / "config.json"), asdict(config))
+        if differences:
+            raise ValueError(f"{run_dir}: the settings differ from the run being resumed: "
+                             + "; ".join(f"{name} was {old!r}, now {new!r}" for name, old, new in differences)
+                             + ". Resume with the run's settings (see its config.json), or start a new --run-dir.")
+        state = read_json(state_file)
         from .model import load_pmsp
         from .model import losses  # noqa: F401  (registers the custom losses for deserialisation)
 
@@ -417,8 +481,8 @@ def train(
     else:
         if state_file.exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
-        state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_epoch": 0, "wait": 0}
-        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+        state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_val_f1": -1.0, "best_epoch": 0, "wait": 0}
+        (run_dir / "config.json").write_text(json.dumps({**asdict(config), "model_settings": config.model_settings().to_dict()}, indent=2))
         (run_dir / "environment.json").write_text(json.dumps(environment_facts(), indent=2))
         splits = run_dir / "splits"
         splits.mkdir(exist_ok=True)
@@ -443,9 +507,43 @@ def train(
                   callbacks=callbacks, verbose=verbose, shuffle=False)  # the sequence shuffles, from its seed
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")
-    model.save(run_dir / "model.tmp.keras")
-    os.replace(run_dir / "model.tmp.keras", run_dir / "model.keras")
+    from .models import save_model
+
+    save_model(model, run_dir / "model.keras", config.model_settings())  # the settings travel inside the file
     return model, read_history(run_dir)
+
+
+#: Settings a resumed run may change: how long it runs and how it loads data, not what it learns.
+RESUMABLE_CHANGES = {"epochs", "workers", "notes", "model_settings"}
+_PATH_SETTINGS = ("root", "init_from", "weights")
+
+
+def _normalised(name: str, value):
+    if isinstance(value, (list, tuple)):
+        return [_normalised(name, item) for item in value]
+    if name in _PATH_SETTINGS and isinstance(value, str) and (os.sep in value or Path(value).exists()):
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def setting_differences(saved: dict, current: dict) -> list[tuple[str, object, object]]:
+    """(name, saved value, current value) of each setting that differs, after normalising paths and sequences.
+
+    Settings added to TrainConfig after the run was started count at their defaults.
+    """
+    saved = {**asdict(TrainConfig()), **saved}
+    return [(name, saved[name], current[name]) for name in sorted(current)
+            if name not in RESUMABLE_CHANGES and _normalised(name, saved.get(name)) != _normalised(name, current[name])]
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file of a run directory; a clear error naming it when it is empty or damaged."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing; this run directory is incomplete (start a new --run-dir).") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); the file is damaged (start a new --run-dir, or restore it).") from None
 
 
 def read_history(run_dir: str | Path) -> list[dict]:
@@ -483,14 +581,15 @@ def append_history(run_dir: Path, row: dict) -> None:
 
 
 def training_records(config: TrainConfig, *, include_authentic: bool = False, echo=print):
-    """(train, validation, test, protocol) for ``config.data``: the paper's 90/5/5 split per manipulation type.
+    """(train, validation, test, protocol) for ``config.data``, split as ``config.split`` says: the paper's 90/5/5
+    per manipulation type by name hash, or grouped by source photo (:func:`~pmsp_utils.data.grouped_split`).
 
     Real data comes from ``config.root`` (or ``PMSP_DATA_DIR/<data>``); the
     synthetic set is written once to the cache folder and reused. Authentic
     images are left out unless ``include_authentic`` (as in the paper, which
     trains on tampered images).
     """
-    from .data import paper_split
+    from .data import grouped_split, paper_split
     from .data.sources import load_source
 
     dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
@@ -498,7 +597,7 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     records = [record for record in dataset if include_authentic or record.is_tampered]
     if not records:
         raise ValueError(f"{config.data}: no usable images found.")
-    split = paper_split(records)
+    split = grouped_split(records) if config.split == "grouped" else paper_split(records)
     train_records = list(split.train)[: config.max_train_images] if config.max_train_images else list(split.train)
     echo(f"{config.data}: {len(train_records)} training, {len(split.validation)} validation, {len(split.test)} test images ({split.protocol})")
     return train_records, list(split.validation), list(split.test), split.protocol

@@ -24,7 +24,7 @@ from pmsp_utils.model import (  # noqa: E402
     nearest_valid_sizes,
 )
 from pmsp_utils.model import weights as weights_module  # noqa: E402
-from pmsp_utils.model.inference import localize  # noqa: E402
+from pmsp_utils.pipeline import localize  # noqa: E402
 
 SIZE = 192
 

@@ -29,7 +29,7 @@ def test_casia1_weights_ship_small_and_documented():
 
 
 def test_load_pretrained_offline(photo):
-    from pmsp_utils.model.inference import localize
+    from pmsp_utils.pipeline import localize
 
     model = pmsp_utils.load_pretrained()
     assert model.inputs[0].shape[1] == pretrained.model_card("casia1")["architecture"]["input_size"]
@@ -51,7 +51,7 @@ def test_synthetic_weights_localize_held_out_synthetic_images(cache_folder):
     """The synthetic-only weights, scored here on held-out synthetic images (a seed no training used)."""
     from pmsp_utils.data.sources import load_source
     from pmsp_utils.metrics import PixelMetrics
-    from pmsp_utils.model.inference import localize
+    from pmsp_utils.pipeline import localize
 
     card = pretrained.model_card("synthetic")
     assert card["targets"]["pooled_auc"] == 0.90 and len(card["evaluations"]) == 2  # held-out synthetic, then real CASIA v1.0

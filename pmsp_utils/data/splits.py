@@ -106,3 +106,64 @@ def cross_dataset_split(train_records: Iterable[Record], test_records: Iterable[
         f"validation per type, by name hash), test all of {'+'.join(test_names)}"
     )
     return Split(inner.train, inner.validation, tuple(sorted(test_records, key=lambda r: r.name)), protocol)
+
+
+def source_groups(records: Iterable[Record]) -> dict[str, list[Record]]:
+    """Records joined into groups that share a source image (union of ``source_ids``), keyed by the group's first id.
+
+    CASIA names carry the ids of the photos a forgery was made from
+    (``Sp_D_NRN_A_ani0097_ani0082_0427``): two forgeries that share a photo show
+    the same scene, so they belong on the same side of a split. A record without
+    source ids is a group of its own.
+    """
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    records = list(records)
+    keys = [tuple(record.source_ids) or (f"{record.dataset}/{record.name}",) for record in records]
+    for ids in keys:
+        for other in ids[1:]:
+            first, second = root(ids[0]), root(other)
+            if first != second:
+                parent[max(first, second)] = min(first, second)
+    groups: dict[str, list[Record]] = {}
+    for record, ids in zip(records, keys):
+        groups.setdefault(root(ids[0]), []).append(record)
+    return groups
+
+
+GROUPED_FRACTIONS = (0.86, 0.07, 0.07)
+
+
+def grouped_split(records: Iterable[Record], fractions: tuple[float, float, float] = GROUPED_FRACTIONS, *, salt: str = "pmsp") -> Split:
+    """Train/validation/test with every group of records that share a source photo on one side (see :func:`source_groups`).
+
+    Groups are ordered by a hash of their key (the same on every machine) and
+    dealt to validation, then test, until each holds its fraction of the images;
+    the rest train. Parts hold whole groups, so their sizes are close to, not
+    exactly, the fractions.
+    """
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    records = list(records)
+    if not records:
+        raise ValueError("cannot split an empty dataset.")
+    groups = source_groups(records)
+    order = sorted(groups, key=lambda key: (name_hash(key, salt), key))
+    wanted = {"validation": fractions[1] * len(records), "test": fractions[2] * len(records)}
+    parts: dict[str, list[Record]] = {part: [] for part in SPLIT_NAMES}
+    for key in order:
+        part = next((name for name in ("validation", "test") if len(parts[name]) + len(groups[key]) / 2 <= wanted[name]), "train")
+        parts[part] += groups[key]
+    names = sorted({record.dataset for record in records})
+    protocol = (
+        f"grouped split of {'+'.join(names)} by source photo: {len(groups)} groups of forgeries sharing a source id, "
+        f"whole groups dealt in blake2b('{salt}/group') order to about {fractions[1]:.0%} validation and "
+        f"{fractions[2]:.0%} test, the rest train; no source photo on two sides"
+    )
+    return Split(*(tuple(sorted(parts[p], key=lambda r: r.name)) for p in SPLIT_NAMES), protocol)

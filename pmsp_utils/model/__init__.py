@@ -5,7 +5,6 @@
 - :mod:`.pyramid`: the pyramid pooling module.
 - :mod:`.network`: :func:`build_pmsp`, the dual-stream network.
 - :mod:`.weights`: ImageNet and local ``.h5`` weights, loaded by layer name.
-- :mod:`.inference`: :func:`localize`, an image in and a probability map at its size out.
 """
 
 from .attention import CoordinateAttention

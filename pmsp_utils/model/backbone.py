@@ -4,6 +4,9 @@ The layers carry the names and shapes of ``keras.applications.MobileNet`` so
 ImageNet weights load by name. The stream returns five feature maps F1..F5 at
 strides 2, 4, 8, 16 and 32, and can put Coordinate Attention in line after F3,
 F4 and F5 (the attended F3 feeds the next block) or inside the depthwise blocks.
+With ``output_stride`` 16 or 8 the last stages keep their resolution and dilate
+their depthwise convolutions instead (PSPNet, DeepLab), so F4/F5 sit at stride
+16 or 8.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from ..architecture import OUTPUT_STRIDES
 from .attention import CoordinateAttention
 
 # (pointwise filters, stride) of the 13 depthwise separable blocks, as in keras.applications.MobileNet.
@@ -29,11 +33,12 @@ def conv_block(x, filters: int = 32, strides: int = 2):
     return layers.ReLU(6.0, name="conv1_relu")(x)
 
 
-def depthwise_separable_block(x, filters: int, strides: int, block: int, attention_inside: bool = False):
-    """A 3x3 depthwise convolution then a 1x1 pointwise one, each with BN and ReLU6."""
+def depthwise_separable_block(x, filters: int, strides: int, block: int, attention_inside: bool = False, dilation: int = 1):
+    """A 3x3 depthwise convolution (dilated by ``dilation``) then a 1x1 pointwise one, each with BN and ReLU6."""
     if strides == 2:
         x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{block}")(x)
-    x = layers.DepthwiseConv2D(3, padding="same" if strides == 1 else "valid", strides=strides, use_bias=False, name=f"conv_dw_{block}")(x)
+    x = layers.DepthwiseConv2D(3, padding="same" if strides == 1 else "valid", strides=strides, dilation_rate=dilation,
+                               use_bias=False, name=f"conv_dw_{block}")(x)
     x = layers.BatchNormalization(name=f"conv_dw_{block}_bn")(x)
     x = layers.ReLU(6.0, name=f"conv_dw_{block}_relu")(x)
     if attention_inside:
@@ -43,20 +48,45 @@ def depthwise_separable_block(x, filters: int, strides: int, block: int, attenti
     return layers.ReLU(6.0, name=f"conv_pw_{block}_relu")(x)
 
 
-def mobilenet_v1_stream(input_shape: tuple[int, int, int], name: str, attention: str = "features") -> keras.Model:
+def block_strides_and_dilations(output_stride: int = 32) -> list[tuple[int, int]]:
+    """(stride, dilation) of each of the 13 blocks for a stream whose F5 is at ``output_stride`` (8, 16 or 32).
+
+    As in DeepLab's MobileNet (TF-slim ``mobilenet_v1_base``): once the running
+    stride reaches ``output_stride``, a block that would halve the map keeps
+    stride 1 and every later depthwise convolution is dilated by the stride it
+    gave up, so each sees the same neighbourhood of the image as before. No
+    weight changes: ImageNet weights load as they are.
+    """
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}.")
+    current, rate, plan = 2, 1, []  # conv1 already has stride 2
+    for _, strides in BLOCKS:
+        if current == output_stride:
+            plan.append((1, rate))
+            rate *= strides
+        else:
+            plan.append((strides, rate))
+            current *= strides
+    return plan
+
+
+def mobilenet_v1_stream(input_shape: tuple[int, int, int], name: str, attention: str = "features", output_stride: int = 32) -> keras.Model:
     """One stream as a Keras model: input (H, W, 3) in [-1, 1], outputs [F1, F2, F3, F4, F5].
 
     ``attention``: ``"none"``; ``"features"`` (Coordinate Attention after F3, F4
     and F5, the paper's placement); ``"blocks"`` (inside every depthwise block of
-    the F3 to F5 stages, after the depthwise convolution).
+    the F3 to F5 stages, after the depthwise convolution). ``output_stride``: 32
+    (MobileNetV1 as published), 16 or 8 (the last stages dilated instead of strided).
     """
     if attention not in {"none", "features", "blocks"}:
         raise ValueError(f"attention must be 'none', 'features' or 'blocks', got {attention!r}.")
+    plan = block_strides_and_dilations(output_stride)
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
     x = conv_block(inputs)
     features = []
-    for block, (filters, strides) in enumerate(BLOCKS, start=1):
-        x = depthwise_separable_block(x, filters, strides, block, attention_inside=attention == "blocks" and block >= _FIRST_BLOCK_OF_F3)
+    for block, ((filters, _), (strides, dilation)) in enumerate(zip(BLOCKS, plan), start=1):
+        x = depthwise_separable_block(x, filters, strides, block, attention_inside=attention == "blocks" and block >= _FIRST_BLOCK_OF_F3,
+                                      dilation=dilation)
         level = _LAST_BLOCK.get(block)
         if level is None:
             continue

@@ -13,40 +13,15 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from ..architecture import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, FUSIONS, OUTPUT_STRIDES, STREAMS, ModelSettings,
+                             check_input_size, read_keras_settings, nearest_valid_sizes, prediction_stride)
 from .backbone import mobilenet_v1_stream
 from .pyramid import BINS, pyramid_pooling
 from .weights import load_backbone_weights
 
-ATTENTION_PLACEMENTS = ("none", "features", "blocks")
-FUSIONS = ("add", "concat")
-STREAMS = ("both", "rgb", "ela")
-STRIDE = 32
-DEFAULT_ELA_GAIN = 8.0
-
-
-def nearest_valid_sizes(size: int, bins: tuple[int, ...] = BINS) -> tuple[int, ...]:
-    """The valid input sizes nearest ``size``: multiples of 32 * lcm(bins), i.e. of 192."""
-    import math
-
-    step = STRIDE * math.lcm(*bins)
-    lower = max(step, int(size) // step * step)
-    upper = lower if lower >= size else lower + step
-    return (lower,) if lower == upper else (lower, upper)
-
-
-def check_input_size(size: int, bins: tuple[int, ...] = BINS) -> None:
-    """Raise a ValueError naming the nearest valid sizes unless F5 (size / 32) divides into every bin."""
-    import math
-
-    step = STRIDE * math.lcm(*bins)
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"input size must be an integer (a multiple of {step}), got {size!r}.")
-    if size < step or size % step:
-        nearest = " or ".join(str(value) for value in nearest_valid_sizes(size, bins))
-        raise ValueError(
-            f"input size {size} does not work: F5 is the input divided by {STRIDE} and must divide into the "
-            f"pyramid bins {bins}, so the size must be a multiple of {step}. Nearest: {nearest}."
-        )
+__all__ = ["ATTENTION_PLACEMENTS", "BINS", "DECODERS", "DEFAULT_ELA_GAIN", "FUSIONS", "OUTPUT_STRIDES", "STREAMS",
+           "build_pmsp", "check_input_size", "load_pmsp", "nearest_valid_sizes", "prediction_stride"]
+DECODER_LOW_CHANNELS = 48  # DeepLabV3+'s reduction of the low-level features
 
 
 def preprocess_rgb(x, name: str = "rgb_scale"):
@@ -72,6 +47,8 @@ def build_pmsp(
     head_channels: int = 128,
     dropout: float = 0.1,
     ela_gain: float = DEFAULT_ELA_GAIN,
+    output_stride: int = 32,
+    decoder: str = "none",
     verbose: bool = True,
 ) -> keras.Model:
     """Build the PMSP network for square inputs of ``input_size`` (a multiple of 192; 576 as in the paper).
@@ -84,40 +61,76 @@ def build_pmsp(
     paper) or ``"concat"``. ``streams``: ``"both"``, ``"rgb"`` or ``"ela"``.
     ``weights``: ``"imagenet"`` (Keras' download and cache), a path to a legacy
     ``.h5`` file, or None (fresh). The backbone layers it fills are reported.
+    ``output_stride``: 32 (the paper: one logit per F5 cell), 16 or 8 (the last
+    MobileNet stages dilated instead of strided, as in PSPNet); the input size
+    must then be a multiple of ``output_stride * 6``. ``decoder``: ``"none"`` (the
+    paper) or ``"f3"`` (beyond the paper: the pyramid output is refined with the
+    attended F3 features at stride 8, as DeepLabV3+ does, so the map has one
+    logit per 8x8 pixels whatever ``output_stride`` is).
     """
-    check_input_size(input_size)
-    for value, allowed, what in ((attention, ATTENTION_PLACEMENTS, "attention"), (fusion, FUSIONS, "fusion"), (streams, STREAMS, "streams")):
+    check_input_size(input_size, output_stride=output_stride)
+    for value, allowed, what in ((attention, ATTENTION_PLACEMENTS, "attention"), (fusion, FUSIONS, "fusion"), (streams, STREAMS, "streams"),
+                                 (decoder, DECODERS, "decoder")):
         if value not in allowed:
             raise ValueError(f"{what} must be one of {allowed}, got {value!r}.")
     shape = (input_size, input_size, 3)
-    inputs, fifth = [], []
+    inputs, third, fifth = [], [], []
     for stream in ("rgb", "ela") if streams == "both" else (streams,):
         image = keras.Input(shape=shape, name=stream)
         scaled = preprocess_rgb(image) if stream == "rgb" else preprocess_ela(image, ela_gain)
-        backbone = mobilenet_v1_stream(shape, name=f"{stream}_stream", attention=attention)
+        backbone = mobilenet_v1_stream(shape, name=f"{stream}_stream", attention=attention, output_stride=output_stride)
         inputs.append(image)
-        fifth.append(backbone(scaled)[-1])
-    if len(fifth) == 1:
-        fused = fifth[0]
-    elif fusion == "add":
-        fused = layers.Add(name="fusion_add")(fifth)
-    else:
-        fused = layers.Concatenate(name="fusion_concat")(fifth)
-    x = pyramid_pooling(fused, channels=pyramid_channels)
+        features = backbone(scaled)
+        third.append(features[2])
+        fifth.append(features[-1])
+    x = pyramid_pooling(_fuse(fifth, fusion, "fusion"), channels=pyramid_channels)
     x = layers.Conv2D(head_channels, 3, padding="same", use_bias=False, name="head_conv")(x)
     x = layers.BatchNormalization(name="head_bn")(x)
     x = layers.ReLU(name="head_relu")(x)
+    if decoder == "f3":
+        x = _decoder(x, _fuse(third, fusion, "decoder_fusion"), output_stride, head_channels)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     x = layers.Conv2D(1, 1, name="head_logits")(x)
-    x = layers.UpSampling2D(size=STRIDE, interpolation="bilinear", name="upsample")(x)
+    x = layers.UpSampling2D(size=prediction_stride(output_stride, decoder), interpolation="bilinear", name="upsample")(x)
     probability = layers.Activation("sigmoid", dtype="float32", name="probability")(x)
     name = f"pmsp_{streams}_{fusion}_{attention}" if streams == "both" else f"pmsp_{streams}_{attention}"
+    if output_stride != 32 or decoder != "none":
+        name += f"_os{output_stride}" + ("" if decoder == "none" else f"_{decoder}")
     model = keras.Model(inputs, probability, name=name)
+    # What inference needs to feed it; a trained model's settings come from its run, card or .keras file instead.
+    model.pmsp_settings = ModelSettings(input_size=input_size, attention=attention, fusion=fusion, streams=streams,
+                                        output_stride=output_stride, decoder=decoder, ela_gain=ela_gain)
     if weights is not None:
         report = load_backbone_weights(model, weights)
         if verbose:
             print(report)
     return model
+
+
+def _fuse(maps, fusion: str, name: str):
+    """The streams' maps fused element-wise (ADD) or stacked (CONCAT); one stream passes through."""
+    if len(maps) == 1:
+        return maps[0]
+    if fusion == "add":
+        return layers.Add(name=f"{name}_add")(maps)
+    return layers.Concatenate(name=f"{name}_concat")(maps)
+
+
+def _decoder(high, low, output_stride: int, channels: int):
+    """DeepLabV3+'s light decoder on F3 (stride 8): reduce F3 to 48 channels, upsample the pyramid
+    output to F3's grid, concatenate, then one depthwise separable 3x3 convolution."""
+    low = layers.Conv2D(DECODER_LOW_CHANNELS, 1, use_bias=False, name="decoder_low_conv")(low)
+    low = layers.BatchNormalization(name="decoder_low_bn")(low)
+    low = layers.ReLU(name="decoder_low_relu")(low)
+    if output_stride > 8:
+        high = layers.UpSampling2D(size=output_stride // 8, interpolation="bilinear", name="decoder_upsample")(high)
+    x = layers.Concatenate(name="decoder_concat")([high, low])
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="decoder_dw")(x)
+    x = layers.BatchNormalization(name="decoder_dw_bn")(x)
+    x = layers.ReLU(name="decoder_dw_relu")(x)
+    x = layers.Conv2D(channels, 1, use_bias=False, name="decoder_pw")(x)
+    x = layers.BatchNormalization(name="decoder_pw_bn")(x)
+    return layers.ReLU(name="decoder_pw_relu")(x)
 
 
 def load_pmsp(path: str | Path) -> keras.Model:
@@ -127,4 +140,9 @@ def load_pmsp(path: str | Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file.")
-    return keras.models.load_model(path, safe_mode=True)
+    model = keras.models.load_model(path, safe_mode=True)
+    try:
+        model.pmsp_settings = read_keras_settings(path)  # saved by pmsp_utils.models.save_model
+    except ValueError:
+        pass  # a checkpoint or a file saved by hand: settings come from its run folder (pmsp_utils.models.load_model)
+    return model

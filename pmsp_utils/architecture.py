@@ -1,0 +1,184 @@
+"""The network's choices and the settings a trained model depends on, without Keras. Explained in 03_building_the_network.
+
+Everything here is plain Python so the command line, the data pipeline and the
+notebooks can name the choices (``choices=`` in argparse, the ablation grid)
+and check an input size without importing Keras:
+
+- the choice tuples: attention placement, fusion, streams, output stride, decoder;
+- :func:`check_input_size`: F5 (the input divided by the output stride) must
+  divide into every pyramid bin; an invalid size gets the nearest valid ones;
+- :class:`ModelSettings`: what the inputs of a trained model depend on
+  (architecture, ELA quality, scaling and gain, the image-to-input policy).
+  It is saved with every model (run ``config.json``, the shipped card, the
+  ``.keras`` file's metadata) and inference reads it back, never a default;
+- :func:`perfect_map_f1`: the best per-image F1 an output grid allows at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+ATTENTION_PLACEMENTS = ("none", "features", "blocks")
+FUSIONS = ("add", "concat")
+STREAMS = ("both", "rgb", "ela")
+OUTPUT_STRIDES = (8, 16, 32)
+DECODERS = ("none", "f3")
+INPUT_POLICIES = ("resize", "pad")
+BINS = (1, 2, 3, 6)
+DEFAULT_ELA_GAIN = 8.0
+DECODER_STRIDE = 8  # F3, the level the decoder reads, is at stride 8
+
+
+def prediction_stride(output_stride: int = 32, decoder: str = "none") -> int:
+    """Pixels per logit along each side of the network's output: F5's stride, or 8 with the F3 decoder."""
+    return min(output_stride, DECODER_STRIDE) if decoder != "none" else output_stride
+
+
+def _step(output_stride: int, bins: tuple[int, ...]) -> int:
+    if output_stride not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}.")
+    return output_stride * math.lcm(*bins)
+
+
+def nearest_valid_sizes(size: int, bins: tuple[int, ...] = BINS, *, output_stride: int = 32) -> tuple[int, ...]:
+    """The valid input sizes nearest ``size``: multiples of output_stride * lcm(bins) (192 at stride 32, 96 at 16, 48 at 8)."""
+    step = _step(output_stride, bins)
+    lower = max(step, int(size) // step * step)
+    upper = lower if lower >= size else lower + step
+    return (lower,) if lower == upper else (lower, upper)
+
+
+def check_input_size(size: int, bins: tuple[int, ...] = BINS, *, output_stride: int = 32) -> None:
+    """Raise a ValueError naming the nearest valid sizes unless F5 (size / output_stride) divides into every bin."""
+    step = _step(output_stride, bins)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+        raise TypeError(f"input size must be an integer (a multiple of {step}), got {size!r}.")
+    if size < step or size % step:
+        nearest = " or ".join(str(value) for value in nearest_valid_sizes(size, bins, output_stride=output_stride))
+        raise ValueError(
+            f"input size {size} does not work: F5 is the input divided by the output stride {output_stride} and must "
+            f"divide into the pyramid bins {bins}, so the size must be a multiple of {step}. Nearest: {nearest}."
+        )
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a trained model's inputs depend on; saved with the model and read back by inference.
+
+    ``policy``: how an image reaches the square input. ``"resize"`` stretches it
+    to the input (the paper); ``"pad"`` keeps an image that fits at its own
+    pixels in the top-left corner of the input and ignores the rest (larger
+    images are resized to fit, keeping their aspect ratio, then padded).
+    """
+
+    input_size: int = 576
+    attention: str = "features"
+    fusion: str = "add"
+    streams: str = "both"
+    output_stride: int = 32
+    decoder: str = "none"
+    ela_gain: float = DEFAULT_ELA_GAIN
+    ela_quality: int = 90
+    ela_scaling: str = "raw"
+    policy: str = "resize"
+
+    ARCHITECTURE = ("input_size", "attention", "fusion", "streams", "output_stride", "decoder", "ela_gain")
+
+    def __post_init__(self) -> None:
+        check_input_size(self.input_size, output_stride=self.output_stride)
+        for value, allowed, what in ((self.attention, ATTENTION_PLACEMENTS, "attention"), (self.fusion, FUSIONS, "fusion"),
+                                     (self.streams, STREAMS, "streams"), (self.decoder, DECODERS, "decoder"),
+                                     (self.policy, INPUT_POLICIES, "policy"), (self.ela_scaling, ("raw",), "ela_scaling")):
+            if value not in allowed:
+                raise ValueError(f"{what} must be one of {allowed}, got {value!r}.")
+        if not 1 <= int(self.ela_quality) <= 100:
+            raise ValueError(f"ela_quality must be in 1..100, got {self.ela_quality}.")
+        if not self.ela_gain > 0:
+            raise ValueError(f"ela_gain must be positive, got {self.ela_gain}.")
+
+    def architecture(self) -> dict:
+        """The keyword arguments of ``build_pmsp`` these settings fix."""
+        return {name: getattr(self, name) for name in self.ARCHITECTURE}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str = "settings", required: tuple[str, ...] = ()) -> "ModelSettings":
+        """Settings from a saved dictionary; names the file (``source``) when one is missing or invalid."""
+        known = {field.name for field in fields(cls)}
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise ValueError(f"{source}: the model's saved settings lack {', '.join(missing)}; "
+                             "re-export the model with this version of pmsp_utils (settings are saved with every model).")
+        try:
+            return cls(**{key: value for key, value in values.items() if key in known})
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{source}: the model's saved settings do not fit together: {error}") from None
+
+    @property
+    def prediction_stride(self) -> int:
+        return prediction_stride(self.output_stride, self.decoder)
+
+
+#: The member of a ``.keras`` archive (a zip file) that holds the model's settings.
+SETTINGS_MEMBER = "pmsp_settings.json"
+
+
+def read_keras_settings(path: str | Path) -> ModelSettings:
+    """The settings saved inside a ``.keras`` file; a clear error naming the file when they are missing or contradictory."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if SETTINGS_MEMBER not in archive.namelist():
+                raise ValueError(f"{path}: no saved pmsp settings in this .keras file (input size, ELA quality, output stride, "
+                                 "input policy); save it with pmsp_utils.models.save_model, or load it from its run folder.")
+            values = json.loads(archive.read(SETTINGS_MEMBER))
+    except (zipfile.BadZipFile, OSError) as error:
+        raise ValueError(f"{path}: not a readable .keras file ({error}); pass a model saved by pmsp train.") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: its saved pmsp settings are not valid JSON ({error}).") from None
+    return ModelSettings.from_dict(values, source=str(path), required=ModelSettings.ARCHITECTURE)
+
+
+
+def best_grid_map(mask: np.ndarray, stride: int) -> np.ndarray:
+    """The best map a network with one logit per ``stride`` x ``stride`` cell can give: each cell's tampered fraction."""
+    mask = np.asarray(mask, dtype=np.float32)
+    height, width = mask.shape
+    rows, columns = math.ceil(height / stride), math.ceil(width / stride)
+    padded = np.zeros((rows * stride, columns * stride), np.float32)
+    padded[:height, :width] = mask
+    return padded.reshape(rows, stride, columns, stride).mean(axis=(1, 3))
+
+
+def perfect_map_f1(mask: np.ndarray, *, input_size: int = 384, stride: int = 32, threshold: float = 0.5) -> float:
+    """Per-image F1 at ``threshold`` of the best map an output grid of ``stride`` allows, on one mask.
+
+    As in the network: the mask is resized to the square input (nearest), each
+    grid cell takes the cell's tampered fraction (the best a logit per cell can
+    say), the grid is upsampled bilinearly to the input, resized back to the
+    mask's own size, thresholded and scored against the mask. A mask with no
+    tampered pixel scores 1.0 when the map is empty too, else 0.0.
+    """
+    from PIL import Image
+
+    mask = (np.asarray(mask) > 0).astype(np.uint8)
+    height, width = mask.shape
+    square = np.asarray(Image.fromarray(mask * 255).resize((input_size, input_size), Image.Resampling.NEAREST)) > 127
+    grid = best_grid_map(square, stride)
+    upsampled = np.asarray(Image.fromarray(grid).resize((input_size, input_size), Image.Resampling.BILINEAR))
+    back = np.asarray(Image.fromarray(upsampled).resize((width, height), Image.Resampling.BILINEAR))
+    predicted = back > threshold
+    truth = mask.astype(bool)
+    true_positive = int(np.sum(predicted & truth))
+    denominator = int(predicted.sum()) + int(truth.sum())
+    if denominator == 0:
+        return 1.0
+    return 2.0 * true_positive / denominator

@@ -1,0 +1,179 @@
+"""Where a trained model comes from, and the settings it carries. Explained in 05_evaluation.
+
+One place knows the three kinds of model a command or notebook can name:
+
+- a **shipped** model (``"casia1"``, ``"synthetic"``): float16 weights and a card in the package;
+- a **training run** folder: ``model.keras`` when finished, else ``best.weights.h5`` with ``config.json``;
+- a **``.keras``** file written by :func:`save_model`.
+
+Each comes back as a :class:`LoadedModel` with its :class:`~pmsp_utils.architecture.ModelSettings`
+(input size, output stride, decoder, ELA quality and gain, input policy), read from
+the card, the run's ``config.json`` or the ``.keras`` file itself: inference never
+falls back to a default. Importing this module does not import Keras; loading does.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .architecture import SETTINGS_MEMBER, ModelSettings, read_keras_settings
+
+#: Settings a pre-settings card or run lacks were these (the suite's only behaviour before they were saved).
+LEGACY_SETTINGS = {"output_stride": 32, "decoder": "none", "ela_quality": 90, "ela_scaling": "raw", "policy": "resize", "ela_gain": 8.0}
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model with the settings its inputs depend on, its split lists (if known) and a label for tables."""
+
+    model: object
+    settings: ModelSettings
+    splits: Path | None
+    label: str
+
+    def __post_init__(self) -> None:
+        self.model.pmsp_settings = self.settings  # the Keras model carries them too, for localize(model.model, ...)
+
+
+def save_model(model, path: str | Path, settings: ModelSettings) -> Path:
+    """Save ``model`` as ``.keras`` with its settings inside the archive (written to a temporary name, then renamed)."""
+    import os
+
+    path = Path(path)
+    temporary = path.with_name(path.stem + ".tmp.keras")
+    model.save(temporary)
+    with zipfile.ZipFile(temporary, "a") as archive:
+        archive.writestr(SETTINGS_MEMBER, json.dumps(settings.to_dict(), indent=2))
+    os.replace(temporary, path)
+    return path
+
+
+def settings_of_run(run_dir: str | Path) -> ModelSettings:
+    """The settings of a training run, from its ``config.json`` (runs from before settings were saved: legacy values)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); the run's settings cannot be read.") from None
+    if "model_settings" in config:
+        return ModelSettings.from_dict(config["model_settings"], source=str(path), required=ModelSettings.ARCHITECTURE)
+    values = {**LEGACY_SETTINGS, **{key: config[key] for key in ModelSettings.ARCHITECTURE if key in config}}
+    if "ela_quality" in config:
+        values["ela_quality"] = config["ela_quality"]
+    return ModelSettings.from_dict(values, source=str(path), required=("input_size",))
+
+
+def settings_of_card(card: dict, source: str) -> ModelSettings:
+    """The settings in a shipped model's card (``settings``)."""
+    if "settings" not in card:
+        raise ValueError(f"{source}: the card has no 'settings' (input size, ELA quality, output stride, input policy).")
+    return ModelSettings.from_dict(card["settings"], source=source, required=ModelSettings.ARCHITECTURE)
+
+
+def load_model(spec: str | Path = "casia1", *, input_size: int | None = None) -> LoadedModel:
+    """A model from a shipped model's name, a training run folder or a ``.keras`` file, with its settings.
+
+    ``input_size`` (shipped models only) builds the network at another size; no weight depends on it.
+    """
+    from . import pretrained
+
+    spec_text = str(spec)
+    if spec_text in pretrained.available():
+        splits = pretrained.WEIGHTS_DIR / f"{spec_text}_splits"
+        model, settings = pretrained.load_pretrained_with_settings(spec_text, input_size=input_size)
+        return LoadedModel(model, settings, splits if splits.is_dir() else None, f"shipped {spec_text}")
+    path = Path(spec)
+    if path.is_dir():
+        splits = path / "splits" if (path / "splits").is_dir() else None
+        if (path / "model.keras").is_file():  # a finished run
+            return LoadedModel(_load_keras(path / "model.keras"), _keras_or_run_settings(path), splits, f"run {path.name}")
+        if (path / "best.weights.h5").is_file() and (path / "config.json").is_file():  # a run still going: its best epoch so far
+            settings = settings_of_run(path)
+            model = _build(settings)
+            model.load_weights(path / "best.weights.h5")
+            return LoadedModel(model, settings, splits, f"run {path.name} (best epoch so far)")
+        raise FileNotFoundError(f"{path}: a folder without model.keras or best.weights.h5; pass a training run's folder.")
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such model file.")
+        settings = read_keras_settings(path)
+        return LoadedModel(_load_keras(path), settings, None, path.name)
+    raise FileNotFoundError(
+        f"{spec_text!r}: not a shipped model ({', '.join(pretrained.available()) or 'none shipped'}), "
+        "a training run folder, nor a .keras file."
+    )
+
+
+def _keras_or_run_settings(run_dir: Path) -> ModelSettings:
+    try:
+        return read_keras_settings(run_dir / "model.keras")
+    except ValueError:
+        return settings_of_run(run_dir)  # runs saved before settings went into the .keras file
+
+
+def _build(settings: ModelSettings):
+    from .model import build_pmsp
+
+    return build_pmsp(**settings.architecture(), weights=None, verbose=False)
+
+
+def _load_keras(path: Path):
+    from .model import load_pmsp
+
+    try:
+        return load_pmsp(path)
+    except (FileNotFoundError, ValueError):
+        raise
+    except Exception as error:  # Keras raises KeyError, TypeError ... for archives of other models
+        raise ValueError(f"{path}: not a PMSP model this version can load ({type(error).__name__}: {error}).") from None
+
+
+def init_weights_from(model, spec: str | Path) -> str:
+    """Fill ``model`` with the weights of another model (shipped name, run folder, ``.keras`` or whole-model
+    ``.weights.h5``), layer by layer by name where the shapes agree; returns a one-line report.
+
+    Layers the source lacks (a new decoder) or holds in another shape stay as they are.
+    Dilation and the output stride change no weight, so a stride-32 model fills a stride-8 one.
+    """
+    path = Path(spec)
+    if str(spec).endswith(".weights.h5"):
+        if not path.is_file():
+            raise FileNotFoundError(f"--init-from {spec}: no such weights file (e.g. RUN_DIR/best.weights.h5).")
+        try:
+            model.load_weights(path)
+        except Exception as error:  # h5py and Keras raise several types for a file of another model
+            raise ValueError(f"--init-from {spec}: these weights do not fit this model ({type(error).__name__}: {error}); "
+                             "pass a shipped model's name, a run folder or a .keras file to copy matching layers only.") from None
+        return f"{spec}: all weights loaded"
+    source = load_model(spec).model
+    filled, skipped = transfer_weights(source, model)
+    return f"{spec}: filled {filled} layers with weights by name" + (f"; kept fresh: {', '.join(skipped)}" if skipped else "")
+
+
+def _layers_by_path(model, prefix: str = "") -> dict[str, object]:
+    import keras
+
+    found = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.update(_layers_by_path(layer, f"{prefix}{layer.name}/"))
+        elif layer.weights:
+            found[f"{prefix}{layer.name}"] = layer
+    return found
+
+
+def transfer_weights(source, target) -> tuple[int, list[str]]:
+    """Copy weights from ``source`` to ``target`` for every layer (nested paths) present in both with equal shapes."""
+    sources = _layers_by_path(source)
+    filled, skipped = 0, []
+    for path, layer in _layers_by_path(target).items():
+        other = sources.get(path)
+        if other is None or [tuple(w.shape) for w in other.weights] != [tuple(w.shape) for w in layer.weights]:
+            skipped.append(path)
+            continue
+        layer.set_weights(other.get_weights())
+        filled += 1
+    return filled, skipped

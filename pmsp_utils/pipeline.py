@@ -1,0 +1,229 @@
+"""One way from a decoded image to the network's inputs, and from its output back to the image. Explained in 04_training.
+
+Training and inference both call :func:`to_input` and :func:`from_output`, so the
+two cannot drift apart. No Keras here: the functions take and return NumPy arrays.
+
+Two policies bring an image of any size to the model's square input:
+
+- ``"resize"`` (the paper): RGB and ELA are resized bilinearly to the square
+  (the aspect ratio is not kept), the mask by nearest neighbour; the map is
+  resized back to the image's size.
+- ``"pad"``: an image that fits is placed at its own pixels in the top-left
+  corner of the square, with zeros around it; a larger one is first resized to
+  fit, keeping its aspect ratio. The padding is marked :data:`IGNORE` in the
+  mask, so the loss and the metrics skip it, and it is cropped from the map.
+  CASIA's 384x256 images then reach a 384x384 network without resampling the
+  JPEG grid that ELA reads.
+
+ELA is always computed before this step, on the image at its full resolution.
+
+:func:`localize` is the whole way for one image: decode, ELA with the model's
+own settings, :func:`to_input`, the network, :func:`from_output`. A third
+policy, ``"tile"``, runs overlapping full-resolution tiles instead, for large
+photos (memory bounded by one batch of tiles; the network sees another scale
+than in training).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .architecture import INPUT_POLICIES, ModelSettings
+
+#: Mask value of pixels that are not part of the image (padding): skipped by the loss and the metrics.
+IGNORE = 255
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where an image of ``height`` x ``width`` sits in the model's square input."""
+
+    height: int
+    width: int
+    input_size: int
+    policy: str
+    placed_height: int  # the image's extent inside the input, after any resize
+    placed_width: int
+
+
+def geometry(height: int, width: int, input_size: int, policy: str) -> Geometry:
+    """The placement of an image in the square input under ``policy`` (see the module docstring)."""
+    if policy not in INPUT_POLICIES:
+        raise ValueError(f"policy must be one of {INPUT_POLICIES}, got {policy!r}.")
+    if policy == "resize":
+        return Geometry(height, width, input_size, policy, input_size, input_size)
+    scale = min(1.0, input_size / max(height, width))
+    placed = (max(1, min(input_size, round(height * scale))), max(1, min(input_size, round(width * scale))))
+    return Geometry(height, width, input_size, policy, *placed)
+
+
+def _resize(array: np.ndarray, height: int, width: int, resample) -> np.ndarray:
+    if array.shape[:2] == (height, width):
+        return np.asarray(array)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(array)).resize((width, height), resample))
+
+
+def to_input(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray | None, input_size: int, policy: str = "resize"):
+    """(rgb, ela, mask, geometry) in the model's square input: uint8 (S, S, 3) twice and uint8 (S, S) or None.
+
+    ``image`` and ``ela_map`` are uint8 (H, W, 3) at the image's own size, ``mask``
+    uint8 (H, W) with 1 = tampered (or None). With the ``"pad"`` policy the mask is
+    :data:`IGNORE` outside the image.
+    """
+    height, width = image.shape[:2]
+    if ela_map.shape[:2] != (height, width) or (mask is not None and mask.shape[:2] != (height, width)):
+        raise ValueError(f"image {image.shape[:2]}, ELA {ela_map.shape[:2]} and mask {None if mask is None else mask.shape} differ in size.")
+    where = geometry(height, width, input_size, policy)
+    rgb = _resize(image, where.placed_height, where.placed_width, Image.Resampling.BILINEAR)
+    ela_small = _resize(ela_map, where.placed_height, where.placed_width, Image.Resampling.BILINEAR)
+    mask_small = None if mask is None else _resize(mask, where.placed_height, where.placed_width, Image.Resampling.NEAREST)
+    if policy == "pad":
+        rgb, ela_small = _place(rgb, input_size, 0), _place(ela_small, input_size, 0)
+        mask_small = None if mask_small is None else _place(mask_small, input_size, IGNORE)
+    return rgb, ela_small, mask_small, where
+
+
+def _place(array: np.ndarray, size: int, fill: int) -> np.ndarray:
+    canvas = np.full((size, size) + array.shape[2:], fill, dtype=array.dtype)
+    canvas[: array.shape[0], : array.shape[1]] = array
+    return canvas
+
+
+def from_output(probability: np.ndarray, where: Geometry) -> np.ndarray:
+    """The network's (S, S) map back at the image's own size (H, W), float32 in [0, 1]."""
+    probability = np.asarray(probability, dtype=np.float32)
+    if where.policy == "pad":
+        probability = probability[: where.placed_height, : where.placed_width]
+    back = _resize(probability, where.height, where.width, Image.Resampling.BILINEAR)
+    return np.clip(back.astype(np.float32, copy=False), 0.0, 1.0)
+
+
+def valid_region(mask: np.ndarray) -> tuple[slice, slice]:
+    """The rows and columns of a model-input mask that hold the image (not :data:`IGNORE` padding).
+
+    Padding is placed to the right and below, so the image is a top-left rectangle.
+    """
+    inside = np.asarray(mask) != IGNORE
+    rows, columns = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
+    if not len(rows):
+        return slice(0, 0), slice(0, 0)
+    return slice(0, int(rows[-1]) + 1), slice(0, int(columns[-1]) + 1)
+
+
+def recompress(image: np.ndarray, quality: int) -> np.ndarray:
+    """The image saved as a JPEG at ``quality`` and decoded again (a new compression history, for augmentation)."""
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
+    buffer.seek(0)
+    with Image.open(buffer) as decoded:
+        return np.asarray(decoded.convert("RGB"))
+
+
+# --- one image through a model ----------------------------------------------------------
+
+LOCALIZE_POLICIES = INPUT_POLICIES + ("tile",)
+
+
+@dataclass(frozen=True)
+class Localization:
+    """A probability map (H, W) in [0, 1] with the image and ELA it came from."""
+
+    probability: np.ndarray
+    image: np.ndarray
+    ela: np.ndarray
+    policy: str
+    conversions: tuple[str, ...]
+
+
+def input_names(model) -> list[str]:
+    """The names of a model's inputs ("rgb", "ela")."""
+    return [tensor.name.split(":")[0] for tensor in model.inputs]
+
+
+def _settings_of(model, settings: ModelSettings | None):
+    """(keras model, settings). Models from ``build_pmsp``, ``load_pretrained`` and ``models.load_model`` carry
+    their settings (``model.pmsp_settings``); ``settings`` overrides them."""
+    if hasattr(model, "settings") and hasattr(model, "model"):  # a LoadedModel
+        return model.model, settings or model.settings
+    settings = settings or getattr(model, "pmsp_settings", None)
+    if settings is None:
+        raise ValueError("localize needs the model's settings (input size, ELA quality, input policy), and this model carries "
+                         "none: load it with pmsp_utils.models.load_model(...), or pass settings=ModelSettings(...).")
+    return model, settings
+
+
+def predict_inputs(model, inputs: dict[str, np.ndarray], *, flip: bool = False) -> np.ndarray:
+    """The network's maps (B, S, S) for a batch of inputs; with ``flip``, averaged with the horizontally flipped batch's."""
+    probability = np.asarray(model.predict_on_batch(inputs), dtype=np.float32)[..., 0]
+    if flip:
+        mirrored = {name: np.ascontiguousarray(values[:, :, ::-1]) for name, values in inputs.items()}
+        probability = 0.5 * (probability + np.asarray(model.predict_on_batch(mirrored), dtype=np.float32)[..., 0][:, :, ::-1])
+    return probability
+
+
+def localize(model, source, *, settings: ModelSettings | None = None, policy: str | None = None, flip: bool = False,
+             overlap: float = 0.25, batch_size: int = 4) -> Localization:
+    """Predict the tampered probability of every pixel of ``source`` (a path, bytes, an array or a loaded image).
+
+    ``model``: a :class:`~pmsp_utils.models.LoadedModel` (it carries its settings) or a Keras
+    model with ``settings``. ``policy``: None (the model's own), ``"resize"``, ``"pad"`` or
+    ``"tile"``. ``flip``: test-time augmentation, the mean of the map and of the
+    horizontally flipped input's map.
+    """
+    from .ela import ElaSettings, ela_of_loaded
+    from .images import LoadedImage, load_image
+
+    network, settings = _settings_of(model, settings)
+    policy = policy or settings.policy
+    if policy not in LOCALIZE_POLICIES:
+        raise ValueError(f"policy must be one of {LOCALIZE_POLICIES}, got {policy!r}.")
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+    loaded = source if isinstance(source, LoadedImage) else load_image(source)  # callers scoring several methods read once
+    result = ela_of_loaded(loaded, ElaSettings(quality=settings.ela_quality, scaling=settings.ela_scaling))
+    image, ela_map = result.image, result.ela
+    names, size = input_names(network), settings.input_size
+    if policy == "tile":
+        probability = _tiled(network, {"rgb": image, "ela": ela_map}, names, size, overlap, batch_size, flip)
+    else:
+        rgb, ela_small, _, where = to_input(image, np.ascontiguousarray(ela_map), None, size, policy)
+        arrays = {"rgb": rgb, "ela": ela_small}
+        small = predict_inputs(network, {name: arrays[name][None].astype(np.float32) for name in names}, flip=flip)[0]
+        probability = from_output(small, where)
+    return Localization(np.clip(probability, 0.0, 1.0), image, ela_map, policy, result.conversions)
+
+
+def _tile_starts(length: int, size: int, stride: int) -> list[int]:
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, stride))
+    return starts + [length - size]
+
+
+def _tiled(model, sources, names, size, overlap, batch_size, flip) -> np.ndarray:
+    height, width = sources["rgb"].shape[:2]
+    padded = {name: _pad_to(sources[name], size) for name in names}
+    full_height, full_width = padded[names[0]].shape[:2]
+    stride = max(1, int(size * (1.0 - overlap)))
+    corners = [(top, left) for top in _tile_starts(full_height, size, stride) for left in _tile_starts(full_width, size, stride)]
+    total = np.zeros((full_height, full_width), np.float32)
+    count = np.zeros((full_height, full_width), np.float32)
+    for first in range(0, len(corners), batch_size):
+        chunk = corners[first : first + batch_size]
+        inputs = {name: np.stack([padded[name][t : t + size, l : l + size] for t, l in chunk]).astype(np.float32) for name in names}
+        for (top, left), tile in zip(chunk, predict_inputs(model, inputs, flip=flip)):
+            total[top : top + size, left : left + size] += tile
+            count[top : top + size, left : left + size] += 1.0
+    return (total / count)[:height, :width]
+
+
+def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
+    """Reflect-pad an image so both sides are at least ``size``."""
+    pad_height, pad_width = max(0, size - array.shape[0]), max(0, size - array.shape[1])
+    if not pad_height and not pad_width:
+        return array
+    return np.pad(array, ((0, pad_height), (0, pad_width), (0, 0)), mode="reflect" if min(array.shape[:2]) > 1 else "edge")
