@@ -307,7 +307,10 @@ def _donor_patch(source: np.ndarray, height: int, width: int, config: SyntheticC
     if scale != 1.0 or grow != 1.0:
         patch = patch.resize((max(2, int(cut_w * scale)), max(2, int(cut_h * scale))), Image.Resampling.BICUBIC)
     if angle:
-        patch = patch.rotate(angle, resample=Image.Resampling.BICUBIC)
+        # Rotation leaves empty corners; they are filled from the donor itself (the unrotated cut), never black,
+        # which a network could learn as a shortcut: real forgeries have no such border.
+        rotated = patch.convert("RGBA").rotate(angle, resample=Image.Resampling.BICUBIC)
+        patch = Image.composite(rotated.convert("RGB"), patch, rotated.getchannel("A"))
     patch = patch.resize((width, height), Image.Resampling.BICUBIC) if patch.size != (width, height) else patch
     pixels = np.asarray(patch)
     if rng.random() < config.donor_double_jpeg:
