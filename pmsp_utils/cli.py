@@ -101,7 +101,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         if data == "synthetic":
             images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"
         else:
-            records, images = select_records(records, args.split, model_splits=model_splits)
+            records, images = select_records(records, args.split, model_splits=model_splits, protocol=args.protocol)
         scored.append(records)  # before --limit: the robustness curves take their own number
         if args.limit:
             records = records[: args.limit]
@@ -109,7 +109,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         label = DATASET_LABELS[data]
         print(f"{label}: scoring {images}")
         evaluations.append(evaluate(records, methods, dataset=label, images=images, threshold=args.threshold))
-    written = write_tables(evaluations, out, extra={"weights": model_label, "policy": args.policy})
+    written = write_tables(evaluations, out, extra={"weights": model_label, "policy": args.policy or model.settings.policy,
+                                                    "flip": args.flip, "settings": model.settings.to_dict()})
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
     table2 = [row for evaluation in evaluations for row in evaluation.table2()]
     threshold = f"{args.threshold:g}"
@@ -119,6 +120,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     print("\nTable II style (the network; one row per protocol, see table2.json for each protocol in words)")
     print(format_table(table2, ["dataset", "protocol", "threshold", "images", "accuracy", "precision", "recall", "f1", "auc",
                                 "paper_f1", "paper_auc"]))
+    by_kind = [row for evaluation in evaluations for row in evaluation.by_kind(next(iter(methods)))]
+    print(f"\nBy manipulation kind (the network; missed: per-image F1 below 0.1; F1 found: mean F1 over the images not missed)")
+    print(format_table(by_kind, ["dataset", "kind", "images", f"f1_per_image@{threshold}", "missed_share", "f1_found"]))
     if args.robustness:
         written += _robustness(args, model, scored[0], out)
     print("\nwritten: " + ", ".join(str(path) for path in written))
@@ -284,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--split", choices=("test", "validation", "train", "all", "unseen"), default="test",
                                   help="which images of a real dataset (default test; unseen: not in the model's own train/validation lists)")
     evaluate_command.add_argument("--baselines", nargs="*", default=["ela", "noi1", "cfa1"], help="classic baselines to score beside it")
+    evaluate_command.add_argument("--protocol", choices=("paper", "grouped"), default="paper",
+                                  help="which split --split test/validation/train refers to: paper (by name hash) or grouped (by source photo)")
     evaluate_command.add_argument("--threshold", type=_threshold, default=0.5)
     evaluate_command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
     evaluate_command.add_argument("--flip", action="store_true", help="test-time augmentation: average with the flipped image's map")

@@ -25,6 +25,8 @@ from .metrics import PROTOCOL_NOTES, PixelMetrics
 from .progress import progress
 
 SPLITS = ("test", "validation", "train", "all", "unseen")
+SPLIT_PROTOCOL_WORDS = {"paper": "paper split (90/5/5 by name hash)",
+                        "grouped": "grouped split (by source photo, about 86/7/7; no source photo on two sides)"}
 PAPER_CITATION = ("Meng et al., Image Tampering Localization based on Pyramid Multi-Scale Pooling Module; "
                   "numbers as reported there (protocol not stated in the paper)")
 #: Table I of the paper (CASIA v2.0): F1 and AUC as reported. The paper's four deep methods are not transcribed here.
@@ -40,14 +42,16 @@ DATASET_LABELS = {"casia1": "casia1 (CASIA v1.0)", "casia2": "casia2 (CASIA v2.0
 
 # --- what is scored ------------------------------------------------------------------
 
-def select_records(records: Sequence[Record], split: str = "test", *, model_splits: Path | None = None) -> tuple[list[Record], str]:
+def select_records(records: Sequence[Record], split: str = "test", *, model_splits: Path | None = None,
+                   protocol: str = "paper") -> tuple[list[Record], str]:
     """The records of ``split`` and a sentence saying which images they are.
 
-    ``test``/``validation``/``train``: the suite's paper split (by name hash, the
-    same on every machine); ``all``: every record; ``unseen``: every record not
-    in the model's own train or validation lists (needs ``model_splits``).
+    ``test``/``validation``/``train``: a part of the suite's split, ``protocol``
+    ``"paper"`` (90/5/5 by name hash) or ``"grouped"`` (by source photo), the same
+    on every machine; ``all``: every record; ``unseen``: every record not in the
+    model's own train or validation lists (needs ``model_splits``).
     """
-    from .data import paper_split
+    from .data import grouped_split, paper_split
 
     records = list(records)
     if split not in SPLITS:
@@ -66,8 +70,10 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
                 seen.update(path.read_text().split())
         chosen = [r for r in records if f"{r.dataset}/{r.name}" not in seen]
         return chosen, f"{len(chosen)} images not in the model's training or validation lists"
-    parts = paper_split(records).parts()
-    return list(parts[split]), f"the {split} part ({len(parts[split])} images) of the paper split (90/5/5 by name hash)"
+    if protocol not in SPLIT_PROTOCOL_WORDS:
+        raise ValueError(f"protocol must be one of {tuple(SPLIT_PROTOCOL_WORDS)}, got {protocol!r}.")
+    parts = (grouped_split(records) if protocol == "grouped" else paper_split(records)).parts()
+    return list(parts[split]), f"the {split} part ({len(parts[split])} images) of the {SPLIT_PROTOCOL_WORDS[protocol]}"
 
 
 # --- streaming evaluation ------------------------------------------------------------
@@ -102,6 +108,21 @@ class Evaluation:
     threshold: float
     metrics: dict[str, PixelMetrics]
     skipped: list[str] = field(default_factory=list)
+    kinds: dict[str, str] = field(default_factory=dict)  # image name -> manipulation kind
+
+    def by_kind(self, method: str | None = None) -> list[dict]:
+        """Per manipulation kind (and all tampered images): per-image F1, the share missed (F1 < 0.1) and F1 on the images found."""
+        rows = []
+        for name, metrics in self.metrics.items():
+            if method is not None and name != method:
+                continue
+            tampered = metrics.tampered_images
+            groups = {"all tampered": tampered}
+            for kind in sorted({self.kinds.get(image.name, "unknown") for image in tampered}):
+                groups[kind] = [image for image in tampered if self.kinds.get(image.name, "unknown") == kind]
+            for kind, images in groups.items():
+                rows.append({"method": name, "dataset": self.dataset, "kind": kind, **miss_summary(images, self.threshold)})
+        return rows
 
     def table1(self) -> list[dict]:
         """Table I style: one row per method, F1 and AUC under named protocols, the paper's numbers beside them."""
@@ -129,6 +150,18 @@ class Evaluation:
         return rows
 
 
+MISSED_BELOW = 0.1  # an image whose F1 is under this is counted as missed
+
+
+def miss_summary(images, threshold: float = 0.5) -> dict:
+    """images, per-image F1 at ``threshold``, share missed (F1 < 0.1), and mean F1 over the images not missed."""
+    scores = [image.f1 for image in images]
+    found = [score for score in scores if score >= MISSED_BELOW]
+    return {"images": len(scores), f"f1_per_image@{threshold:g}": float(np.mean(scores)) if scores else float("nan"),
+            "missed_share": (len(scores) - len(found)) / len(scores) if scores else float("nan"),
+            "f1_found": float(np.mean(found)) if found else float("nan")}
+
+
 def evaluate(records: Iterable[Record], methods: dict[str, Predictor], *, dataset: str, images: str = "",
              threshold: float = 0.5, show_progress: bool | None = None, warn: Callable[[str], None] | None = None) -> Evaluation:
     """Score every method on every record in one pass, in bounded memory.
@@ -153,7 +186,7 @@ def evaluate(records: Iterable[Record], methods: dict[str, Predictor], *, datase
             continue
         for name, probability in maps.items():
             metrics[name].update(probability, mask, name=record.name)
-    return Evaluation(dataset, images or f"{len(records)} images", threshold, metrics, skipped)
+    return Evaluation(dataset, images or f"{len(records)} images", threshold, metrics, skipped, {record.name: record.kind for record in records})
 
 
 def _warn(text: str) -> None:
@@ -174,6 +207,7 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
     out.mkdir(parents=True, exist_ok=True)
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
     table2 = [row for evaluation in evaluations for row in evaluation.table2()]
+    by_kind = [row for evaluation in evaluations for row in evaluation.by_kind()]
     protocol = {
         "protocols": PROTOCOL_NOTES,
         "images": {evaluation.dataset: evaluation.images for evaluation in evaluations},
@@ -183,7 +217,7 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
         **(extra or {}),
     }
     written = []
-    for name, rows in (("table1", table1), ("table2", table2)):
+    for name, rows in (("table1", table1), ("table2", table2), ("by_kind", by_kind)):
         written.append(_write_csv(out / f"{name}.csv", rows))
         path = out / f"{name}.json"
         path.write_text(json.dumps({"rows": [{k: _clean(v) for k, v in row.items()} for row in rows], **protocol}, indent=2) + "\n")

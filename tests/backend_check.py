@@ -1,6 +1,9 @@
 """Run by test_model.py in a fresh process per Keras backend: build, forward, train a step, compare.
 
 usage: KERAS_BACKEND=jax python backend_check.py WORKDIR (save|compare)
+
+Every output-stride and decoder variant is checked at 192x192: its output,
+after weights saved by the first backend are loaded into the second, must agree.
 """
 
 import json
@@ -12,22 +15,27 @@ import numpy as np
 
 from pmsp_utils.model import build_pmsp
 
+VARIANTS = {"os32": {"output_stride": 32}, "os16": {"output_stride": 16}, "os8": {"output_stride": 8},
+            "os32_f3": {"output_stride": 32, "decoder": "f3"}}
 work, mode = Path(sys.argv[1]), sys.argv[2]
-keras.utils.set_random_seed(0)
-model = build_pmsp(192, dropout=0.0, verbose=False)
 rng = np.random.default_rng(0)
 inputs = {"rgb": rng.uniform(0, 255, (2, 192, 192, 3)).astype("float32"), "ela": rng.uniform(0, 30, (2, 192, 192, 3)).astype("float32")}
-if mode == "save":
-    model.save_weights(work / "shared.weights.h5")
-else:
-    model.load_weights(work / "shared.weights.h5")
-# Batch statistics (training=True) make the fresh network's output depend on every layer.
-output = keras.ops.convert_to_numpy(model(inputs, training=True))
-np.save(work / f"{keras.backend.backend()}.npy", output)
-model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
 target = (rng.random((2, 192, 192, 1)) < 0.1).astype("float32")
-before = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel).copy()
-loss = float(model.train_on_batch(inputs, target))
-after = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel)
-print(json.dumps({"backend": keras.backend.backend(), "loss": loss, "changed": bool(np.abs(after - before).max() > 0),
-                  "shape": list(output.shape), "spread": float(output.std())}))
+reports = {}
+for name, variant in VARIANTS.items():
+    keras.utils.set_random_seed(0)
+    model = build_pmsp(192, dropout=0.0, verbose=False, **variant)
+    if mode == "save":
+        model.save_weights(work / f"{name}.weights.h5")
+    else:
+        model.load_weights(work / f"{name}.weights.h5")
+    # Batch statistics (training=True) make the fresh network's output depend on every layer.
+    output = keras.ops.convert_to_numpy(model(inputs, training=True))
+    np.save(work / f"{keras.backend.backend()}_{name}.npy", output)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
+    before = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel).copy()
+    loss = float(model.train_on_batch(inputs, target))
+    after = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel)
+    reports[name] = {"loss": loss, "changed": bool(np.abs(after - before).max() > 0), "shape": list(output.shape),
+                     "spread": float(output.std())}
+print(json.dumps({"backend": keras.backend.backend(), "variants": reports}))

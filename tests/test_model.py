@@ -50,6 +50,39 @@ def test_stream_equals_keras_applications_mobilenet():
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), atol=1e-5)
 
 
+@pytest.mark.parametrize("output_stride, strides", [(32, [2, 4, 8, 16, 32]), (16, [2, 4, 8, 16, 16]), (8, [2, 4, 8, 8, 8])])
+def test_output_stride_keeps_the_last_levels_at_its_resolution(output_stride, strides):
+    stream = mobilenet_v1_stream((SIZE, SIZE, 3), "s", output_stride=output_stride)
+    assert [SIZE // int(f.shape[1]) for f in stream.outputs] == strides
+    plain = mobilenet_v1_stream((SIZE, SIZE, 3), "s")
+    assert stream.count_params() == plain.count_params()  # dilation adds no weight
+    dilations = [layer.dilation_rate[0] for layer in stream.layers if isinstance(layer, keras.layers.DepthwiseConv2D)]
+    # TF-slim / DeepLab: the block that would have halved the map keeps the old rate, later blocks are dilated.
+    expected = {32: [1] * 13, 16: [1] * 12 + [2], 8: [1] * 6 + [2] * 6 + [4]}[output_stride]
+    assert dilations == expected
+
+
+@pytest.mark.parametrize("output_stride, decoder, grid", [(32, "none", 6), (16, "none", 12), (8, "none", 24), (32, "f3", 24), (16, "f3", 24)])
+def test_output_stride_and_decoder_set_the_prediction_grid(output_stride, decoder, grid):
+    from pmsp_utils.architecture import prediction_stride
+
+    model = build_pmsp(SIZE, output_stride=output_stride, decoder=decoder, verbose=False)
+    assert tuple(model.get_layer("head_logits").output.shape[1:3]) == (grid, grid)
+    assert tuple(model.output.shape) == (None, SIZE, SIZE, 1)
+    assert SIZE // prediction_stride(output_stride, decoder) == grid
+    pool = model.get_layer("ppm_pool_6")  # pool sizes follow F5's size
+    assert pool.pool_size == (SIZE // output_stride // 6,) * 2
+    assert model.pmsp_settings.output_stride == output_stride and model.pmsp_settings.decoder == decoder
+
+
+@pytest.mark.parametrize("output_stride, size, message", [(16, 100, "multiple of 96. Nearest: 96 or 192"),
+                                                           (8, 200, "multiple of 48. Nearest: 192 or 240")])
+def test_input_size_rule_follows_the_stride(output_stride, size, message):
+    with pytest.raises(ValueError, match=message):
+        build_pmsp(size, output_stride=output_stride, verbose=False)
+    build_pmsp(96 if output_stride == 16 else 48, output_stride=output_stride, streams="rgb", verbose=False)
+
+
 def test_five_feature_levels_at_strides_2_to_32():
     stream = mobilenet_v1_stream((576, 576, 3), "rgb_stream")
     assert [tuple(output.shape[1:]) for output in stream.outputs] == [
@@ -135,9 +168,10 @@ def write_legacy_h5(path: Path, skip: tuple[str, ...] = ("conv_pw_13",)) -> kera
     return reference
 
 
-def test_local_h5_loads_by_name_and_reports(tmp_path):
+@pytest.mark.parametrize("output_stride", [32, 16, 8])
+def test_local_h5_loads_by_name_and_reports(tmp_path, output_stride):
     reference = write_legacy_h5(tmp_path / "mobilenet.h5")
-    model = build_pmsp(SIZE, verbose=False)
+    model = build_pmsp(SIZE, verbose=False, output_stride=output_stride)  # dilation changes no weight
     report = load_backbone_weights(model, tmp_path / "mobilenet.h5")
     assert len(report.filled) == 106 and report.missing == ["rgb_stream/conv_pw_13", "ela_stream/conv_pw_13"]
     assert "filled 106 of 108" in str(report) and "conv_pw_13" in str(report)
@@ -224,10 +258,13 @@ def test_tensorflow_and_jax_agree(tmp_path):
     pytest.importorskip("jax", reason="the JAX backend check needs jax: pip install -e '.[test]'")
     tensorflow = run_backend("tensorflow", tmp_path, "save")
     jax = run_backend("jax", tmp_path, "compare")
+    assert set(tensorflow["variants"]) == set(jax["variants"]) == {"os32", "os16", "os8", "os32_f3"}
     for report in (tensorflow, jax):
-        assert report["shape"] == [2, SIZE, SIZE, 1] and np.isfinite(report["loss"]) and report["changed"]
-        assert report["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
-    np.testing.assert_allclose(np.load(tmp_path / "jax.npy"), np.load(tmp_path / "tensorflow.npy"), atol=2e-4)
+        for name, variant in report["variants"].items():
+            assert variant["shape"] == [2, 192, 192, 1] and np.isfinite(variant["loss"]) and variant["changed"], (report["backend"], name)
+            assert variant["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
+    for name in tensorflow["variants"]:
+        np.testing.assert_allclose(np.load(tmp_path / f"jax_{name}.npy"), np.load(tmp_path / f"tensorflow_{name}.npy"), atol=2e-4, err_msg=name)
 
 
 def test_multiply_adds_by_hand():
