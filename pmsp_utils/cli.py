@@ -10,15 +10,22 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import __version__
 
 
+#: What a user's input, files or environment can raise; reported as one line, the batch goes on where it can.
+USER_ERRORS = (ValueError, OSError, KeyError)
+
+
 def _notebooks(args: argparse.Namespace) -> int:
-    from .config import build_dir
+    from .config import build_dir, smoke_mode
     from .notebooks import find_notebooks, run_notebooks
+
+    smoke_mode(strict=True)  # a malformed PMSP_SMOKE or CI is refused here, where the answer matters
 
     notebooks = [Path(p) for p in args.only] if args.only else find_notebooks(args.notebooks)
     out = (args.out or build_dir()).resolve()
@@ -34,23 +41,29 @@ def _ela(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from .ela import ela
-    from .images import ImageReadError
+    from .ela import ElaSettings, ela
+    from .localizer import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs
     from .viz import ela_for_display
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    for name in args.images:
+    ElaSettings(quality=args.quality, scaling=args.scaling)  # a bad setting is one error, before any file
+    out = check_output_folder(args.out)
+    files, problems = expand_inputs(args.images)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    stems = plan_outputs(files, out, ELA_OUTPUTS)  # nothing written may overwrite an input or another output
+    failures = len(problems)
+    for path, stem in stems.items():
+        target = out / f"{stem}_ela.png"
         try:
-            ela_map = ela(name, quality=args.quality, scaling=args.scaling)
-        except (ImageReadError, FileNotFoundError) as error:
-            print(f"error: {error}", file=sys.stderr)
+            ela_map = ela(path, quality=args.quality, scaling=args.scaling)
+            picture = ela_map if args.scaling != "raw" else (ela_for_display(ela_map) * 255).astype(np.uint8)
+            temporary = target.with_name(f".{target.name}.tmp")
+            Image.fromarray(picture).save(temporary, format="PNG")
+            os.replace(temporary, target)
+        except USER_ERRORS as error:
+            print(f"error: {_with_file(error, path)}", file=sys.stderr)
             failures += 1
             continue
-        picture = ela_map if args.scaling != "raw" else (ela_for_display(ela_map) * 255).astype(np.uint8)
-        target = out / f"{Path(name).stem}_ela.png"
-        Image.fromarray(picture).save(target)
         print(target)
     return 1 if failures else 0
 
@@ -150,8 +163,9 @@ def _robustness(args, model, records, out: Path) -> list[Path]:
 
 
 def _localize(args: argparse.Namespace) -> int:
-    from .images import ImageReadError
-    from .localizer import check_output_folder, expand_inputs, unique_stem, write_outputs
+    import csv
+
+    from .localizer import LOCALIZE_OUTPUTS, check_output_folder, expand_inputs, plan_outputs, write_outputs
 
     out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast
     files, problems = expand_inputs(args.images)
@@ -160,28 +174,30 @@ def _localize(args: argparse.Namespace) -> int:
     if not files:
         print("error: no images to localize.", file=sys.stderr)
         return 2
+    stems = plan_outputs(files, out, LOCALIZE_OUTPUTS)
     _keras_environment()
     from .models import load_model
     from .pipeline import localize
 
     model = load_model(args.weights)
     label = model.label
-    failures, used, rows = len(problems), set(), []
+    failures, rows = len(problems), []
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
     print(f"{'image':40s} {'score':>6s} {'area':>7s}")
-    for path in files:
+    for path, stem in stems.items():
         try:
             result = localize(model, path, policy=args.policy, flip=args.flip)
-            written = write_outputs(out, unique_stem(path, used), path, result.image, result.probability, args.threshold)
-        except (ImageReadError, FileNotFoundError, OSError, ValueError) as error:
-            print(f"error: {error}", file=sys.stderr)
+            written = write_outputs(out, stem, path, result.image, result.probability, args.threshold)
+        except USER_ERRORS as error:
+            print(f"error: {_with_file(error, path)}", file=sys.stderr)
             failures += 1
             continue
         rows.append(written)
         print(f"{path.name[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
-    with (out / "scores.csv").open("w") as handle:
-        handle.write("image,tamper_score,tampered_fraction,probability_png\n")
-        handle.writelines(f"{row.source},{row.score:.4f},{row.tampered_fraction:.4f},{row.files[0].name}\n" for row in rows)
+    with (out / "scores.csv").open("w", newline="") as handle:  # csv quotes names with commas or quotes
+        writer = csv.writer(handle)
+        writer.writerow(["image", "tamper_score", "tampered_fraction", "probability_png"])
+        writer.writerows([str(row.source), f"{row.score:.4f}", f"{row.tampered_fraction:.4f}", row.files[0].name] for row in rows)
     print(f"wrote {len(rows)} x 3 PNG files and scores.csv to {out}" + (f"; {failures} input(s) failed" if failures else ""))
     return 1 if failures else 0
 
@@ -194,10 +210,10 @@ def _threshold(text: str) -> float:
 
 
 def _keras_environment() -> None:
-    """TensorFlow unless KERAS_BACKEND says otherwise; TensorFlow's C++ start-up notices kept out of the output."""
-    import os
+    """TensorFlow unless KERAS_BACKEND says otherwise (checked to be installed); TensorFlow's C++ start-up notices kept out."""
+    from .config import check_keras_backend
 
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ["KERAS_BACKEND"] = check_keras_backend()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
@@ -222,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("notebooks", help="execute the tutorial notebooks headlessly")
@@ -313,13 +330,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _with_file(error: BaseException, path: Path) -> str:
+    """An error's message, starting with the file it is about."""
+    message = str(error) if not isinstance(error, OSError) or not error.strerror else f"{error.strerror}"
+    if isinstance(error, PermissionError):
+        message = f"permission denied ({error.strerror}); check that you can read it"
+    return message if str(path) in message or path.name in message else f"{path}: {message}"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command; every failure a user can cause is one line ``error: ...`` (``--debug`` shows the traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
     try:
         return args.handler(args)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as error:
+        if args.debug:
+            raise
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # noqa: BLE001  (no traceback for users; --debug keeps it for bug reports)
+        if args.debug:
+            raise
+        print(f"error: {type(error).__name__}: {error} (unexpected; run again with --debug for the traceback and report it)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

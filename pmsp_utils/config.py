@@ -18,8 +18,17 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _flag(name: str) -> bool | None:
-    """Read a boolean environment variable; ``None`` when unset."""
+class EnvironmentSettingError(ValueError):
+    """An environment variable holds a value the suite cannot use; the message names it and the accepted values."""
+
+
+def _flag(name: str, *, strict: bool = True) -> bool | None:
+    """Read a boolean environment variable; ``None`` when unset.
+
+    A value that is not a boolean raises :class:`EnvironmentSettingError`, or with
+    ``strict=False`` prints one warning line and counts as unset (so commands that
+    do not need the variable still run).
+    """
     value = os.environ.get(name)
     if value is None:
         return None
@@ -28,15 +37,73 @@ def _flag(name: str) -> bool | None:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"Environment variable {name}={value!r} is not a boolean: use 1 or 0.")
+    message = f"{name}={os.environ[name]!r} is not a boolean; accepted: {', '.join(sorted(_TRUE | _FALSE - {''}))}."
+    if strict:
+        raise EnvironmentSettingError(message)
+    _warn_once(message + " Ignored here.")
+    return None
 
 
-def smoke_mode() -> bool:
-    """True when notebooks should run in seconds: ``PMSP_SMOKE``, else ``CI``."""
-    explicit = _flag("PMSP_SMOKE")
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    import sys
+
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def smoke_mode(*, strict: bool = False) -> bool:
+    """True when notebooks should run in seconds: ``PMSP_SMOKE``, else ``CI``.
+
+    A malformed value warns and counts as unset, unless ``strict`` (the notebook
+    runner, which needs the answer, refuses it).
+    """
+    explicit = _flag("PMSP_SMOKE", strict=strict)
     if explicit is not None:
         return explicit
-    return bool(_flag("CI"))
+    return bool(_flag("CI", strict=strict))
+
+
+KERAS_BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
+
+def check_keras_backend() -> str:
+    """The Keras backend ``KERAS_BACKEND`` names (default tensorflow), checked to be known and installed."""
+    import importlib.util
+
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow").strip() or "tensorflow"
+    if backend not in KERAS_BACKENDS:
+        raise EnvironmentSettingError(f"KERAS_BACKEND={backend!r} is not a Keras backend; accepted: {', '.join(KERAS_BACKENDS)}.")
+    if importlib.util.find_spec(KERAS_BACKENDS[backend]) is None:
+        raise EnvironmentSettingError(
+            f"KERAS_BACKEND={backend!r}, but {KERAS_BACKENDS[backend]} is not installed: install it "
+            f"(pip install {KERAS_BACKENDS[backend]}) or set KERAS_BACKEND to one that is ({', '.join(_installed_backends()) or 'none'})."
+        )
+    return backend
+
+
+def _installed_backends() -> list[str]:
+    import importlib.util
+
+    return [name for name, module in KERAS_BACKENDS.items() if importlib.util.find_spec(module) is not None]
+
+
+def max_image_pixels() -> int | None:
+    """``PMSP_MAX_IMAGE_PIXELS`` as a number (None when unset); a clear error naming the variable when malformed."""
+    value = os.environ.get("PMSP_MAX_IMAGE_PIXELS")
+    if value is None:
+        return None
+    try:
+        number = int(value.strip().replace("_", ""))
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise EnvironmentSettingError(f"PMSP_MAX_IMAGE_PIXELS={value!r} is not a pixel count; accepted: a whole number "
+                                      "of pixels, or 0 to lift the decompression-bomb limit.")
+    return number
 
 
 def repo_root() -> Path | None:

@@ -148,9 +148,19 @@ def _extrema(image: Image.Image) -> list[tuple[int, int]]:
     return [extrema] if image.mode == "L" else list(extrema)
 
 
+JPEG_MAX_SIDE = 65500  # libjpeg's largest dimension: ELA's re-save cannot encode a wider or taller image
+
+
 def ela_of_loaded(loaded: LoadedImage, settings: ElaSettings) -> ElaResult:
     """ELA of an image already read by :func:`pmsp_utils.images.load_image`."""
-    resaved = resave_jpeg(loaded.image, settings.quality, settings.subsampling)
+    width, height = loaded.image.size
+    if max(width, height) > JPEG_MAX_SIDE:
+        raise ImageReadError(f"{loaded.source}: {width}x{height} pixels is past JPEG's largest side ({JPEG_MAX_SIDE}), so it "
+                             "cannot be re-saved for ELA; crop or split the image into parts under that size.")
+    try:
+        resaved = resave_jpeg(loaded.image, settings.quality, settings.subsampling)
+    except OSError as error:
+        raise ImageReadError(f"{loaded.source}: the JPEG re-save for ELA failed ({error}).") from None
     difference = scale_difference(absolute_difference(loaded.image, resaved), settings.scaling, settings.multiplier)
     return ElaResult(
         ela=to_array(loaded.to_display(difference)),

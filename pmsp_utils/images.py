@@ -54,8 +54,23 @@ def set_max_image_pixels(limit: int | None) -> None:
     Image.MAX_IMAGE_PIXELS = int(limit) if limit else None
 
 
-if os.environ.get("PMSP_MAX_IMAGE_PIXELS") is not None:
-    set_max_image_pixels(int(os.environ["PMSP_MAX_IMAGE_PIXELS"]))
+def _apply_environment_limit() -> None:
+    """Apply ``PMSP_MAX_IMAGE_PIXELS``; a malformed value is reported when an image is read, not at import."""
+    global _ENVIRONMENT_ERROR
+    from .config import EnvironmentSettingError, max_image_pixels
+
+    try:
+        limit = max_image_pixels()
+    except EnvironmentSettingError as error:
+        _ENVIRONMENT_ERROR = error
+        return
+    _ENVIRONMENT_ERROR = None
+    if limit is not None:
+        set_max_image_pixels(limit)
+
+
+_ENVIRONMENT_ERROR: Exception | None = None
+_apply_environment_limit()
 
 
 @dataclass(frozen=True)
@@ -123,17 +138,21 @@ def open_image(data: bytes, name: str) -> Image.Image:
             f"{name}: not an image Pillow can read ({_sniff(data)}). Supported: JPEG, PNG, "
             "TIFF, WebP, BMP, GIF."
         ) from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageReadError(f"{name}: the image header is corrupt ({error}). Re-download or re-export it.") from None
+    except MemoryError:
+        raise
+    except Exception as error:  # OSError, SyntaxError, ValueError, and for damaged GIF/TIFF also struct.error, IndexError, TypeError
+        raise ImageReadError(f"{name}: the image header is corrupt ({type(error).__name__}: {error}). Re-download or re-export it.") from None
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
     try:
         image.load()
     except Image.DecompressionBombError as error:
         raise _too_large(name, error) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # OSError, EOFError ... and whatever a damaged frame table raises
         raise ImageReadError(
-            f"{name}: the image is truncated or corrupt ({error}). Re-download or re-export it; "
+            f"{name}: the image is truncated or corrupt ({type(error).__name__}: {error}). Re-download or re-export it; "
             "partial images are refused because their grey fill would look like tampering."
         ) from None
     return image
@@ -147,6 +166,12 @@ def load_image(source: ImageSource, *, name: str | None = None) -> LoadedImage:
     EXIF orientation is kept in ``.orientation``. ``name`` replaces the source's
     own description in messages (useful for bytes read from a file).
     """
+    if _ENVIRONMENT_ERROR is not None:
+        raise _ENVIRONMENT_ERROR
+    return _load_image(source, name=name)
+
+
+def _load_image(source: ImageSource, *, name: str | None = None) -> LoadedImage:
     name = name or describe_source(source)
     if isinstance(source, np.ndarray):
         return _from_array(source, name)
@@ -169,7 +194,12 @@ def load_image(source: ImageSource, *, name: str | None = None) -> LoadedImage:
             )
         image = open_image(data, name)
         fmt = image.format
-    return _normalise(image, name, fmt)
+    try:
+        return _normalise(image, name, fmt)
+    except (ImageReadError, MemoryError):
+        raise
+    except Exception as error:  # damaged files make Pillow raise TypeError, IndexError, struct.error ... while converting
+        raise ImageReadError(f"{name}: the image is corrupt ({type(error).__name__}: {error}). Re-download or re-export it.") from None
 
 
 def _normalise(image: Image.Image, name: str, fmt: str | None) -> LoadedImage:

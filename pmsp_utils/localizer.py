@@ -89,14 +89,51 @@ class Written:
     files: tuple[Path, ...]
 
 
+def output_stem(path: Path) -> str:
+    """The base of an input's output names: its name with the extension kept, so a.jpg and a.png stay apart (a_jpg, a_png)."""
+    suffix = path.suffix.lstrip(".").lower()
+    return f"{path.stem}_{suffix}" if suffix else path.stem
+
+
 def unique_stem(path: Path, used: set[str]) -> str:
-    """The file's stem, with _2, _3 ... when another input already used it."""
-    stem, number = path.stem, 1
+    """:func:`output_stem`, with _2, _3 ... when another input (same name, another folder) already used it."""
+    base = output_stem(path)
+    stem, number = base, 1
     while stem in used:
         number += 1
-        stem = f"{path.stem}_{number}"
+        stem = f"{base}_{number}"
     used.add(stem)
     return stem
+
+
+LOCALIZE_OUTPUTS = ("_probability.png", "_mask.png", "_overlay.png")
+ELA_OUTPUTS = ("_ela.png",)
+
+
+def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict[Path, str]:
+    """{input: output stem}, after checking that no output can overwrite an input or another output of the run.
+
+    Raises :class:`OutputFolderError` when ``out`` holds inputs whose names could
+    collide with the outputs (an input named like an output, e.g. the output of
+    an earlier run into the same folder): choose another ``--out``.
+    """
+    used: set[str] = set()
+    stems = {path: unique_stem(path, used) for path in files}
+    inputs = {path.resolve() for path in files}
+    out_resolved = out.resolve()
+    inside = [path for path in files if path.resolve().parent == out_resolved]
+    lookalikes = [path.name for path in inside if path.name.endswith(LOCALIZE_OUTPUTS + ELA_OUTPUTS)]
+    if lookalikes:
+        raise OutputFolderError(f"--out {out}: the folder holds inputs named like this command's outputs ({', '.join(lookalikes[:3])}"
+                                f"{' ...' if len(lookalikes) > 3 else ''}), perhaps from an earlier run; choose an output folder that "
+                                "holds no inputs, or move those files.")
+    for path, stem in stems.items():
+        for ending in endings:
+            target = (out / f"{stem}{ending}").resolve()
+            if target in inputs:
+                raise OutputFolderError(f"--out {out}: writing {target.name} would overwrite the input {target}; choose an output folder "
+                                        "that holds no inputs.")
+    return stems
 
 
 def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probability: np.ndarray, threshold: float) -> Written:

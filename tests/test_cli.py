@@ -1,6 +1,7 @@
 """The pmsp command line on good and bad input."""
 
 import numpy as np
+import pytest
 from conftest import encode
 from PIL import Image
 
@@ -16,7 +17,7 @@ def test_ela_command_writes_maps_and_reports_bad_files(photo, tmp_path, capsys):
     assert main(["ela", str(bad), str(good), "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert "bad.jpg: the file is empty" in captured.err
-    written = np.asarray(Image.open(out / "good_ela.png"))
+    written = np.asarray(Image.open(out / "good_jpg_ela.png"))
     assert written.shape == photo.shape and written.max() == 255
 
 
@@ -30,3 +31,104 @@ def test_bad_quality_is_a_clear_error(photo, tmp_path, capsys):
 def test_notebooks_command_on_an_empty_folder(tmp_path, capsys):
     assert main(["notebooks", "--notebooks", str(tmp_path), "--out", str(tmp_path / "b")]) == 2
     assert "No notebooks matching" in capsys.readouterr().err
+
+
+# --- outputs never overwrite inputs or each other (issue 11) -------------------------------
+
+
+def test_ela_outputs_of_a_jpg_and_a_png_stay_apart(photo, tmp_path, capsys):
+    (tmp_path / "a.jpg").write_bytes(encode(photo, "JPEG", quality=80))
+    (tmp_path / "a.png").write_bytes(encode(photo, "PNG"))
+    out = tmp_path / "out"
+    assert main(["ela", str(tmp_path / "a.jpg"), str(tmp_path / "a.png"), "--out", str(out)]) == 0
+    first, second = np.asarray(Image.open(out / "a_jpg_ela.png")), np.asarray(Image.open(out / "a_png_ela.png"))
+    assert not np.array_equal(first, second)  # the JPEG has an error level, the PNG another
+
+
+def test_ela_never_overwrites_an_input(photo, tmp_path, capsys):
+    picture = tmp_path / "x.jpg"
+    picture.write_bytes(encode(photo, "JPEG", quality=80))
+    precious = tmp_path / "x_jpg_ela.png"
+    precious.write_bytes(encode(photo, "PNG"))
+    before = precious.read_bytes()
+    assert main(["ela", str(picture), str(precious), "--out", str(tmp_path)]) == 2
+    assert "x_jpg_ela.png" in capsys.readouterr().err  # refused: the folder holds an input named like the output
+    assert precious.read_bytes() == before
+
+
+def test_an_output_folder_holding_earlier_outputs_as_inputs_is_refused(photo, tmp_path, capsys):
+    (tmp_path / "a.jpg").write_bytes(encode(photo, "JPEG", quality=80))
+    assert main(["ela", str(tmp_path), "--out", str(tmp_path)]) == 0  # names cannot collide: a_jpg_ela.png is new
+    assert (tmp_path / "a_jpg_ela.png").exists()
+    assert main(["ela", str(tmp_path), "--out", str(tmp_path)]) == 2  # now the folder holds an output among the inputs
+    assert "named like this command's outputs (a_jpg_ela.png)" in capsys.readouterr().err
+
+
+def test_ela_reports_each_bad_file_and_goes_on(photo, tmp_path, capsys):
+    (tmp_path / "folder.jpg").mkdir()
+    good = tmp_path / "good.jpg"
+    good.write_bytes(encode(photo, "JPEG"))
+    assert main(["ela", str(tmp_path / "folder.jpg"), str(tmp_path / "missing.jpg"), str(good), "--out", str(tmp_path / "o")]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(errors) == 2 and all(line.startswith("error: ") for line in errors)
+    assert "folder.jpg: a folder with no image files" in errors[0] and "missing.jpg: no such file" in errors[1]
+    assert (tmp_path / "o" / "good_jpg_ela.png").exists()
+
+
+def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(monkeypatch, tmp_path, capsys):
+    import pmsp_utils.cli as cli
+
+    def broken(args):
+        raise RuntimeError("boom")
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["ela"].set_defaults(handler=broken)
+    assert main(["ela", "x.jpg", "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip() == "error: RuntimeError: boom (unexpected; run again with --debug for the traceback and report it)"
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--debug", "ela", "x.jpg", "--out", str(tmp_path)])
+
+
+# --- environment variables ----------------------------------------------------------------
+
+
+def run_pmsp(*arguments, **environment):
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in {**os.environ, **environment}.items() if value is not None}
+    return subprocess.run([sys.executable, "-m", "pmsp_utils.cli", *arguments], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_a_malformed_smoke_switch_does_not_stop_commands_that_do_not_need_it(tmp_path, photo):
+    result = run_pmsp("--version", PMSP_SMOKE="maybe")
+    assert result.returncode == 0 and "pmsp" in result.stdout
+    assert "PMSP_SMOKE='maybe' is not a boolean; accepted: 0, 1, false, no, off, on, true, yes" in result.stderr
+    assert "Traceback" not in result.stderr
+    refused = run_pmsp("notebooks", "--notebooks", str(tmp_path), CI="sometimes", PMSP_SMOKE=None)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "CI='sometimes' is not a boolean" in refused.stderr
+
+
+def test_a_malformed_pixel_limit_is_named_when_an_image_is_read(tmp_path, photo):
+    image = tmp_path / "a.png"
+    image.write_bytes(encode(photo, "PNG"))
+    assert run_pmsp("--version", PMSP_MAX_IMAGE_PIXELS="lots").returncode == 0
+    result = run_pmsp("ela", str(image), "--out", str(tmp_path / "o"), PMSP_MAX_IMAGE_PIXELS="lots")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "PMSP_MAX_IMAGE_PIXELS='lots' is not a pixel count" in result.stderr
+
+
+def test_a_keras_backend_that_is_not_installed_is_one_line(tmp_path, photo):
+    import importlib.util
+
+    missing = next((name for name in ("torch", "jax") if importlib.util.find_spec(name) is None), None)
+    if missing is None:
+        pytest.skip("every Keras backend is installed here, so none can be missing")
+    result = run_pmsp("localize", "a.jpg", "--out", str(tmp_path / "o"), KERAS_BACKEND=missing)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"KERAS_BACKEND='{missing}', but {missing} is not installed" in result.stderr
+    unknown = run_pmsp("localize", "a.jpg", "--out", str(tmp_path / "o"), KERAS_BACKEND="theano")
+    assert unknown.returncode == 2 and "KERAS_BACKEND='theano' is not a Keras backend; accepted: tensorflow, jax, torch" in unknown.stderr

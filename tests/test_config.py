@@ -28,10 +28,13 @@ def test_smoke_switch(monkeypatch, smoke, ci, expected):
     assert config.smoke_mode() is expected
 
 
-def test_bad_smoke_value(monkeypatch):
+def test_bad_smoke_value(monkeypatch, capsys):
     monkeypatch.setenv("PMSP_SMOKE", "maybe")
-    with pytest.raises(ValueError, match="PMSP_SMOKE='maybe' is not a boolean"):
-        config.smoke_mode()
+    with pytest.raises(ValueError, match="PMSP_SMOKE='maybe' is not a boolean; accepted: 0, 1, false"):
+        config.smoke_mode(strict=True)
+    monkeypatch.setenv("CI", "1")
+    assert config.smoke_mode() is True  # lenient: warns, ignores PMSP_SMOKE, falls back to CI
+    assert "warning: PMSP_SMOKE='maybe' is not a boolean" in capsys.readouterr().err
 
 
 def test_data_dir(monkeypatch, tmp_path):

@@ -156,7 +156,7 @@ def test_localize_command_writes_outputs_and_survives_bad_input(tmp_path, photo,
     assert main(["localize", str(images), str(tmp_path / "nothing*.jpg"), "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert "corrupt.jpg" in captured.err and "matches no file" in captured.err
-    for stem in ("good", "grey"):
+    for stem in ("good_jpg", "grey_png"):
         probability = np.asarray(Image.open(out / f"{stem}_probability.png"))
         assert probability.shape == photo.shape[:2] and probability.dtype == np.uint8
         assert set(np.unique(np.asarray(Image.open(out / f"{stem}_mask.png")))) <= {0, 255}
