@@ -144,6 +144,9 @@ def open_image(data: bytes, name: str) -> Image.Image:
         raise ImageReadError(f"{name}: the image header is corrupt ({type(error).__name__}: {error}). Re-download or re-export it.") from None
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
+    # Pillow decodes 48-bit RGB PNGs (raw mode RGB;16B) straight to 8-bit RGB and forgets it: note it before loading.
+    if image.mode == "RGB" and any(";16" in str(getattr(tile, "args", "")) for tile in getattr(image, "tile", None) or ()):
+        image.info[SIXTEEN_BIT_RGB] = True
     try:
         image.load()
     except Image.DecompressionBombError as error:
@@ -202,6 +205,9 @@ def _load_image(source: ImageSource, *, name: str | None = None) -> LoadedImage:
         raise ImageReadError(f"{name}: the image is corrupt ({type(error).__name__}: {error}). Re-download or re-export it.") from None
 
 
+SIXTEEN_BIT_RGB = "pmsp_sixteen_bit_rgb"  # set in image.info by open_image
+
+
 def _normalise(image: Image.Image, name: str, fmt: str | None) -> LoadedImage:
     conversions: list[str] = []
     orientation = _orientation(image)
@@ -209,8 +215,8 @@ def _normalise(image: Image.Image, name: str, fmt: str | None) -> LoadedImage:
     if frames > 1:
         conversions.append(f"used the first of {frames} frames")
     original_mode = image.mode
-    if image.mode == "RGB" and fmt == "TIFF" and _tiff_bits(image) == 16:
-        conversions.append("16-bit RGB TIFF reduced to 8 bits per channel (value >> 8)")
+    if image.mode == "RGB" and ((fmt == "TIFF" and _tiff_bits(image) == 16) or image.info.get(SIXTEEN_BIT_RGB)):
+        conversions.append(f"16-bit RGB {fmt or 'image'} reduced to 8 bits per channel (value >> 8)")
     if image.mode in _DIRECT_MODES:
         converted = image
     elif image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":

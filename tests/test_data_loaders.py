@@ -346,3 +346,58 @@ def test_folder_refuses_an_empty_mask(folder_dataset):
     save(np.zeros((48, 64), np.uint8), folder_dataset / "masks" / "2t.png")
     dataset = load_folder(folder_dataset, "coverage", kind="copy-move")
     assert [(path.name, why) for path, why in dataset.inconsistent] == [("2t.tif", "mask is empty (no tampered pixel); not used")]
+
+
+# --- what loading refuses or changes is said (issue 11) ----------------------------------
+
+
+def test_all_white_masks_are_refused_not_flipped_into_empty_ones(tmp_path):
+    root = tmp_path / "set"
+    save(scene(48, 64, BOX, 0), root / "images" / "a.png")
+    save(np.full((48, 64), 255, np.uint8), root / "masks" / "a.png")  # all tampered: blank or inverted
+    save(scene(48, 64, BOX, 1), root / "images" / "b.png")
+    save(box_mask(48, 64, BOX), root / "masks" / "b.png")
+    dataset = load_folder(root, "set")
+    assert [record.name for record in dataset.records if record.is_tampered] == ["b"]
+    assert [(path.name, why.split(":")[0]) for path, why in dataset.inconsistent] == [("a.png", "mask marks every pixel tampered (all white)")]
+
+
+def test_grey_masks_and_size_mismatches_are_reported(tmp_path):
+    root = tmp_path / "set"
+    grey = box_mask(48, 64, BOX)
+    grey[BOX[0], BOX[1] : BOX[3]] = 128  # an anti-aliased edge
+    save(scene(48, 64, BOX, 0), root / "images" / "grey.png")
+    save(grey, root / "masks" / "grey.png")
+    save(scene(48, 64, BOX, 1), root / "images" / "off.png")
+    save(box_mask(47, 64, BOX), root / "masks" / "off.png")  # one row short
+    dataset = load_folder(root, "set")
+    assert any(name == "grey" and "grey mask" in note and "thresholded at 127" in note for name, note in dataset.fixes)
+    assert [(path.name, "mask is 64x47 but the image is 64x48" in why) for path, why in dataset.inconsistent] == [("off.png", True)]
+    report = str(verify_folder(root))
+    assert "grey mask" in report and "64x47" in report
+
+
+def verify_folder(root):
+    from pmsp_utils.data.verify import VerifyReport
+
+    dataset = load_folder(root, "set")
+    return VerifyReport("set", root, dataset.counts(), {"tampered": None, "authentic": None}, dataset.missing_masks,
+                        dataset.unmatched_masks, dataset.inconsistent, dataset.fixes)
+
+
+def test_a_sixteen_bit_rgb_png_says_it_was_reduced(tmp_path):
+    import struct
+    import zlib
+
+    from pmsp_utils.ela import ela_result
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    height, width = 4, 5
+    rows = b"".join(b"\x00" + np.arange(width * 3, dtype=np.uint16).astype(">u2").tobytes() * 1 for _ in range(height))
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    (tmp_path / "deep.png").write_bytes(png)
+    result = ela_result(tmp_path / "deep.png")
+    assert "16-bit RGB PNG reduced to 8 bits per channel" in result.describe()

@@ -131,7 +131,7 @@ def _find_mask(casia: CasiaName, unmatched: dict, by_swapped: dict, by_loose: di
 def _checked_record(name, path, casia, mask_path, mask_stem, note, dataset: Dataset, fix_inverted: bool) -> Record | None:
     notes = [note] if note else []
     canonical = parse_name(mask_stem) if note and note.startswith("file renamed") else casia
-    pair = read_pair(path, mask_path, dataset)
+    pair = read_pair(path, mask_path, dataset, notes)
     if pair is None:
         return None
     mask, height, width = pair

@@ -56,14 +56,14 @@ def load_folder(
 
 
 def _checked(name, kind, path, mask_path, dataset: Dataset, fix_inverted: bool) -> Record | None:
-    pair = read_pair(path, mask_path, dataset)
+    notes: list[str] = []
+    pair = read_pair(path, mask_path, dataset, notes)
     if pair is None:
         return None
     mask, height, width = pair
     if mask.shape != (height, width):
         dataset.inconsistent.append((path, size_mismatch(mask, height, width)))
         return None
-    notes: list[str] = []
     flip = finish_mask(path, mask, dataset, fix_inverted, notes)
     if flip is None:
         return None

@@ -93,15 +93,32 @@ def looks_inverted(mask: np.ndarray) -> bool:
     return bool(mask.mean() >= 0.5 and border.mean() >= 0.95)
 
 
-def read_pair(path: Path, mask_path: Path, dataset: "Dataset") -> tuple[np.ndarray, int, int] | None:
-    """(mask, image height, image width) of a pair, or None after noting why it cannot be read."""
+def grey_share(mask_path: Path) -> float:
+    """The share of a mask file's pixels that are neither black nor white (anti-aliased or resampled edges)."""
+    image = open_image(read_bytes(mask_path), str(mask_path))
+    values = np.asarray(image.convert("L"))
+    return float(np.mean((values > 0) & (values < 255)))
+
+
+def read_pair(path: Path, mask_path: Path, dataset: "Dataset", notes: list[str] | None = None) -> tuple[np.ndarray, int, int] | None:
+    """(mask, image height, image width) of a pair, or None after noting why it cannot be read.
+
+    A mask with grey levels is thresholded at 127; that is noted in ``notes``.
+    """
     from ..images import ImageReadError
 
     try:
-        return read_mask(mask_path), *image_size(path)
+        mask, (height, width) = read_mask(mask_path), image_size(path)
+        share = grey_share(mask_path) if notes is not None else 0.0
     except (ImageReadError, OSError) as error:
         dataset.inconsistent.append((path, f"cannot read the pair: {error}"))
         return None
+    except Exception as error:  # a damaged header that Pillow reports with another type
+        dataset.inconsistent.append((path, f"cannot read the pair: {type(error).__name__}: {error}"))
+        return None
+    if share > 0:
+        notes.append(f"grey mask: {share:.1%} of its pixels between black and white, thresholded at {MASK_THRESHOLD}")
+    return mask, height, width
 
 
 def size_mismatch(mask: np.ndarray, height: int, width: int) -> str:
@@ -110,7 +127,12 @@ def size_mismatch(mask: np.ndarray, height: int, width: int) -> str:
 
 
 def finish_mask(path: Path, mask: np.ndarray, dataset: "Dataset", fix_inverted: bool, notes: list[str]) -> bool | None:
-    """Refuse an empty mask (None); else say whether it looks inverted, noting it. Returns whether to flip."""
+    """Say whether a mask looks inverted (noting it) and must be flipped; refuse (None) a mask that would be
+    empty or all tampered once any flip is made: such a pair teaches nothing and scores as nonsense."""
+    if mask.all():
+        dataset.inconsistent.append((path, "mask marks every pixel tampered (all white): blank or inverted; flipped it would be "
+                                           "empty; not used"))
+        return None
     if not mask.any():
         dataset.inconsistent.append((path, "mask is empty (no tampered pixel); not used"))
         return None
