@@ -76,6 +76,15 @@ def _train(args: argparse.Namespace) -> int:
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values["weights"] = None if args.weights in {"none", "None", ""} else args.weights
+    if args.resume and (args.run_dir / "config.json").is_file():
+        # Resuming takes the run's own settings; only what the user typed again is compared with them.
+        from .train import read_json
+
+        saved = {key: value for key, value in read_json(args.run_dir / "config.json").items() if key in values}
+        typed = set(getattr(args, "explicit", ()))
+        values = {**values, **{key: value for key, value in saved.items() if key not in typed}}
+        if isinstance(values.get("recompress_qualities"), list):
+            values["recompress_qualities"] = tuple(values["recompress_qualities"])
     config = TrainConfig(**values)
     config.check()
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
@@ -330,6 +339,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _explicit_options(argv: list[str] | None) -> set[str]:
+    """The destinations of the options the user actually typed (so a resumed run keeps the ones not repeated)."""
+    quiet = build_parser()
+    for action in _all_actions(quiet):
+        action.default = argparse.SUPPRESS
+    try:
+        return set(vars(quiet.parse_args(argv)))
+    except SystemExit:
+        return set()
+
+
+def _all_actions(parser: argparse.ArgumentParser):
+    for action in parser._actions:
+        yield action
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _all_actions(sub)
+
+
 def _with_file(error: BaseException, path: Path) -> str:
     """An error's message, starting with the file it is about."""
     message = str(error) if not isinstance(error, OSError) or not error.strerror else f"{error.strerror}"
@@ -342,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command; every failure a user can cause is one line ``error: ...`` (``--debug`` shows the traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.explicit = _explicit_options(argv)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2

@@ -236,6 +236,30 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
 # --- losses ---------------------------------------------------------------------------
 
 
+def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=print):
+    """Decode every image once (filling the ELA cache) and skip, with a list, those training cannot use.
+
+    Truncated or corrupt images and masks of another size would otherwise stop a
+    run in its first epoch; evaluation skips the same images the same way.
+    """
+    from .data.verify import usable_records
+
+    decode = lambda record: ela_cache.get_with_image(record.image_path)[1]  # noqa: E731
+    screened = []
+    for part, records in (("training", train_records), ("validation", validation_records)):
+        usable, refused = usable_records(records, decode=decode)
+        if refused:
+            echo(f"skipped {len(refused)} of {len(records)} {part} images that cannot be used:")
+            for path, why in refused[:10]:
+                echo(f"  {Path(path).name}: {why}")
+            if len(refused) > 10:
+                echo(f"  ... and {len(refused) - 10} more")
+        if not usable:
+            raise ValueError(f"none of the {len(records)} {part} images can be used (see the list above).")
+        screened.append(usable)
+    return screened[0], screened[1]
+
+
 def make_loss(name: str = "bce", positive_weight: float = 1.0):
     """The training loss: BCE (optionally weighting tampered pixels), BCE + soft Dice, or focal."""
     import keras
@@ -374,6 +398,46 @@ def is_better(monitor: str, logs: dict, state: dict) -> bool:
     return logs["val_f1"] > best_f1 or (logs["val_f1"] == best_f1 and logs["val_loss"] < state["best_val_loss"])
 
 
+STATE_MEMBER = "pmsp_state.json"  # the run state inside checkpoint.keras: model, optimizer and state change in one rename
+
+
+def save_checkpoint(model, run_dir: Path, state: dict) -> None:
+    """Write ``checkpoint.keras`` with the run state inside it, then rename once; ``state.json`` is a copy for people.
+
+    A crash at any point leaves either the old checkpoint with its own state or
+    the new one with its own: an epoch is never repeated or skipped on resume.
+    """
+    import zipfile
+
+    temporary = run_dir / "checkpoint.tmp.keras"
+    model.save(temporary)
+    with zipfile.ZipFile(temporary, "a") as archive:
+        archive.writestr(STATE_MEMBER, json.dumps(state, indent=2))
+    os.replace(temporary, run_dir / "checkpoint.keras")
+    _atomic_write_text(run_dir / "state.json", json.dumps(state, indent=2))
+
+
+def load_checkpoint(run_dir: Path):
+    """(model, state) from ``checkpoint.keras``; a damaged file gets an error naming it and what to do."""
+    import zipfile
+
+    from .model import load_pmsp
+    from .model import losses  # noqa: F401  (registers the custom losses for deserialisation)
+
+    path = run_dir / "checkpoint.keras"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            state = json.loads(archive.read(STATE_MEMBER)) if STATE_MEMBER in archive.namelist() else None
+        model = load_pmsp(path)
+    except Exception as error:  # zipfile, h5py and Keras raise many types for a damaged archive
+        raise ValueError(f"{path}: the checkpoint is damaged and cannot be resumed ({type(error).__name__}: {error}); "
+                         "restore it from a backup, or start again in a new --run-dir (--init-from RUN_DIR/best.weights.h5 "
+                         "keeps the best weights so far).") from None
+    if state is None:  # runs from before the state went into the checkpoint
+        state = read_json(run_dir / "state.json")
+    return model, state
+
+
 def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: dict, echo):
     """The callback that, each epoch, scores the validation split and writes checkpoints atomically."""
     import keras
@@ -405,9 +469,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             state["seed_generators"] = seed_generator_states(self.model)
             append_history(run_dir, {"epoch": epoch, **{key: float(value) for key, value in logs.items()}})
             save_snapshot(run_dir, self.model, validation, epoch + 1)
-            self.model.save(run_dir / "checkpoint.tmp.keras")
-            os.replace(run_dir / "checkpoint.tmp.keras", run_dir / "checkpoint.keras")
-            _atomic_write_text(run_dir / "state.json", json.dumps(state, indent=2))
+            save_checkpoint(self.model, run_dir, state)
             echo(
                 f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
                 f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}"
@@ -464,18 +526,14 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file = run_dir / "state.json"
     if resume:
-        if not state_file.exists() or not (run_dir / "checkpoint.keras").exists():
-            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (state.json and checkpoint.keras are written after each epoch).")
+        if not (run_dir / "checkpoint.keras").exists():
+            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).")
         differences = setting_differences(read_json(run_dir / "config.json"), asdict(config))
         if differences:
             raise ValueError(f"{run_dir}: the settings differ from the run being resumed: "
                              + "; ".join(f"{name} was {old!r}, now {new!r}" for name, old, new in differences)
                              + ". Resume with the run's settings (see its config.json), or start a new --run-dir.")
-        state = read_json(state_file)
-        from .model import load_pmsp
-        from .model import losses  # noqa: F401  (registers the custom losses for deserialisation)
-
-        model = load_pmsp(run_dir / "checkpoint.keras")
+        model, state = load_checkpoint(run_dir)
         restore_seed_generators(model, state.get("seed_generators", {}))
         echo(f"resuming {run_dir} after epoch {state['epochs_done']}")
     else:
@@ -492,6 +550,7 @@ def train(
             (splits / "protocol.txt").write_text(split_protocol + "\n")
         model = build_model(config, verbose=bool(verbose))
     ela_cache = ElaCache(settings=ElaSettings(quality=config.ela_quality))
+    train_records, validation_records = screen_records(train_records, validation_records, ela_cache, echo)
     training = make_sequence(train_records, config, shuffle=True, augment=config.augment, ela_cache=ela_cache)
     validation = make_sequence(validation_records, config, shuffle=False, augment=False, ela_cache=ela_cache)
     training.set_epoch(state["epochs_done"])

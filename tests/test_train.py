@@ -163,15 +163,20 @@ def test_training_records_for_synthetic_data_are_reused(cache_folder):
     assert all(r.is_tampered for part in first[:3] for r in part)
 
 
-def test_init_from_and_plateau_schedule(records, tmp_path, cache_folder):
+def test_init_from_and_plateau_schedule(records, tmp_path, cache_folder, monkeypatch):
+    import pmsp_utils.train as training
+
     first, _ = train(tiny(epochs=1), *records, tmp_path / "first", **QUIET)
     start = tmp_path / "first" / "best.weights.h5"
-    second, history = train(tiny(epochs=3, init_from=str(start), schedule="plateau", learning_rate=1e-9, patience=5),
+    # Only the first epoch counts as an improvement, so the plateau schedule must fire after two epochs without one.
+    monkeypatch.setattr(training, "is_better", lambda monitor, logs, state: state["best_epoch"] == 0)
+    second, history = train(tiny(epochs=4, init_from=str(start), schedule="plateau", learning_rate=1e-9, patience=5),
                             *records, tmp_path / "second", **QUIET)
     # With a learning rate of 1e-9 the weights barely move from where they started.
     np.testing.assert_allclose(keras.ops.convert_to_numpy(second.weights[0]), keras.ops.convert_to_numpy(first.weights[0]), atol=1e-5)
     rates = [row["learning_rate"] for row in history]
-    assert rates[0] == pytest.approx(1e-9) and all(later <= earlier for earlier, later in zip(rates, rates[1:]))
+    factor = training.PLATEAU_FACTOR
+    assert rates == pytest.approx([1e-9, 1e-9, 1e-9 * factor, 1e-9 * factor], rel=1e-4)  # lowered at the 2nd epoch without improvement
     with pytest.raises(FileNotFoundError, match="no such weights file"):
         train(tiny(init_from=str(tmp_path / "nothing.weights.h5")), *records, tmp_path / "third", **QUIET)
 
@@ -183,3 +188,66 @@ def test_history_keeps_its_columns_when_a_resumed_run_logs_more(tmp_path):
     append_history(tmp_path, {"epoch": 1, "loss": 0.5, "learning_rate": 1e-4})
     assert (tmp_path / "history.csv").read_text().splitlines() == ["epoch,learning_rate,loss", "0,,1.0", "1,0.0001,0.5"]
     assert read_history(tmp_path) == [{"epoch": 0.0, "loss": 1.0}, {"epoch": 1.0, "learning_rate": 1e-4, "loss": 0.5}]
+
+
+# --- reliability (issue 11) --------------------------------------------------------------
+
+
+def test_resume_names_each_differing_setting_and_normalises_paths(records, tmp_path, cache_folder, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny(epochs=1, root=str(tmp_path)), *records, run, **QUIET)
+    with pytest.raises(ValueError, match=r"learning_rate was 0.001, now 0.5; loss was 'bce', now 'focal'"):
+        train(tiny(epochs=2, learning_rate=0.5, loss="focal", root=str(tmp_path)), *records, run, resume=True, **QUIET)
+    monkeypatch.chdir(tmp_path.parent)
+    spelled = f"{tmp_path.name}/"  # the same folder, relative and with a trailing slash
+    _, history = train(tiny(epochs=2, root=spelled), *records, run, resume=True, **QUIET)
+    assert len(history) == 2
+
+
+def test_a_damaged_checkpoint_or_state_names_the_file(records, tmp_path, cache_folder):
+    run = tmp_path / "run"
+    train(tiny(epochs=1), *records, run, **QUIET)
+    (run / "checkpoint.keras").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="checkpoint.keras: the checkpoint is damaged and cannot be resumed"):
+        train(tiny(epochs=2), *records, run, resume=True, **QUIET)
+    (run / "config.json").write_text("")
+    with pytest.raises(ValueError, match="config.json: not valid JSON"):
+        train(tiny(epochs=2), *records, run, resume=True, **QUIET)
+
+
+def test_checkpoint_carries_its_own_state(records, tmp_path, cache_folder):
+    """A crash between writing the checkpoint and state.json cannot repeat an epoch: the state travels in the checkpoint."""
+    import zipfile
+
+    run = tmp_path / "run"
+    train(tiny(epochs=2), *records, run, **QUIET)
+    with zipfile.ZipFile(run / "checkpoint.keras") as archive:
+        assert json.loads(archive.read("pmsp_state.json"))["epochs_done"] == 2
+    stale = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**stale, "epochs_done": 1}))  # as if the crash came before state.json
+    _, history = train(tiny(epochs=3), *records, run, resume=True, **QUIET)
+    assert [int(row["epoch"]) for row in history] == [0, 1, 2]  # epoch 2 (index 1) was not run twice
+
+
+def test_resume_keeps_settings_the_user_did_not_repeat(tmp_path, cache_folder, capsys):
+    arguments = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "192", "--batch-size", "2",
+                 "--weights", "none", "--streams", "rgb", "--loss", "bce+dice", "--workers", "1", "--run-dir", str(tmp_path / "r")]
+    assert main([*arguments, "--epochs", "1"]) == 0
+    # The README's sequence: resume without repeating --loss and the rest.
+    assert main(["train", "--data", "synthetic", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "2"]) == 0, capsys.readouterr().err
+    assert len(read_history(tmp_path / "r")) == 2
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "3", "--loss", "focal"]) == 2
+    assert "loss was 'bce+dice', now 'focal'" in capsys.readouterr().err
+
+
+def test_training_skips_unusable_images_with_a_list(records, tmp_path, cache_folder):
+    from dataclasses import replace
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(records[0][0].image_path.read_bytes()[:300])  # truncated
+    damaged = replace(records[0][0], name="broken", image_path=broken)
+    said = []
+    _, history = train(tiny(epochs=1), [damaged, *records[0][1:]], records[1], tmp_path / "run", verbose=0, echo=said.append)
+    assert len(history) == 1
+    assert "skipped 1 of 6 training images that cannot be used:" in said
+    assert any(line.startswith("  broken.png: cannot be used:") and ("truncated" in line or "corrupt" in line) for line in said), said

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .manifest import ManifestEntry, read_manifest
 from .records import Dataset
 
@@ -78,10 +80,20 @@ def load_dataset(source: str, root: str | Path, *, manifest: str | Path | None =
     raise ValueError(f"{source!r} is {entry.layout}: it is not loaded from a folder (see pmsp_utils.data.synthetic).")
 
 
-def verify(source: str, root: str | Path, *, manifest: str | Path | None = None, **options) -> VerifyReport:
-    """Check a downloaded copy of ``source`` at ``root``: counts, pairs, quirks and checksums."""
+def verify(source: str, root: str | Path, *, manifest: str | Path | None = None, decode: bool = False,
+           show_progress: bool | None = None, **options) -> VerifyReport:
+    """Check a downloaded copy of ``source`` at ``root``: counts, pairs, quirks and checksums.
+
+    With ``decode``, every image is also decoded in full (with a progress bar) and
+    checked against its mask, so the report lists everything training and
+    evaluation would later refuse: truncated or corrupt images as well as the
+    empty, all-tampered, inverted, grey and mis-sized masks the loader finds.
+    """
     entry = _entry(source, manifest)
     dataset = load_dataset(source, root, manifest=manifest, **options)
+    if decode:
+        dataset.records, refused = usable_records(dataset.records, show_progress=show_progress)
+        dataset.inconsistent += refused
     checksums = []
     if entry.sha256:
         archive = Path(root) / entry.archive
@@ -97,6 +109,30 @@ def verify(source: str, root: str | Path, *, manifest: str | Path | None = None,
         fixes=dataset.fixes,
         checksums=checksums,
     )
+
+
+def usable_records(records, *, show_progress: bool | None = None, decode=None) -> tuple[list, list[tuple[Path, str]]]:
+    """(records that decode in full with a mask of their size, [(image path, why) for the others]).
+
+    ``decode(record)`` returns the decoded image (default: :func:`pmsp_utils.images.load_image`);
+    training passes its ELA cache, so this pass also fills the cache.
+    """
+    from ..images import load_image
+    from ..progress import progress
+
+    records = list(records)
+    usable, refused = [], []
+    for record in progress(records, total=len(records), description="decoding images", show=show_progress):
+        try:
+            image = decode(record) if decode is not None else np.asarray(load_image(record.image_path).to_display())
+            mask = record.load_mask(image.shape[:2])
+            if mask.shape != image.shape[:2]:
+                raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
+        except (ValueError, OSError) as error:
+            refused.append((record.image_path, f"cannot be used: {error}"))
+            continue
+        usable.append(record)
+    return usable, refused
 
 
 def sha256(path: Path, chunk: int = 1 << 20) -> str:
