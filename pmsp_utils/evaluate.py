@@ -63,13 +63,22 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
     if split == "unseen":
         if model_splits is None:
             raise ValueError("split 'unseen' needs a model with split lists (a shipped model or a run folder).")
-        seen = set()
-        for part in ("train", "validation"):
-            path = Path(model_splits) / f"{part}.txt"
-            if path.exists():
-                seen.update(path.read_text().split())
-        chosen = [r for r in records if f"{r.dataset}/{r.name}" not in seen]
-        return chosen, f"{len(chosen)} images not in the model's training or validation lists"
+        from .data.splits import content_hash, read_split_list
+
+        entries = [entry for part in ("train", "validation") if (Path(model_splits) / f"{part}.txt").exists()
+                   for entry in read_split_list(Path(model_splits) / f"{part}.txt")]
+        seen_hashes = {digest for _, digest in entries if digest}
+        seen_names = {key for key, digest in entries if not digest}
+        chosen, matched = [], 0
+        for record in records:
+            # By content where the list has hashes: the same file under another loader or name is still recognised.
+            seen = (seen_hashes and content_hash(record.image_path) in seen_hashes) or f"{record.dataset}/{record.name}" in seen_names
+            matched += bool(seen)
+            if not seen:
+                chosen.append(record)
+        how = "by file content" if seen_hashes else "by dataset/name (lists without content hashes)"
+        return chosen, (f"{len(chosen)} images not in the model's training or validation lists (matched {how}; "
+                        f"{matched} of the {len(records)} images are the model's own and were left out)")
     if protocol not in SPLIT_PROTOCOL_WORDS:
         raise ValueError(f"protocol must be one of {tuple(SPLIT_PROTOCOL_WORDS)}, got {protocol!r}.")
     parts = (grouped_split(records) if protocol == "grouped" else paper_split(records)).parts()

@@ -73,6 +73,7 @@ def weight_key(index: int, variable) -> str:
 
 def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
     """Store a run's best weights (``best.weights.h5``) as shipped float16 weights with its card, history and split lists."""
+    from .data.splits import read_split_list
     from .model import build_pmsp
     from .models import settings_of_run
 
@@ -91,7 +92,7 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
         # Only the model's own predictions ship: the inputs and masks are the dataset's, which stays with its owners.
         shots = {key: value for key, value in np.load(run_dir / "snapshots.npz").items() if key.startswith("epoch_")}
         np.savez_compressed(destination / f"{name}_snapshots.npz", **shots)
-        validation = (run_dir / "splits" / "validation.txt").read_text().split()
+        validation = [key for key, _ in read_split_list(run_dir / "splits" / "validation.txt")]
         card["snapshot_images"] = validation[: len(next(iter(shots.values())))] if shots else []
     splits = destination / f"{name}_splits"
     splits.mkdir(exist_ok=True)

@@ -542,10 +542,12 @@ def train(
         state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_val_f1": -1.0, "best_epoch": 0, "wait": 0}
         (run_dir / "config.json").write_text(json.dumps({**asdict(config), "model_settings": config.model_settings().to_dict()}, indent=2))
         (run_dir / "environment.json").write_text(json.dumps(environment_facts(), indent=2))
+        from .data.splits import write_split_list
+
         splits = run_dir / "splits"
         splits.mkdir(exist_ok=True)
         for part, records in (("train", train_records), ("validation", validation_records)):
-            (splits / f"{part}.txt").write_text("".join(f"{r.dataset}/{r.name}\n" for r in records))
+            write_split_list(splits / f"{part}.txt", records)  # names and content hashes
         if split_protocol:
             (splits / "protocol.txt").write_text(split_protocol + "\n")
         model = build_model(config, verbose=bool(verbose))

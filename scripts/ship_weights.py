@@ -24,6 +24,7 @@ import numpy as np  # noqa: E402
 from pmsp_utils import pretrained  # noqa: E402
 from pmsp_utils.data import load_casia1, load_casia2, load_folder  # noqa: E402
 from pmsp_utils.data.sources import load_source  # noqa: E402
+from pmsp_utils.data.splits import read_split_list  # noqa: E402
 from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
@@ -101,7 +102,7 @@ def main() -> None:
     config = TrainConfig(**json.loads((args.run_dir / "config.json").read_text()))
     history = read_history(args.run_dir)
     state = json.loads((args.run_dir / "state.json").read_text())
-    names = set((args.run_dir / "splits" / "validation.txt").read_text().split())
+    names = {key for key, _ in read_split_list(args.run_dir / "splits" / "validation.txt")}
     if config.data == "synthetic":
         every = load_source("synthetic", synthetic_count=config.synthetic_count, seed=config.seed, size=config.input_size)
     else:

@@ -78,6 +78,26 @@ def test_select_records(tmp_path, photo):
         select_records(records, "holdout")
 
 
+def test_unseen_matches_by_content_across_loaders(tmp_path, photo):
+    """A model trained with --data folder on CASIA files, then scored with --data casia1: its own images are still left out."""
+    from pmsp_utils.data.splits import Split, write_split_list
+
+    for index in range(4):
+        (tmp_path / f"Sp_D_{index}.jpg").write_bytes(encode(photo[index:], "JPEG"))
+    as_folder = [Record("folder", f"Sp_D_{index}", "splicing", tmp_path / f"Sp_D_{index}.jpg") for index in range(4)]
+    as_casia = [Record("casia1", f"Sp_D_{index}", "splicing", tmp_path / f"Sp_D_{index}.jpg") for index in range(4)]
+    (tmp_path / "splits").mkdir()
+    write_split_list(tmp_path / "splits" / "train.txt", as_folder[:3])
+    unseen, words = select_records(as_casia, "unseen", model_splits=tmp_path / "splits")
+    assert [r.name for r in unseen] == ["Sp_D_3"] and "matched by file content" in words and "3 of the 4 images" in words
+    split = Split(tuple(as_folder[:2]), tuple(as_folder[2:3]), tuple(as_folder[3:]), "test")
+    split.to_lists(tmp_path / "lists")
+    again = Split.from_lists(tmp_path / "lists", as_casia)  # other names (dataset), same files
+    assert [r.dataset for r in again.train] == ["casia1", "casia1"]
+    with pytest.raises(ValueError, match=r"train.txt: 2 of 2 listed images are not in the dataset, e.g. folder/Sp_D_0, folder/Sp_D_1"):
+        Split.from_lists(tmp_path / "lists", as_casia[2:])
+
+
 def test_perturbations(photo):
     mask = np.zeros(photo.shape[:2], np.uint8)
     mask[10:50, 10:50] = 1

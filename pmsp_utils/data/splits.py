@@ -37,13 +37,13 @@ class Split:
         return {part: {kind: sum(r.kind == kind for r in records) for kind in KINDS} for part, records in self.parts().items()}
 
     def to_lists(self, folder: str | Path) -> list[Path]:
-        """Write ``train.txt``, ``validation.txt`` and ``test.txt`` (one ``dataset/name`` a line)."""
+        """Write ``train.txt``, ``validation.txt`` and ``test.txt`` (``dataset/name``, a tab and the content hash, a line)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = []
         for part, records in self.parts().items():
             path = folder / f"{part}.txt"
-            path.write_text("".join(f"{record.dataset}/{record.name}\n" for record in records))
+            write_split_list(path, records)
             written.append(path)
         (folder / "protocol.txt").write_text(self.protocol + "\n")
         return written
@@ -52,17 +52,52 @@ class Split:
     def from_lists(cls, folder: str | Path, records: Iterable[Record]) -> "Split":
         """Rebuild a split written by :meth:`to_lists` from the same dataset's records."""
         folder = Path(folder)
+        records = list(records)
         by_key = {f"{record.dataset}/{record.name}": record for record in records}
+        by_hash: dict[str, Record] | None = None
         parts = {}
         for part in SPLIT_NAMES:
-            keys = (folder / f"{part}.txt").read_text().split()
-            missing = [key for key in keys if key not in by_key]
+            entries = read_split_list(folder / f"{part}.txt")
+            if any(digest for _, digest in entries) and by_hash is None:
+                by_hash = {content_hash(record.image_path): record for record in records}
+            chosen = [by_hash.get(digest) if digest else by_key.get(key) for key, digest in entries]
+            missing = [key for (key, _), record in zip(entries, chosen) if record is None]
             if missing:
-                raise ValueError(f"{folder / (part + '.txt')}: {len(missing)} listed images are not in the dataset, e.g. {missing[0]}.")
-            parts[part] = tuple(by_key[key] for key in keys)
+                raise ValueError(f"{folder / (part + '.txt')}: {len(missing)} of {len(entries)} listed images are not in the "
+                                 f"dataset, e.g. {', '.join(missing[:3])}; check that the lists belong to this copy of the data.")
+            parts[part] = tuple(chosen)
         protocol_file = folder / "protocol.txt"
         protocol = protocol_file.read_text().strip() if protocol_file.exists() else f"lists from {folder}"
         return cls(parts["train"], parts["validation"], parts["test"], protocol)
+
+
+def content_hash(path: str | Path) -> str:
+    """A key for an image file that survives renaming and a change of loader: ``blake2b:`` and 32 hex digits of its bytes."""
+    return "blake2b:" + hashlib.blake2b(Path(path).read_bytes(), digest_size=16).hexdigest()
+
+
+def write_split_list(path: str | Path, records: Iterable[Record]) -> Path:
+    """One line per record: ``dataset/name``, a tab, and its :func:`content_hash` (the name alone when the file cannot be read)."""
+
+    def line(record: Record) -> str:
+        try:
+            return f"{record.dataset}/{record.name}\t{content_hash(record.image_path)}\n"
+        except OSError:
+            return f"{record.dataset}/{record.name}\n"
+
+    path = Path(path)
+    path.write_text("".join(line(record) for record in records))
+    return path
+
+
+def read_split_list(path: str | Path) -> list[tuple[str, str | None]]:
+    """[(``dataset/name``, content hash or None)] from a split list (lists from before hashes hold names only)."""
+    entries = []
+    for line in Path(path).read_text().splitlines():
+        fields = line.split("\t")
+        if fields[0].strip():
+            entries.append((fields[0].strip(), fields[1].strip() if len(fields) > 1 and fields[1].strip() else None))
+    return entries
 
 
 def name_hash(name: str, salt: str = "pmsp") -> int:
