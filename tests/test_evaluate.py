@@ -53,7 +53,11 @@ def test_evaluate_scores_methods_and_skips_bad_records(tmp_path, photo):
 def test_tables_are_written_with_their_protocols(tmp_path, photo):
     result = evaluate(_records(tmp_path, photo, 2), {"ELA": _brightness}, dataset="casia1 (CASIA v1.0)", images="two", show_progress=False)
     written = write_tables([result], tmp_path / "out")
-    assert {path.name for path in written} == {"table1.csv", "table1.json", "table2.csv", "table2.json", "per_image.csv"}
+    assert {path.name for path in written} == {"table1.csv", "table1.json", "table2.csv", "table2.json", "by_kind.csv", "by_kind.json",
+                                              "per_image.csv"}
+    by_kind = json.loads((tmp_path / "out" / "by_kind.json").read_text())["rows"]
+    assert [row["kind"] for row in by_kind] == ["all tampered", "splicing"] and by_kind[0]["images"] == 2
+    assert 0.0 <= by_kind[0]["missed_share"] <= 1.0
     table1 = json.loads((tmp_path / "out" / "table1.json").read_text())
     assert table1["rows"][0]["paper_f1"] == 0.214 and table1["rows"][0]["paper_dataset"] == "CASIA v2.0"  # the ELA row, as reported
     assert "ORACLE" in table1["protocols"]["pooled oracle"] and table1["images"] == {"casia1 (CASIA v1.0)": "two"}
@@ -138,7 +142,7 @@ def test_localizer_helpers(tmp_path, photo):
     assert [f.name for f in files] == ["a.jpg", "b.png"]  # the glob repeats a.jpg: listed once
     assert len(problems) == 2 and "no image files" in problems[0] and "matches no file" in problems[1]
     used = set()
-    assert [unique_stem(tmp_path / name, used) for name in ("x/a.jpg", "y/a.png", "a.tif")] == ["a", "a_2", "a_3"]
+    assert [unique_stem(tmp_path / name, used) for name in ("x/a.jpg", "y/a.png", "a.tif", "z/a.jpg")] == ["a_jpg", "a_png", "a_tif", "a_jpg_2"]
     probability = np.zeros((100, 100), np.float32)
     probability[0, :5] = [1.0, 0.8, 0.6, 0.4, 0.2]
     assert tamper_score(probability) == pytest.approx(3.0 / 100)  # the top 1% is 100 pixels, five of them non-zero
@@ -234,3 +238,13 @@ def test_paper_rows_follow_the_dataset_label(tmp_path, photo):
     for label, expected in (("CASIA v1.0", 0.88), ("casia1 (CASIA v1.0)", 0.88), ("synthetic (embedded, held out)", None)):
         row = evaluate(records, {"PMSP": _brightness}, dataset=label, show_progress=False).table2()[0]
         assert row["paper_f1"] == expected, label
+
+
+def test_miss_summary_by_hand():
+    from types import SimpleNamespace
+
+    from pmsp_utils.evaluate import miss_summary
+
+    summary = miss_summary([SimpleNamespace(f1=value) for value in (0.05, 0.5, 0.9, 0.0)])
+    assert summary["images"] == 4 and summary["missed_share"] == 0.5
+    assert summary["f1_found"] == pytest.approx(0.7) and summary["f1_per_image@0.5"] == pytest.approx(1.45 / 4)
