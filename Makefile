@@ -25,6 +25,7 @@ run: $(VENV)/.installed-all
 	$(BIN)/pmsp notebooks --out build
 
 test: $(VENV)/.installed-test
+	$(BIN)/ruff check pmsp_utils tests benchmarks scripts
 	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 lab: $(VENV)/.installed-all

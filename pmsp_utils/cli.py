@@ -143,7 +143,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(format_table(table2, ["dataset", "protocol", "threshold", "images", "accuracy", "precision", "recall", "f1", "auc",
                                 "paper_f1", "paper_auc"]))
     by_kind = [row for evaluation in evaluations for row in evaluation.by_kind(next(iter(methods)))]
-    print(f"\nBy manipulation kind (the network; missed: per-image F1 below 0.1; F1 found: mean F1 over the images not missed)")
+    print("\nBy manipulation kind (the network; missed: per-image F1 below 0.1; F1 found: mean F1 over the images not missed)")
     print(format_table(by_kind, ["dataset", "kind", "images", f"f1_per_image@{threshold}", "missed_share", "f1_found"]))
     if args.robustness:
         written += _robustness(args, model, scored[0], out)

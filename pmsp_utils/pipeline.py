@@ -214,7 +214,7 @@ def _tiled(model, sources, names, size, overlap, batch_size, flip) -> np.ndarray
     count = np.zeros((full_height, full_width), np.float32)
     for first in range(0, len(corners), batch_size):
         chunk = corners[first : first + batch_size]
-        inputs = {name: np.stack([padded[name][t : t + size, l : l + size] for t, l in chunk]).astype(np.float32) for name in names}
+        inputs = {name: np.stack([padded[name][top : top + size, left : left + size] for top, left in chunk]).astype(np.float32) for name in names}
         for (top, left), tile in zip(chunk, predict_inputs(model, inputs, flip=flip)):
             total[top : top + size, left : left + size] += tile
             count[top : top + size, left : left + size] += 1.0

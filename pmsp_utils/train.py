@@ -262,7 +262,6 @@ def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=
 
 def make_loss(name: str = "bce", positive_weight: float = 1.0):
     """The training loss: BCE (optionally weighting tampered pixels), BCE + soft Dice, or focal."""
-    import keras
 
     from .model.losses import BinaryFocal, WeightedBinaryCrossentropy, WeightedBceDice
 

@@ -142,8 +142,9 @@ def main() -> None:
         card["evaluations"] = synthetic_evaluations(model, config, args)
     else:
         card["targets"] = {"per_image_f1@0.5": 0.60, "pooled_auc": 0.93, "on": "the CASIA v1 validation split (issue 5)"}
-    card["reference"] = None if config.data == "synthetic" else ("a plain model (no attention; BCE, Adam 1e-4, batch 16, early stopping; the same partial ImageNet weights; 576x576; "
-                         "trained on a GPU) reached per-image F1 0.37, pooled F1 0.50 and pooled AUC 0.89 on the withheld CASIA v1 images: "
+    card["reference"] = None if config.data == "synthetic" else (
+        "a plain model (no attention; BCE, Adam 1e-4, batch 16, early stopping; the same partial ImageNet weights; 576x576; "
+        "trained on a GPU) reached per-image F1 0.37, pooled F1 0.50 and pooled AUC 0.89 on the withheld CASIA v1 images: "
                          "another image set than this card's validation split, so not a like-for-like comparison")
     card["limitations"] = args.limitation
     (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
+from sklearn.metrics import f1_score as sklearn_f1
 from sklearn.metrics import roc_auc_score
 
-from pmsp_utils.metrics import mean_pixel_auc, pixel_auc
+from pmsp_utils.metrics import PixelMetrics, f1_score, mean_pixel_auc, pixel_auc
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -39,9 +40,9 @@ def test_undefined_and_bad_inputs():
 
 # --- PixelMetrics: the named protocols ---------------------------------------------------
 
-from sklearn.metrics import accuracy_score, f1_score as sklearn_f1, precision_score, recall_score  # noqa: E402
+from sklearn.metrics import accuracy_score, precision_score, recall_score  # noqa: E402
 
-from pmsp_utils.metrics import PROTOCOL_NOTES, PROTOCOLS, PixelMetrics  # noqa: E402
+from pmsp_utils.metrics import PROTOCOL_NOTES, PROTOCOLS  # noqa: E402
 
 
 def _rows(metrics):
@@ -167,3 +168,36 @@ def test_bad_inputs_and_protocol_names():
         PixelMetrics(threshold=1.0)
     assert set(PROTOCOL_NOTES) == set(PROTOCOLS)
     assert all("ORACLE" in PROTOCOL_NOTES[name] for name in PROTOCOLS if "oracle" in name)
+
+
+# --- the metric core (moved from test_train: it needs no Keras) ---------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_pixel_metrics_against_scikit_learn(seed):
+    rng = np.random.default_rng(seed)
+    metrics = PixelMetrics(threshold=0.5)
+    all_scores, all_masks, f1_values = [], [], []
+    for _ in range(6):
+        mask = (rng.random((20, 30)) < rng.uniform(0.05, 0.4)).astype(np.uint8)
+        scores = np.clip(rng.normal(0.35 + 0.3 * mask, 0.2), 0, 1)
+        metrics.update(scores, mask)
+        all_scores.append(scores.ravel())
+        all_masks.append(mask.ravel())
+        f1_values.append(sklearn_f1(mask.ravel(), scores.ravel() >= 0.5))
+    metrics.update(np.zeros((20, 30)), np.zeros((20, 30), np.uint8))  # an authentic image: pixels count, no F1
+    all_scores.append(np.zeros(600))
+    all_masks.append(np.zeros(600, np.uint8))
+    assert metrics.per_image_f1() == pytest.approx(np.mean(f1_values), abs=1e-12)
+    assert metrics.pooled_auc() == pytest.approx(roc_auc_score(np.concatenate(all_masks), np.concatenate(all_scores)), abs=2e-3)
+    result = metrics.result()
+    assert result["tampered_images"] == 6 and result["images"] == 7 and "per_image_f1@0.5" in result
+
+
+def test_f1_edge_cases():
+    assert f1_score(np.zeros((2, 2)), np.zeros((2, 2))) == 1.0
+    assert f1_score(np.zeros((2, 2)), np.ones((2, 2))) == 0.0
+    assert f1_score(np.array([[1, 1, 0, 0]]), np.array([[1, 0, 0, 0]])) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="probabilities must lie in"):
+        PixelMetrics().update(np.full((2, 2), 1.5), np.ones((2, 2)))
+    assert np.isnan(PixelMetrics().pooled_auc()) and np.isnan(PixelMetrics().per_image_f1())

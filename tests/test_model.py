@@ -110,6 +110,36 @@ def test_coordinate_attention_follows_the_paper():
     assert 0 < keras.ops.convert_to_numpy(attention_height).min() and keras.ops.convert_to_numpy(attention_width).max() < 1
 
 
+def test_coordinate_attention_against_an_independent_computation():
+    """Hou et al.'s block written out in NumPy from the layer's weights: pool along W and along H, one shared 1x1
+    squeeze over both, BN, h-swish, split, a 1x1 convolution and a sigmoid per direction, y = x * a_h * a_w."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 6, 5, 64)).astype("float32")
+    layer = CoordinateAttention()
+    layer(x)  # build
+    for variable in layer.weights:  # random values everywhere, BN statistics included, so every term matters
+        shape = tuple(variable.shape)
+        value = rng.uniform(0.5, 1.5, shape) if "variance" in variable.path else rng.normal(scale=0.3, size=shape)
+        variable.assign(value.astype("float32"))
+    got = keras.ops.convert_to_numpy(layer(x, training=False))
+
+    def conv1x1(values, conv):
+        kernel, bias = (keras.ops.convert_to_numpy(w) for w in conv.weights)
+        return values @ kernel[0, 0] + bias
+
+    pooled_height = x.mean(axis=2)  # (B, H, C): average over the width
+    pooled_width = x.mean(axis=1)  # (B, W, C): average over the height
+    joint = conv1x1(np.concatenate([pooled_height, pooled_width], axis=1), layer.squeeze)  # one squeeze, shared
+    gamma, beta, mean, variance = (keras.ops.convert_to_numpy(w) for w in layer.norm.weights)
+    joint = gamma * (joint - mean) / np.sqrt(variance + layer.norm.epsilon) + beta
+    joint = joint * np.clip(joint + 3.0, 0.0, 6.0) / 6.0  # h-swish
+    sigmoid = lambda values: 1.0 / (1.0 + np.exp(-values))  # noqa: E731
+    attention_height = sigmoid(conv1x1(joint[:, :6], layer.attend_height))[:, :, None, :]  # (B, H, 1, C)
+    attention_width = sigmoid(conv1x1(joint[:, 6:], layer.attend_width))[:, None, :, :]  # (B, 1, W, C)
+    np.testing.assert_allclose(got, x * attention_height * attention_width, rtol=1e-4, atol=1e-5)
+    assert layer.squeeze.filters == 8  # max(8, 64 / 32)
+
+
 def test_output_and_parameters(model):
     assert [t.name for t in model.inputs] == ["rgb", "ela"]
     assert tuple(model.output.shape) == (None, SIZE, SIZE, 1)
@@ -120,7 +150,7 @@ def test_output_and_parameters(model):
 
 
 def test_add_fusion_has_fewer_parameters_after_it_than_concat():
-    after = lambda m: sum(l.count_params() for l in m.layers if l.name.startswith(("ppm", "head")))  # noqa: E731
+    after = lambda m: sum(layer.count_params() for layer in m.layers if layer.name.startswith(("ppm", "head")))
     add, concat = build_pmsp(SIZE, fusion="add", verbose=False), build_pmsp(SIZE, fusion="concat", verbose=False)
     assert concat.get_layer("fusion_concat").output.shape[-1] == 2048
     assert 0.5 <= after(add) / after(concat) < 0.7

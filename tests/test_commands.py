@@ -1,0 +1,78 @@
+"""The pmsp localize and evaluate commands end to end, with the shipped weights (needs Keras)."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import encode
+from PIL import Image
+
+keras = pytest.importorskip("keras", reason="the commands need Keras: pip install -e '.[keras]'")
+
+
+def test_localize_command_writes_outputs_and_survives_bad_input(tmp_path, photo, capsys):
+    from pmsp_utils.cli import main
+
+    images = tmp_path / "in"
+    images.mkdir()
+    (images / "good.jpg").write_bytes(encode(photo, "JPEG", quality=85))
+    (images / "grey.png").write_bytes(encode(photo.mean(axis=2).astype(np.uint8), "PNG"))
+    (images / "corrupt.jpg").write_bytes(encode(photo, "JPEG")[:200])
+    out = tmp_path / "out"
+    assert main(["localize", str(images), str(tmp_path / "nothing*.jpg"), "--out", str(out)]) == 1
+    captured = capsys.readouterr()
+    assert "corrupt.jpg" in captured.err and "matches no file" in captured.err
+    for stem in ("good_jpg", "grey_png"):
+        probability = np.asarray(Image.open(out / f"{stem}_probability.png"))
+        assert probability.shape == photo.shape[:2] and probability.dtype == np.uint8
+        assert set(np.unique(np.asarray(Image.open(out / f"{stem}_mask.png")))) <= {0, 255}
+        assert np.asarray(Image.open(out / f"{stem}_overlay.png")).shape == photo.shape
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert [row["image"].rsplit("/", 1)[1] for row in rows] == ["good.jpg", "grey.png"]
+    assert all(0.0 <= float(row["tamper_score"]) <= 1.0 for row in rows)
+    assert "wrote 2 x 3 PNG files" in captured.out and "2 input(s) failed" in captured.out
+
+
+def test_localize_command_fails_fast_on_bad_output_or_weights(tmp_path, photo, capsys):
+    from pmsp_utils.cli import main
+
+    image = tmp_path / "a.jpg"
+    image.write_bytes(encode(photo, "JPEG"))
+    assert main(["localize", str(image), "--out", str(image)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert main(["localize", str(image), "--out", str(tmp_path / "o"), "--weights", str(tmp_path / "nope")]) == 2
+    assert "not a shipped model" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["localize", str(image), "--out", str(tmp_path / "o"), "--threshold", "1.5"])
+    assert "must be between 0 and 1" in capsys.readouterr().err
+
+
+def test_evaluate_command_on_held_out_synthetic_images(tmp_path, cache_folder, capsys):
+    from pmsp_utils.cli import main
+
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--data", "synthetic", "--synthetic-count", "6", "--baselines", "ela", "noi1",
+                 "--robustness", "--robustness-limit", "2", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Table I style" in captured.out and "Table II style" in captured.out and "held out" in captured.out
+    table1 = json.loads((out / "table1.json").read_text())
+    assert [row["method"] for row in table1["rows"]] == ["PMSP (shipped casia1)", "ELA", "NOI1"]
+    assert table1["rows"][0]["paper_auc"] == 0.795 and table1["weights"] == "shipped casia1"
+    curves = list(csv.DictReader((out / "robustness.csv").open()))
+    assert {row["perturbation"] for row in curves} == {"jpeg", "resize", "blur", "noise"}
+
+
+def test_evaluate_command_errors(tmp_path, capsys, monkeypatch):
+    from pmsp_utils.cli import main
+
+    monkeypatch.delenv("PMSP_DATA_DIR", raising=False)
+    assert main(["evaluate", "--data", "casia1", "--out", str(tmp_path / "e")]) == 2
+    assert "pass --root PATH" in capsys.readouterr().err
+    assert main(["evaluate", "--data", "casia1", "synthetic", "--root", str(tmp_path), "--out", str(tmp_path / "e")]) == 2
+    assert "--root names one dataset" in capsys.readouterr().err
+    assert main(["evaluate", "--baselines", "sift", "--out", str(tmp_path / "e")]) == 2
+    assert "unknown baselines" in capsys.readouterr().err
+
+
