@@ -259,3 +259,24 @@ def test_perfect_map_f1_by_hand():
     small = np.zeros((384, 256), np.uint8)
     small[100:110, 100:110] = 1  # 0.1% of the image: invisible to a 12x12 grid, visible to a 48x48 one
     assert perfect_map_f1(small, input_size=384, stride=32) == 0.0 and perfect_map_f1(small, input_size=384, stride=8) > 0.5
+
+
+def test_other_models_and_files_are_refused_with_the_file_named(tmp_path):
+    pytest.importorskip("keras")
+    import keras
+
+    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.models import init_weights_from, load_model
+
+    other = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match="other.keras: no saved pmsp settings"):
+        load_model(tmp_path / "other.keras")
+    (tmp_path / "notes.weights.h5").write_text("not weights")
+    model = build_pmsp(96, streams="rgb", output_stride=16, verbose=False)
+    with pytest.raises(ValueError, match="notes.weights.h5: these weights do not fit this model"):
+        init_weights_from(model, tmp_path / "notes.weights.h5")
+    with pytest.raises(FileNotFoundError, match="not a shipped model"):
+        init_weights_from(model, tmp_path / "notes.txt")
+    report = init_weights_from(model, "synthetic")  # a stride-32 two-stream model fills the RGB stream and the head
+    assert "filled" in report and "synthetic" in report
