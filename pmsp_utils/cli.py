@@ -119,6 +119,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     evaluations, scored = [], []
     for data in args.data:
         dataset = load_source(data, args.root, synthetic_count=args.synthetic_count, seed=args.seed, size=size)
+        for line in dataset.loading_report():
+            print(line, file=sys.stderr)
         records = [record for record in dataset if args.include_authentic or record.is_tampered]
         if data == "synthetic":
             images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"

@@ -654,6 +654,8 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
 
     dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
                           size=config.input_size)
+    for line in getattr(dataset, "loading_report", lambda: [])():
+        echo(line)
     records = [record for record in dataset if include_authentic or record.is_tampered]
     if not records:
         raise ValueError(f"{config.data}: no usable images found.")

@@ -76,3 +76,14 @@ def test_evaluate_command_errors(tmp_path, capsys, monkeypatch):
     assert "unknown baselines" in capsys.readouterr().err
 
 
+
+
+def test_scores_csv_survives_commas_and_quotes_in_file_names(tmp_path, photo):
+    from pmsp_utils.cli import main
+
+    odd = tmp_path / 'in' / 'a, "b".jpg'
+    odd.parent.mkdir()
+    odd.write_bytes(encode(photo, "JPEG", quality=85))
+    assert main(["localize", str(odd), "--out", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
+    assert len(rows) == 1 and rows[0]["image"] == str(odd) and 0.0 <= float(rows[0]["tamper_score"]) <= 1.0

@@ -375,6 +375,26 @@ def test_grey_masks_and_size_mismatches_are_reported(tmp_path):
     assert [(path.name, "mask is 64x47 but the image is 64x48" in why) for path, why in dataset.inconsistent] == [("off.png", True)]
     report = str(verify_folder(root))
     assert "grey mask" in report and "64x47" in report
+    said = dataset.loading_report()  # what pmsp train and pmsp evaluate print
+    assert said[0] == "set: 1 pairs refused (not used):" and "off.png: mask is 64x47" in said[1]
+    assert said[-1].startswith("set: 1 changes made while loading (grey mask")
+
+
+def test_verify_can_decode_everything_and_lists_truncated_images(tmp_path):
+    from pmsp_utils.data.verify import usable_records
+
+    root = tmp_path / "set"
+    save(scene(48, 64, BOX, 0), root / "images" / "good.png")
+    save(box_mask(48, 64, BOX), root / "masks" / "good.png")
+    save(scene(48, 64, BOX, 1), root / "images" / "cut.jpg", quality=90)
+    save(box_mask(48, 64, BOX), root / "masks" / "cut.png")
+    data = (root / "images" / "cut.jpg").read_bytes()
+    (root / "images" / "cut.jpg").write_bytes(data[: len(data) // 2])  # the header is intact: loading sees no problem
+    dataset = load_folder(root, "set")
+    assert len(dataset.records) == 2
+    usable, refused = usable_records(dataset.records, show_progress=False)
+    assert [record.name for record in usable] == ["good"]
+    assert [(path.name, "truncated" in why) for path, why in refused] == [("cut.jpg", True)]
 
 
 def verify_folder(root):

@@ -167,6 +167,21 @@ class Dataset:
     def by_kind(self, kind: str) -> list[Record]:
         return [record for record in self.records if record.kind == kind]
 
+    def loading_report(self, examples: int = 5) -> list[str]:
+        """Lines saying what loading refused and what it changed (empty when nothing), for commands to print."""
+        lines = []
+        if self.inconsistent:
+            lines.append(f"{self.name}: {len(self.inconsistent)} pairs refused (not used):")
+            lines += [f"  {Path(path).name}: {why}" for path, why in self.inconsistent[:examples]]
+            lines += [f"  ... and {len(self.inconsistent) - examples} more (pmsp_utils.data.verify lists them all)"] if len(self.inconsistent) > examples else []
+        if self.missing_masks:
+            lines.append(f"{self.name}: {len(self.missing_masks)} tampered images without a mask (not used), e.g. {self.missing_masks[0].name}")
+        if self.fixes:
+            kinds = sorted({what.split(":")[0].split(" (")[0] for _, what in self.fixes})
+            lines.append(f"{self.name}: {len(self.fixes)} changes made while loading ({'; '.join(kinds[:4])}"
+                         f"{' ...' if len(kinds) > 4 else ''}); see dataset.fixes or verify()")
+        return lines
+
 
 def image_files(folder: Path) -> list[Path]:
     """Image files below ``folder`` (any depth), by name; extensions in any case (.jpg, .JPG, .tif)."""
