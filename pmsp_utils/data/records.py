@@ -173,7 +173,8 @@ class Dataset:
         if self.inconsistent:
             lines.append(f"{self.name}: {len(self.inconsistent)} pairs refused (not used):")
             lines += [f"  {Path(path).name}: {why}" for path, why in self.inconsistent[:examples]]
-            lines += [f"  ... and {len(self.inconsistent) - examples} more (pmsp_utils.data.verify lists them all)"] if len(self.inconsistent) > examples else []
+            if len(self.inconsistent) > examples:
+                lines.append(f"  ... and {len(self.inconsistent) - examples} more (pmsp_utils.data.verify lists them all)")
         if self.missing_masks:
             lines.append(f"{self.name}: {len(self.missing_masks)} tampered images without a mask (not used), e.g. {self.missing_masks[0].name}")
         if self.fixes:
