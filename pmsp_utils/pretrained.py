@@ -79,12 +79,12 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
 
     run_dir = Path(run_dir)
     settings = settings_of_run(run_dir)
-    card = {**card, "settings": settings.to_dict()}
     model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
     model.load_weights(run_dir / "best.weights.h5")
     destination.mkdir(parents=True, exist_ok=True)
     values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}
     np.savez_compressed(destination / f"{name}.npz", **values)
+    card = {**card, "settings": settings.to_dict()}
     (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     if (run_dir / "history.csv").exists():
         shutil.copy(run_dir / "history.csv", destination / f"{name}_history.csv")
@@ -144,8 +144,12 @@ def card_markdown(card: dict) -> str:
         "## Recipe",
         *[f"- {key.replace('_', ' ')}: {value}" for key, value in recipe.items()],
         "",
+        "## Architecture and input settings",
+        *[f"- {key.replace('_', ' ')}: {value}" for key, value in card.get("settings", {}).items()],
+        "",
         "## Training",
-        f"- epochs run: {training['epochs_run']}, best (lowest validation loss): {training['best_epoch']}",
+        f"- epochs run: {training['epochs_run']}, best (by {recipe.get('early_stopping', 'validation loss').split(',')[0]}): "
+        f"{training['best_epoch']}",
         *[f"- {stage}" for stage in training.get("stages", [])],
         f"- device: {training['device']}; about {training['seconds'] / 60:.0f} minutes",
         f"- history: `{card['name']}_history.csv`; prediction snapshots: `{card['name']}_snapshots.npz`",
@@ -159,6 +163,9 @@ def card_markdown(card: dict) -> str:
         *(["- targets: " + ", ".join(f"{METRIC_LABELS.get(key, key)} {value}" for key, value in card["targets"].items() if key != "on")
            + f" on {card['targets']['on']}"] if card.get("targets") else []),
         *[f"- on {row['on']}: per-image F1 at 0.5 **{row['per_image_f1@0.5']:.3f}**, pooled pixel AUC **{row['pooled_auc']:.3f}**"
+          + (f", pooled F1 {row['pooled_f1@0.5']:.3f}, missed (F1 < 0.1) {row['missed_share']:.0%}" if "missed_share" in row else "")
+          + "".join(f"; {kind}: F1 {value['per_image_f1@0.5']:.3f} over {value['images']} images, missed {value['missed_share']:.0%}"
+                    for kind, value in row.get("by_kind", {}).items())
           for row in card.get("evaluations", [])],
         *([f"- for context: {card['reference']}"] if card.get("reference") else []),
         "",

@@ -84,22 +84,45 @@ def join_stages(previous: Path, name: str, card: dict) -> None:
                             seconds=card["training"]["seconds"] + round(sum(row.get("seconds", 0) for row in earlier)))
 
 
+def held_out_rows(model, records, label: str) -> dict:
+    """Per-image F1@0.5, pooled F1 and AUC, share missed and the same by kind, scored at each image's own size."""
+    from pmsp_utils.evaluate import evaluate, model_predictor
+
+    result = evaluate(records, {"PMSP": model_predictor(model)}, dataset=label, show_progress=False)
+    table = result.table1()[0]
+    kinds = {row["kind"]: row for row in result.by_kind()}
+    row = {"on": label, "images": len(records), "per_image_f1@0.5": round(table["f1_per_image@0.5"], 4),
+           "pooled_f1@0.5": round(table["f1_pooled@0.5"], 4), "pooled_auc": round(table["auc_pooled"], 4),
+           "missed_share": round(kinds["all tampered"]["missed_share"], 4), "f1_found": round(kinds["all tampered"]["f1_found"], 4)}
+    row["by_kind"] = {kind: {"images": value["images"], "per_image_f1@0.5": round(value["f1_per_image@0.5"], 4),
+                             "missed_share": round(value["missed_share"], 4)} for kind, value in kinds.items() if kind != "all tampered"}
+    return row
+
+
 def main() -> None:
+    from dataclasses import fields
+
+    from pmsp_utils.data import grouped_split, paper_split
+
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("name")
     parser.add_argument("--data-root", help="the dataset's folder (not needed for the synthetic set)")
     parser.add_argument("--casia-root", help="CASIA v1.0 folder: also score a synthetic-trained model on its tampered images")
     parser.add_argument("--held-out-count", type=int, default=200, help="held-out synthetic images (seed 1) to score")
-    parser.add_argument("--init", required=True, help="how the backbone was initialised")
+    parser.add_argument("--init", required=True, help="how the network was initialised")
     parser.add_argument("--data-description", required=True)
     parser.add_argument("--reproduce", required=True)
     parser.add_argument("--device", required=True)
     parser.add_argument("--limitation", action="append", default=[], help="a known limitation (repeatable)")
     parser.add_argument("--previous", type=Path, help="an earlier stage's run directory, whose history and snapshots come first")
     parser.add_argument("--stage", action="append", default=[], help="one line per training stage, for the card (repeatable)")
+    parser.add_argument("--target", action="append", default=[], help="KEY=VALUE targets for the card, e.g. per_image_f1@0.5=0.65")
+    parser.add_argument("--targets-on", default="", help="which images the targets are for")
     args = parser.parse_args()
-    config = TrainConfig(**json.loads((args.run_dir / "config.json").read_text()))
+    known = {field.name for field in fields(TrainConfig)}
+    saved = json.loads((args.run_dir / "config.json").read_text())
+    config = TrainConfig(**{key: (tuple(value) if isinstance(value, list) else value) for key, value in saved.items() if key in known})
     history = read_history(args.run_dir)
     state = json.loads((args.run_dir / "state.json").read_text())
     names = {key for key, _ in read_split_list(args.run_dir / "splits" / "validation.txt")}
@@ -108,32 +131,47 @@ def main() -> None:
     else:
         every = {"casia1": load_casia1, "casia2": load_casia2, "folder": load_folder}[config.data](args.data_root)
     records = [r for r in every if f"{r.dataset}/{r.name}" in names]
+    tampered = [r for r in every if r.is_tampered]
+    split = grouped_split(tampered) if config.split == "grouped" else paper_split(tampered)
+    test_records = list(split.test)
+    monitor = {"val_loss": "validation loss", "val_f1": "validation per-image F1 at 0.5"}[config.monitor]
+    augmentation = ("horizontal and vertical flips" if config.augment else "none") + (
+        f"; with probability {config.recompress} the whole image re-saved as JPEG at a quality drawn from "
+        f"{config.recompress_qualities[0]}..{config.recompress_qualities[1]} before ELA (a new compression history)"
+        if config.augment and config.recompress else "")
     card = {
         "name": args.name,
-        "architecture": {"input_size": config.input_size, "attention": config.attention, "fusion": config.fusion, "streams": config.streams},
+        "architecture": {"input_size": config.input_size, "attention": config.attention, "fusion": config.fusion, "streams": config.streams,
+                         "output_stride": config.output_stride, "decoder": config.decoder},
         "data": args.data_description,
         "initialisation": args.init,
         "recipe": {"loss": config.loss, "positive_weight": config.positive_weight, "optimizer": "Adam", "learning_rate": config.learning_rate,
-                   "batch_size": config.batch_size, "input_size": config.input_size, "max_epochs": config.epochs, "patience": config.patience,
-                   "early_stopping": "validation loss, best weights restored", "augmentation": "horizontal and vertical flips" if config.augment else "none",
-                   "seed": config.seed, "ela": f"quality {config.ela_quality}, raw difference"},
+                   "schedule": config.schedule, "batch_size": config.batch_size, "input_size": config.input_size,
+                   "input_policy": config.policy, "max_epochs": config.epochs, "patience": config.patience,
+                   "early_stopping": f"{monitor}, best weights restored", "augmentation": augmentation,
+                   "split": split.protocol, "seed": config.seed, "ela": f"quality {config.ela_quality}, raw difference"},
         "training": {"epochs_run": len(history), "best_epoch": state["best_epoch"], "device": args.device,
                      "seconds": round(sum(row.get("seconds", 0) for row in history))},
         "reproduce": args.reproduce,
     }
     pretrained.export_pretrained(args.run_dir, args.name, card=card)
+    card = json.loads((pretrained.WEIGHTS_DIR / f"{args.name}.json").read_text())  # with the settings export_pretrained added
     if args.previous is not None:
         join_stages(args.previous, args.name, card)
     card["training"]["stages"] = args.stage
     model = pretrained.load_pretrained(args.name)  # the float16 weights, as shipped
     scores = score(model, records, config)
+    policy_words = {"resize": "RGB and ELA resized to the model input, probability resized back to the image's own size",
+                    "pad": "the image at its own pixels in the top-left of the model input (larger ones shrunk to fit), the padding "
+                           "cropped from the probability"}[config.policy]
     card["validation"] = {
         "images": len(records),
         "per_image_f1@0.5": round(scores["at_original_size"]["per_image_f1@0.5"], 4),
         "pooled_auc": round(scores["at_original_size"]["pooled_auc"], 4),
-        "protocol": (f"the {len(records)} tampered validation images of the run's split; shipped float16 weights; localize(policy='resize'): "
-                     "RGB and ELA resized to the model input, probability resized back to the image's own size and scored against the original "
-                     "mask; per-image F1 at threshold 0.5 averaged over tampered images; pooled pixel AUC over all their pixels (1000-bin histogram)"),
+        "protocol": (f"the {len(records)} tampered validation images of the run's split (they chose the best epoch); shipped float16 "
+                     f"weights; localize with the model's own settings ({config.policy} policy: {policy_words}), scored against the "
+                     "original mask at each image's own size; per-image F1 at threshold 0.5 averaged over tampered images; pooled "
+                     "pixel AUC over all their pixels (1000-bin histogram)"),
         "at_model_input_size": {k: round(v, 4) for k, v in scores["at_input_size"].items() if k in ("per_image_f1@0.5", "pooled_auc")},
         "scored": time.strftime("%Y-%m-%d"),
     }
@@ -141,16 +179,23 @@ def main() -> None:
         card["targets"] = {"pooled_auc": 0.90, "on": "held-out synthetic images (issues 3 and 5)"}
         card["evaluations"] = synthetic_evaluations(model, config, args)
     else:
-        card["targets"] = {"per_image_f1@0.5": 0.60, "pooled_auc": 0.93, "on": "the CASIA v1 validation split (issue 5)"}
-    card["reference"] = None if config.data == "synthetic" else (
-        "a plain model (no attention; BCE, Adam 1e-4, batch 16, early stopping; the same partial ImageNet weights; 576x576; "
-        "trained on a GPU) reached per-image F1 0.37, pooled F1 0.50 and pooled AUC 0.89 on the withheld CASIA v1 images: "
-                         "another image set than this card's validation split, so not a like-for-like comparison")
+        card["targets"] = {key: float(value) for key, value in (item.split("=", 1) for item in args.target)}
+        card["targets"]["on"] = args.targets_on
+        held_out = records + [r for r in test_records if f"{r.dataset}/{r.name}" not in names]
+        card["evaluations"] = [
+            held_out_rows(model, test_records, f"the {len(test_records)} tampered test images of the run's split (never used in training "
+                                               "or model selection)"),
+            held_out_rows(model, held_out, f"validation and test together: {len(held_out)} held-out tampered images"),
+        ]
+        for row in card["evaluations"]:
+            row["protocol"] = ("localize with the model's own settings, scored at each image's own size; per-image F1 at 0.5 over tampered "
+                               "images; missed: per-image F1 below 0.1; pooled pixel F1 at 0.5 and AUC over all their pixels")
+    card["reference"] = None
     card["limitations"] = args.limitation
     (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     (pretrained.WEIGHTS_DIR / f"{args.name}.md").write_text(pretrained.card_markdown(card))
     size = (pretrained.WEIGHTS_DIR / f"{args.name}.npz").stat().st_size
-    print(json.dumps(card["validation"], indent=2), f"\nweights: {size / 1e6:.1f} MB")
+    print(json.dumps({"validation": card["validation"], "evaluations": card.get("evaluations")}, indent=2), f"\nweights: {size / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":
