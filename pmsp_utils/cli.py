@@ -5,6 +5,7 @@
 - ``pmsp train --data synthetic|casia1|casia2|folder [--root PATH] --run-dir DIR``: train, or ``--resume``.
 - ``pmsp evaluate --data casia1 [synthetic ...] [--weights casia1]``: Tables I and II (CSV + JSON), robustness curves.
 - ``pmsp localize IMAGE|FOLDER|GLOB... --out DIR``: probability maps, masks, overlays and a tamper score per image.
+- ``pmsp ablate --grid attention|fusion|streams|output|all --seeds 0 1 2 --out DIR``: the paper's ablations, resumable.
 """
 
 from __future__ import annotations
@@ -94,6 +95,32 @@ def _train(args: argparse.Namespace) -> int:
         print(f"best epoch {int(best['epoch']) + 1}: val_loss {best['val_loss']:.4f}, val per-image F1@0.5 {best['val_f1']:.3f}, "
               f"val pooled AUC {best['val_auc']:.3f}")
     print(f"run directory: {args.run_dir} (model.keras, best.weights.h5, history.csv, config.json, splits/)")
+    return 0
+
+
+def _ablate(args: argparse.Namespace) -> int:
+    _keras_environment()
+    from dataclasses import fields
+
+    from .ablation import compare, run_ablation, summarise, variant_names
+    from .train import TrainConfig, training_records
+
+    names = variant_names(args.grid)  # a bad name fails before any data is read
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values["weights"] = None if args.weights in {"none", "None", ""} else args.weights
+    config = TrainConfig(**values)
+    config.check()
+    train_records, validation_records, _, protocol = training_records(config)
+    print(f"ablation: {len(names)} variants x {len(args.seeds)} seeds; {protocol}")
+    rows = run_ablation(names, args.seeds, config, train_records, validation_records, args.out, robustness=args.robustness)
+    print("\nper-image F1@0.5 on validation, over seeds:")
+    for row in summarise(rows):
+        print(f"  {row['variant']:18s} {row['mean']:.3f} ± {row['std']:.3f} ({row['seeds']} seeds)")
+    if "paper" in names:
+        for other in names:
+            if other != "paper":
+                print("  " + compare(rows, "paper", other))
+    print(f"results: {args.out / 'results.csv'}")
     return 0
 
 
@@ -307,6 +334,28 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--max-train-images", type=_positive_int, default=None)
     train_command.add_argument("--include-authentic", action="store_true", help="also train on authentic images (all-zero masks)")
     train_command.set_defaults(handler=_train)
+
+    ablate_command = commands.add_parser("ablate", help="train a grid of the paper's ablation variants over seeds (resumable)")
+    ablate_command.add_argument("--grid", default="all", help="attention, fusion, streams, output, all, or variant names joined by commas")
+    ablate_command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ablate_command.add_argument("--out", type=Path, required=True, help="the study's folder (results.csv, one run folder per cell)")
+    ablate_command.add_argument("--robustness", type=int, default=0, metavar="N", help="also score N validation images under JPEG and resizing")
+    ablate_command.add_argument("--data", choices=("synthetic", "casia1", "casia2", "folder"), default="synthetic")
+    ablate_command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
+    ablate_command.add_argument("--epochs", type=_positive_int, default=8)
+    ablate_command.add_argument("--patience", type=_positive_int, default=4)
+    ablate_command.add_argument("--input-size", type=_positive_int, default=192)
+    ablate_command.add_argument("--batch-size", type=_positive_int, default=4)
+    ablate_command.add_argument("--learning-rate", type=_positive_float, default=1e-4)
+    ablate_command.add_argument("--loss", choices=("bce", "bce+dice", "focal"), default="bce+dice")
+    ablate_command.add_argument("--synthetic-count", type=_positive_int, default=400)
+    ablate_command.add_argument("--max-train-images", type=_positive_int, default=None)
+    ablate_command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
+    ablate_command.add_argument("--split", choices=SPLIT_PROTOCOLS, default="paper")
+    ablate_command.add_argument("--policy", choices=INPUT_POLICIES, default="resize")
+    ablate_command.add_argument("--monitor", choices=MONITORS, default="val_f1")
+    ablate_command.add_argument("--workers", type=_positive_int, default=2)
+    ablate_command.set_defaults(handler=_ablate)
 
     evaluate_command = commands.add_parser("evaluate", help="score the network and the classic baselines (Tables I and II)")
     evaluate_command.add_argument("--data", nargs="+", choices=("synthetic", "casia1", "casia2", "folder"), default=["synthetic"],

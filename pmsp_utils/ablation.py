@@ -1,0 +1,207 @@
+"""The paper's ablations as a resumable study: one table of variants x seeds. Defined in 06_ablations.
+
+The paper makes three design claims (Coordinate Attention after F3-F5 beats
+attention inside the blocks, Figure 7; ADD fusion beats CONCAT and halves the
+parameters after it; the ELA stream complements the RGB stream), and issue 10
+adds a fourth question (a finer output than stride 32). :func:`run_ablation`
+trains a named grid of variants with one recipe, on the same data and split,
+for several seeds, and writes one row per (variant, seed) to ``results.csv``:
+validation per-image F1 at 0.5, pooled F1, pooled AUC, parameters,
+multiply-adds, training time and, optionally, per-image F1 under JPEG
+recompression and resizing. A finished cell is skipped on the next call, and a
+cell interrupted mid-training resumes from its checkpoint, so the study
+survives any stop. Importing this module does not import Keras.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .architecture import ModelSettings
+
+#: Every variant the runner knows: the build_pmsp arguments that differ from the paper's network.
+VARIANTS: dict[str, dict] = {
+    "paper": {},
+    "attention-none": {"attention": "none"},
+    "attention-blocks": {"attention": "blocks"},
+    "fusion-concat": {"fusion": "concat"},
+    "streams-rgb": {"streams": "rgb"},
+    "streams-ela": {"streams": "ela"},
+    "stride16": {"output_stride": 16},
+    "decoder-f3": {"decoder": "f3"},
+}
+#: The questions, each a list of variants compared at equal everything else.
+GRIDS: dict[str, tuple[str, ...]] = {
+    "attention": ("attention-none", "attention-blocks", "paper"),  # Figure 7
+    "fusion": ("paper", "fusion-concat"),
+    "streams": ("streams-rgb", "streams-ela", "paper"),
+    "output": ("paper", "stride16", "decoder-f3"),
+}
+GRIDS["all"] = tuple(dict.fromkeys(name for grid in GRIDS.values() for name in grid))
+RESULT_COLUMNS = ("variant", "seed", "per_image_f1@0.5", "pooled_f1@0.5", "pooled_auc", "parameters", "multiply_adds",
+                  "training_seconds", "epochs", "best_epoch")
+#: Perturbations for the robustness columns (per-image F1 at 0.5): JPEG recompression and resizing.
+ROBUSTNESS_LEVELS = {"jpeg": (90, 70, 50), "resize": (0.5,)}
+
+
+def variant_names(names: str | Sequence[str]) -> list[str]:
+    """The variants of a grid name ("attention", "fusion", "streams", "output", "all") or of a list of variant names."""
+    if isinstance(names, str):
+        if names in GRIDS:
+            return list(GRIDS[names])
+        names = [part.strip() for part in names.split(",") if part.strip()]
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown or not names:
+        raise ValueError(f"unknown ablation variant {unknown[0] if unknown else '(none given)'!r}; variants: {', '.join(VARIANTS)}; "
+                         f"grids: {', '.join(GRIDS)}.")
+    return list(dict.fromkeys(names))
+
+
+def variant_settings(name: str, base: ModelSettings) -> ModelSettings:
+    """The model settings of a variant: the base model's, with the variant's changes."""
+    return replace(base, **VARIANTS[variant_names([name])[0]])
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """The rows of a results table (numbers as floats, seed and counts as ints)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with path.open(newline="") as stream:
+        for row in csv.DictReader(stream):
+            parsed = {}
+            for key, value in row.items():
+                if key == "variant" or value in ("", None):
+                    parsed[key] = value if key == "variant" else None
+                elif key in ("seed", "parameters", "multiply_adds", "epochs", "best_epoch"):
+                    parsed[key] = int(float(value))
+                else:
+                    parsed[key] = float(value)
+            rows.append(parsed)
+    return rows
+
+
+def _write_results(path: Path, rows: list[dict]) -> None:
+    columns = list(RESULT_COLUMNS) + sorted({key for row in rows for key in row} - set(RESULT_COLUMNS))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(buffer.getvalue())
+    os.replace(temporary, path)
+
+
+def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, train_records, validation_records, out: str | Path, *,
+                 robustness: int = 0, snapshot_images: int = 3, echo: Callable[[str], None] = print, verbose: int = 0) -> list[dict]:
+    """Train every (variant, seed) not yet in ``out/results.csv`` and add its row; returns all rows.
+
+    ``config`` is the recipe (a :class:`pmsp_utils.train.TrainConfig`) shared by every
+    cell; each variant changes only its architecture, each seed only ``config.seed``.
+    ``robustness``: how many validation images to score under JPEG recompression
+    and resizing (0: none). A few validation predictions per cell go to
+    ``out/snapshots.npz`` (small uint8 maps), for Figure 7.
+    """
+    from .evaluate import evaluate, model_predictor
+    from .model.counting import multiply_adds
+    from .robustness import robustness_curves
+    from .train import read_history, train
+
+    names = variant_names(variants)
+    if not seeds:
+        raise ValueError("run_ablation needs at least one seed.")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.csv"
+    rows = read_results(results_path)
+    done = {(row["variant"], row["seed"]) for row in rows}
+    base = config.model_settings()
+    study = {"variants": names, "seeds": list(seeds), "recipe": {k: v for k, v in asdict(config).items() if k != "notes"},
+             "train_images": len(train_records), "validation_images": len(validation_records)}
+    (out / "study.json").write_text(json.dumps(study, indent=2, default=str))
+    for name in names:
+        for seed in seeds:
+            if (name, int(seed)) in done:
+                echo(f"{name}, seed {seed}: done already, skipped")
+                continue
+            settings = variant_settings(name, base)
+            cell = replace(config, seed=int(seed), **{key: getattr(settings, key) for key in ("attention", "fusion", "streams",
+                                                                                               "output_stride", "decoder")})
+            run_dir = out / name / f"seed{seed}"
+            resume = (run_dir / "checkpoint.keras").exists()
+            echo(f"{name}, seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")
+            started = time.perf_counter()
+            model, history = train(cell, train_records, validation_records, run_dir, resume=resume, verbose=verbose, echo=lambda m: None)
+            model.pmsp_settings = cell.model_settings()
+            result = evaluate(validation_records, {"PMSP": model_predictor(model)}, dataset="validation", show_progress=False)
+            table = result.table1()[0]
+            row = {"variant": name, "seed": int(seed), "per_image_f1@0.5": table["f1_per_image@0.5"], "pooled_f1@0.5": table["f1_pooled@0.5"],
+                   "pooled_auc": table["auc_pooled"], "parameters": model.count_params(), "multiply_adds": multiply_adds(model),
+                   "training_seconds": round(sum(entry.get("seconds", 0.0) for entry in read_history(run_dir)) or time.perf_counter() - started, 1),
+                   "epochs": len(history), "best_epoch": json.loads((run_dir / "state.json").read_text())["best_epoch"]}
+            if robustness:
+                points = robustness_curves(validation_records[:robustness], model_predictor(model), levels=ROBUSTNESS_LEVELS, show_progress=False)
+                row.update({f"f1_{point.perturbation}_{point.level}": point.per_image_f1 for point in points if point.level != "none"})
+            _save_snapshots(out, name, int(seed), model, validation_records[:snapshot_images])
+            rows.append(row)
+            _write_results(results_path, rows)
+            echo(f"{name}, seed {seed}: per-image F1 {row['per_image_f1@0.5']:.3f}, pooled AUC {row['pooled_auc']:.3f}")
+    return rows
+
+
+def _save_snapshots(out: Path, name: str, seed: int, model, records, size: int = 128) -> None:
+    """Small uint8 probability maps of a cell on the first validation images (the images themselves are not stored)."""
+    from PIL import Image
+
+    from .pipeline import localize
+
+    path = out / "snapshots.npz"
+    stored = dict(np.load(path)) if path.exists() else {}
+    for index, record in enumerate(records):
+        probability = localize(model, record.image_path).probability
+        small = Image.fromarray((probability * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
+        stored[f"{name}/seed{seed}/{index}"] = np.asarray(small)
+    stored["images"] = np.array([f"{record.dataset}/{record.name}" for record in records])
+    temporary = out / "snapshots.tmp.npz"
+    np.savez_compressed(temporary, **stored)
+    os.replace(temporary, path)
+
+
+def summarise(rows: list[dict], metric: str = "per_image_f1@0.5") -> list[dict]:
+    """Per variant: the mean, standard deviation, minimum and maximum of ``metric`` over seeds, and the seed count."""
+    summary = []
+    for name in dict.fromkeys(row["variant"] for row in rows):
+        values = np.array([row[metric] for row in rows if row["variant"] == name and row.get(metric) is not None], dtype=float)
+        if not len(values):
+            continue
+        summary.append({"variant": name, "seeds": len(values), "mean": float(values.mean()),
+                        "std": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                        "min": float(values.min()), "max": float(values.max())})
+    return summary
+
+
+def compare(rows: list[dict], first: str, second: str, metric: str = "per_image_f1@0.5") -> str:
+    """A sentence: whether ``first`` beats ``second`` on ``metric`` beyond the spread over seeds, or is within it."""
+    by_name = {row["variant"]: row for row in summarise(rows, metric)}
+    if first not in by_name or second not in by_name:
+        return f"{first} vs {second}: not both measured."
+    a, b = by_name[first], by_name[second]
+    if a["seeds"] < 2 or b["seeds"] < 2:
+        return f"{first} {a['mean']:.3f} vs {second} {b['mean']:.3f}: one seed each, no spread to judge by."
+    overlap = a["min"] <= b["max"] and b["min"] <= a["max"]
+    if overlap:
+        return (f"{first} {a['mean']:.3f} ± {a['std']:.3f} and {second} {b['mean']:.3f} ± {b['std']:.3f} are within each other's "
+                f"spread over seeds: not ranked at this scale.")
+    better, worse = (a, b) if a["mean"] > b["mean"] else (b, a)
+    return (f"{better['variant']} {better['mean']:.3f} ± {better['std']:.3f} beats {worse['variant']} {worse['mean']:.3f} ± "
+            f"{worse['std']:.3f}: every seed of one above every seed of the other.")
