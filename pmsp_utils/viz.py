@@ -59,7 +59,7 @@ def draw_network(model, *, title: str | None = None):
 
     streams = [layer for layer in model.layers if layer.name.endswith("_stream")]
     figure, axis = plt.subplots(figsize=(11, 1.6 + 1.5 * len(streams)))
-    axis.set_xlim(0, 11)
+    axis.set_xlim(-0.15, 11.05)  # a margin, so the first boxes are not clipped
     axis.set_ylim(-0.5, 1.5 * (len(streams) - 1) + 0.5)
     axis.axis("off")
 
@@ -86,8 +86,11 @@ def draw_network(model, *, title: str | None = None):
     fusion = next((layer.name.split("_")[1].upper() for layer in model.layers if layer.name.startswith("fusion_")), "-")
     box(6.75, middle, f"fusion\n{fusion}", "#d9f0d3", 0.8)
     box(7.8, middle, "pyramid\npooling\n1,2,3,6", "#d9f0d3", 0.9)
-    box(8.95, middle, "head\nconv", "#d9f0d3", 0.7)
-    box(9.9, middle, f"upsample\nx32 + σ\n{model.output_shape[1]}²x1", "#f7d9d9", 1.0)
+    settings = getattr(model, "pmsp_settings", None)
+    decoder = any(layer.name.startswith("decoder_") for layer in model.layers)
+    stride = settings.prediction_stride if settings is not None else (8 if decoder else 32)
+    box(8.95, middle, "head\nconv" + ("\n+ F3\ndecoder" if decoder else ""), "#d9f0d3", 0.7)
+    box(9.9, middle, f"upsample\nx{stride} + σ\n{model.output_shape[1]}²x1", "#f7d9d9", 1.0)
     for x0, x1 in ((7.55, 7.8), (8.7, 8.95), (9.65, 9.9)):
         arrow(x0, middle, x1, middle)
     axis.set_title(title or f"{model.name}: {model.count_params() / 1e6:.2f} M parameters", fontsize=9)
