@@ -1,0 +1,153 @@
+"""Reference solutions of the notebooks' checkable exercises, each checked against the package.
+
+A student's own solution can be checked the same way: replace the reference function.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from conftest import encode
+from PIL import Image
+
+# --- 01, exercise 3: ELA in four steps ------------------------------------------------------
+
+
+def ela_in_four_steps(path, quality: int = 90) -> np.ndarray:
+    image = Image.open(path).convert("RGB")  # 1. open
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)  # 2. re-save
+    resaved = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")  # 3. decode
+    return np.abs(np.asarray(image, np.int16) - np.asarray(resaved, np.int16)).astype(np.uint8)  # 4. difference
+
+
+def test_01_ela_in_four_steps(photo, tmp_path):
+    from pmsp_utils.ela import ela
+
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(encode(photo, "JPEG", quality=85))
+    assert np.array_equal(ela_in_four_steps(path), ela(path))
+
+
+# --- 02, exercise 3: groups of forgeries sharing a source photo ------------------------------
+
+
+def groups(names: list[str]) -> list[set[str]]:
+    parent: dict[str, str] = {}
+
+    def root(key):
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    ids = {name: name.split("_")[4:6] for name in names}  # Sp_D_NRN_A_ani0097_ani0082_0427 -> ani0097, ani0082
+    for first, second in ids.values():
+        parent[root(second)] = root(first)
+    found: dict[str, set[str]] = {}
+    for name, (first, _) in ids.items():
+        found.setdefault(root(first), set()).add(name)
+    return sorted(found.values(), key=min)
+
+
+def test_02_groups_match_the_package():
+    from pmsp_utils.data import Record, source_groups
+
+    names = ["Sp_D_NRN_A_ani0097_ani0082_0427", "Sp_D_NRN_A_ani0082_art0001_0428", "Sp_S_CND_A_pla0016_pla0016_0196",
+             "Sp_D_CNN_A_art0001_sec0005_0300", "Sp_S_NRN_A_cha0001_cha0001_0100"]
+    records = [Record("casia1", name, "splicing", f"{name}.jpg", source_ids=tuple(name.split("_")[4:6])) for name in names]
+    theirs = sorted(({record.name for record in group} for group in source_groups(records).values()), key=min)
+    assert groups(names) == theirs
+    assert len(theirs) == 3  # ani0097-ani0082-art0001-sec0005 are one scene family
+
+
+# --- 03, exercises 2 and 4: ADD/CONCAT under PSPNet's rule; the pyramid by hand ---------------
+
+keras = pytest.importorskip("keras", reason="the network exercises need Keras")
+
+
+def test_03_add_concat_ratio_under_pspnet_rule():
+    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.model.counting import count_after
+
+    add = build_pmsp(192, fusion="add", pyramid_channels=1024 // 4, verbose=False)
+    concat = build_pmsp(192, fusion="concat", pyramid_channels=2048 // 4, verbose=False)
+    ratio = count_after(add, ("ppm", "head"))[0] / count_after(concat, ("ppm", "head"))[0]
+    assert ratio == pytest.approx(0.38, abs=0.01)
+
+
+def pyramid_by_hand(x, bins=(1, 2, 3, 6), channels=256):
+    from keras import layers
+
+    size = x.shape[1]
+    branches = [x]
+    for bin_count in bins:
+        pool = size // bin_count
+        y = layers.AveragePooling2D(pool, strides=pool)(x)
+        y = layers.Conv2D(channels, 1, use_bias=False)(y)
+        y = layers.ReLU()(layers.BatchNormalization()(y))
+        branches.append(layers.UpSampling2D(pool, interpolation="bilinear")(y))
+    return layers.Concatenate()(branches)
+
+
+def test_03_pyramid_by_hand_matches_the_package():
+    from pmsp_utils.model.pyramid import pyramid_pooling
+
+    inputs = keras.Input((12, 12, 64))
+    mine, theirs = keras.Model(inputs, pyramid_by_hand(inputs)), keras.Model(inputs, pyramid_pooling(inputs))
+    assert mine.output.shape == theirs.output.shape == (None, 12, 12, 64 + 4 * 256)
+    assert mine.count_params() == theirs.count_params()
+    theirs.set_weights(mine.get_weights())  # the same layers in the same order: the same function
+    x = np.random.default_rng(0).normal(size=(1, 12, 12, 64)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(mine(x)), keras.ops.convert_to_numpy(theirs(x)), atol=1e-5)
+
+
+# --- 04, exercise 3: soft Dice -------------------------------------------------------------------
+
+
+def test_04_bce_plus_my_dice_is_the_package_loss():
+    from keras import ops
+
+    from pmsp_utils.model.losses import WeightedBceDice
+
+    rng = np.random.default_rng(0)
+    target = (rng.random((3, 16, 16, 1)) < 0.2).astype("float32")
+    prediction = rng.uniform(0.01, 0.99, (3, 16, 16, 1)).astype("float32")
+    dice = 1.0 - (2.0 * ops.sum(target * prediction, axis=(1, 2, 3)) + 1.0) / (ops.sum(target, axis=(1, 2, 3)) + ops.sum(prediction, axis=(1, 2, 3)) + 1.0)
+    bce = keras.losses.BinaryCrossentropy(reduction=None)(target, prediction)
+    mine = ops.mean(ops.mean(bce, axis=(1, 2)) + dice)
+    assert float(ops.convert_to_numpy(mine)) == pytest.approx(float(ops.convert_to_numpy(WeightedBceDice()(target, prediction))), rel=1e-4)
+
+
+# --- 05, exercises 3 and 4: weighted recall is accuracy; AUC from histograms -------------------
+
+
+def test_05_weighted_recall_is_accuracy():
+    from sklearn.metrics import accuracy_score, recall_score
+
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        truth, claimed = rng.random(5000) < rng.uniform(0.02, 0.5), rng.random(5000) < rng.uniform(0.02, 0.5)
+        assert recall_score(truth, claimed, average="weighted") == pytest.approx(accuracy_score(truth, claimed))
+
+
+def histogram_auc(scores, truth, bins: int = 1000) -> float:
+    positive = np.histogram(scores[truth], bins=bins, range=(0, 1))[0].astype(float)
+    negative = np.histogram(scores[~truth], bins=bins, range=(0, 1))[0].astype(float)
+    below = np.cumsum(negative) - negative  # negatives in lower bins
+    return float((positive * below).sum() + 0.5 * (positive * negative).sum()) / (positive.sum() * negative.sum())
+
+
+def test_05_auc_from_histograms():
+    from sklearn.metrics import roc_auc_score
+
+    from pmsp_utils.metrics import PixelMetrics
+
+    rng = np.random.default_rng(2)
+    truth = rng.random(20000) < 0.1
+    scores = np.clip(rng.normal(0.3 + 0.3 * truth, 0.2), 0, 1)
+    assert histogram_auc(scores, truth) == pytest.approx(roc_auc_score(truth, scores), abs=1e-3)
+    metrics = PixelMetrics()
+    metrics.update(scores.reshape(100, 200), truth.reshape(100, 200).astype(np.uint8))
+    assert histogram_auc(scores, truth) == pytest.approx(metrics.pooled_auc(), abs=1e-6)
