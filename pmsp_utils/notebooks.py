@@ -61,8 +61,17 @@ def extract_figures(notebook, folder: Path) -> list[Path]:
 
 
 def strip_widget_state(notebook) -> None:
-    """Drop saved widget state, which bloats files and goes stale (see STYLE.md)."""
+    """Drop saved widget state, which bloats files and goes stale (see STYLE.md), and the widget views that would point
+    to it: outputs keep their static picture and label (see ``widgets.display_with_picture``), so a saved notebook shows
+    the first view instead of "model not found" or a raw ``VBox(...)`` line."""
     notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = output.get("data", {})
+            if "application/vnd.jupyter.widget-view+json" in data:
+                data.pop("application/vnd.jupyter.widget-view+json")
+                if set(data) == {"text/plain"} and data["text/plain"].startswith(("VBox(", "HBox(", "IntProgress(", "FloatProgress(")):
+                    data["text/plain"] = "(an interactive widget: run the notebook to use it)"
 
 
 #: TensorFlow's C++ start-up lines (absl logging, before Python can silence it): noise in a course.

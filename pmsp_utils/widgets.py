@@ -144,9 +144,7 @@ class ElaExplorer:
         self.output.outputs = (_figure_output(panels, title),)
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_with_picture(self.widget, self.output, type(self).__name__)
 
 
 # --- the synthetic generator's knobs (02_forgery_datasets) ----------------------------
@@ -253,9 +251,7 @@ class SyntheticExplorer:
         return self.view
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        display_with_picture(self.widget, self.output, type(self).__name__)
 
 
 @dataclass(frozen=True)
@@ -312,9 +308,28 @@ class ThresholdExplorer:
         return view
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
+        display_with_picture(self.widget, self.output, type(self).__name__)
 
-        display(self.widget)
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def display_with_picture(widget, output, name: str) -> None:
+    """Display a live widget together with a PNG of its first view and a readable label.
+
+    A notebook front end with a widget manager shows the live widget; GitHub, nbviewer
+    and a notebook opened before running show the picture (the headless runner drops
+    the widget view from saved outputs, whose state is not saved), never a raw
+    ``VBox(children=...)`` line.
+    """
+    from IPython.display import display
+
+    bundle = dict(widget._repr_mimebundle_())
+    first = output.outputs[0]["data"] if output.outputs else {}
+    if "image/png" in first:
+        bundle["image/png"] = first["image/png"]
+    bundle["text/plain"] = f"<{name}: {first.get('text/plain', 'interactive view').strip('<>')} (run the notebook to interact)>"
+    display(bundle, raw=True)
 
 
 def _figure_output(panels, title: str) -> dict:

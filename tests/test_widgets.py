@@ -123,3 +123,33 @@ def test_threshold_view_and_explorer():
     explorer.image.value = "b"  # inverted map: at 0.8 it claims the authentic pixels
     assert explorer.view.f1 == 0.0 and explorer.view.threshold == 0.8
     assert len(explorer.output.outputs) == 1
+
+
+def test_explorers_display_a_picture_and_a_label_beside_the_live_widget(explorer, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda bundle, raw=False: shown.append((bundle, raw)))
+    explorer._ipython_display_()
+    bundle, raw = shown[0]
+    assert raw and "application/vnd.jupyter.widget-view+json" in bundle and bundle["image/png"]
+    assert bundle["text/plain"].startswith("<ElaExplorer: ") and "VBox(" not in bundle["text/plain"]
+
+
+def test_saved_notebooks_keep_the_picture_and_drop_the_widget_view():
+    import nbformat
+
+    from pmsp_utils.notebooks import strip_widget_state
+
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("explorer")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "x"},
+                                                                 "image/png": "iVBOR", "text/plain": "<ElaExplorer: a view>"}),
+                    nbformat.v4.new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "y"},
+                                                                 "text/plain": "VBox(children=(HBox(...),))"})]
+    notebook.cells.append(cell)
+    notebook.metadata["widgets"] = {"state": {}}
+    strip_widget_state(notebook)
+    first, second = (output["data"] for output in notebook.cells[0].outputs)
+    assert "widgets" not in notebook.metadata and set(first) == {"image/png", "text/plain"}
+    assert second == {"text/plain": "(an interactive widget: run the notebook to use it)"}
