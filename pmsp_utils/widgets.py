@@ -114,7 +114,7 @@ class ElaExplorer:
         for control in (self.image, self.quality, self.scaling, self.zoom):
             control.observe(self._on_change, names="value")
         self.widget = widgets.VBox(
-            [widgets.HBox([self.image, self.scaling]), widgets.HBox([self.quality, self.zoom]), self.output]
+            [_row([self.image, self.scaling]), _row([self.quality, self.zoom]), self.output]
         )
         self.update()
 
@@ -229,9 +229,9 @@ class SyntheticExplorer:
         for control in controls:
             control.observe(lambda change: self.update(), names="value")
         self.widget = widgets.VBox([
-            widgets.HBox([self.seed, self.kind]),
-            widgets.HBox([self.area, self.host_quality, self.final_quality]),
-            widgets.HBox(list(self.switches.values())),
+            _row([self.seed, self.kind]),
+            _row([self.area, self.host_quality, self.final_quality]),
+            _row(list(self.switches.values())),
             self.output,
         ])
         self.update()
@@ -295,7 +295,7 @@ class ThresholdExplorer:
         self.view: ThresholdView | None = None
         for control in (self.image, self.threshold):
             control.observe(lambda change: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.image, self.threshold]), self.output])
+        self.widget = widgets.VBox([_row([self.image, self.threshold]), self.output])
         self.update()
 
     def update(self) -> ThresholdView:
@@ -312,6 +312,18 @@ class ThresholdExplorer:
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: Inches per picture panel: about 400 pixels at the notebook's resolution.
+PANEL_INCHES = 4.2
+
+
+def _row(children):
+    """A row of controls that wraps onto the next line on narrow screens; every control keeps a usable width."""
+    import ipywidgets as widgets
+
+    for child in children:
+        sliders = (widgets.IntSlider, widgets.FloatSlider, widgets.FloatLogSlider)
+        child.layout.min_width = "300px" if isinstance(child, sliders) else "140px" if isinstance(child, widgets.Checkbox) else "220px"
+    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap"))
 
 
 def display_with_picture(widget, output, name: str) -> None:
@@ -336,7 +348,7 @@ def _figure_output(panels, title: str) -> dict:
     """Draw panels side by side and return them as a PNG display record for an Output widget."""
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.0))
+    figure, axes = plt.subplots(1, len(panels), figsize=(PANEL_INCHES * len(panels), PANEL_INCHES * 0.95))
     for axis, (name, picture) in zip(np.atleast_1d(axes), panels):
         axis.imshow(picture, cmap="gray" if np.ndim(picture) == 2 else None)
         axis.set_title(name)
