@@ -20,12 +20,17 @@ __version__ = "0.1.0"
 SMOKE: bool = smoke_mode()
 
 
-def setup(seed: int = 0, *, dpi: int = 80) -> dict:
+def setup(seed: int = 0, *, dpi: int = 80, keras: bool = False) -> dict:
     """Fix the random seeds and plotting defaults; the first call of every notebook.
 
+    ``keras=True`` (the notebooks that build networks) also imports Keras now,
+    quietly (see :func:`import_keras_quietly`), and seeds its generators.
     Returns a short summary (seed, smoke mode, versions) that notebooks print.
     """
     import numpy as np
+
+    if keras:
+        import_keras_quietly().utils.set_random_seed(seed)
 
     random.seed(seed)
     np.random.seed(seed)
@@ -49,6 +54,33 @@ def setup(seed: int = 0, *, dpi: int = 80) -> dict:
     return {"seed": seed, "smoke": SMOKE, "pmsp_utils": __version__, "numpy": np.__version__, "pillow": PIL.__version__}
 
 
+def import_keras_quietly():
+    """Import Keras (and its backend) with the backend's native start-up notices kept out of the output.
+
+    TensorFlow writes absl, oneDNN and CUDA-probing lines straight to file
+    descriptor 2 while it loads, before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; in
+    a notebook they land in a pink stderr block. Only that descriptor is silenced,
+    only during the import: Python errors still surface as exceptions.
+    """
+    import importlib
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, silent = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(silent, 2)
+        keras = importlib.import_module("keras")
+        keras.ops.convert_to_numpy(keras.ops.zeros((1,)))  # the first operation probes devices, and logs too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(silent)
+    return keras
+
+
 def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
     """The network with shipped weights, offline (imports Keras on first use). See ``pmsp_utils.pretrained``."""
     from .pretrained import load_pretrained as load
@@ -56,4 +88,4 @@ def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
     return load(name, input_size=input_size)
 
 
-__all__ = ["SMOKE", "__version__", "config", "load_pretrained", "setup"]
+__all__ = ["SMOKE", "__version__", "config", "import_keras_quietly", "load_pretrained", "setup"]

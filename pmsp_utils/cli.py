@@ -253,6 +253,9 @@ def _keras_environment() -> None:
 
     os.environ["KERAS_BACKEND"] = check_keras_backend()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from . import import_keras_quietly
+
+    import_keras_quietly()
 
 
 def _positive_int(text: str) -> int:

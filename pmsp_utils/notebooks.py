@@ -107,14 +107,27 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)  # the kernel inherits this process's environment
     try:
-        client = NotebookClient(
-            notebook,
-            timeout=timeout,
-            kernel_name="python3",
-            resources={"metadata": {"path": str(source.parent)}},
-            store_widget_state=True,  # False breaks Output widgets in nbclient; stripped below
-        )
-        client.execute()
+        import tempfile
+
+        from jupyter_client.manager import KernelManager
+
+        with tempfile.TemporaryDirectory(prefix="pmsp-kernel-") as sockets:
+            # IPC (Unix sockets in a private folder) instead of TCP: a local kernel needs no network, and the kernel
+            # then has no reason to warn that TCP traffic is unencrypted.
+            manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+            client = NotebookClient(
+                notebook,
+                km=manager,
+                timeout=timeout,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(source.parent)}},
+                store_widget_state=True,  # False breaks Output widgets in nbclient; stripped below
+            )
+            try:
+                client.execute()
+            finally:
+                if manager.has_kernel:  # the client does not shut down a kernel it was handed
+                    manager.shutdown_kernel()
     finally:
         for name, value in saved.items():
             if value is None:
