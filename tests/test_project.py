@@ -69,3 +69,18 @@ def test_native_log_lines_are_stripped_from_notebook_outputs():
     notebook = nbformat.v4.new_notebook(cells=[cell])
     strip_native_logs(notebook)
     assert [output["text"] for output in cell.outputs] == ["UserWarning: a real warning\n", noise]  # stdout is left alone
+
+
+def test_notebook_test_markers_are_cell_tags_not_comments():
+    """nbval reads the tags in lax mode too; students' cells carry no test comments."""
+    import json
+    from pathlib import Path
+
+    tagged = 0
+    for path in sorted(Path(__file__).resolve().parent.parent.glob("notebooks/[0-9][0-9]_*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            assert "NBVAL_" not in "".join(cell["source"]), f"{path.name}: a # NBVAL_ comment; use the nbval-* cell tags"
+            tagged += bool({"nbval-check-output", "nbval-ignore-output"} & set(cell["metadata"].get("tags", [])))
+    assert tagged >= 20
