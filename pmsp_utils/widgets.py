@@ -336,7 +336,10 @@ def display_with_picture(widget, output, name: str) -> None:
     """
     from IPython.display import display
 
-    bundle = dict(widget._repr_mimebundle_())
+    if hasattr(widget, "_repr_mimebundle_"):  # ipywidgets 8
+        bundle = dict(widget._repr_mimebundle_())
+    else:  # ipywidgets 7 (Colab ships 7.x): the same view record, built by hand
+        bundle = {WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}}
     first = output.outputs[0]["data"] if output.outputs else {}
     if "image/png" in first:
         bundle["image/png"] = first["image/png"]

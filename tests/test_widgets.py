@@ -153,3 +153,18 @@ def test_saved_notebooks_keep_the_picture_and_drop_the_widget_view():
     first, second = (output["data"] for output in notebook.cells[0].outputs)
     assert "widgets" not in notebook.metadata and set(first) == {"image/png", "text/plain"}
     assert second == {"text/plain": "(an interactive widget: run the notebook to use it)"}
+
+
+def test_the_picture_display_works_without_ipywidgets_8_mimebundles(explorer, monkeypatch):
+    """Colab ships ipywidgets 7, whose widgets have no _repr_mimebundle_: the view record is built by hand."""
+    import IPython.display
+
+    from pmsp_utils.widgets import display_with_picture
+
+    class Seven:
+        model_id = "abc123"
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda bundle, raw=False: shown.append(bundle))
+    display_with_picture(Seven(), explorer.output, "ElaExplorer")
+    assert shown[0]["application/vnd.jupyter.widget-view+json"]["model_id"] == "abc123" and shown[0]["image/png"]
