@@ -47,7 +47,8 @@ def show_grid(
             if r == 0 and c < len(column_titles):
                 axis.set_title(column_titles[c])
             if c == 0 and r < len(row_labels):
-                axis.set_ylabel(row_labels[r], fontsize="small")
+                # Horizontal, to the left of the row: a long or two-line label is never cut by the row's height.
+                axis.set_ylabel(row_labels[r], fontsize="small", rotation=0, ha="right", va="center", labelpad=6)
     figure.tight_layout()
     return figure
 
