@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lab notebooks bench clean
+.PHONY: run test lab notebooks bench clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; run: make PYTHON=python3.11 ...")'
@@ -24,7 +24,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-all
 	$(BIN)/pmsp notebooks --out build
 
-test: $(VENV)/.installed-test
+# Debian's Chromium and its driver for tests/test_browser.py (JupyterLab in a real browser); skipped when present.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  ($(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null || \
+	   ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null)) || \
+	  echo "warning: could not install chromium and chromium-driver; tests/test_browser.py will fail in CI and skip elsewhere"
+
+test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check pmsp_utils tests benchmarks scripts
 	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
