@@ -32,13 +32,22 @@ def _in_notebook_kernel() -> bool:
 
 
 def progress(items: Iterable[T], *, total: int | None = None, description: str = "", show: bool | None = None) -> Iterator[T]:
-    """Wrap ``items`` in a tqdm bar (notebook widget or terminal) when one is wanted."""
+    """Wrap ``items`` in a tqdm bar when one is wanted.
+
+    In a notebook the bar is text on standard output, not a widget: a widget bar
+    saved in a notebook reads "Error displaying widget: model not found" after a
+    reload, a text bar stays readable. Finished bars stay (``leave=True``).
+    """
     if show is None:
         show = progress_wanted()
     if not show:
         yield from items
         return
-    from tqdm.auto import tqdm
+    import sys
 
-    with tqdm(items, total=total, desc=description, leave=False) as bar:
+    from tqdm import tqdm
+
+    in_notebook = _in_notebook_kernel()
+    with tqdm(items, total=total, desc=description, leave=in_notebook, file=sys.stdout if in_notebook else None,
+              dynamic_ncols=not in_notebook, ncols=90 if in_notebook else None) as bar:
         yield from bar
