@@ -115,3 +115,85 @@ def confusion_image(prediction: np.ndarray, mask: np.ndarray) -> np.ndarray:
                         ("false negative", ~prediction & truth)):
         picture[where] = CONFUSION_COLOURS[name]
     return picture
+
+
+def _flow_axis(width: float, height: float, size: tuple[float, float]):
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=size)
+    axis.set_xlim(-0.2, width + 0.2)
+    axis.set_ylim(-0.6, height + 0.6)
+    axis.axis("off")
+    return figure, axis
+
+
+def _box(axis, x, y, text, color, width=1.6, height=0.62):
+    from matplotlib.patches import FancyBboxPatch
+
+    axis.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.03", facecolor=color, edgecolor="0.3"))
+    axis.text(x, y, text, ha="center", va="center", fontsize=7.5)
+
+
+def _arrow(axis, start, end):
+    axis.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", "color": "0.3"})
+
+
+def _skip(axis, points, end):
+    """A dashed path through ``points`` with an arrow into ``end``: an identity branch routed around the boxes."""
+    xs, ys = zip(*points)
+    axis.plot(xs, ys, color="0.55", linestyle="--", linewidth=1)
+    axis.annotate("", xy=end, xytext=points[-1], arrowprops={"arrowstyle": "->", "color": "0.55", "linestyle": "--"})
+
+
+def draw_coordinate_attention(layer, input_shape: tuple[int, int, int]):
+    """The paper's Figure 4 as a schematic drawn from a built :class:`CoordinateAttention` layer (Explained in 03).
+
+    The shapes come from ``input_shape`` (H, W, C) and the layer's own sub-layers
+    (the squeeze width, the two attending convolutions).
+    """
+    height, width, channels = input_shape
+    hidden = layer.squeeze.filters
+    figure, axis = _flow_axis(8.0, 6.0, (9, 5.2))
+    _box(axis, 4.0, 6.0, f"input x\n{height}x{width}x{channels}", "#dde8f7")
+    _box(axis, 2.0, 5.0, f"average over W\n{height}x1x{channels}", "#eeeeee")
+    _box(axis, 6.0, 5.0, f"average over H\n1x{width}x{channels}", "#eeeeee")
+    _box(axis, 4.0, 4.0, f"concatenate\n({height}+{width})x1x{channels}", "#eeeeee", width=2.0)
+    _box(axis, 4.0, 3.0, f"1x1 conv '{layer.squeeze.name}' to {hidden}\n+ batch norm + h-swish (shared)", "#fbe3c8", width=3.2)
+    _box(axis, 2.0, 2.0, f"1x1 conv to {layer.attend_height.filters}\n+ sigmoid: a_h {height}x1", "#d9f0d3", width=2.2)
+    _box(axis, 6.0, 2.0, f"1x1 conv to {layer.attend_width.filters}\n+ sigmoid: a_w 1x{width}", "#d9f0d3", width=2.2)
+    _box(axis, 4.0, 1.0, "y = x * a_h * a_w", "#f7d9d9", width=2.2)
+    _box(axis, 4.0, 0.0, f"output\n{height}x{width}x{channels}", "#dde8f7")
+    for start, end in (((3.4, 5.75), (2.3, 5.3)), ((4.6, 5.75), (5.7, 5.3)), ((2.3, 4.7), (3.4, 4.3)), ((5.7, 4.7), (4.6, 4.3)),
+                       ((4.0, 3.7), (4.0, 3.3)), ((3.4, 2.7), (2.4, 2.3)), ((4.6, 2.7), (5.6, 2.3)), ((2.4, 1.7), (3.4, 1.3)),
+                       ((5.6, 1.7), (4.6, 1.3)), ((4.0, 0.7), (4.0, 0.3))):
+        _arrow(axis, start, end)
+    _skip(axis, [(3.2, 6.0), (0.3, 6.0), (0.3, 1.0)], (2.9, 1.0))  # x itself, to the product
+    axis.set_title(f"Coordinate Attention ({layer.name}): the paper's Figure 4, from the layer", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def draw_pyramid(model):
+    """The paper's Figure 5 as a schematic drawn from a built PMSP model's pyramid layers (``ppm_*``) (Explained in 03)."""
+    pools = sorted((layer for layer in model.layers if layer.name.startswith("ppm_pool_")), key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
+    concat = model.get_layer("ppm_concat")
+    source = concat.input[0].shape
+    figure, axis = _flow_axis(10.0, len(pools) + 0.6, (10, 1.2 + 0.9 * len(pools)))
+    middle = (len(pools)) / 2
+    _box(axis, 0.9, middle, f"fused F5\n{source[1]}x{source[2]}x{source[3]}", "#dde8f7", width=1.6)
+    for row, pool in enumerate(pools):
+        y = len(pools) - row
+        bins = int(pool.name.rsplit("_", 1)[1])
+        reduce = model.get_layer(f"ppm_reduce_{bins}")
+        _box(axis, 3.2, y, f"average pool\n{bins}x{bins} bins ({pool.pool_size[0]}x{pool.pool_size[1]} cells)", "#eeeeee", width=2.2)
+        _box(axis, 5.6, y, f"1x1 conv to {reduce.filters}\n+ BN + ReLU", "#fbe3c8", width=1.9)
+        _box(axis, 7.7, y, f"bilinear up\nto {source[1]}x{source[2]}", "#eeeeee", width=1.6)
+        _arrow(axis, (1.7, middle), (2.1, y))
+        _arrow(axis, (4.3, y), (4.65, y))
+        _arrow(axis, (6.55, y), (6.9, y))
+        _arrow(axis, (8.5, y), (9.05, middle))
+    _box(axis, 9.5, middle, f"concatenate\n{concat.output.shape[-1]} ch", "#d9f0d3", width=1.2)
+    _skip(axis, [(0.9, middle - 0.31), (0.9, 0.3), (9.5, 0.3)], (9.5, middle - 0.31))  # F5 itself joins the concatenation
+    axis.set_title("Pyramid pooling module: the paper's Figure 5, from the model's ppm_* layers", fontsize=9)
+    figure.tight_layout()
+    return figure
