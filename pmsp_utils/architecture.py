@@ -75,6 +75,7 @@ class ModelSettings:
     to the input (the paper); ``"pad"`` keeps an image that fits at its own
     pixels in the top-left corner of the input and ignores the rest (larger
     images are resized to fit, keeping their aspect ratio, then padded).
+    ``flip``: whether inference averages the map with the flipped input's.
     """
 
     input_size: int = 576
@@ -87,6 +88,7 @@ class ModelSettings:
     ela_quality: int = 90
     ela_scaling: str = "raw"
     policy: str = "resize"
+    flip: bool = False  # test-time augmentation: average with the horizontally flipped input's map (on where it was measured to win)
 
     ARCHITECTURE = ("input_size", "attention", "fusion", "streams", "output_stride", "decoder", "ela_gain")
 

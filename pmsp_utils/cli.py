@@ -161,7 +161,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{label}: scoring {images}")
         evaluations.append(evaluate(records, methods, dataset=label, images=images, threshold=args.threshold))
     written = write_tables(evaluations, out, extra={"weights": model_label, "policy": args.policy or model.settings.policy,
-                                                    "flip": args.flip, "settings": model.settings.to_dict()})
+                                                    "flip": model.settings.flip if args.flip is None else args.flip,
+                                                    "settings": model.settings.to_dict()})
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
     table2 = [row for evaluation in evaluations for row in evaluation.table2()]
     threshold = f"{args.threshold:g}"
@@ -374,7 +375,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="which split --split test/validation/train refers to: paper (by name hash) or grouped (by source photo)")
     evaluate_command.add_argument("--threshold", type=_threshold, default=0.5)
     evaluate_command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
-    evaluate_command.add_argument("--flip", action="store_true", help="test-time augmentation: average with the flipped image's map")
+    evaluate_command.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                                  help="test-time augmentation, the map averaged with the flipped image's (default: the model's own setting)")
     evaluate_command.add_argument("--limit", type=_positive_int, help="score only the first N images")
     evaluate_command.add_argument("--include-authentic", action="store_true", help="also score authentic images (pooled protocols)")
     evaluate_command.add_argument("--synthetic-count", type=_positive_int, default=200)
@@ -390,7 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command.add_argument("--weights", default="casia1", help="a shipped model's name, a run folder or a .keras file")
     localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
     localize_command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
-    localize_command.add_argument("--flip", action="store_true", help="test-time augmentation: average with the flipped image's map")
+    localize_command.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                                  help="test-time augmentation, the map averaged with the flipped image's (default: the model's own setting)")
     localize_command.set_defaults(handler=_localize)
     return parser
 

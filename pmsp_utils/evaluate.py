@@ -112,10 +112,10 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
 Predictor = Callable[[LoadedImage], np.ndarray]
 
 
-def model_predictor(model, *, policy: str | None = None, flip: bool = False) -> Predictor:
+def model_predictor(model, *, policy: str | None = None, flip: bool | None = None) -> Predictor:
     """The network (a :class:`~pmsp_utils.models.LoadedModel`) as a predictor: a probability map at the image's size.
 
-    ``policy`` None uses the model's own input policy; ``flip`` adds flipped test-time augmentation.
+    ``policy`` and ``flip`` None use the model's own settings; ``flip`` True/False forces flipped test-time augmentation on/off.
     """
     from .pipeline import localize
 

@@ -165,20 +165,21 @@ def predict_inputs(model, inputs: dict[str, np.ndarray], *, flip: bool = False) 
     return probability
 
 
-def localize(model, source, *, settings: ModelSettings | None = None, policy: str | None = None, flip: bool = False,
+def localize(model, source, *, settings: ModelSettings | None = None, policy: str | None = None, flip: bool | None = None,
              overlap: float = 0.25, batch_size: int = 4) -> Localization:
     """Predict the tampered probability of every pixel of ``source`` (a path, bytes, an array or a loaded image).
 
     ``model``: a :class:`~pmsp_utils.models.LoadedModel` (it carries its settings) or a Keras
     model with ``settings``. ``policy``: None (the model's own), ``"resize"``, ``"pad"`` or
     ``"tile"``. ``flip``: test-time augmentation, the mean of the map and of the
-    horizontally flipped input's map.
+    horizontally flipped input's map; None: the model's own setting.
     """
     from .ela import ElaSettings, ela_of_loaded
     from .images import LoadedImage, load_image
 
     network, settings = _settings_of(model, settings)
     policy = policy or settings.policy
+    flip = settings.flip if flip is None else flip
     if policy not in LOCALIZE_POLICIES:
         raise ValueError(f"policy must be one of {LOCALIZE_POLICIES}, got {policy!r}.")
     if not 0.0 <= overlap < 1.0:

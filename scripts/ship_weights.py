@@ -119,6 +119,7 @@ def main() -> None:
     parser.add_argument("--stage", action="append", default=[], help="one line per training stage, for the card (repeatable)")
     parser.add_argument("--target", action="append", default=[], help="KEY=VALUE targets for the card, e.g. per_image_f1@0.5=0.65")
     parser.add_argument("--targets-on", default="", help="which images the targets are for")
+    parser.add_argument("--flip", action="store_true", help="ship with flipped test-time augmentation on (where it was measured to win)")
     args = parser.parse_args()
     known = {field.name for field in fields(TrainConfig)}
     saved = json.loads((args.run_dir / "config.json").read_text())
@@ -156,6 +157,8 @@ def main() -> None:
     }
     pretrained.export_pretrained(args.run_dir, args.name, card=card)
     card = json.loads((pretrained.WEIGHTS_DIR / f"{args.name}.json").read_text())  # with the settings export_pretrained added
+    card["settings"]["flip"] = bool(args.flip)
+    (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     if args.previous is not None:
         join_stages(args.previous, args.name, card)
     card["training"]["stages"] = args.stage

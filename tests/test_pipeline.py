@@ -280,3 +280,20 @@ def test_other_models_and_files_are_refused_with_the_file_named(tmp_path):
         init_weights_from(model, tmp_path / "notes.txt")
     report = init_weights_from(model, "synthetic")  # a stride-32 two-stream model fills the RGB stream and the head
     assert "filled" in report and "synthetic" in report
+
+
+def test_flip_follows_the_model_settings_unless_forced(photo):
+    from dataclasses import replace
+
+    from pmsp_utils.pipeline import localize
+
+    class Counting(RecordingModel):
+        pass
+
+    settings = replace(ModelSettings(input_size=192), flip=True)
+    model = Counting(192)
+    localize(model, photo, settings=settings)
+    assert len(model.fed) == 2  # the image and its mirror
+    localize(model, photo, settings=settings, flip=False)
+    assert len(model.fed) == 3
+    assert ModelSettings.from_dict({**ModelSettings(192).to_dict(), "flip": True}).flip is True
