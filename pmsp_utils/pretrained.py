@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC"}
+METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC", "missed_share": "at most this share missed (F1 < 0.1)",
+                 "missed_share_copy_move": "at most this share of copy-moves missed"}
 
 
 def available() -> list[str]:
@@ -85,7 +86,6 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
     values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}
     np.savez_compressed(destination / f"{name}.npz", **values)
     card = {**card, "settings": settings.to_dict()}
-    (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
     if (run_dir / "history.csv").exists():
         shutil.copy(run_dir / "history.csv", destination / f"{name}_history.csv")
     if (run_dir / "snapshots.npz").exists():
@@ -98,6 +98,7 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
     splits.mkdir(exist_ok=True)
     for path in (run_dir / "splits").glob("*.txt"):
         shutil.copy(path, splits / path.name)
+    (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")  # last: with the snapshot images named
     return destination / f"{name}.npz"
 
 
@@ -130,7 +131,9 @@ def card_markdown(card: dict) -> str:
         f"# Model card: `{card['name']}`",
         "",
         "Weights of the PMSP network (two MobileNetV1 streams, Coordinate Attention after F3-F5, "
-        f"{card['architecture']['fusion'].upper()} fusion, pyramid pooling) shipped with `pmsp_utils`; "
+        f"{card['architecture']['fusion'].upper()} fusion, pyramid pooling"
+        + (", and beyond the paper a decoder that refines the map with F3 at stride 8" if card.get("settings", {}).get("decoder", "none") != "none" else "")
+        + ") shipped with `pmsp_utils`; "
         f"load them with `pmsp_utils.load_pretrained({card['name']!r})`.",
         "",
         "## Data",
