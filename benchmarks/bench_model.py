@@ -37,14 +37,10 @@ def plain_model(size: int):
     return keras.Model(inputs, layers.Activation("sigmoid", dtype="float32")(x), name="plain")
 
 
-def measure(size: int = 576, batch: int = 4, steps: int = 3, rounds: int = 2) -> dict:
-    """{'forward': (ours, plain), 'train': (ours, plain)} in images per second."""
+def interleaved_rates(models: dict, size: int, batch: int = 4, steps: int = 3, rounds: int = 2) -> dict:
+    """{(pass, name): best images per second} of forward passes and training steps, the models interleaved round by round."""
     import keras
 
-    from pmsp_utils.model import build_pmsp
-
-    keras.utils.set_random_seed(0)
-    models = {"ours": build_pmsp(size, verbose=False), "plain": plain_model(size)}
     rng = np.random.default_rng(0)
     inputs = {"rgb": rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"), "ela": rng.uniform(0, 30, (batch, size, size, 3)).astype("float32")}
     target = (rng.random((batch, size, size, 1)) < 0.1).astype("float32")
@@ -63,6 +59,18 @@ def measure(size: int = 576, batch: int = 4, steps: int = 3, rounds: int = 2) ->
             for _ in range(steps):
                 model.train_on_batch(inputs, target)
             best["train", name] = max(best["train", name], steps * batch / (time.perf_counter() - start))
+    return best
+
+
+def measure(size: int = 576, batch: int = 4, steps: int = 3, rounds: int = 2) -> dict:
+    """{'forward': (ours, plain), 'train': (ours, plain)} in images per second."""
+    import keras
+
+    from pmsp_utils.model import build_pmsp
+
+    keras.utils.set_random_seed(0)
+    models = {"ours": build_pmsp(size, verbose=False), "plain": plain_model(size)}
+    best = interleaved_rates(models, size, batch, steps, rounds)
     return {kind: (best[kind, "ours"], best[kind, "plain"]) for kind in ("forward", "train")} | {
         "parameters": (models["ours"].count_params(), models["plain"].count_params())}
 

@@ -16,7 +16,6 @@ measured in the same rounds.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -50,29 +49,13 @@ def measure(size: int = 384, batch: int = 4, steps: int = 3, rounds: int = 2) ->
     from pmsp_utils.model import build_pmsp
     from pmsp_utils.model.counting import multiply_adds
 
-    rng = np.random.default_rng(0)
-    inputs = {"rgb": rng.uniform(0, 255, (batch, size, size, 3)).astype("float32"),
-              "ela": rng.uniform(0, 30, (batch, size, size, 3)).astype("float32")}
-    target = (rng.random((batch, size, size, 1)) < 0.1).astype("float32")
+    from bench_model import interleaved_rates
+
     models = {}
     for name, settings in VARIANTS.items():
         keras.utils.set_random_seed(0)
-        model = build_pmsp(size, verbose=False, **settings)
-        model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
-        model.predict_on_batch(inputs)
-        model.train_on_batch(inputs, target)
-        models[name] = model
-    best = {(kind, name): 0.0 for kind in ("forward", "train") for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                model.predict_on_batch(inputs)
-            best["forward", name] = max(best["forward", name], steps * batch / (time.perf_counter() - start))
-            start = time.perf_counter()
-            for _ in range(steps):
-                model.train_on_batch(inputs, target)
-            best["train", name] = max(best["train", name], steps * batch / (time.perf_counter() - start))
+        models[name] = build_pmsp(size, verbose=False, **settings)
+    best = interleaved_rates(models, size, batch, steps, rounds)
     return {name: {"parameters": model.count_params(), "multiply_adds": multiply_adds(model),
                    "forward": best["forward", name], "train": best["train", name]} for name, model in models.items()}
 
