@@ -1,4 +1,4 @@
-"""The paper's ablations as a resumable study: one table of variants x seeds. Defined in 06_ablations.
+"""The paper's ablations as a resumable study: one table of variants x seeds (notebook 06_ablations, which will explain it, is still to come).
 
 The paper makes three design claims (Coordinate Attention after F3-F5 beats
 attention inside the blocks, Figure 7; ADD fusion beats CONCAT and halves the
