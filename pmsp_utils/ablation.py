@@ -115,7 +115,8 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     from .evaluate import evaluate, model_predictor
     from .model.counting import multiply_adds
     from .robustness import robustness_curves
-    from .train import read_history, train
+    from .runs import read_history
+    from .train import train
 
     names = variant_names(variants)
     if not seeds:
@@ -142,7 +143,6 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
             echo(f"{name}, seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")
             started = time.perf_counter()
             model, history = train(cell, train_records, validation_records, run_dir, resume=resume, verbose=verbose, echo=lambda m: None)
-            model.pmsp_settings = cell.model_settings()
             result = evaluate(validation_records, {"PMSP": model_predictor(model)}, dataset="validation", show_progress=False)
             table = result.table1()[0]
             row = {"variant": name, "seed": int(seed), "per_image_f1@0.5": table["f1_per_image@0.5"], "pooled_f1@0.5": table["f1_pooled@0.5"],

@@ -69,25 +69,31 @@ def _ela(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    _keras_environment()
-    from dataclasses import fields
+def _train_config(args: argparse.Namespace):
+    """The TrainConfig the options describe (``train`` and ``ablate``); a resumed run keeps the settings not typed again."""
+    from dataclasses import asdict, fields
 
-    from .train import TrainConfig, train, training_records
+    from .train import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values["weights"] = None if args.weights in {"none", "None", ""} else args.weights
-    if args.resume and (args.run_dir / "config.json").is_file():
+    if getattr(args, "resume", False) and (args.run_dir / "config.json").is_file():
         # Resuming takes the run's own settings; only what the user typed again is compared with them.
-        from .train import read_json
+        from .runs import read_json
 
-        saved = {key: value for key, value in read_json(args.run_dir / "config.json").items() if key in values}
+        saved = asdict(TrainConfig.from_saved(read_json(args.run_dir / "config.json")))
         typed = set(getattr(args, "explicit", ()))
-        values = {**values, **{key: value for key, value in saved.items() if key not in typed}}
-        if isinstance(values.get("recompress_qualities"), list):
-            values["recompress_qualities"] = tuple(values["recompress_qualities"])
+        values = {**values, **{key: value for key, value in saved.items() if key in values and key not in typed}}
     config = TrainConfig(**values)
     config.check()
+    return config
+
+
+def _train(args: argparse.Namespace) -> int:
+    _keras_environment()
+    from .train import train, training_records
+
+    config = _train_config(args)
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
     _, history = train(config, train_records, validation_records, args.run_dir, resume=args.resume, split_protocol=protocol)
     if history:
@@ -100,16 +106,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _ablate(args: argparse.Namespace) -> int:
     _keras_environment()
-    from dataclasses import fields
-
     from .ablation import compare, run_ablation, summarise, variant_names
-    from .train import TrainConfig, training_records
+    from .train import training_records
 
     names = variant_names(args.grid)  # a bad name fails before any data is read
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    values["weights"] = None if args.weights in {"none", "None", ""} else args.weights
-    config = TrainConfig(**values)
-    config.check()
+    config = _train_config(args)
     train_records, validation_records, _, protocol = training_records(config)
     print(f"ablation: {len(names)} variants x {len(args.seeds)} seeds; {protocol}")
     rows = run_ablation(names, args.seeds, config, train_records, validation_records, args.out, robustness=args.robustness)
@@ -187,12 +188,12 @@ def _robustness(args, model, records, out: Path) -> list[Path]:
     """Robustness curves on the first dataset's scored images (its tampered ones, up to --robustness-limit)."""
     import csv
 
-    from .pipeline import localize
+    from .evaluate import model_predictor
     from .robustness import robustness_curves
 
     records = [record for record in records if record.is_tampered][: args.robustness_limit]
     print(f"\nRobustness on {len(records)} tampered images of {args.data[0]} (per-image F1@{args.threshold:g}, pooled AUC)")
-    points = robustness_curves(records, lambda image: localize(model, image, policy=args.policy, flip=args.flip).probability, threshold=args.threshold)
+    points = robustness_curves(records, model_predictor(model, policy=args.policy, flip=args.flip), threshold=args.threshold)
     path = out / "robustness.csv"
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -275,10 +276,43 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .architecture import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, INPUT_POLICIES, OUTPUT_STRIDES, STREAMS
+def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, loss: str, monitor: str) -> None:
+    """The options a training recipe shares between ``pmsp train`` and ``pmsp ablate`` (defaults differ)."""
+    from .architecture import INPUT_POLICIES
+    from .data.sources import DATA_SOURCES
+    from .train import LOSSES, MONITORS, SPLIT_PROTOCOLS
+
+    command.add_argument("--data", choices=DATA_SOURCES, default="synthetic")
+    command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
+    command.add_argument("--epochs", type=_positive_int, default=epochs)
+    command.add_argument("--batch-size", type=_positive_int, default=4)
+    command.add_argument("--input-size", type=_positive_int, default=input_size, help=f"a multiple of 192 at stride 32 (default {input_size})")
+    command.add_argument("--learning-rate", type=_positive_float, default=1e-4)
+    command.add_argument("--patience", type=_positive_int, default=patience, help="early stopping: epochs without a better --monitor")
+    command.add_argument("--loss", choices=LOSSES, default=loss)
+    command.add_argument("--monitor", choices=MONITORS, default=monitor, help="what picks the best epoch and stops early")
+    command.add_argument("--split", choices=SPLIT_PROTOCOLS, default="paper",
+                         help="paper: 90/5/5 by name hash; grouped: forgeries sharing a source photo on one side")
+    command.add_argument("--policy", choices=INPUT_POLICIES, default="resize",
+                         help="how images reach the square input: resize (the paper) or pad (own pixels, padding ignored)")
+    command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
+    command.add_argument("--synthetic-count", type=_positive_int, default=400)
+    command.add_argument("--workers", type=_positive_int, default=2)
+    command.add_argument("--max-train-images", type=_positive_int, default=None)
+
+
+def _inference_arguments(command) -> None:
+    """How images reach a trained network: ``pmsp evaluate`` and ``pmsp localize``."""
     from .pipeline import LOCALIZE_POLICIES
-    from .train import MONITORS, SPLIT_PROTOCOLS
+
+    command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
+    command.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                         help="test-time augmentation, the map averaged with the flipped image's (default: the model's own setting)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .architecture import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, OUTPUT_STRIDES, STREAMS
+    from .train import SCHEDULES
 
     parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
@@ -303,41 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
     ela_command.set_defaults(handler=_ela)
 
     train_command = commands.add_parser("train", help="train the network (the paper's recipe by default)")
-    train_command.add_argument("--data", choices=("synthetic", "casia1", "casia2", "folder"), default="synthetic")
-    train_command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
+    _recipe_arguments(train_command, epochs=50, patience=5, input_size=576, loss="bce", monitor="val_loss")
     train_command.add_argument("--run-dir", required=True, type=Path, help="where checkpoints, history and the model go")
     train_command.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    train_command.add_argument("--epochs", type=_positive_int, default=50)
-    train_command.add_argument("--batch-size", type=_positive_int, default=4)
-    train_command.add_argument("--input-size", type=_positive_int, default=576, help="a multiple of 192 (default 576)")
-    train_command.add_argument("--learning-rate", type=_positive_float, default=1e-4)
-    train_command.add_argument("--patience", type=_positive_int, default=5, help="early stopping on validation loss")
-    train_command.add_argument("--loss", choices=("bce", "bce+dice", "focal"), default="bce")
     train_command.add_argument("--positive-weight", type=_positive_float, default=1.0, help="weight of tampered pixels in BCE")
-    train_command.add_argument("--schedule", choices=("constant", "cosine", "plateau"), default="constant",
+    train_command.add_argument("--schedule", choices=SCHEDULES, default="constant",
                                help="plateau: learning rate x0.3 after 2 epochs without a better validation loss")
     train_command.add_argument("--init-from", help="start from another model: a shipped name (e.g. synthetic), a run folder or a .keras "
                                "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
     train_command.add_argument("--seed", type=int, default=0)
-    train_command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
     train_command.add_argument("--attention", choices=ATTENTION_PLACEMENTS, default="features")
     train_command.add_argument("--fusion", choices=FUSIONS, default="add")
     train_command.add_argument("--streams", choices=STREAMS, default="both")
     train_command.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=32,
                                help="F5's stride: 32 (the paper), 16 or 8 (last stages dilated, as in PSPNet)")
     train_command.add_argument("--decoder", choices=DECODERS, default="none", help="f3: refine the pyramid output with F3 (stride 8)")
-    train_command.add_argument("--policy", choices=INPUT_POLICIES, default="resize",
-                               help="how images reach the square input: resize (the paper) or pad (own pixels, padding ignored)")
     train_command.add_argument("--recompress", type=float, default=0.0, metavar="P",
                                help="probability of re-saving a training image as JPEG (quality 70..100) before ELA")
-    train_command.add_argument("--monitor", choices=MONITORS, default="val_loss", help="what picks the best epoch and stops early")
-    train_command.add_argument("--split", choices=SPLIT_PROTOCOLS, default="paper",
-                               help="paper: 90/5/5 by name hash; grouped: forgeries sharing a source photo on one side")
-    train_command.add_argument("--synthetic-count", type=_positive_int, default=400)
-    train_command.add_argument("--workers", type=_positive_int, default=2)
-    train_command.add_argument("--max-train-images", type=_positive_int, default=None)
     train_command.add_argument("--include-authentic", action="store_true", help="also train on authentic images (all-zero masks)")
     train_command.set_defaults(handler=_train)
 
@@ -346,21 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate_command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ablate_command.add_argument("--out", type=Path, required=True, help="the study's folder (results.csv, one run folder per cell)")
     ablate_command.add_argument("--robustness", type=int, default=0, metavar="N", help="also score N validation images under JPEG and resizing")
-    ablate_command.add_argument("--data", choices=("synthetic", "casia1", "casia2", "folder"), default="synthetic")
-    ablate_command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
-    ablate_command.add_argument("--epochs", type=_positive_int, default=8)
-    ablate_command.add_argument("--patience", type=_positive_int, default=4)
-    ablate_command.add_argument("--input-size", type=_positive_int, default=192)
-    ablate_command.add_argument("--batch-size", type=_positive_int, default=4)
-    ablate_command.add_argument("--learning-rate", type=_positive_float, default=1e-4)
-    ablate_command.add_argument("--loss", choices=("bce", "bce+dice", "focal"), default="bce+dice")
-    ablate_command.add_argument("--synthetic-count", type=_positive_int, default=400)
-    ablate_command.add_argument("--max-train-images", type=_positive_int, default=None)
-    ablate_command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
-    ablate_command.add_argument("--split", choices=SPLIT_PROTOCOLS, default="paper")
-    ablate_command.add_argument("--policy", choices=INPUT_POLICIES, default="resize")
-    ablate_command.add_argument("--monitor", choices=MONITORS, default="val_f1")
-    ablate_command.add_argument("--workers", type=_positive_int, default=2)
+    _recipe_arguments(ablate_command, epochs=8, patience=4, input_size=192, loss="bce+dice", monitor="val_f1")
     ablate_command.set_defaults(handler=_ablate)
 
     evaluate_command = commands.add_parser("evaluate", help="score the network and the classic baselines (Tables I and II)")
@@ -374,9 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--protocol", choices=("paper", "grouped"), default="paper",
                                   help="which split --split test/validation/train refers to: paper (by name hash) or grouped (by source photo)")
     evaluate_command.add_argument("--threshold", type=_threshold, default=0.5)
-    evaluate_command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
-    evaluate_command.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                                  help="test-time augmentation, the map averaged with the flipped image's (default: the model's own setting)")
+    _inference_arguments(evaluate_command)
     evaluate_command.add_argument("--limit", type=_positive_int, help="score only the first N images")
     evaluate_command.add_argument("--include-authentic", action="store_true", help="also score authentic images (pooled protocols)")
     evaluate_command.add_argument("--synthetic-count", type=_positive_int, default=200)
@@ -391,9 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command.add_argument("--out", required=True, help="output folder")
     localize_command.add_argument("--weights", default="casia1", help="a shipped model's name, a run folder or a .keras file")
     localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
-    localize_command.add_argument("--policy", choices=LOCALIZE_POLICIES, default=None, help="how images reach the network (default: the model's own)")
-    localize_command.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                                  help="test-time augmentation, the map averaged with the flipped image's (default: the model's own setting)")
+    _inference_arguments(localize_command)
     localize_command.set_defaults(handler=_localize)
     return parser
 

@@ -19,10 +19,12 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import pretrained
 from .architecture import SETTINGS_MEMBER, ModelSettings, read_keras_settings
+from .runs import read_json, settings_of_run
 
-#: Settings a pre-settings card or run lacks were these (the suite's only behaviour before they were saved).
-LEGACY_SETTINGS = {"output_stride": 32, "decoder": "none", "ela_quality": 90, "ela_scaling": "raw", "policy": "resize", "ela_gain": 8.0}
+__all__ = ["LoadedModel", "init_weights_from", "load_model", "read_json", "save_model", "settings_of_run", "transfer_weights"]
+
 
 
 @dataclass
@@ -38,39 +40,19 @@ class LoadedModel:
         self.model.pmsp_settings = self.settings  # the Keras model carries them too, for localize(model.model, ...)
 
 
-def save_model(model, path: str | Path, settings: ModelSettings) -> Path:
-    """Save ``model`` as ``.keras`` with its settings inside the archive (written to a temporary name, then renamed)."""
+def save_model(model, path: str | Path, settings: ModelSettings, *, members: dict[str, dict] | None = None) -> Path:
+    """Save ``model`` as ``.keras`` with its settings (and any other JSON ``members``) inside the archive, written to a
+    temporary name and renamed once: the model and what travels with it change together."""
     import os
 
     path = Path(path)
     temporary = path.with_name(path.stem + ".tmp.keras")
     model.save(temporary)
     with zipfile.ZipFile(temporary, "a") as archive:
-        archive.writestr(SETTINGS_MEMBER, json.dumps(settings.to_dict(), indent=2))
+        for name, values in {SETTINGS_MEMBER: settings.to_dict(), **(members or {})}.items():
+            archive.writestr(name, json.dumps(values, indent=2))
     os.replace(temporary, path)
     return path
-
-
-def settings_of_run(run_dir: str | Path) -> ModelSettings:
-    """The settings of a training run, from its ``config.json`` (runs from before settings were saved: legacy values)."""
-    path = Path(run_dir) / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); the run's settings cannot be read.") from None
-    if "model_settings" in config:
-        return ModelSettings.from_dict(config["model_settings"], source=str(path), required=ModelSettings.ARCHITECTURE)
-    values = {**LEGACY_SETTINGS, **{key: config[key] for key in ModelSettings.ARCHITECTURE if key in config}}
-    if "ela_quality" in config:
-        values["ela_quality"] = config["ela_quality"]
-    return ModelSettings.from_dict(values, source=str(path), required=("input_size",))
-
-
-def settings_of_card(card: dict, source: str) -> ModelSettings:
-    """The settings in a shipped model's card (``settings``)."""
-    if "settings" not in card:
-        raise ValueError(f"{source}: the card has no 'settings' (input size, ELA quality, output stride, input policy).")
-    return ModelSettings.from_dict(card["settings"], source=source, required=ModelSettings.ARCHITECTURE)
 
 
 def load_model(spec: str | Path = "casia1", *, input_size: int | None = None) -> LoadedModel:
@@ -78,8 +60,6 @@ def load_model(spec: str | Path = "casia1", *, input_size: int | None = None) ->
 
     ``input_size`` (shipped models only) builds the network at another size; no weight depends on it.
     """
-    from . import pretrained
-
     spec_text = str(spec)
     if spec_text in pretrained.available():
         splits = pretrained.WEIGHTS_DIR / f"{spec_text}_splits"

@@ -26,7 +26,6 @@ than in training).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -102,25 +101,17 @@ def from_output(probability: np.ndarray, where: Geometry) -> np.ndarray:
     return np.clip(back.astype(np.float32, copy=False), 0.0, 1.0)
 
 
-def valid_region(mask: np.ndarray) -> tuple[slice, slice]:
-    """The rows and columns of a model-input mask that hold the image (not :data:`IGNORE` padding).
+def valid_region(mask: np.ndarray, ignore: float = IGNORE) -> tuple[slice, slice]:
+    """The rows and columns of a model-input mask that hold the image (not ``ignore`` padding: :data:`IGNORE`
+    in uint8 masks, -1 in the float targets of the losses).
 
     Padding is placed to the right and below, so the image is a top-left rectangle.
     """
-    inside = np.asarray(mask) != IGNORE
+    inside = np.asarray(mask) != ignore
     rows, columns = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(inside.any(axis=0))
     if not len(rows):
         return slice(0, 0), slice(0, 0)
     return slice(0, int(rows[-1]) + 1), slice(0, int(columns[-1]) + 1)
-
-
-def recompress(image: np.ndarray, quality: int) -> np.ndarray:
-    """The image saved as a JPEG at ``quality`` and decoded again (a new compression history, for augmentation)."""
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="JPEG", quality=int(quality))
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return np.asarray(decoded.convert("RGB"))
 
 
 # --- one image through a model ----------------------------------------------------------

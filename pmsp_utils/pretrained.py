@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .architecture import ModelSettings
+from .runs import read_history, settings_of_run
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC", "missed_share": "at most this share missed (F1 < 0.1)",
                  "missed_share_copy_move": "at most this share of copy-moves missed"}
@@ -49,8 +52,6 @@ def load_pretrained_with_settings(name: str = "casia1", *, input_size: int | Non
     from dataclasses import replace
 
     from .model import build_pmsp
-    from .models import settings_of_card
-
     card = model_card(name)
     settings = settings_of_card(card, str(WEIGHTS_DIR / f"{name}.json"))
     if input_size is not None:
@@ -67,6 +68,13 @@ def load_pretrained_with_settings(name: str = "casia1", *, input_size: int | Non
     return model, settings
 
 
+def settings_of_card(card: dict, source: str) -> ModelSettings:
+    """The settings in a shipped model's card (``settings``)."""
+    if "settings" not in card:
+        raise ValueError(f"{source}: the card has no 'settings' (input size, ELA quality, output stride, input policy).")
+    return ModelSettings.from_dict(card["settings"], source=source, required=ModelSettings.ARCHITECTURE)
+
+
 def weight_key(index: int, variable) -> str:
     """A weight's key in a shipped file: its position and path (paths alone repeat across the two streams)."""
     return f"{index:04d}:{variable.path}"
@@ -76,7 +84,6 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
     """Store a run's best weights (``best.weights.h5``) as shipped float16 weights with its card, history and split lists."""
     from .data.splits import read_split_list
     from .model import build_pmsp
-    from .models import settings_of_run
 
     run_dir = Path(run_dir)
     settings = settings_of_run(run_dir)
@@ -104,8 +111,6 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
 
 def history(name: str = "casia1") -> list[dict]:
     """The recorded training history of a shipped model (one dictionary per epoch)."""
-    from .train import read_history
-
     path = WEIGHTS_DIR / f"{name}_history.csv"
     if not path.exists():
         raise FileNotFoundError(f"No recorded history for {name!r}.")

@@ -27,7 +27,7 @@ import os
 import platform
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -37,9 +37,13 @@ from PIL import Image
 from .architecture import DECODERS, INPUT_POLICIES, OUTPUT_STRIDES, ModelSettings
 from .data.records import Record
 from .data.sources import DATA_SOURCES
+from .data.synthetic import jpeg_roundtrip
 from .ela import ElaCache, ElaSettings
+from .ela import ela as compute_ela
 from .metrics import PixelMetrics
-from .pipeline import IGNORE, recompress, to_input, valid_region
+from .models import init_weights_from, save_model
+from .pipeline import IGNORE, to_input, valid_region
+from .runs import read_history, read_json
 
 LOSSES = ("bce", "bce+dice", "focal")
 SCHEDULES = ("constant", "cosine", "plateau")
@@ -112,6 +116,12 @@ class TrainConfig:
             raise ValueError(f"recompress_qualities must be two JPEG qualities low <= high in 1..100, got {self.recompress_qualities}.")
         self.model_settings()  # the input size must fit the output stride
 
+    @classmethod
+    def from_saved(cls, values: dict) -> "TrainConfig":
+        """A config from a saved ``config.json`` (JSON lists back to tuples; keys that are no setting left out)."""
+        known = {item.name for item in fields(cls)}
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items() if key in known})
+
     def model_settings(self) -> ModelSettings:
         """The settings saved with the trained model (architecture, ELA, input policy)."""
         return ModelSettings(input_size=self.input_size, attention=self.attention, fusion=self.fusion, streams=self.streams,
@@ -145,11 +155,14 @@ def mask_targets(masks: np.ndarray) -> np.ndarray:
     return np.where(masks == IGNORE, -1.0, masks).astype(np.float32)[..., None]
 
 
-def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bool, augment: bool, ela_cache: ElaCache, batch_size: int | None = None):
-    """A ``keras.utils.PyDataset`` of ({"rgb", "ela"}, mask) batches over ``records``."""
-    import keras
+def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bool, augment: bool, ela_cache: ElaCache, batch_size: int | None = None,
+                  preloaded: dict | None = None):
+    """A ``keras.utils.PyDataset`` of ({"rgb", "ela"}, mask) batches over ``records``.
 
-    from .ela import ela as compute_ela
+    ``preloaded``: {image path: (image, ela, mask)} already decoded (by :func:`screen_records`), used instead of
+    decoding again when ``config.cache_in_memory``.
+    """
+    import keras
 
     class ForgerySequence(keras.utils.PyDataset):
         """Batches of resized RGB, ELA and masks; order and flips depend on (seed, epoch) only.
@@ -168,7 +181,8 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             self.start_epoch = 0
             self.requests: dict[int, int] = {}
             self.lock = threading.Lock()
-            self.memory: dict[int, tuple] = {}
+            self.memory: dict[int, tuple] = {index: preloaded[record.image_path] for index, record in enumerate(self.records)
+                                              if config.cache_in_memory and preloaded and record.image_path in preloaded}
             self.orders: dict[int, np.ndarray] = {}
 
         def order(self, epoch: int) -> np.ndarray:
@@ -218,7 +232,7 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
                         image, ela_map, mask = image[::-1], ela_map[::-1], mask[::-1]
                     if config.recompress and rng.random() < config.recompress:
                         low, high = config.recompress_qualities
-                        image = recompress(np.ascontiguousarray(image), int(rng.integers(low, high + 1)))
+                        image = jpeg_roundtrip(np.ascontiguousarray(image), int(rng.integers(low, high + 1)))
                         ela_map = compute_ela(image, quality=config.ela_quality)
                 rgb, ela_small, mask_small, _ = to_input(np.ascontiguousarray(image), np.ascontiguousarray(ela_map),
                                                          np.ascontiguousarray(mask), config.input_size, config.policy)
@@ -236,15 +250,24 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
 # --- losses ---------------------------------------------------------------------------
 
 
-def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=print):
+def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=print, *, keep: bool = True):
     """Decode every image once (filling the ELA cache) and skip, with a list, those training cannot use.
 
     Truncated or corrupt images and masks of another size would otherwise stop a
     run in its first epoch; evaluation skips the same images the same way.
+    Returns (training records, validation records, {image path: (image, ela, mask)}); the decoded examples are
+    kept (``keep``) for the input pipeline, so no image is decoded twice.
     """
     from .data.verify import usable_records
 
-    decode = lambda record: ela_cache.get_with_image(record.image_path)[1]  # noqa: E731
+    loaded: dict = {}
+
+    def decode(record):
+        example = load_example(record, ela_cache)
+        if keep:
+            loaded[record.image_path] = example
+        return example[0], example[2]
+
     screened = []
     for part, records in (("training", train_records), ("validation", validation_records)):
         usable, refused = usable_records(records, decode=decode)
@@ -257,7 +280,7 @@ def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=
         if not usable:
             raise ValueError(f"none of the {len(records)} {part} images can be used (see the list above).")
         screened.append(usable)
-    return screened[0], screened[1]
+    return screened[0], screened[1], loaded
 
 
 def make_loss(name: str = "bce", positive_weight: float = 1.0):
@@ -291,7 +314,7 @@ def evaluate_pixels(model, sequence, threshold: float = 0.5) -> dict[str, float]
             loss_total += float(keras.ops.convert_to_numpy(model.loss(masks, probabilities))) * len(masks)
             count += len(masks)
         for probability, target in zip(probabilities[..., 0], masks[..., 0]):
-            rows, columns = valid_region(np.where(target < 0, IGNORE, target))  # padding is not scored
+            rows, columns = valid_region(target, ignore=-1.0)  # padding is not scored
             metrics.update(np.clip(probability[rows, columns], 0.0, 1.0), target[rows, columns].astype(np.uint8))
     result = metrics.result()
     if count:
@@ -400,19 +423,14 @@ def is_better(monitor: str, logs: dict, state: dict) -> bool:
 STATE_MEMBER = "pmsp_state.json"  # the run state inside checkpoint.keras: model, optimizer and state change in one rename
 
 
-def save_checkpoint(model, run_dir: Path, state: dict) -> None:
-    """Write ``checkpoint.keras`` with the run state inside it, then rename once; ``state.json`` is a copy for people.
+def save_checkpoint(model, run_dir: Path, state: dict, settings: ModelSettings) -> None:
+    """Write ``checkpoint.keras`` with the run state (and the model settings) inside it, renamed once; ``state.json``
+    is a copy for people.
 
     A crash at any point leaves either the old checkpoint with its own state or
     the new one with its own: an epoch is never repeated or skipped on resume.
     """
-    import zipfile
-
-    temporary = run_dir / "checkpoint.tmp.keras"
-    model.save(temporary)
-    with zipfile.ZipFile(temporary, "a") as archive:
-        archive.writestr(STATE_MEMBER, json.dumps(state, indent=2))
-    os.replace(temporary, run_dir / "checkpoint.keras")
+    save_model(model, run_dir / "checkpoint.keras", settings, members={STATE_MEMBER: state})
     _atomic_write_text(run_dir / "state.json", json.dumps(state, indent=2))
 
 
@@ -468,7 +486,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             state["seed_generators"] = seed_generator_states(self.model)
             append_history(run_dir, {"epoch": epoch, **{key: float(value) for key, value in logs.items()}})
             save_snapshot(run_dir, self.model, validation, epoch + 1)
-            save_checkpoint(self.model, run_dir, state)
+            save_checkpoint(self.model, run_dir, state, config.model_settings())
             echo(
                 f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
                 f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}"
@@ -492,8 +510,6 @@ def build_model(config: TrainConfig, verbose: bool = True):
     keras.utils.set_random_seed(config.seed)
     model = build_pmsp(**config.model_settings().architecture(), weights=None if config.init_from else config.weights, verbose=verbose)
     if config.init_from:
-        from .models import init_weights_from
-
         report = init_weights_from(model, config.init_from)
         if verbose:
             print(report)
@@ -539,7 +555,7 @@ def train(
         if state_file.exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
         state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_val_f1": -1.0, "best_epoch": 0, "wait": 0}
-        (run_dir / "config.json").write_text(json.dumps({**asdict(config), "model_settings": config.model_settings().to_dict()}, indent=2))
+        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))  # the model settings derive from it
         (run_dir / "environment.json").write_text(json.dumps(environment_facts(), indent=2))
         from .data.splits import write_split_list
 
@@ -551,9 +567,10 @@ def train(
             (splits / "protocol.txt").write_text(split_protocol + "\n")
         model = build_model(config, verbose=bool(verbose))
     ela_cache = ElaCache(settings=ElaSettings(quality=config.ela_quality))
-    train_records, validation_records = screen_records(train_records, validation_records, ela_cache, echo)
-    training = make_sequence(train_records, config, shuffle=True, augment=config.augment, ela_cache=ela_cache)
-    validation = make_sequence(validation_records, config, shuffle=False, augment=False, ela_cache=ela_cache)
+    train_records, validation_records, loaded = screen_records(train_records, validation_records, ela_cache, echo,
+                                                               keep=config.cache_in_memory)
+    training = make_sequence(train_records, config, shuffle=True, augment=config.augment, ela_cache=ela_cache, preloaded=loaded)
+    validation = make_sequence(validation_records, config, shuffle=False, augment=False, ela_cache=ela_cache, preloaded=loaded)
     training.set_epoch(state["epochs_done"])
     callbacks = [make_epoch_callback(run_dir, validation, config, state, echo)]
     if config.schedule == "cosine":
@@ -567,14 +584,13 @@ def train(
                   callbacks=callbacks, verbose=verbose, shuffle=False)  # the sequence shuffles, from its seed
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")
-    from .models import save_model
-
-    save_model(model, run_dir / "model.keras", config.model_settings())  # the settings travel inside the file
+    model.pmsp_settings = config.model_settings()  # what localize needs, for every caller of train()
+    save_model(model, run_dir / "model.keras", model.pmsp_settings)  # the settings travel inside the file
     return model, read_history(run_dir)
 
 
 #: Settings a resumed run may change: how long it runs and how it loads data, not what it learns.
-RESUMABLE_CHANGES = {"epochs", "workers", "notes", "model_settings"}
+RESUMABLE_CHANGES = {"epochs", "workers", "notes", "model_settings"}  # model_settings: a copy of other fields in older config.json files
 _PATH_SETTINGS = ("root", "init_from", "weights")
 
 
@@ -594,31 +610,6 @@ def setting_differences(saved: dict, current: dict) -> list[tuple[str, object, o
     saved = {**asdict(TrainConfig()), **saved}
     return [(name, saved[name], current[name]) for name in sorted(current)
             if name not in RESUMABLE_CHANGES and _normalised(name, saved.get(name)) != _normalised(name, current[name])]
-
-
-def read_json(path: Path) -> dict:
-    """A JSON file of a run directory; a clear error naming it when it is empty or damaged."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing; this run directory is incomplete (start a new --run-dir).") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); the file is damaged (start a new --run-dir, or restore it).") from None
-
-
-def read_history(run_dir: str | Path) -> list[dict]:
-    """The rows of a run's ``history.csv`` (or of a history CSV file) as dictionaries of floats.
-
-    A column that a row lacks (a value logged only from some epoch on) is left out of that row.
-    """
-    import csv
-
-    path = Path(run_dir)
-    path = path if path.suffix == ".csv" else path / "history.csv"
-    if not path.exists():
-        return []
-    with open(path) as stream:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(stream)]
 
 
 def append_history(run_dir: Path, row: dict) -> None:

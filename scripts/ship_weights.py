@@ -100,8 +100,6 @@ def held_out_rows(model, records, label: str) -> dict:
 
 
 def main() -> None:
-    from dataclasses import fields
-
     from pmsp_utils.data import grouped_split, paper_split
 
     parser = argparse.ArgumentParser()
@@ -121,9 +119,7 @@ def main() -> None:
     parser.add_argument("--targets-on", default="", help="which images the targets are for")
     parser.add_argument("--flip", action="store_true", help="ship with flipped test-time augmentation on (where it was measured to win)")
     args = parser.parse_args()
-    known = {field.name for field in fields(TrainConfig)}
-    saved = json.loads((args.run_dir / "config.json").read_text())
-    config = TrainConfig(**{key: (tuple(value) if isinstance(value, list) else value) for key, value in saved.items() if key in known})
+    config = TrainConfig.from_saved(json.loads((args.run_dir / "config.json").read_text()))
     history = read_history(args.run_dir)
     state = json.loads((args.run_dir / "state.json").read_text())
     names = {key for key, _ in read_split_list(args.run_dir / "splits" / "validation.txt")}

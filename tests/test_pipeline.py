@@ -228,7 +228,7 @@ def test_settings_round_trip_through_keras_file_run_folder_and_card(tmp_path):
     np.testing.assert_array_equal(loaded.model.get_weights()[0], model.get_weights()[0])
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"model_settings": settings.to_dict()}))
+    (run / "config.json").write_text(json.dumps(settings.to_dict()))  # a run's config names its settings as ModelSettings does
     model.save_weights(run / "best.weights.h5")
     assert settings_of_run(run) == settings and load_model(run).settings == settings
     card = pretrained.model_card("casia1")

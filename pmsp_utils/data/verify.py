@@ -114,18 +114,21 @@ def verify(source: str, root: str | Path, *, manifest: str | Path | None = None,
 def usable_records(records, *, show_progress: bool | None = None, decode=None) -> tuple[list, list[tuple[Path, str]]]:
     """(records that decode in full with a mask of their size, [(image path, why) for the others]).
 
-    ``decode(record)`` returns the decoded image (default: :func:`pmsp_utils.images.load_image`);
-    training passes its ELA cache, so this pass also fills the cache.
+    ``decode(record)`` returns (image, mask) (default: :func:`pmsp_utils.images.load_image` and the
+    record's mask); training passes its ELA cache, so this pass also fills the cache.
     """
     from ..images import load_image
     from ..progress import progress
+
+    def read(record):
+        image = np.asarray(load_image(record.image_path).to_display())
+        return image, record.load_mask(image.shape[:2])
 
     records = list(records)
     usable, refused = [], []
     for record in progress(records, total=len(records), description="decoding images", show=show_progress):
         try:
-            image = decode(record) if decode is not None else np.asarray(load_image(record.image_path).to_display())
-            mask = record.load_mask(image.shape[:2])
+            image, mask = (decode or read)(record)
             if mask.shape != image.shape[:2]:
                 raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}")
         except (ValueError, OSError) as error:

@@ -1,0 +1,52 @@
+"""What a training run's folder holds, read without Keras: its config, the model settings it implies, its history.
+
+Explained in 04_training. A run folder (``pmsp train --run-dir``) holds ``config.json``,
+``state.json``, ``history.csv``, ``splits/`` and the weights; the shipped models
+(:mod:`pmsp_utils.pretrained`) and any model loader (:mod:`pmsp_utils.models`)
+read runs through these functions.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import fields
+from pathlib import Path
+
+from .architecture import ModelSettings
+
+#: Settings a pre-settings card or run lacks were these (the suite's only behaviour before they were saved).
+LEGACY_SETTINGS = {"output_stride": 32, "decoder": "none", "ela_quality": 90, "ela_scaling": "raw", "policy": "resize", "ela_gain": 8.0}
+
+
+def read_json(path: str | Path) -> dict:
+    """A JSON file of a run directory; a clear error naming it when it is missing, empty or damaged."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: missing; this run directory is incomplete (start a new --run-dir).") from None
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); the file is damaged (start a new --run-dir, or restore it).") from None
+
+
+def settings_of_run(run_dir: str | Path) -> ModelSettings:
+    """The settings of a training run, from the fields of its ``config.json`` (named as in :class:`ModelSettings`);
+    what a run from before a setting existed lacks takes the only behaviour the suite had then."""
+    path = Path(run_dir) / "config.json"
+    config = read_json(path)
+    known = {field.name for field in fields(ModelSettings)}
+    values = {**LEGACY_SETTINGS, **{key: value for key, value in config.items() if key in known}}
+    return ModelSettings.from_dict(values, source=str(path), required=("input_size",))
+
+
+def read_history(run_dir: str | Path) -> list[dict]:
+    """The rows of a run's ``history.csv`` (or of a history CSV file) as dictionaries of floats.
+
+    A column that a row lacks (a value logged only from some epoch on) is left out of that row.
+    """
+    path = Path(run_dir)
+    path = path if path.suffix == ".csv" else path / "history.csv"
+    if not path.exists():
+        return []
+    with open(path) as stream:
+        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(stream)]
