@@ -97,8 +97,11 @@ def _train(args: argparse.Namespace) -> int:
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
     _, history = train(config, train_records, validation_records, args.run_dir, resume=args.resume, split_protocol=protocol)
     if history:
-        best = min(history, key=lambda row: row["val_loss"])
-        print(f"best epoch {int(best['epoch']) + 1}: val_loss {best['val_loss']:.4f}, val per-image F1@0.5 {best['val_f1']:.3f}, "
+        from .runs import read_json
+
+        chosen = read_json(args.run_dir / "state.json")["best_epoch"]  # as --monitor chose it (loss or F1)
+        best = next((row for row in history if int(row["epoch"]) + 1 == chosen), min(history, key=lambda row: row["val_loss"]))
+        print(f"best epoch {int(best['epoch']) + 1} (by {config.monitor}): val_loss {best['val_loss']:.4f}, val per-image F1@0.5 {best['val_f1']:.3f}, "
               f"val pooled AUC {best['val_auc']:.3f}")
     print(f"run directory: {args.run_dir} (model.keras, best.weights.h5, history.csv, config.json, splits/)")
     return 0
