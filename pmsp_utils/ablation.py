@@ -103,14 +103,18 @@ def _write_results(path: Path, rows: list[dict]) -> None:
 
 
 def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, train_records, validation_records, out: str | Path, *,
-                 robustness: int = 0, snapshot_images: int = 3, echo: Callable[[str], None] = print, verbose: int = 0) -> list[dict]:
+                 score_records=None, score_part: str = "validation", split_protocol: str = "", robustness: int = 0,
+                 snapshot_images: int = 3, echo: Callable[[str], None] = print, verbose: int = 0) -> list[dict]:
     """Train every (variant, seed) not yet in ``out/results.csv`` and add its row; returns all rows.
 
     ``config`` is the recipe (a :class:`pmsp_utils.train.TrainConfig`) shared by every
     cell; each variant changes only its architecture, each seed only ``config.seed``.
-    ``robustness``: how many validation images to score under JPEG recompression
-    and resizing (0: none). A few validation predictions per cell go to
-    ``out/snapshots.npz`` (small uint8 maps), for Figure 7.
+    ``validation_records`` pick each cell's epoch (``config.monitor``); the table
+    scores ``score_records`` (default: the validation images themselves; pass the
+    test part for scores that no choice has seen), named ``score_part`` in
+    ``study.json``. ``robustness``: how many scored images to score again under
+    JPEG recompression and resizing (0: none). A few predictions per cell on the
+    scored images go to ``out/snapshots.npz`` (small uint8 maps), for Figure 7.
     """
     from .evaluate import evaluate, model_predictor
     from .model.counting import multiply_adds
@@ -119,6 +123,7 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     from .train import train
 
     names = variant_names(variants)
+    score_records = list(validation_records if score_records is None else score_records)
     if not seeds:
         raise ValueError("run_ablation needs at least one seed.")
     out = Path(out)
@@ -128,10 +133,14 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     done = {(row["variant"], row["seed"]) for row in rows}
     base = config.model_settings()
     study = {"variants": names, "seeds": list(seeds), "recipe": {k: v for k, v in asdict(config).items() if k != "notes"},
-             "train_images": len(train_records), "validation_images": len(validation_records)}
+             "train_images": len(train_records), "validation_images": len(validation_records), "scored_part": score_part,
+             "scored_images": len(score_records), "split": split_protocol,
+             "metrics": "per-image F1 at 0.5 (mean over scored images of each image's F1), pooled F1 at 0.5 and pooled pixel AUC "
+                        "(all scored pixels together), each image scored at its own size; val_f1_at_best: the validation "
+                        "per-image F1 at the model's input size of the epoch that was kept"}
     (out / "study.json").write_text(json.dumps(study, indent=2, default=str))
-    for name in names:
-        for seed in seeds:
+    for seed in seeds:  # every variant at one seed before the next seed: a stopped study still compares all variants
+        for name in names:
             if (name, int(seed)) in done:
                 echo(f"{name}, seed {seed}: done already, skipped")
                 continue
@@ -143,16 +152,18 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
             echo(f"{name}, seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")
             started = time.perf_counter()
             model, history = train(cell, train_records, validation_records, run_dir, resume=resume, verbose=verbose, echo=lambda m: None)
-            result = evaluate(validation_records, {"PMSP": model_predictor(model)}, dataset="validation", show_progress=False)
+            result = evaluate(score_records, {"PMSP": model_predictor(model)}, dataset=score_part, show_progress=False)
             table = result.table1()[0]
             row = {"variant": name, "seed": int(seed), "per_image_f1@0.5": table["f1_per_image@0.5"], "pooled_f1@0.5": table["f1_pooled@0.5"],
                    "pooled_auc": table["auc_pooled"], "parameters": model.count_params(), "multiply_adds": multiply_adds(model),
                    "training_seconds": round(sum(entry.get("seconds", 0.0) for entry in read_history(run_dir)) or time.perf_counter() - started, 1),
                    "epochs": len(history), "best_epoch": json.loads((run_dir / "state.json").read_text())["best_epoch"]}
+            kept = [entry for entry in read_history(run_dir) if int(entry["epoch"]) + 1 == row["best_epoch"]]
+            row["val_f1_at_best"] = float(kept[0]["val_f1"]) if kept and "val_f1" in kept[0] else None
             if robustness:
-                points = robustness_curves(validation_records[:robustness], model_predictor(model), levels=ROBUSTNESS_LEVELS, show_progress=False)
+                points = robustness_curves(score_records[:robustness], model_predictor(model), levels=ROBUSTNESS_LEVELS, show_progress=False)
                 row.update({f"f1_{point.perturbation}_{point.level}": point.per_image_f1 for point in points if point.level != "none"})
-            _save_snapshots(out, name, int(seed), model, validation_records[:snapshot_images])
+            _save_snapshots(out, name, int(seed), model, score_records[:snapshot_images])
             rows.append(row)
             _write_results(results_path, rows)
             echo(f"{name}, seed {seed}: per-image F1 {row['per_image_f1@0.5']:.3f}, pooled AUC {row['pooled_auc']:.3f}")

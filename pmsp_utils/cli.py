@@ -114,10 +114,12 @@ def _ablate(args: argparse.Namespace) -> int:
 
     names = variant_names(args.grid)  # a bad name fails before any data is read
     config = _train_config(args)
-    train_records, validation_records, _, protocol = training_records(config)
-    print(f"ablation: {len(names)} variants x {len(args.seeds)} seeds; {protocol}")
-    rows = run_ablation(names, args.seeds, config, train_records, validation_records, args.out, robustness=args.robustness)
-    print("\nper-image F1@0.5 on validation, over seeds:")
+    train_records, validation_records, test_records, protocol = training_records(config)
+    scored = test_records if args.score == "test" else validation_records
+    print(f"ablation: {len(names)} variants x {len(args.seeds)} seeds; {protocol}; scored on the {args.score} part ({len(scored)} images)")
+    rows = run_ablation(names, args.seeds, config, train_records, validation_records, args.out, robustness=args.robustness,
+                        score_records=scored, score_part=args.score, split_protocol=protocol)
+    print(f"\nper-image F1@0.5 on the {args.score} part, over seeds:")
     for row in summarise(rows):
         print(f"  {row['variant']:18s} {row['mean']:.3f} ± {row['std']:.3f} ({row['seeds']} seeds)")
     if "paper" in names:
@@ -301,7 +303,10 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
     command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
     command.add_argument("--synthetic-count", type=_positive_int, default=400)
     command.add_argument("--workers", type=_positive_int, default=2)
-    command.add_argument("--max-train-images", type=_positive_int, default=None)
+    command.add_argument("--max-train-images", type=_positive_int, default=None,
+                         help="train on this many images of the training part (a fixed name-hash sample, the same for every run)")
+    command.add_argument("--recompress", type=float, default=0.0, metavar="P",
+                         help="probability of re-saving a training image as JPEG (quality 70..100) before ELA")
 
 
 def _inference_arguments(command) -> None:
@@ -357,8 +362,6 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=32,
                                help="F5's stride: 32 (the paper), 16 or 8 (last stages dilated, as in PSPNet)")
     train_command.add_argument("--decoder", choices=DECODERS, default="none", help="f3: refine the pyramid output with F3 (stride 8)")
-    train_command.add_argument("--recompress", type=float, default=0.0, metavar="P",
-                               help="probability of re-saving a training image as JPEG (quality 70..100) before ELA")
     train_command.add_argument("--include-authentic", action="store_true", help="also train on authentic images (all-zero masks)")
     train_command.set_defaults(handler=_train)
 
@@ -366,7 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate_command.add_argument("--grid", default="all", help="attention, fusion, streams, output, all, or variant names joined by commas")
     ablate_command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ablate_command.add_argument("--out", type=Path, required=True, help="the study's folder (results.csv, one run folder per cell)")
-    ablate_command.add_argument("--robustness", type=int, default=0, metavar="N", help="also score N validation images under JPEG and resizing")
+    ablate_command.add_argument("--robustness", type=int, default=0, metavar="N", help="also score N of the scored images under JPEG and resizing")
+    ablate_command.add_argument("--score", choices=("test", "validation"), default="test",
+                                help="which part the results table scores: test (never used to pick an epoch, the default) or validation")
     _recipe_arguments(ablate_command, epochs=8, patience=4, input_size=192, loss="bce+dice", monitor="val_f1")
     ablate_command.set_defaults(handler=_ablate)
 

@@ -651,7 +651,12 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     if not records:
         raise ValueError(f"{config.data}: no usable images found.")
     split = grouped_split(records) if config.split == "grouped" else paper_split(records)
-    train_records = list(split.train)[: config.max_train_images] if config.max_train_images else list(split.train)
+    train_records = list(split.train)
+    if config.max_train_images:  # a name-hash sample (the parts are sorted by name, so a prefix would be one kind only)
+        from .data.splits import name_hash
+
+        train_records = sorted(sorted(train_records, key=lambda r: (name_hash(r.name, "subset"), r.name))[: config.max_train_images],
+                               key=lambda r: r.name)
     echo(f"{config.data}: {len(train_records)} training, {len(split.validation)} validation, {len(split.test)} test images ({split.protocol})")
     return train_records, list(split.validation), list(split.test), split.protocol
 
