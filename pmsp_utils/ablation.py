@@ -1,4 +1,4 @@
-"""The paper's ablations as a resumable study: one table of variants x seeds (notebook 06_ablations, which will explain it, is still to come).
+"""The paper's ablations as a resumable study: one table of variants x seeds. Explained in 06_ablations.
 
 The paper makes three design claims (Coordinate Attention after F3-F5 beats
 attention inside the blocks, Figure 7; ADD fusion beats CONCAT and halves the
@@ -19,8 +19,9 @@ import csv
 import io
 import json
 import os
+import shutil
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -49,6 +50,8 @@ GRIDS: dict[str, tuple[str, ...]] = {
 GRIDS["all"] = tuple(dict.fromkeys(name for grid in GRIDS.values() for name in grid))
 RESULT_COLUMNS = ("variant", "seed", "per_image_f1@0.5", "pooled_f1@0.5", "pooled_auc", "parameters", "multiply_adds",
                   "training_seconds", "epochs", "best_epoch")
+#: The study that ships with the package (``pmsp ablate`` at a CPU scale; see its study.json), read by :func:`load_study`.
+SHIPPED_STUDY = Path(__file__).resolve().parent / "results" / "ablation"
 #: Perturbations for the robustness columns (per-image F1 at 0.5): JPEG recompression and resizing.
 ROBUSTNESS_LEVELS = {"jpeg": (90, 70, 50), "resize": (0.5,)}
 
@@ -216,3 +219,107 @@ def compare(rows: list[dict], first: str, second: str, metric: str = "per_image_
     better, worse = (a, b) if a["mean"] > b["mean"] else (b, a)
     return (f"{better['variant']} {better['mean']:.3f} ± {better['std']:.3f} beats {worse['variant']} {worse['mean']:.3f} ± "
             f"{worse['std']:.3f}: every seed of one above every seed of the other.")
+
+
+def verdict(rows: list[dict], claimed_better: str, other: str, metric: str = "per_image_f1@0.5") -> str:
+    """A paper's claim "``claimed_better`` beats ``other``", judged by the seeds: "confirmed" when every seed of the
+    first scores above every seed of the second, "contradicted" when every seed of the second is above, "within noise"
+    when the ranges overlap, "not measured" when either is missing (at least two seeds each are needed to judge)."""
+    values = {name: [row[metric] for row in rows if row["variant"] == name and row.get(metric) is not None] for name in (claimed_better, other)}
+    first, second = values[claimed_better], values[other]
+    if len(first) < 2 or len(second) < 2:
+        return "not measured"
+    if min(first) > max(second):
+        return "confirmed"
+    if min(second) > max(first):
+        return "contradicted"
+    return "within noise"
+
+
+@dataclass
+class Study:
+    """A finished (or stopped) ablation study: its table, how it was run, its curves and its prediction snapshots."""
+
+    folder: Path
+    rows: list[dict]
+    settings: dict
+    histories: list[dict] = field(default_factory=list)
+    snapshots: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(row["variant"] for row in self.rows))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({row["seed"] for row in self.rows})
+
+    def snapshot(self, variant: str, seed: int, index: int) -> np.ndarray:
+        """The stored probability map (uint8, 0-255) of one cell on the ``index``-th scored image."""
+        key = f"{variant}/seed{seed}/{index}"
+        if key not in self.snapshots:
+            raise KeyError(f"no snapshot {key!r} in {self.folder}; stored: {', '.join(sorted(self.snapshots)[:6])} ...")
+        return self.snapshots[key]
+
+    @property
+    def snapshot_images(self) -> list[str]:
+        """The scored images the snapshots show, as ``dataset/name``."""
+        return [str(name) for name in self.snapshots.get("images", [])]
+
+
+def collect_histories(out: str | Path) -> list[dict]:
+    """Every cell's per-epoch history in one list of rows (with ``variant`` and ``seed``), from a study folder."""
+    from .runs import read_history
+
+    rows = []
+    for run_dir in sorted(Path(out).glob("*/seed*")):
+        if run_dir.name[4:].isdigit() and run_dir.parent.name in VARIANTS:
+            rows += [{"variant": run_dir.parent.name, "seed": int(run_dir.name[4:]), **entry, "epoch": int(entry["epoch"])}
+                     for entry in read_history(run_dir)]
+    return rows
+
+
+def load_study(folder: str | Path | None = None) -> Study:
+    """A study folder as a :class:`Study` (default: the study shipped with the package).
+
+    Reads ``results.csv`` and ``study.json``, and ``histories.csv`` and
+    ``snapshots.npz`` where present; the histories of a study still being run
+    are read from its run folders.
+    """
+    folder = SHIPPED_STUDY if folder is None else Path(folder)
+    if not (folder / "results.csv").is_file() or not (folder / "study.json").is_file():
+        raise FileNotFoundError(f"{folder}: no ablation study here (results.csv and study.json); run `pmsp ablate --out {folder}` first.")
+    rows = read_results(folder / "results.csv")
+    unknown = sorted({row["variant"] for row in rows} - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"{folder / 'results.csv'}: unknown variant(s) {', '.join(unknown)}; this version knows {', '.join(VARIANTS)}.")
+    settings = json.loads((folder / "study.json").read_text())
+    if (folder / "histories.csv").is_file():
+        with (folder / "histories.csv").open(newline="") as stream:
+            histories = [{key: (value if key == "variant" else int(float(value)) if key in ("seed", "epoch") else float(value))
+                          for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(stream)]
+    else:
+        histories = collect_histories(folder)
+    snapshots = dict(np.load(folder / "snapshots.npz")) if (folder / "snapshots.npz").is_file() else {}
+    return Study(folder, rows, settings, histories, snapshots)
+
+
+def ship_study(out: str | Path, destination: str | Path = SHIPPED_STUDY) -> Path:
+    """Copy a study's small files (table, settings, snapshots, and all histories in one CSV) to ``destination``.
+
+    No weights and no dataset images travel: the shipped study lets notebook 06
+    render on any machine with nothing to download.
+    """
+    study = load_study(out)
+    destination = Path(destination)
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in ("results.csv", "study.json", "snapshots.npz"):
+        if (study.folder / name).is_file():
+            shutil.copyfile(study.folder / name, destination / name)
+    columns = ["variant", "seed"] + sorted({key for row in study.histories for key in row} - {"variant", "seed"},
+                                           key=lambda key: (key != "epoch", key))
+    with (destination / "histories.csv").open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(study.histories)
+    return destination

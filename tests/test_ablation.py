@@ -62,9 +62,76 @@ def test_tiny_grid_writes_rows_and_resumes(tmp_path, cache_folder):
     snapshots = np.load(tmp_path / "study" / "snapshots.npz")
     assert "streams-rgb/seed0/0" in snapshots.files and snapshots["streams-rgb/seed0/0"].dtype == np.uint8
 
+    from pmsp_utils.ablation import load_study, ship_study
+
+    shipped = load_study(ship_study(tmp_path / "study", tmp_path / "shipped"))  # small files only: no run folders, no weights
+    assert sorted(path.name for path in (tmp_path / "shipped").iterdir()) == ["histories.csv", "results.csv", "snapshots.npz", "study.json"]
+    assert shipped.rows == table and shipped.variants == ["streams-rgb", "attention-none"] and shipped.seeds == [0]
+    assert [(row["variant"], row["seed"], row["epoch"]) for row in shipped.histories] == [("attention-none", 0, 0), ("streams-rgb", 0, 0)]
+    assert shipped.settings["scored_part"] == "validation" and shipped.snapshot_images == [f"synthetic/{r.name}" for r in tampered[4:6]]
+
 
 def test_ablate_command_refuses_a_bad_variant(tmp_path, capsys):
     from pmsp_utils.cli import main
 
     assert main(["ablate", "--grid", "paper,nonsense", "--out", str(tmp_path)]) == 2
     assert "unknown ablation variant 'nonsense'" in capsys.readouterr().err
+
+
+def test_verdicts_by_hand():
+    from pmsp_utils.ablation import verdict
+
+    rows = [{"variant": "paper", "seed": s, "per_image_f1@0.5": v, "pooled_auc": 0.8} for s, v in enumerate((0.50, 0.52, 0.54))]
+    rows += [{"variant": "fusion-concat", "seed": s, "per_image_f1@0.5": v, "pooled_auc": 0.9} for s, v in enumerate((0.40, 0.41, 0.42))]
+    rows += [{"variant": "streams-rgb", "seed": s, "per_image_f1@0.5": v, "pooled_auc": 0.7} for s, v in enumerate((0.45, 0.51, 0.60))]
+    assert verdict(rows, "paper", "fusion-concat") == "confirmed"
+    assert verdict(rows, "fusion-concat", "paper") == "contradicted"
+    assert verdict(rows, "paper", "fusion-concat", "pooled_auc") == "contradicted"
+    assert verdict(rows, "paper", "streams-rgb") == "within noise"
+    assert verdict(rows, "paper", "decoder-f3") == "not measured"
+    assert verdict(rows[:1] + rows[3:], "paper", "fusion-concat") == "not measured"  # one seed: no spread to judge by
+
+
+def test_the_shipped_study_loads_whole():
+    from pmsp_utils.ablation import SHIPPED_STUDY, load_study
+
+    study = load_study()
+    assert study.folder == SHIPPED_STUDY
+    assert set(study.variants) == set(VARIANTS), "every variant of the grid was trained"
+    assert len(study.seeds) >= 3 and len(study.rows) == len(VARIANTS) * len(study.seeds), "every variant at every seed, once"
+    assert set(RESULT_COLUMNS) <= set(study.rows[0])
+    for row in study.rows:
+        assert 0.0 <= row["per_image_f1@0.5"] <= 1.0 and 0.0 <= row["pooled_auc"] <= 1.0 and 1 <= row["best_epoch"] <= row["epochs"]
+        assert {f"f1_jpeg_{quality}" for quality in (90, 70, 50)} <= set(row), "the robustness columns"
+    assert study.settings["scored_part"] == "test" and study.settings["recipe"]["split"] == "grouped"
+    for variant in VARIANTS:  # Figure 7 and the curves draw from these
+        assert study.snapshot(variant, study.seeds[0], 0).dtype.name == "uint8"
+        assert {row["seed"] for row in study.histories if row["variant"] == variant} == set(study.seeds)
+    assert len(study.snapshot_images) >= 3
+
+
+def test_the_shipped_study_is_what_build_pmsp_builds():
+    """Each shipped variant name builds, and builds a network of the parameter count the study recorded."""
+    from pmsp_utils.ablation import load_study, variant_settings
+    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model import build_pmsp
+
+    study = load_study()
+    base = ModelSettings(input_size=study.settings["recipe"]["input_size"])
+    recorded = {row["variant"]: row["parameters"] for row in study.rows}
+    for variant in study.variants:
+        settings = variant_settings(variant, base)
+        model = build_pmsp(settings.input_size, attention=settings.attention, fusion=settings.fusion, streams=settings.streams,
+                           output_stride=settings.output_stride, decoder=settings.decoder, weights=None, verbose=False)
+        assert model.count_params() == recorded[variant], variant
+
+
+def test_load_study_errors(tmp_path):
+    from pmsp_utils.ablation import load_study
+
+    with pytest.raises(FileNotFoundError, match="no ablation study here"):
+        load_study(tmp_path)
+    (tmp_path / "results.csv").write_text("variant,seed,per_image_f1@0.5\nattention-everywhere,0,0.5\n")
+    (tmp_path / "study.json").write_text("{}")
+    with pytest.raises(ValueError, match="unknown variant.*attention-everywhere"):
+        load_study(tmp_path)

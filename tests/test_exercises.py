@@ -151,3 +151,71 @@ def test_05_auc_from_histograms():
     metrics = PixelMetrics()
     metrics.update(scores.reshape(100, 200), truth.reshape(100, 200).astype(np.uint8))
     assert histogram_auc(scores, truth) == pytest.approx(metrics.pooled_auc(), abs=1e-6)
+
+
+# --- 06, exercise 2: the chance that every seed of one identical variant beats every seed of the other ---------------
+
+
+def separation_probability(n: int, m: int | None = None) -> float:
+    """P(all n of A above all m of B) when the n + m scores are exchangeable: one of C(n+m, n) equally likely rank sets."""
+    from math import comb
+
+    return 1 / comb(n + (n if m is None else m), n)
+
+
+def test_06_separation_probability_by_enumeration():
+    from itertools import permutations
+
+    for n in (1, 2, 3):
+        orders = list(permutations(range(2 * n)))  # positions 0..n-1 are A's seeds, the rest B's; values are ranks
+        separated = sum(min(order[:n]) > max(order[n:]) for order in orders)
+        assert separated / len(orders) == pytest.approx(separation_probability(n))
+    assert separation_probability(3) == pytest.approx(1 / 20)  # so "confirmed or contradicted" by chance: 1 in 10
+    smallest = next(n for n in range(1, 10) if separation_probability(n) < 0.01)
+    assert smallest == 5 and separation_probability(4) > 0.01
+
+
+def test_06_the_range_rule_is_the_packages_verdict():
+    from pmsp_utils.ablation import verdict
+
+    rng = np.random.default_rng(0)
+    trials, confirmed = 4000, 0
+    for _ in range(trials):  # two identical variants: the package calls "confirmed" about 1 time in 20
+        values = rng.normal(size=6)
+        rows = [{"variant": "paper", "seed": s, "per_image_f1@0.5": v} for s, v in enumerate(values[:3])]
+        rows += [{"variant": "fusion-concat", "seed": s, "per_image_f1@0.5": v} for s, v in enumerate(values[3:])]
+        confirmed += verdict(rows, "paper", "fusion-concat") == "confirmed"
+    assert confirmed / trials == pytest.approx(separation_probability(3), abs=0.015)
+
+
+# --- 06, exercise 3: a paired comparison over seeds -------------------------------------------------------------------
+
+
+def paired_difference(rows: list[dict], first: str, second: str, metric: str = "per_image_f1@0.5") -> tuple[float, float]:
+    """Mean over shared seeds of (first - second), and its standard error."""
+    by_seed = {}
+    for row in rows:
+        by_seed.setdefault(row["seed"], {})[row["variant"]] = row[metric]
+    differences = np.array([scores[first] - scores[second] for scores in by_seed.values() if first in scores and second in scores])
+    return float(differences.mean()), float(differences.std(ddof=1) / np.sqrt(len(differences)))
+
+
+def test_06_paired_difference_by_hand():
+    rows = [{"variant": "paper", "seed": s, "per_image_f1@0.5": v} for s, v in enumerate((0.30, 0.40, 0.50))]
+    rows += [{"variant": "attention-none", "seed": s, "per_image_f1@0.5": v} for s, v in enumerate((0.28, 0.37, 0.49))]
+    mean, error = paired_difference(rows, "paper", "attention-none")
+    assert mean == pytest.approx(0.02)  # differences 0.02, 0.03, 0.01
+    assert error == pytest.approx(0.01 / np.sqrt(3))
+    from pmsp_utils.ablation import verdict
+
+    assert verdict(rows, "paper", "attention-none") == "within noise"  # the ranges overlap, yet every pair favours paper
+
+
+def test_06_paired_difference_on_the_shipped_study():
+    from pmsp_utils.ablation import load_study
+
+    study = load_study()
+    mean, error = paired_difference(study.rows, "paper", "fusion-concat")
+    by_hand = np.mean([row["per_image_f1@0.5"] for row in study.rows if row["variant"] == "paper"]) - np.mean(
+        [row["per_image_f1@0.5"] for row in study.rows if row["variant"] == "fusion-concat"])
+    assert mean == pytest.approx(by_hand) and error > 0  # with every seed run for both, the paired mean is the difference of means
