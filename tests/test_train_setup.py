@@ -41,6 +41,27 @@ def test_training_records_for_synthetic_data_are_reused(cache_folder):
     assert all(r.is_tampered for part in first[:3] for r in part)
 
 
+def test_max_train_images_is_a_fixed_sample_not_a_prefix(cache_folder):
+    """The parts are sorted by name, so a prefix would be one manipulation kind (CASIA's Sp_D before Sp_S); a hash sample is not."""
+    everything = training_records(tiny(synthetic_count=40), echo=lambda m: None)[0]
+    sample = training_records(tiny(synthetic_count=40, max_train_images=10), echo=lambda m: None)[0]
+    again = training_records(tiny(synthetic_count=40, max_train_images=10), echo=lambda m: None)[0]
+    names = [record.name for record in sample]
+    assert len(sample) == 10 and names == [record.name for record in again] and names == sorted(names)
+    assert set(names) <= {record.name for record in everything} and names != [record.name for record in everything[:10]]
+
+
+def test_ablate_takes_the_shared_recipe_and_a_scored_part(tmp_path, capsys):
+    from pmsp_utils.cli import build_parser
+
+    args = build_parser().parse_args(["ablate", "--out", str(tmp_path), "--recompress", "0.3", "--score", "validation",
+                                      "--max-train-images", "320"])
+    assert (args.recompress, args.score, args.max_train_images, args.input_size, args.monitor) == (0.3, "validation", 320, 192, "val_f1")
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ablate", "--out", str(tmp_path), "--score", "train"])
+    assert "invalid choice: 'train'" in capsys.readouterr().err
+
+
 def test_history_keeps_its_columns_when_a_resumed_run_logs_more(tmp_path):
     from pmsp_utils.train import append_history
 
