@@ -302,6 +302,8 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
                          help="how images reach the square input: resize (the paper) or pad (own pixels, padding ignored)")
     command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
     command.add_argument("--synthetic-count", type=_positive_int, default=400)
+    command.add_argument("--synthetic-copy-move", type=float, default=None, metavar="SHARE",
+                         help="share of the synthetic forgeries that are copy-moves (default: the generator's 0.44; 0.5: as many as splicings)")
     command.add_argument("--workers", type=_positive_int, default=2)
     command.add_argument("--max-train-images", type=_positive_int, default=None,
                          help="train on this many images of the training part (a fixed name-hash sample, the same for every run)")

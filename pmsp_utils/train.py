@@ -83,6 +83,7 @@ class TrainConfig:
     monitor: str = "val_loss"
     split: str = "paper"
     synthetic_count: int = 400
+    synthetic_copy_move: float | None = None  # share of the synthetic forgeries that are copy-moves (None: the generator's 0.35/0.80)
     ela_quality: int = 90
     workers: int = 2
     cache_in_memory: bool = True
@@ -109,6 +110,8 @@ class TrainConfig:
                                      (self.split, SPLIT_PROTOCOLS, "split")):
             if value not in allowed:
                 raise ValueError(f"{what} must be one of {allowed}, got {value!r}.")
+        if self.synthetic_copy_move is not None and not 0.0 <= self.synthetic_copy_move <= 1.0:
+            raise ValueError(f"synthetic_copy_move is a share of the forgeries in [0, 1], got {self.synthetic_copy_move}.")
         if not 0.0 <= self.recompress <= 1.0:
             raise ValueError(f"recompress is a probability in [0, 1], got {self.recompress}.")
         low, high = self.recompress_qualities
@@ -644,7 +647,7 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     from .data.sources import load_source
 
     dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
-                          size=config.input_size)
+                          size=config.input_size, copy_move_share=config.synthetic_copy_move)
     for line in getattr(dataset, "loading_report", lambda: [])():
         echo(line)
     records = [record for record in dataset if include_authentic or record.is_tampered]

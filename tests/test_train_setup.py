@@ -69,3 +69,15 @@ def test_history_keeps_its_columns_when_a_resumed_run_logs_more(tmp_path):
     append_history(tmp_path, {"epoch": 1, "loss": 0.5, "learning_rate": 1e-4})
     assert (tmp_path / "history.csv").read_text().splitlines() == ["epoch,learning_rate,loss", "0,,1.0", "1,0.0001,0.5"]
     assert read_history(tmp_path) == [{"epoch": 0.0, "loss": 1.0}, {"epoch": 1.0, "learning_rate": 1e-4, "loss": 0.5}]
+
+
+def test_synthetic_copy_move_share(cache_folder):
+    from collections import Counter
+
+    kinds = {share: Counter(record.kind for part in training_records(tiny(synthetic_count=30, synthetic_copy_move=share), echo=lambda m: None)[:3]
+                            for record in part) for share in (0.0, 1.0)}
+    assert set(kinds[1.0]) == {"copy-move"} and set(kinds[0.0]) == {"splicing"}, "each share a set of its own in the cache"
+    default = Counter(record.kind for part in training_records(tiny(synthetic_count=30), echo=lambda m: None)[:3] for record in part)
+    assert set(default) == {"copy-move", "splicing"}
+    with pytest.raises(ValueError, match="synthetic_copy_move is a share of the forgeries in \\[0, 1\\], got 1.5"):
+        tiny(synthetic_copy_move=1.5).check()

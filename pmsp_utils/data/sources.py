@@ -11,11 +11,13 @@ DATA_SOURCES = ("synthetic", "casia1", "casia2", "folder")
 
 
 def load_source(data: str, root: str | Path | None = None, *, synthetic_count: int = 400, seed: int = 0,
-                size: int = 576) -> Dataset:
+                size: int = 576, copy_move_share: float | None = None) -> Dataset:
     """The records of ``data``: a user's copy (``root`` or ``PMSP_DATA_DIR/<data>``) or the synthetic set.
 
     The synthetic set (``synthetic_count`` images of ``size`` pixels from ``seed``)
-    is written once to the cache folder and reused.
+    is written once to the cache folder and reused. ``copy_move_share``: the share
+    of its forgeries that are copy-moves (None: the generator's default; the
+    authentic share stays the same).
     """
     from ..config import cache_dir, dataset_folder
     from . import load_casia1, load_casia2, load_folder
@@ -24,8 +26,13 @@ def load_source(data: str, root: str | Path | None = None, *, synthetic_count: i
     if data not in DATA_SOURCES:
         raise ValueError(f"data must be one of {DATA_SOURCES}, got {data!r}.")
     if data == "synthetic":
+        settings = SyntheticConfig(size=size)
         folder = cache_dir() / "synthetic" / f"seed{seed}_n{synthetic_count}_s{size}"
-        generator = SyntheticForgerySet(synthetic_count, seed=seed, config=SyntheticConfig(size=size))
+        if copy_move_share is not None:
+            tampered = settings.splicing + settings.copy_move
+            settings = replace(settings, copy_move=tampered * copy_move_share, splicing=tampered * (1 - copy_move_share))
+            folder = folder.with_name(folder.name + f"_cm{copy_move_share:g}")
+        generator = SyntheticForgerySet(synthetic_count, seed=seed, config=settings)
         if (folder / "complete").exists():
             dataset = load_folder(folder, "synthetic")
             dataset.records = [_with_kind(record, generator) for record in dataset.records]
