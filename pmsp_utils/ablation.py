@@ -79,19 +79,15 @@ def read_results(path: str | Path) -> list[dict]:
     path = Path(path)
     if not path.exists():
         return []
-    rows = []
+    return _read_table(path, integers=("seed", "parameters", "multiply_adds", "epochs", "best_epoch"), keep_empty=True)
+
+
+def _read_table(path: Path, *, integers: tuple[str, ...], keep_empty: bool) -> list[dict]:
+    """A study CSV's rows: ``variant`` as text, ``integers`` as ints, the rest floats; empty cells None (or left out)."""
     with path.open(newline="") as stream:
-        for row in csv.DictReader(stream):
-            parsed = {}
-            for key, value in row.items():
-                if key == "variant" or value in ("", None):
-                    parsed[key] = value if key == "variant" else None
-                elif key in ("seed", "parameters", "multiply_adds", "epochs", "best_epoch"):
-                    parsed[key] = int(float(value))
-                else:
-                    parsed[key] = float(value)
-            rows.append(parsed)
-    return rows
+        return [{key: (value if key == "variant" else None if value in ("", None) else int(float(value)) if key in integers
+                       else float(value)) for key, value in row.items() if keep_empty or value not in ("", None)}
+                for row in csv.DictReader(stream)]
 
 
 def _write_results(path: Path, rows: list[dict]) -> None:
@@ -155,13 +151,14 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
             echo(f"{name}, seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")
             started = time.perf_counter()
             model, history = train(cell, train_records, validation_records, run_dir, resume=resume, verbose=verbose, echo=lambda m: None)
+            logged = read_history(run_dir)  # every epoch, also those of an earlier, interrupted call
             result = evaluate(score_records, {"PMSP": model_predictor(model)}, dataset=score_part, show_progress=False)
             table = result.table1()[0]
             row = {"variant": name, "seed": int(seed), "per_image_f1@0.5": table["f1_per_image@0.5"], "pooled_f1@0.5": table["f1_pooled@0.5"],
                    "pooled_auc": table["auc_pooled"], "parameters": model.count_params(), "multiply_adds": multiply_adds(model),
-                   "training_seconds": round(sum(entry.get("seconds", 0.0) for entry in read_history(run_dir)) or time.perf_counter() - started, 1),
+                   "training_seconds": round(sum(entry.get("seconds", 0.0) for entry in logged) or time.perf_counter() - started, 1),
                    "epochs": len(history), "best_epoch": json.loads((run_dir / "state.json").read_text())["best_epoch"]}
-            kept = [entry for entry in read_history(run_dir) if int(entry["epoch"]) + 1 == row["best_epoch"]]
+            kept = [entry for entry in logged if int(entry["epoch"]) + 1 == row["best_epoch"]]
             row["val_f1_at_best"] = float(kept[0]["val_f1"]) if kept and "val_f1" in kept[0] else None
             if robustness:
                 points = robustness_curves(score_records[:robustness], model_predictor(model), levels=ROBUSTNESS_LEVELS, show_progress=False)
@@ -210,13 +207,13 @@ def compare(rows: list[dict], first: str, second: str, metric: str = "per_image_
     if first not in by_name or second not in by_name:
         return f"{first} vs {second}: not both measured."
     a, b = by_name[first], by_name[second]
-    if a["seeds"] < 2 or b["seeds"] < 2:
+    decision = verdict(rows, first, second, metric)
+    if decision == "not measured":
         return f"{first} {a['mean']:.3f} vs {second} {b['mean']:.3f}: one seed each, no spread to judge by."
-    overlap = a["min"] <= b["max"] and b["min"] <= a["max"]
-    if overlap:
+    if decision == "within noise":
         return (f"{first} {a['mean']:.3f} ± {a['std']:.3f} and {second} {b['mean']:.3f} ± {b['std']:.3f} are within each other's "
                 f"spread over seeds: not ranked at this scale.")
-    better, worse = (a, b) if a["mean"] > b["mean"] else (b, a)
+    better, worse = (a, b) if decision == "confirmed" else (b, a)
     return (f"{better['variant']} {better['mean']:.3f} ± {better['std']:.3f} beats {worse['variant']} {worse['mean']:.3f} ± "
             f"{worse['std']:.3f}: every seed of one above every seed of the other.")
 
@@ -225,13 +222,13 @@ def verdict(rows: list[dict], claimed_better: str, other: str, metric: str = "pe
     """A paper's claim "``claimed_better`` beats ``other``", judged by the seeds: "confirmed" when every seed of the
     first scores above every seed of the second, "contradicted" when every seed of the second is above, "within noise"
     when the ranges overlap, "not measured" when either is missing (at least two seeds each are needed to judge)."""
-    values = {name: [row[metric] for row in rows if row["variant"] == name and row.get(metric) is not None] for name in (claimed_better, other)}
-    first, second = values[claimed_better], values[other]
-    if len(first) < 2 or len(second) < 2:
+    spread = {row["variant"]: row for row in summarise(rows, metric)}
+    first, second = spread.get(claimed_better), spread.get(other)
+    if first is None or second is None or first["seeds"] < 2 or second["seeds"] < 2:
         return "not measured"
-    if min(first) > max(second):
+    if first["min"] > second["max"]:
         return "confirmed"
-    if min(second) > max(first):
+    if second["min"] > first["max"]:
         return "contradicted"
     return "within noise"
 
@@ -295,9 +292,7 @@ def load_study(folder: str | Path | None = None) -> Study:
         raise ValueError(f"{folder / 'results.csv'}: unknown variant(s) {', '.join(unknown)}; this version knows {', '.join(VARIANTS)}.")
     settings = json.loads((folder / "study.json").read_text())
     if (folder / "histories.csv").is_file():
-        with (folder / "histories.csv").open(newline="") as stream:
-            histories = [{key: (value if key == "variant" else int(float(value)) if key in ("seed", "epoch") else float(value))
-                          for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(stream)]
+        histories = _read_table(folder / "histories.csv", integers=("seed", "epoch"), keep_empty=False)
     else:
         histories = collect_histories(folder)
     snapshots = dict(np.load(folder / "snapshots.npz")) if (folder / "snapshots.npz").is_file() else {}
