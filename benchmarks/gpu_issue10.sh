@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Issue 10's GPU work in one device call (Keras 3 on JAX; ../shared/gpu/README.md):
+#   1. the on-disk pipeline against arrays in memory, and mixed precision (bench_gpu_pipeline.py);
+#   2. two trainings side by side on CASIA v1.0, grouped split, ImageNet backbones:
+#      the recipe at the paper's 576 (resize, F3 decoder) and at 384 native (pad, output stride 16);
+#   3. each run's best epoch scored on the images it never trained on (validation + test), flips on;
+#   4. results and float16 weights (in halves, each under the 16 MiB a returned file may hold) into $OUT.
+# Needs: .whl/ (Keras wheels), .gpu/casia1 (images, masks, pairs.csv), .gpu/<ImageNet MobileNet .h5>.
+# SMOKE=1 runs the same steps at a toy scale, on any machine (a check before spending device time).
+set -u
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT"
+DATA=${DATA:-.gpu/casia1}
+H5=${H5:-.gpu/mobilenet_1_0_224_tf_no_top.partial.h5}
+RUNS=${RUNS:-/tmp/gpu_runs}
+if [ "${SMOKE:-0}" = 1 ]; then
+  BENCH="--size 192 --images 8 --batch 4 --rounds 1 --workers 2"; BENCH_S=300; TRAIN_S=200; EVAL_S=200
+  BIG="--input-size 192"; NATIVE="--input-size 384"; EXTRA="--max-train-images 8 --epochs 1"; LIMIT="--limit 4"
+else
+  BENCH="--size 576 --images 256 --batch 16 --rounds 3 --workers 12"; BENCH_S=${BENCH_S:-190}; TRAIN_S=${TRAIN_S:-255}; EVAL_S=60
+  BIG="--input-size 576"; NATIVE="--input-size 384"; EXTRA="--epochs 50"; LIMIT=""
+fi
+if ! python3 -c "import keras" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+fi
+export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
+       PMSP_CACHE_DIR=/tmp/pmsp_cache CI=true JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
+mkdir -p "$RUNS"
+(nvidia-smi || true) > "$RUNS/nvidia-smi.txt" 2>&1
+nproc >> "$RUNS/nvidia-smi.txt"
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$RUNS/steps.log"; }
+
+stamp "bench: on-disk pipeline vs arrays, mixed precision"
+timeout "$BENCH_S" python3 benchmarks/bench_gpu_pipeline.py --root "$DATA" $BENCH --out "$OUT/gpu_pipeline.json" > "$RUNS/bench.log" 2>&1
+stamp "bench exit $?"
+
+COMMON="--data casia1 --root $DATA --loss bce+dice --recompress 0.3 --monitor val_f1 --split grouped --patience 8 --weights $H5 --workers 6 $EXTRA"
+stamp "training r576 and s16_384 side by side"
+timeout "$TRAIN_S" python3 -m pmsp_utils.cli train $COMMON $BIG --policy resize --decoder f3 --run-dir "$RUNS/r576" > "$RUNS/r576.log" 2>&1 &
+timeout "$TRAIN_S" python3 -m pmsp_utils.cli train $COMMON $NATIVE --policy pad --output-stride 16 --run-dir "$RUNS/s16_384" > "$RUNS/s16_384.log" 2>&1 &
+wait
+stamp "trainings done"
+
+for run in r576 s16_384; do
+  timeout "$EVAL_S" python3 -m pmsp_utils.cli evaluate --data casia1 --root "$DATA" --weights "$RUNS/$run" --split unseen --flip \
+      --baselines $LIMIT --out "$RUNS/$run/eval" > "$RUNS/$run/eval.log" 2>&1 &
+done
+wait
+stamp "evaluations done"
+
+for run in r576 s16_384; do
+  python3 - "$RUNS/$run" "$OUT/$run" <<'PY' >> "$RUNS/steps.log" 2>&1
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pmsp_utils.models import load_model
+from pmsp_utils.pretrained import weight_key
+
+run, out = Path(sys.argv[1]), sys.argv[2]
+if not (run / "best.weights.h5").exists():
+    sys.exit(f"{run}: no best epoch to pack")
+model = load_model(run).model
+values = {weight_key(i, v): np.asarray(v).astype(np.float16) for i, v in enumerate(model.weights)}
+keys = list(values)
+half = len(keys) // 2
+np.savez_compressed(out + "_a.npz", **{k: values[k] for k in keys[:half]})
+np.savez_compressed(out + "_b.npz", **{k: values[k] for k in keys[half:]})
+print(f"{run.name}: packed {len(keys)} weights")
+PY
+done
+stamp "packed"
+tar -czf "$OUT/results.tar.gz" -C "$RUNS" --exclude='*.keras' --exclude='*.weights.h5' . && stamp "done"
+ls -la "$OUT"
