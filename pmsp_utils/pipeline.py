@@ -73,6 +73,17 @@ def to_input(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray | None, in
     uint8 (H, W) with 1 = tampered (or None). With the ``"pad"`` policy the mask is
     :data:`IGNORE` outside the image.
     """
+    rgb, ela_small, mask_small, where = to_placed(image, ela_map, mask, input_size, policy)
+    if policy == "pad":
+        rgb, ela_small = _place(rgb, input_size, 0), _place(ela_small, input_size, 0)
+        mask_small = None if mask_small is None else _place(mask_small, input_size, IGNORE)
+    return rgb, ela_small, mask_small, where
+
+
+def to_placed(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray | None, input_size: int, policy: str = "resize"):
+    """:func:`to_input` before the padding: (rgb, ela, mask, geometry) at the image's extent inside the input,
+    ``geometry.placed_height`` x ``geometry.placed_width``. The training pipeline caches these and places them
+    in the square itself (zeros around the image, :data:`IGNORE` in the mask), as :func:`to_input` does."""
     height, width = image.shape[:2]
     if ela_map.shape[:2] != (height, width) or (mask is not None and mask.shape[:2] != (height, width)):
         raise ValueError(f"image {image.shape[:2]}, ELA {ela_map.shape[:2]} and mask {None if mask is None else mask.shape} differ in size.")
@@ -80,9 +91,6 @@ def to_input(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray | None, in
     rgb = _resize(image, where.placed_height, where.placed_width, Image.Resampling.BILINEAR)
     ela_small = _resize(ela_map, where.placed_height, where.placed_width, Image.Resampling.BILINEAR)
     mask_small = None if mask is None else _resize(mask, where.placed_height, where.placed_width, Image.Resampling.NEAREST)
-    if policy == "pad":
-        rgb, ela_small = _place(rgb, input_size, 0), _place(ela_small, input_size, 0)
-        mask_small = None if mask_small is None else _place(mask_small, input_size, IGNORE)
     return rgb, ela_small, mask_small, where
 
 

@@ -8,9 +8,12 @@ Input pipeline (a ``keras.utils.PyDataset``, so it works on every backend):
 ELA is computed once per image at full resolution through the on-disk ELA
 cache; then RGB and ELA are resized bilinearly to the model's input and masks
 by nearest neighbour (the resize is the one resampling after ELA, the same as
-at inference). Optional augmentation flips horizontally and vertically (no
-resampling). With ``cache_in_memory`` the resized arrays are kept after the
-first epoch.
+at inference), once: the result goes to the on-disk input cache
+(:class:`InputCache`), which each epoch reads back. Optional augmentation flips
+horizontally and vertically (no resampling, applied to the cached input) and
+re-saves the image as JPEG (a new compression history: ELA and the resize are
+then computed afresh). With ``cache_in_memory`` the decoded images are also kept
+in memory, for those re-saves.
 
 Nothing is lost to an interruption: every epoch writes ``checkpoint.keras``
 (model and optimizer) and ``state.json`` atomically (write, then rename);
@@ -21,6 +24,7 @@ the seed, the backend and package versions, and ``history.csv``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -42,7 +46,7 @@ from .ela import ElaCache, ElaSettings
 from .ela import ela as compute_ela
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
-from .pipeline import IGNORE, to_input, valid_region
+from .pipeline import IGNORE, to_input, to_placed, valid_region
 from .runs import read_history, read_json
 
 LOSSES = ("bce", "bce+dice", "focal")
@@ -158,14 +162,75 @@ def mask_targets(masks: np.ndarray) -> np.ndarray:
     return np.where(masks == IGNORE, -1.0, masks).astype(np.float32)[..., None]
 
 
+class InputCache:
+    """Training images as the network takes them, on disk: resized (or placed) once, read back each epoch.
+
+    One ``.npy`` per image and input setting, uint8 (h, w, 7): RGB, ELA and the 0/1
+    mask at the image's extent inside the model's input (:func:`pipeline.to_placed`),
+    before flips and padding. Keyed by the image's and the mask's bytes, the ELA
+    settings, the input size and the policy; written atomically beside the ELA cache
+    (``PMSP_CACHE_DIR/inputs``). Entries come back as read-only memory maps, so an
+    epoch reads pages instead of decoding JPEGs and resampling: the input pipeline
+    keeps up with a GPU (``benchmarks/bench_gpu_pipeline.py``), and the operating
+    system, not the process, decides what stays in memory.
+    """
+
+    VERSION = b"inputs-1"
+
+    def __init__(self, ela_cache: ElaCache, input_size: int, policy: str, directory: str | Path | None = None) -> None:
+        self.ela_cache = ela_cache
+        self.input_size, self.policy = input_size, policy
+        self.directory = Path(directory) if directory is not None else ela_cache.directory.parent / "inputs"
+        self._paths: dict[Path, Path] = {}
+        self._lock = threading.Lock()
+
+    def path_for(self, record: Record) -> Path:
+        """The entry of ``record`` (its files are read and hashed once per cache object)."""
+        with self._lock:
+            known = self._paths.get(record.image_path)
+        if known is None:
+            from .images import read_bytes
+
+            mask = read_bytes(record.mask_path) if record.mask_path is not None else b""
+            tag = b"|".join((self.VERSION, str(self.input_size).encode(), self.policy.encode(),
+                             str(record.mask_rotation).encode(), str(record.invert_mask).encode(),
+                             hashlib.blake2b(mask, digest_size=16).digest()))
+            key = self.ela_cache.key(read_bytes(record.image_path) + b"\0" + tag)
+            known = self.directory / key[:2] / f"{key}.npy"
+            with self._lock:
+                self._paths[record.image_path] = known
+        return known
+
+    def get(self, record: Record, load) -> np.ndarray:
+        """uint8 (h, w, 7) of ``record``; ``load()`` gives its (image, ela, mask) when the entry is missing."""
+        path = self.path_for(record)
+        try:
+            entry = np.load(path, mmap_mode="r")
+            if entry.dtype == np.uint8 and entry.ndim == 3 and entry.shape[2] == 7:
+                return entry
+        except FileNotFoundError:
+            pass
+        except (ValueError, OSError, EOFError):  # a damaged entry: prepare it again
+            pass
+        image, ela_map, mask = load()
+        rgb, ela_small, mask_small, _ = to_placed(image, ela_map, mask, self.input_size, self.policy)
+        entry = np.concatenate([rgb, ela_small, mask_small[..., None]], axis=2)
+        self.ela_cache._store(path, entry)
+        entry.flags.writeable = False
+        return entry
+
+
 def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bool, augment: bool, ela_cache: ElaCache, batch_size: int | None = None,
-                  preloaded: dict | None = None):
+                  preloaded: dict | None = None, input_cache: InputCache | None = None):
     """A ``keras.utils.PyDataset`` of ({"rgb", "ela"}, mask) batches over ``records``.
 
+    Inputs come from ``input_cache`` (default: an :class:`InputCache` beside ``ela_cache``), prepared on first use.
     ``preloaded``: {image path: (image, ela, mask)} already decoded (by :func:`screen_records`), used instead of
-    decoding again when ``config.cache_in_memory``.
+    decoding again when ``config.cache_in_memory`` (for new cache entries and JPEG re-saves).
     """
     import keras
+
+    inputs = input_cache or InputCache(ela_cache, config.input_size, config.policy)
 
     class ForgerySequence(keras.utils.PyDataset):
         """Batches of resized RGB, ELA and masks; order and flips depend on (seed, epoch) only.
@@ -222,35 +287,52 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
                 self.requests[position] = self.requests.get(position, 0) + 1
                 chosen = self.order(epoch)[position * self.batch : (position + 1) * self.batch]
             rng = np.random.default_rng([config.seed, epoch, position])
-            rgbs, elas, masks = [], [], []
-            for index in chosen:
-                image, ela_map, mask = self.example(int(index))
-                if augment:
-                    # Augmentations keep the forensic traces: flips move no pixel off the JPEG grid, and a
-                    # re-save is a new compression history, whose ELA is computed afresh (on the flipped image,
-                    # so the flipped grid is what the re-save sees).
-                    if rng.random() < 0.5:
-                        image, ela_map, mask = image[:, ::-1], ela_map[:, ::-1], mask[:, ::-1]
-                    if rng.random() < 0.5:
-                        image, ela_map, mask = image[::-1], ela_map[::-1], mask[::-1]
-                    if config.recompress and rng.random() < config.recompress:
-                        low, high = config.recompress_qualities
-                        image = jpeg_roundtrip(np.ascontiguousarray(image), int(rng.integers(low, high + 1)))
-                        ela_map = compute_ela(image, quality=config.ela_quality)
-                rgb, ela_small, mask_small, _ = to_input(np.ascontiguousarray(image), np.ascontiguousarray(ela_map),
-                                                         np.ascontiguousarray(mask), config.input_size, config.policy)
-                rgbs.append(rgb)
-                elas.append(ela_small)
-                masks.append(mask_small)
-            inputs = {"rgb": np.stack(rgbs).astype(np.float32), "ela": np.stack(elas).astype(np.float32)}
+            size = config.input_size
+            # The batch is filled in place: zeros around a padded image, -1 (ignored by the losses) in its targets.
+            # Inputs stay uint8, a quarter of float32's bytes to copy and to send to a GPU; the network's inputs
+            # are float32 and Keras casts them there, inside the compiled step.
+            rgbs = np.zeros((len(chosen), size, size, 3), np.uint8)
+            elas = np.zeros((len(chosen), size, size, 3), np.uint8)
+            targets = np.full((len(chosen), size, size, 1), -1.0, np.float32)
+            for slot, index in enumerate(chosen):
+                index = int(index)
+                flips = (augment and rng.random() < 0.5, augment and rng.random() < 0.5)
+                if augment and config.recompress and rng.random() < config.recompress:
+                    # A re-save is a new compression history: its ELA is computed afresh at the image's own size
+                    # (on the flipped image, so the flipped grid is what the re-save sees), then it is resized.
+                    image, _, mask = self.example(index)
+                    image, mask = _flipped(image, flips), _flipped(mask, flips)
+                    low, high = config.recompress_qualities
+                    image = jpeg_roundtrip(np.ascontiguousarray(image), int(rng.integers(low, high + 1)))
+                    rgb, ela_small, mask_small, _ = to_placed(image, compute_ela(image, quality=config.ela_quality),
+                                                              np.ascontiguousarray(mask), size, config.policy)
+                    placed = np.concatenate([rgb, ela_small, mask_small[..., None]], axis=2)
+                else:
+                    # Flips keep the forensic traces (no pixel leaves the JPEG grid), so they apply to the cached input.
+                    placed = _flipped(inputs.get(self.records[index], lambda index=index: self.example(index)), flips)
+                height, width = placed.shape[:2]
+                rgbs[slot, :height, :width] = placed[..., 0:3]
+                elas[slot, :height, :width] = placed[..., 3:6]
+                targets[slot, :height, :width, 0] = placed[..., 6]
+            batch = {"rgb": rgbs, "ela": elas}
             if config.streams != "both":
-                inputs = {config.streams: inputs[config.streams]}
-            return inputs, mask_targets(np.stack(masks))
+                batch = {config.streams: batch[config.streams]}
+            return batch, targets
 
     return ForgerySequence()
 
 
 # --- losses ---------------------------------------------------------------------------
+
+
+def _flipped(array, flips: tuple[bool, bool]):
+    """``array`` flipped left-right and/or up-down (views, no copy)."""
+    left_right, up_down = flips
+    if left_right:
+        array = array[:, ::-1]
+    if up_down:
+        array = array[::-1]
+    return array
 
 
 def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=print, *, keep: bool = True):

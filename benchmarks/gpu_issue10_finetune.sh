@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Issue 10's second GPU call: the input pipeline after the input cache (bench_gpu_pipeline.py, float32 only),
+# then the 576 run of the first call (gpu_issue10.sh) fine-tuned at a tenth of its learning rate, scored
+# on its unseen images, weights back in float16 halves.
+# Needs: .whl/, .gpu/casia1, .gpu/r576_init (config.json, splits/, r576_a.npz, r576_b.npz from the first call).
+set -u
+OUT=${OUT:-/tmp/gpu_out}
+mkdir -p "$OUT"
+DATA=${DATA:-.gpu/casia1}
+RUNS=${RUNS:-/tmp/gpu_runs}
+if [ "${SMOKE:-0}" = 1 ]; then
+  BENCH="--size 192 --images 8 --batch 4 --rounds 1 --workers 2"; BENCH_S=300; TRAIN_S=300; EVAL_S=300
+  EXTRA="--max-train-images 8 --epochs 1"; LIMIT="--limit 2"
+else
+  BENCH="--size 576 --images 256 --batch 16 --rounds 3 --workers 12"; BENCH_S=${BENCH_S:-100}; TRAIN_S=${TRAIN_S:-130}; EVAL_S=35
+  EXTRA="--epochs 50"; LIMIT=""
+fi
+if ! python3 -c "import keras" 2>/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+fi
+export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
+       PMSP_CACHE_DIR=/tmp/pmsp_cache CI=true JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
+mkdir -p "$RUNS"
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$RUNS/steps.log"; }
+
+python3 - .gpu/r576_init <<'PY' > "$RUNS/rebuild.log" 2>&1 &
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pmsp_utils.models import _build
+from pmsp_utils.pretrained import weight_key
+from pmsp_utils.runs import settings_of_run
+
+run = Path(sys.argv[1])
+values = {**np.load(run / "r576_a.npz"), **np.load(run / "r576_b.npz")}
+model = _build(settings_of_run(run))
+for index, variable in enumerate(model.weights):
+    variable.assign(values.pop(weight_key(index, variable)).astype(variable.dtype))
+assert not values, f"{len(values)} weights left over"
+model.save_weights("/tmp/r576_init.weights.h5")
+print("rebuilt")
+PY
+stamp "bench: the pipeline with the input cache"
+timeout "$BENCH_S" python3 benchmarks/bench_gpu_pipeline.py --root "$DATA" $BENCH --no-mixed --out "$OUT/gpu_pipeline_cached.json" > "$RUNS/bench.log" 2>&1
+stamp "bench exit $?"
+wait
+stamp "$(cat $RUNS/rebuild.log | tail -1)"
+
+timeout "$TRAIN_S" python3 -m pmsp_utils.cli train --data casia1 --root "$DATA" --loss bce+dice --recompress 0.3 --monitor val_f1 \
+    --split grouped --patience 8 --workers 6 --input-size 576 --policy resize --decoder f3 --learning-rate 1e-5 \
+    --init-from /tmp/r576_init.weights.h5 $EXTRA --run-dir "$RUNS/r576_ft" > "$RUNS/r576_ft.log" 2>&1
+stamp "training exit $?"
+timeout "$EVAL_S" python3 -m pmsp_utils.cli evaluate --data casia1 --root "$DATA" --weights "$RUNS/r576_ft" --split unseen --flip \
+    --baselines $LIMIT --out "$RUNS/r576_ft/eval" > "$RUNS/r576_ft/eval.log" 2>&1
+stamp "evaluation exit $?"
+python3 - "$RUNS/r576_ft" "$OUT/r576_ft" <<'PY' >> "$RUNS/steps.log" 2>&1
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pmsp_utils.models import load_model
+from pmsp_utils.pretrained import weight_key
+
+run, out = Path(sys.argv[1]), sys.argv[2]
+model = load_model(run).model
+values = {weight_key(i, v): np.asarray(v).astype(np.float16) for i, v in enumerate(model.weights)}
+keys = list(values)
+half = len(keys) // 2
+np.savez_compressed(out + "_a.npz", **{k: values[k] for k in keys[:half]})
+np.savez_compressed(out + "_b.npz", **{k: values[k] for k in keys[half:]})
+print(f"{run.name}: packed {len(keys)} weights")
+PY
+stamp "packed"
+tar -czf "$OUT/results_ft.tar.gz" -C "$RUNS" --exclude='*.keras' --exclude='*.weights.h5' . && stamp "done"
