@@ -39,7 +39,8 @@ def main() -> None:
     parser.add_argument("--root", required=True, help="CASIA v1.0 folder")
     parser.add_argument("--size", type=int, default=576)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--images", type=int, default=256, help="training images timed per epoch")
+    parser.add_argument("--images", type=int, default=0, help="training images timed per epoch (0: all; few images "
+                        "make the pipeline's start-up each epoch weigh more than in training)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--no-mixed", dest="mixed", action="store_false", help="skip the mixed-precision part")
@@ -53,7 +54,7 @@ def main() -> None:
 
     base = dict(data="casia1", root=args.root, input_size=args.size, batch_size=args.batch, split="grouped",
                 workers=args.workers, loss="bce+dice", weights=None, recompress=0.0)
-    train_records = training_records(TrainConfig(**base), echo=lambda line: None)[0][: args.images]
+    train_records = training_records(TrainConfig(**base), echo=lambda line: None)[0][: args.images or None]
     ela_cache = ElaCache(settings=ElaSettings())
     screen_records(train_records, train_records[:1], ela_cache, echo=lambda line: None, keep=False)  # fills the on-disk ELA cache
 

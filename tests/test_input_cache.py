@@ -1,0 +1,114 @@
+"""The training pipeline's input cache: inputs prepared once, read back each epoch, the same arrays as localize."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("keras", reason="the training pipeline needs Keras: pip install -e '.[keras]'")
+
+from pmsp_utils.data.records import Record  # noqa: E402
+from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
+from pmsp_utils.pipeline import IGNORE  # noqa: E402
+from pmsp_utils.train import InputCache, TrainConfig, load_example, make_sequence, prepare_example  # noqa: E402
+
+
+@pytest.fixture()
+def forgery(tmp_path, photo):
+    """A 123x157 JPEG with a rectangular tampered region."""
+    Image.fromarray(photo).save(tmp_path / "photo.jpg", quality=85)
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    mask[20:60, 30:90] = 1
+    Image.fromarray(mask * 255).save(tmp_path / "mask.png")
+    return Record("folder", "photo", "splicing", tmp_path / "photo.jpg", tmp_path / "mask.png")
+
+
+def config(**changes) -> TrainConfig:
+    return TrainConfig(**{**dict(data="synthetic", input_size=192, batch_size=1, workers=1, weights=None, policy="pad"), **changes})
+
+
+def batch_of(record, cfg, tmp_path, *, augment=False, cache=None):
+    ela_cache = ElaCache(tmp_path / "ela", ElaSettings(quality=cfg.ela_quality))
+    sequence = make_sequence([record], cfg, shuffle=False, augment=augment, ela_cache=ela_cache, input_cache=cache)
+    return sequence[0]
+
+
+@pytest.mark.parametrize("policy", ["pad", "resize"])
+def test_batches_hold_what_to_input_gives(forgery, tmp_path, policy):
+    """The cached path feeds the network exactly pipeline.to_input's arrays, padding and its ignored targets included."""
+    cfg = config(policy=policy)
+    inputs, targets = batch_of(forgery, cfg, tmp_path)
+    rgb, ela_map, mask = prepare_example(forgery, 192, ElaCache(tmp_path / "ela2", ElaSettings(quality=90)), policy)
+    assert inputs["rgb"].dtype == np.uint8 and inputs["rgb"].shape == (1, 192, 192, 3)
+    np.testing.assert_array_equal(inputs["rgb"][0], rgb)
+    np.testing.assert_array_equal(inputs["ela"][0], ela_map)
+    expected = np.where(mask == IGNORE, -1.0, mask).astype(np.float32)
+    np.testing.assert_array_equal(targets[0, ..., 0], expected)
+    if policy == "pad":
+        assert (targets[0, 123:] == -1).all() and (targets[0, :, 157:] == -1).all() and (inputs["rgb"][0, 123:] == 0).all()
+
+
+def test_entries_are_written_once_and_read_back(forgery, tmp_path):
+    ela_cache = ElaCache(tmp_path / "ela", ElaSettings())
+    cache = InputCache(ela_cache, 192, "pad")
+    loads = []
+
+    def load():
+        loads.append(1)
+        return load_example(forgery, ela_cache)
+
+    first = cache.get(forgery, load)
+    second = cache.get(forgery, load)
+    assert len(loads) == 1 and isinstance(second, np.memmap) and not second.flags.writeable
+    assert first.shape == (123, 157, 7) and first.dtype == np.uint8
+    np.testing.assert_array_equal(first, second)
+    assert list((tmp_path / "inputs").rglob("*.npy")) == [cache.path_for(forgery)]
+
+
+def test_the_key_follows_size_policy_and_mask(forgery, tmp_path):
+    ela_cache = ElaCache(tmp_path / "ela", ElaSettings())
+    paths = {InputCache(ela_cache, size, policy).path_for(forgery) for size in (192, 384) for policy in ("pad", "resize")}
+    assert len(paths) == 4
+    before = InputCache(ela_cache, 192, "pad").path_for(forgery)
+    mask = np.zeros((123, 157), np.uint8)
+    mask[:10, :10] = 255
+    Image.fromarray(mask).save(forgery.mask_path)  # a corrected mask is another entry, never a stale one
+    assert InputCache(ela_cache, 192, "pad").path_for(forgery) != before
+
+
+def test_a_damaged_entry_is_prepared_again(forgery, tmp_path):
+    ela_cache = ElaCache(tmp_path / "ela", ElaSettings())
+    cache = InputCache(ela_cache, 192, "pad")
+    good = np.array(cache.get(forgery, lambda: load_example(forgery, ela_cache)))
+    cache.path_for(forgery).write_bytes(b"not an array")
+    again = InputCache(ela_cache, 192, "pad").get(forgery, lambda: load_example(forgery, ela_cache))
+    np.testing.assert_array_equal(again, good)
+
+
+def test_flips_of_the_cached_input_equal_flips_before_it(forgery, tmp_path):
+    """Flipping the cached (unpadded) input is flipping the image first: padding stays right and below."""
+    cfg = config(seed=3)
+    for position in range(6):  # several draws, so both flips and neither occur
+        ela_cache = ElaCache(tmp_path / "ela", ElaSettings())
+        sequence = make_sequence([forgery], cfg, shuffle=False, augment=True, ela_cache=ela_cache)
+        sequence.set_epoch(position)
+        inputs, targets = sequence[0]
+        rng = np.random.default_rng([cfg.seed, position, 0])
+        image, ela_map, mask = load_example(forgery, ela_cache)
+        if rng.random() < 0.5:
+            image, ela_map, mask = image[:, ::-1], ela_map[:, ::-1], mask[:, ::-1]
+        if rng.random() < 0.5:
+            image, ela_map, mask = image[::-1], ela_map[::-1], mask[::-1]
+        np.testing.assert_array_equal(inputs["rgb"][0, :123, :157], image)
+        np.testing.assert_array_equal(inputs["ela"][0, :123, :157], ela_map)
+        np.testing.assert_array_equal(targets[0, :123, :157, 0], mask)
+        assert (targets[0, 123:] == -1).all()
+
+
+def test_a_resaved_image_gets_fresh_ela(forgery, tmp_path):
+    """With recompress=1 every image is re-saved: its ELA differs from the cached one, its mask does not."""
+    cached, cached_targets = batch_of(forgery, config(), tmp_path)
+    resaved, resaved_targets = batch_of(forgery, config(recompress=1.0, recompress_qualities=(60, 60)), tmp_path, augment=True)
+    assert not np.array_equal(np.sort(resaved["ela"].ravel()), np.sort(cached["ela"].ravel()))
+    assert np.array_equal(np.sort(resaved_targets.ravel()), np.sort(cached_targets.ravel()))
