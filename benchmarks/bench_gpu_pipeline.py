@@ -64,7 +64,7 @@ def main() -> None:
     arrays = ({key: np.concatenate([b[0][key] for b in batches]) for key in batches[0][0]}, np.concatenate([b[1] for b in batches]))
     sequences = {
         "sequence-memory": make_sequence(train_records, TrainConfig(**base), shuffle=True, augment=True, ela_cache=ela_cache,
-                                         preloaded=screen_records(train_records, train_records[:1], ela_cache, echo=lambda l: None)[2]),
+                                         preloaded=screen_records(train_records, train_records[:1], ela_cache, echo=lambda line: None)[2]),
         "sequence-disk": make_sequence(train_records, TrainConfig(**base, cache_in_memory=False), shuffle=True, augment=True, ela_cache=ela_cache),
     }
     result = {"date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(), "keras": keras.__version__,
