@@ -56,7 +56,7 @@ def main() -> None:
                 workers=args.workers, loss="bce+dice", weights=None, recompress=0.0)
     train_records = training_records(TrainConfig(**base), echo=lambda line: None)[0][: args.images or None]
     ela_cache = ElaCache(settings=ElaSettings())
-    screen_records(train_records, train_records[:1], ela_cache, echo=lambda line: None, keep=False)  # fills the on-disk ELA cache
+    loaded = screen_records(train_records, train_records[:1], ela_cache, echo=lambda line: None)[2]  # decoded; the ELA cache filled
 
     # The arrays: exactly what the pipeline feeds, without flips, resized once.
     plain = make_sequence(train_records, TrainConfig(**base, cache_in_memory=False), shuffle=False, augment=False, ela_cache=ela_cache)
@@ -64,7 +64,7 @@ def main() -> None:
     arrays = ({key: np.concatenate([b[0][key] for b in batches]) for key in batches[0][0]}, np.concatenate([b[1] for b in batches]))
     sequences = {
         "sequence-memory": make_sequence(train_records, TrainConfig(**base), shuffle=True, augment=True, ela_cache=ela_cache,
-                                         preloaded=screen_records(train_records, train_records[:1], ela_cache, echo=lambda line: None)[2]),
+                                         preloaded=loaded),
         "sequence-disk": make_sequence(train_records, TrainConfig(**base, cache_in_memory=False), shuffle=True, augment=True, ela_cache=ela_cache),
     }
     result = {"date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(), "keras": keras.__version__,

@@ -50,26 +50,7 @@ wait
 stamp "evaluations done"
 
 for run in r576 s16_384; do
-  python3 - "$RUNS/$run" "$OUT/$run" <<'PY' >> "$RUNS/steps.log" 2>&1
-import sys
-from pathlib import Path
-
-import numpy as np
-
-from pmsp_utils.models import load_model
-from pmsp_utils.pretrained import weight_key
-
-run, out = Path(sys.argv[1]), sys.argv[2]
-if not (run / "best.weights.h5").exists():
-    sys.exit(f"{run}: no best epoch to pack")
-model = load_model(run).model
-values = {weight_key(i, v): np.asarray(v).astype(np.float16) for i, v in enumerate(model.weights)}
-keys = list(values)
-half = len(keys) // 2
-np.savez_compressed(out + "_a.npz", **{k: values[k] for k in keys[:half]})
-np.savez_compressed(out + "_b.npz", **{k: values[k] for k in keys[half:]})
-print(f"{run.name}: packed {len(keys)} weights")
-PY
+  python3 benchmarks/gpu_weights.py pack "$RUNS/$run" "$OUT/$run" >> "$RUNS/steps.log" 2>&1
 done
 stamp "packed"
 tar -czf "$OUT/results.tar.gz" -C "$RUNS" --exclude='*.keras' --exclude='*.weights.h5' . && stamp "done"

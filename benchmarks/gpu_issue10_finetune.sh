@@ -24,25 +24,7 @@ mkdir -p "$RUNS"
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$RUNS/steps.log"; }
 
-python3 - .gpu/r576_init <<'PY' > "$RUNS/rebuild.log" 2>&1 &
-import sys
-from pathlib import Path
-
-import numpy as np
-
-from pmsp_utils.models import _build
-from pmsp_utils.pretrained import weight_key
-from pmsp_utils.runs import settings_of_run
-
-run = Path(sys.argv[1])
-values = {**np.load(run / "r576_a.npz"), **np.load(run / "r576_b.npz")}
-model = _build(settings_of_run(run))
-for index, variable in enumerate(model.weights):
-    variable.assign(values.pop(weight_key(index, variable)).astype(variable.dtype))
-assert not values, f"{len(values)} weights left over"
-model.save_weights("/tmp/r576_init.weights.h5")
-print("rebuilt")
-PY
+python3 benchmarks/gpu_weights.py rebuild .gpu/r576_init .gpu/r576_init/r576 /tmp/r576_init.weights.h5 > "$RUNS/rebuild.log" 2>&1 &
 stamp "bench: the pipeline with the input cache"
 timeout "$BENCH_S" python3 benchmarks/bench_gpu_pipeline.py --root "$DATA" $BENCH --no-mixed --out "$OUT/gpu_pipeline_cached.json" > "$RUNS/bench.log" 2>&1
 stamp "bench exit $?"
@@ -56,23 +38,6 @@ stamp "training exit $?"
 timeout "$EVAL_S" python3 -m pmsp_utils.cli evaluate --data casia1 --root "$DATA" --weights "$RUNS/r576_ft" --split unseen --flip \
     --baselines $LIMIT --out "$RUNS/r576_ft/eval" > "$RUNS/r576_ft/eval.log" 2>&1
 stamp "evaluation exit $?"
-python3 - "$RUNS/r576_ft" "$OUT/r576_ft" <<'PY' >> "$RUNS/steps.log" 2>&1
-import sys
-from pathlib import Path
-
-import numpy as np
-
-from pmsp_utils.models import load_model
-from pmsp_utils.pretrained import weight_key
-
-run, out = Path(sys.argv[1]), sys.argv[2]
-model = load_model(run).model
-values = {weight_key(i, v): np.asarray(v).astype(np.float16) for i, v in enumerate(model.weights)}
-keys = list(values)
-half = len(keys) // 2
-np.savez_compressed(out + "_a.npz", **{k: values[k] for k in keys[:half]})
-np.savez_compressed(out + "_b.npz", **{k: values[k] for k in keys[half:]})
-print(f"{run.name}: packed {len(keys)} weights")
-PY
+python3 benchmarks/gpu_weights.py pack "$RUNS/r576_ft" "$OUT/r576_ft" >> "$RUNS/steps.log" 2>&1
 stamp "packed"
 tar -czf "$OUT/results_ft.tar.gz" -C "$RUNS" --exclude='*.keras' --exclude='*.weights.h5' . && stamp "done"

@@ -202,6 +202,19 @@ def ela(
 # --- many images: cache and parallel helper -------------------------------------------
 
 
+def save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` as ``.npy`` under a temporary name, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.save(stream, array)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 class ElaCache:
     """ELA maps on disk, keyed by the file's content and the settings.
 
@@ -261,20 +274,10 @@ class ElaCache:
 
     def _compute(self, loaded: LoadedImage, path: Path) -> ElaResult:
         result = ela_of_loaded(loaded, self.settings)
-        self._store(path, result.ela)
+        save_npy_atomic(path, result.ela)
         result.ela.flags.writeable = False
         return result
 
-    def _store(self, path: Path, array: np.ndarray) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                np.save(stream, array)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
 
     def clear(self) -> int:
         """Delete every cached map in this folder; returns how many were removed."""

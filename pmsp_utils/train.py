@@ -42,7 +42,7 @@ from .architecture import DECODERS, INPUT_POLICIES, OUTPUT_STRIDES, ModelSetting
 from .data.records import Record
 from .data.sources import DATA_SOURCES
 from .data.synthetic import jpeg_roundtrip
-from .ela import ElaCache, ElaSettings
+from .ela import ElaCache, ElaSettings, save_npy_atomic
 from .ela import ela as compute_ela
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
@@ -208,14 +208,12 @@ class InputCache:
             entry = np.load(path, mmap_mode="r")
             if entry.dtype == np.uint8 and entry.ndim == 3 and entry.shape[2] == 7:
                 return entry
-        except FileNotFoundError:
-            pass
-        except (ValueError, OSError, EOFError):  # a damaged entry: prepare it again
+        except (ValueError, OSError, EOFError):  # missing or damaged: prepare it (again)
             pass
         image, ela_map, mask = load()
         rgb, ela_small, mask_small, _ = to_placed(image, ela_map, mask, self.input_size, self.policy)
         entry = np.concatenate([rgb, ela_small, mask_small[..., None]], axis=2)
-        self.ela_cache._store(path, entry)
+        save_npy_atomic(path, entry)
         entry.flags.writeable = False
         return entry
 
