@@ -5,7 +5,7 @@ Every notebook and module asks this file; none parses the environment itself.
 - ``PMSP_SMOKE``: ``1`` runs every notebook in seconds (tiny data, one epoch);
   ``0`` forces full runs. Unset, smoke mode follows ``CI`` (on in CI, off elsewhere).
 - ``PMSP_DATA_DIR``: the folder that holds downloaded datasets (e.g. ``casia1/``).
-- ``PMSP_CACHE_DIR``: where cached ELA maps go (default ``~/.cache/pmsp``).
+- ``PMSP_CACHE_DIR``: where cached ELA maps and training inputs go (default ``~/.cache/pmsp``).
 - ``PMSP_MAX_IMAGE_PIXELS``: raise (or, with ``0``, lift) the decompression-bomb limit.
 """
 
@@ -130,7 +130,7 @@ def data_dir() -> Path | None:
 
 
 def cache_dir() -> Path:
-    """Where cached ELA maps are written: ``PMSP_CACHE_DIR`` or ``~/.cache/pmsp``."""
+    """Where cached ELA maps and training inputs are written: ``PMSP_CACHE_DIR`` or ``~/.cache/pmsp``."""
     value = os.environ.get("PMSP_CACHE_DIR")
     if value:
         return Path(value).expanduser()
