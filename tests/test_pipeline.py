@@ -293,7 +293,8 @@ def test_flip_follows_the_model_settings_unless_forced(photo):
     settings = replace(ModelSettings(input_size=192), flip=True)
     model = Counting(192)
     localize(model, photo, settings=settings)
-    assert len(model.fed) == 2  # the image and its mirror
+    fed = model.fed[-1]["rgb"]
+    assert len(fed) == 2 and np.array_equal(fed[1], fed[0][:, ::-1])  # the image and its mirror, in one batch
     localize(model, photo, settings=settings, flip=False)
-    assert len(model.fed) == 3
+    assert len(model.fed[-1]["rgb"]) == 1
     assert ModelSettings.from_dict({**ModelSettings(192).to_dict(), "flip": True}).flip is True
