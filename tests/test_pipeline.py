@@ -72,12 +72,13 @@ class RecordingModel:
 
 @pytest.mark.parametrize("policy", ["resize", "pad"])
 def test_training_and_localize_feed_the_network_the_same_arrays(tmp_path, cache_folder, policy):
-    """The same JPEG through the training pipeline and through localize gives bit-identical network inputs."""
+    """The same JPEG through the training pipeline (its batches, from the input cache) and through localize gives
+    bit-identical network inputs."""
     from pmsp_utils.data.records import Record
     from pmsp_utils.data.synthetic import SyntheticForgerySet
     from pmsp_utils.ela import ElaCache, ElaSettings
     from pmsp_utils.pipeline import localize
-    from pmsp_utils.train import prepare_example
+    from pmsp_utils.train import TrainConfig, make_sequence
 
     forgery = SyntheticForgerySet(2, seed=3)[0]
     image = forgery.image[:150, :230]  # not square, not a multiple of 8
@@ -86,11 +87,12 @@ def test_training_and_localize_feed_the_network_the_same_arrays(tmp_path, cache_
     Image.fromarray(np.zeros(image.shape[:2], np.uint8)).save(tmp_path / "mask.png")
     record = Record("folder", "photo", "splicing", path, tmp_path / "mask.png")
     settings = ModelSettings(input_size=192, ela_quality=80, policy=policy)
-    rgb, ela_map, _ = prepare_example(record, 192, ElaCache(settings=ElaSettings(quality=80)), policy)
+    config = TrainConfig(data="folder", input_size=192, batch_size=1, workers=1, weights=None, policy=policy, ela_quality=80)
+    batch, _ = make_sequence([record], config, shuffle=False, augment=False, ela_cache=ElaCache(settings=ElaSettings(quality=80)))[0]
     model = RecordingModel(192)
     result = localize(model, path, settings=settings)
-    np.testing.assert_array_equal(model.fed[0]["rgb"][0], rgb.astype(np.float32))
-    np.testing.assert_array_equal(model.fed[0]["ela"][0], ela_map.astype(np.float32))
+    np.testing.assert_array_equal(model.fed[0]["rgb"][0], batch["rgb"][0].astype(np.float32))
+    np.testing.assert_array_equal(model.fed[0]["ela"][0], batch["ela"][0].astype(np.float32))
     assert result.probability.shape == image.shape[:2] and np.allclose(result.probability, 0.25)
 
 
