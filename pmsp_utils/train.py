@@ -46,7 +46,7 @@ from .ela import ElaCache, ElaSettings, save_npy_atomic
 from .ela import ela as compute_ela
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
-from .pipeline import IGNORE, to_input, to_placed, valid_region
+from .pipeline import to_placed, valid_region
 from .runs import read_history, read_json
 
 LOSSES = ("bce", "bce+dice", "focal")
@@ -146,20 +146,6 @@ def load_example(record: Record, ela_cache: ElaCache) -> tuple[np.ndarray, np.nd
     if ela_map.shape[:2] != image.shape[:2] or mask.shape != image.shape[:2]:
         raise ValueError(f"{record.name}: image {image.shape[:2]}, ELA {ela_map.shape[:2]} and mask {mask.shape} differ.")
     return image, ela_map, mask
-
-
-def prepare_example(record: Record, size: int, ela_cache: ElaCache, policy: str = "resize") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rgb, ela, mask) of one record in the model's ``size`` x ``size`` input (``pipeline.to_input``): uint8 each;
-    the mask is 0/1, and :data:`pipeline.IGNORE` on padding."""
-    image, ela_map, mask = load_example(record, ela_cache)
-    rgb, ela_small, mask_small, _ = to_input(image, ela_map, mask, size, policy)
-    return rgb, ela_small, mask_small
-
-
-def mask_targets(masks: np.ndarray) -> np.ndarray:
-    """Model-input masks (uint8 0/1/IGNORE) as the float targets of the losses: 1, 0, and -1 for ignored pixels."""
-    masks = np.asarray(masks)
-    return np.where(masks == IGNORE, -1.0, masks).astype(np.float32)[..., None]
 
 
 class InputCache:

@@ -10,8 +10,8 @@ pytest.importorskip("keras", reason="the training pipeline needs Keras: pip inst
 
 from pmsp_utils.data.records import Record  # noqa: E402
 from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
-from pmsp_utils.pipeline import IGNORE  # noqa: E402
-from pmsp_utils.train import InputCache, TrainConfig, load_example, make_sequence, prepare_example  # noqa: E402
+from pmsp_utils.pipeline import IGNORE, to_input  # noqa: E402
+from pmsp_utils.train import InputCache, TrainConfig, load_example, make_sequence  # noqa: E402
 
 
 @pytest.fixture()
@@ -39,7 +39,7 @@ def test_batches_hold_what_to_input_gives(forgery, tmp_path, policy):
     """The cached path feeds the network exactly pipeline.to_input's arrays, padding and its ignored targets included."""
     cfg = config(policy=policy)
     inputs, targets = batch_of(forgery, cfg, tmp_path)
-    rgb, ela_map, mask = prepare_example(forgery, 192, ElaCache(tmp_path / "ela2", ElaSettings(quality=90)), policy)
+    rgb, ela_map, mask, _ = to_input(*load_example(forgery, ElaCache(tmp_path / "ela2", ElaSettings(quality=90))), 192, policy)
     assert inputs["rgb"].dtype == np.uint8 and inputs["rgb"].shape == (1, 192, 192, 3)
     np.testing.assert_array_equal(inputs["rgb"][0], rgb)
     np.testing.assert_array_equal(inputs["ela"][0], ela_map)
