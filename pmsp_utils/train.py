@@ -156,9 +156,10 @@ class InputCache:
     before flips and padding. Keyed by the image's and the mask's bytes, the ELA
     settings, the input size and the policy; written atomically beside the ELA cache
     (``PMSP_CACHE_DIR/inputs``). Entries come back as read-only memory maps, so an
-    epoch reads pages instead of decoding JPEGs and resampling: the input pipeline
-    keeps up with a GPU (``benchmarks/bench_gpu_pipeline.py``), and the operating
-    system, not the process, decides what stays in memory.
+    epoch reads pages instead of decoding JPEGs and resampling, and the operating
+    system, not the process, decides what stays in memory. On an H200 this took the
+    on-disk pipeline from 0.31x to 0.60x of the training speed from arrays in memory
+    (``benchmarks/bench_gpu_pipeline.py``, figures in ``benchmarks/RESULTS.md``).
     """
 
     VERSION = b"inputs-1"
@@ -202,6 +203,16 @@ class InputCache:
         save_npy_atomic(path, entry)
         entry.flags.writeable = False
         return entry
+
+
+def _flipped(array, flips: tuple[bool, bool]):
+    """``array`` flipped left-right and/or up-down (views, no copy)."""
+    left_right, up_down = flips
+    if left_right:
+        array = array[:, ::-1]
+    if up_down:
+        array = array[::-1]
+    return array
 
 
 def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bool, augment: bool, ela_cache: ElaCache, batch_size: int | None = None,
@@ -307,16 +318,6 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
 
 
 # --- losses ---------------------------------------------------------------------------
-
-
-def _flipped(array, flips: tuple[bool, bool]):
-    """``array`` flipped left-right and/or up-down (views, no copy)."""
-    left_right, up_down = flips
-    if left_right:
-        array = array[:, ::-1]
-    if up_down:
-        array = array[::-1]
-    return array
 
 
 def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=print, *, keep: bool = True):
