@@ -230,15 +230,21 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
     class ForgerySequence(keras.utils.PyDataset):
         """Batches of resized RGB, ELA and masks; order and flips depend on (seed, epoch) only.
 
-        Keras calls ``on_epoch_end`` before its worker threads have fetched an
-        epoch's last batches, so the epoch is not tracked there: each batch
-        position is requested once per epoch, so the n-th request for a
-        position belongs to epoch ``start + n``, whatever the threads' timing.
-        Pass ``shuffle=False`` to ``fit``: this class shuffles, from its seed.
+        The epoch is not tracked in ``on_epoch_end``: each batch position is
+        requested once per epoch, so the n-th request for a position belongs to
+        epoch ``start + n``, whatever the timing. Pass ``shuffle=False`` to
+        ``fit``: this class shuffles, from its seed.
+
+        Prefetching: Keras' own worker threads start again every epoch, and
+        the first batches of each epoch wait for them (measured in
+        ``benchmarks/RESULTS.md``). So Keras gets ``workers=1`` and asks for the
+        batches in order, while ``config.workers`` threads of this sequence,
+        alive across epochs, build the next ones ahead, over the end of an
+        epoch into the next.
         """
 
         def __init__(self) -> None:
-            super().__init__(workers=config.workers, use_multiprocessing=False)
+            super().__init__(workers=1, use_multiprocessing=False)  # in order, from the main thread (see above)
             self.records = list(records)
             self.batch = batch_size or config.batch_size
             self.start_epoch = 0
@@ -247,6 +253,9 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             self.memory: dict[int, tuple] = {index: preloaded[record.image_path] for index, record in enumerate(self.records)
                                               if config.cache_in_memory and preloaded and record.image_path in preloaded}
             self.orders: dict[int, np.ndarray] = {}
+            self.threads = config.workers
+            self.pool = None  # started on the first request
+            self.pending: dict[tuple[int, int], object] = {}  # (epoch, position) -> Future of its batch
 
         def order(self, epoch: int) -> np.ndarray:
             if epoch not in self.orders:
@@ -259,7 +268,7 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
         def set_epoch(self, epoch: int) -> None:
             """Start counting epochs at ``epoch`` (a resumed run)."""
             with self.lock:
-                self.start_epoch, self.requests = epoch, {}
+                self.start_epoch, self.requests, self.pending = epoch, {}, {}
 
         def on_epoch_end(self) -> None:
             pass  # epochs are counted per batch position (see the class docstring)
@@ -280,6 +289,25 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             with self.lock:
                 epoch = self.start_epoch + self.requests.get(position, 0)
                 self.requests[position] = self.requests.get(position, 0) + 1
+                if self.threads < 2:
+                    future = None
+                else:
+                    if self.pool is None:
+                        from concurrent.futures import ThreadPoolExecutor
+
+                        self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pmsp-batches")
+                    future = self.pending.pop((epoch, position), None) or self.pool.submit(self.build, epoch, position)
+                    self.pending = {key: value for key, value in self.pending.items() if key > (epoch, position)}
+                    ahead = (epoch, position)
+                    for _ in range(min(self.threads + 1, len(self))):  # the batches Keras asks for next
+                        ahead = (ahead[0], ahead[1] + 1) if ahead[1] + 1 < len(self) else (ahead[0] + 1, 0)
+                        if ahead not in self.pending:
+                            self.pending[ahead] = self.pool.submit(self.build, *ahead)
+            return self.build(epoch, position) if future is None else future.result()
+
+        def build(self, epoch: int, position: int):
+            """The batch at ``position`` of ``epoch``: ({"rgb", "ela"} uint8, targets float32)."""
+            with self.lock:
                 chosen = self.order(epoch)[position * self.batch : (position + 1) * self.batch]
             rng = np.random.default_rng([config.seed, epoch, position])
             size = config.input_size
