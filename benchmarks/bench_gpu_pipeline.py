@@ -4,11 +4,11 @@ Run on a GPU (Keras 3 on JAX there, see ../shared/gpu/README.md): one process
 builds the network once, compiles its training step on arrays in memory, then
 times whole epochs over the same training images, interleaved round by round:
 
-- ``arrays``: the inputs already resized, as float32 arrays in memory (``fit`` on NumPy);
-- ``sequence-memory``: the training pipeline as ``pmsp train`` runs it by default (decoded
-  images kept in memory after the first epoch; resize, flips and targets per batch);
-- ``sequence-disk``: the same pipeline reading every image and its ELA map from disk each
-  epoch (``cache_in_memory=False``), the on-disk pipeline.
+- ``arrays``: the pipeline's own batches, made once, as arrays in memory (``fit`` on NumPy);
+- ``sequence-memory``: the training pipeline as ``pmsp train`` runs it by default (inputs read
+  from the on-disk input cache, flips and targets per batch, batches built ahead by the
+  sequence's threads; decoded images also kept in memory, for JPEG re-saves);
+- ``sequence-disk``: the same with ``cache_in_memory=False``, nothing kept in the process.
 
 Target: the on-disk pipeline at least 0.9x the arrays' training images/s. Then
 the same network under ``mixed_bfloat16`` on the arrays, against float32, with
