@@ -8,7 +8,9 @@ times whole epochs over the same training images, interleaved round by round:
 - ``sequence-memory``: the training pipeline as ``pmsp train`` runs it by default (inputs read
   from the on-disk input cache, flips and targets per batch, batches built ahead by the
   sequence's threads; decoded images also kept in memory, for JPEG re-saves);
-- ``sequence-disk``: the same with ``cache_in_memory=False``, nothing kept in the process.
+- ``sequence-disk``: the same with ``cache_in_memory=False``, nothing kept in the process;
+- ``sequence-disk-keras-workers``: that pipeline behind Keras' own worker threads, which start
+  again every epoch, instead of the sequence's threads (how the first GPU call ran it).
 
 Target: the on-disk pipeline at least 0.9x the arrays' training images/s. Then
 the same network under ``mixed_bfloat16`` on the arrays, against float32, with
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -52,6 +55,9 @@ def main() -> None:
     from pmsp_utils.ela import ElaCache, ElaSettings
     from pmsp_utils.train import TrainConfig, accelerator, build_model, make_sequence, screen_records, training_records
 
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_pipeline_prefetch import keras_workers
+
     base = dict(data="casia1", root=args.root, input_size=args.size, batch_size=args.batch, split="grouped",
                 workers=args.workers, loss="bce+dice", weights=None, recompress=0.0)
     train_records = training_records(TrainConfig(**base), echo=lambda line: None)[0][: args.images or None]
@@ -66,6 +72,9 @@ def main() -> None:
         "sequence-memory": make_sequence(train_records, TrainConfig(**base), shuffle=True, augment=True, ela_cache=ela_cache,
                                          preloaded=loaded),
         "sequence-disk": make_sequence(train_records, TrainConfig(**base, cache_in_memory=False), shuffle=True, augment=True, ela_cache=ela_cache),
+        # the disk pipeline behind Keras' own workers instead of the sequence's threads (as in the first GPU call)
+        "sequence-disk-keras-workers": keras_workers(make_sequence(train_records, TrainConfig(**{**base, "workers": 1}, cache_in_memory=False),
+                                                                   shuffle=True, augment=True, ela_cache=ela_cache), args.workers),
     }
     result = {"date": time.strftime("%Y-%m-%d"), "backend": keras.backend.backend(), "keras": keras.__version__,
               "device": accelerator() or platform.processor(), "size": args.size, "batch": args.batch,

@@ -28,6 +28,24 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import numpy as np  # noqa: E402
 
 
+def keras_workers(sequence, workers: int):
+    """``sequence`` (built with ``workers=1``: no prefetch of its own) behind Keras' own worker threads, which
+    start again every epoch: the pipeline before its own prefetching threads."""
+    import keras
+
+    class KerasWorkers(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__(workers=workers, use_multiprocessing=False)
+
+        def __len__(self) -> int:
+            return len(sequence)
+
+        def __getitem__(self, position):
+            return sequence[position]
+
+    return KerasWorkers()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="CASIA v1.0 folder")
@@ -52,19 +70,6 @@ def main() -> None:
     every = training_records(TrainConfig(**base, workers=args.workers), echo=lambda line: None)[0]
     cache = ElaCache(settings=ElaSettings())
 
-    class KerasWorkers(keras.utils.PyDataset):
-        """The same batches through Keras' own worker threads (the sequence's prefetch off)."""
-
-        def __init__(self, sequence) -> None:
-            super().__init__(workers=args.workers, use_multiprocessing=False)
-            self.sequence = sequence
-
-        def __len__(self) -> int:
-            return len(self.sequence)
-
-        def __getitem__(self, position):
-            return self.sequence[position]
-
     def epoch_seconds(adapter) -> float:
         adapter.on_epoch_begin()
         start = time.perf_counter()
@@ -86,7 +91,7 @@ def main() -> None:
         x = {key: np.concatenate([b[0][key] for b in batches]) for key in batches[0][0]}
         y = np.concatenate([b[1] for b in batches])
         adapters = {"arrays": ArrayDataAdapter(x, y, batch_size=args.batch, shuffle=False),
-                    "keras-workers": PyDatasetAdapter(KerasWorkers(make(1)), shuffle=False),
+                    "keras-workers": PyDatasetAdapter(keras_workers(make(1), args.workers), shuffle=False),
                     "prefetch": PyDatasetAdapter(make(args.workers), shuffle=False)}
         best = {name: min(epoch_seconds(adapter) for _ in range(1)) for name, adapter in adapters.items()}  # warm-up round
         for _ in range(args.rounds):
