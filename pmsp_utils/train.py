@@ -270,6 +270,13 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             with self.lock:
                 self.start_epoch, self.requests, self.pending = epoch, {}, {}
 
+        def close(self) -> None:
+            """Stop the prefetching threads (a later request starts them again)."""
+            with self.lock:
+                pool, self.pool, self.pending = self.pool, None, {}
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+
         def on_epoch_end(self) -> None:
             pass  # epochs are counted per batch position (see the class docstring)
 
@@ -676,10 +683,14 @@ def train(
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / total))))
     if verbose is None:
         verbose = 2 if os.environ.get("CI") else 1
-    if state["wait"] < config.patience and state["epochs_done"] < config.epochs:
-        # No validation_data: the epoch callback computes the validation loss with F1 and AUC in one pass.
-        model.fit(training, epochs=config.epochs, initial_epoch=state["epochs_done"],
-                  callbacks=callbacks, verbose=verbose, shuffle=False)  # the sequence shuffles, from its seed
+    try:
+        if state["wait"] < config.patience and state["epochs_done"] < config.epochs:
+            # No validation_data: the epoch callback computes the validation loss with F1 and AUC in one pass.
+            model.fit(training, epochs=config.epochs, initial_epoch=state["epochs_done"],
+                      callbacks=callbacks, verbose=verbose, shuffle=False)  # the sequence shuffles, from its seed
+    finally:
+        training.close()  # their prefetching threads would otherwise outlive the run (Keras keeps references)
+        validation.close()
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")
     model.pmsp_settings = config.model_settings()  # what localize needs, for every caller of train()

@@ -142,3 +142,22 @@ def test_prefetching_threads_give_the_same_batches_in_any_order(tmp_path, photo)
         seq.set_epoch(7)
     for position in reversed(range(len(one))):  # out of order: nothing prefetched matches, all still right
         np.testing.assert_array_equal(one[position][0]["rgb"], threaded[position][0]["rgb"])
+
+
+def test_training_stops_its_prefetching_threads(tmp_path, cache_folder):
+    """A finished run leaves no batch threads behind (an ablation trains dozens of runs in one process)."""
+    import threading
+
+    from pmsp_utils.data.synthetic import SyntheticConfig, SyntheticForgerySet
+    from pmsp_utils.train import train
+
+    dataset = SyntheticForgerySet(8, seed=5, config=SyntheticConfig(size=192)).write(tmp_path / "set", show_progress=False)
+    tampered = [record for record in dataset if record.is_tampered]
+    cfg = TrainConfig(data="synthetic", input_size=192, batch_size=2, epochs=1, weights=None, workers=3, streams="rgb")
+    train(cfg, tampered[:4], tampered[4:6], tmp_path / "run", verbose=0, echo=lambda message: None)
+    for _ in range(50):  # shut down without waiting: give the threads a moment to end
+        alive = [thread for thread in threading.enumerate() if thread.name.startswith("pmsp-batches")]
+        if not alive:
+            break
+        threading.Event().wait(0.05)
+    assert not alive
