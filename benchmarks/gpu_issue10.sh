@@ -8,11 +8,7 @@
 # Needs: .whl/ (Keras wheels), .gpu/casia1 (images, masks, pairs.csv), .gpu/<ImageNet MobileNet .h5>.
 # SMOKE=1 runs the same steps at a toy scale, on any machine (a check before spending device time).
 set -u
-OUT=${OUT:-/tmp/gpu_out}
-mkdir -p "$OUT"
-DATA=${DATA:-.gpu/casia1}
 H5=${H5:-.gpu/mobilenet_1_0_224_tf_no_top.partial.h5}
-RUNS=${RUNS:-/tmp/gpu_runs}
 if [ "${SMOKE:-0}" = 1 ]; then
   BENCH="--size 192 --images 8 --batch 4 --rounds 1 --workers 2"; BENCH_S=300; TRAIN_S=200; EVAL_S=200
   BIG="--input-size 192"; NATIVE="--input-size 384"; EXTRA="--max-train-images 8 --epochs 1"; LIMIT="--limit 4"
@@ -20,16 +16,9 @@ else
   BENCH="--size 576 --images 256 --batch 16 --rounds 3 --workers 12"; BENCH_S=${BENCH_S:-190}; TRAIN_S=${TRAIN_S:-255}; EVAL_S=60
   BIG="--input-size 576"; NATIVE="--input-size 384"; EXTRA="--epochs 50"; LIMIT=""
 fi
-if ! python3 -c "import keras" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
-       PMSP_CACHE_DIR=/tmp/pmsp_cache CI=true JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
-mkdir -p "$RUNS"
+. benchmarks/gpu_env.sh
 (nvidia-smi || true) > "$RUNS/nvidia-smi.txt" 2>&1
 nproc >> "$RUNS/nvidia-smi.txt"
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$RUNS/steps.log"; }
 
 stamp "bench: on-disk pipeline vs arrays, mixed precision"
 timeout "$BENCH_S" python3 benchmarks/bench_gpu_pipeline.py --root "$DATA" $BENCH --out "$OUT/gpu_pipeline.json" > "$RUNS/bench.log" 2>&1

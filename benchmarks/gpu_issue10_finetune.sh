@@ -4,10 +4,6 @@
 # on its unseen images, weights back in float16 halves.
 # Needs: .whl/, .gpu/casia1, .gpu/r576_init (config.json, splits/, r576_a.npz, r576_b.npz from the first call).
 set -u
-OUT=${OUT:-/tmp/gpu_out}
-mkdir -p "$OUT"
-DATA=${DATA:-.gpu/casia1}
-RUNS=${RUNS:-/tmp/gpu_runs}
 if [ "${SMOKE:-0}" = 1 ]; then
   BENCH="--size 192 --images 8 --batch 4 --rounds 1 --workers 2"; BENCH_S=300; TRAIN_S=300; EVAL_S=300
   EXTRA="--max-train-images 8 --epochs 1"; LIMIT="--limit 2"
@@ -15,14 +11,7 @@ else
   BENCH="--size 576 --images 256 --batch 16 --rounds 3 --workers 12"; BENCH_S=${BENCH_S:-100}; TRAIN_S=${TRAIN_S:-130}; EVAL_S=35
   EXTRA="--epochs 50"; LIMIT=""
 fi
-if ! python3 -c "import keras" 2>/dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-fi
-export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1 \
-       PMSP_CACHE_DIR=/tmp/pmsp_cache CI=true JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
-mkdir -p "$RUNS"
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$RUNS/steps.log"; }
+. benchmarks/gpu_env.sh
 
 python3 benchmarks/gpu_weights.py rebuild .gpu/r576_init .gpu/r576_init/r576 /tmp/r576_init.weights.h5 > "$RUNS/rebuild.log" 2>&1 &
 stamp "bench: the pipeline with the input cache"

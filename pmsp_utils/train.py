@@ -148,6 +148,13 @@ def load_example(record: Record, ela_cache: ElaCache) -> tuple[np.ndarray, np.nd
     return image, ela_map, mask
 
 
+def placed_entry(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray, input_size: int, policy: str) -> np.ndarray:
+    """uint8 (h, w, 7): RGB, ELA and the 0/1 mask at the image's extent in the model's input (:func:`pipeline.to_placed`),
+    the layout of :class:`InputCache` entries and of every image a training batch is filled from."""
+    rgb, ela_small, mask_small, _ = to_placed(image, ela_map, mask, input_size, policy)
+    return np.concatenate([rgb, ela_small, mask_small[..., None]], axis=2)
+
+
 class InputCache:
     """Training images as the network takes them, on disk: resized (or placed) once, read back each epoch.
 
@@ -197,9 +204,7 @@ class InputCache:
                 return entry
         except (ValueError, OSError, EOFError):  # missing or damaged: prepare it (again)
             pass
-        image, ela_map, mask = load()
-        rgb, ela_small, mask_small, _ = to_placed(image, ela_map, mask, self.input_size, self.policy)
-        entry = np.concatenate([rgb, ela_small, mask_small[..., None]], axis=2)
+        entry = placed_entry(*load(), self.input_size, self.policy)
         save_npy_atomic(path, entry)
         entry.flags.writeable = False
         return entry
@@ -334,9 +339,8 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
                     image, mask = _flipped(image, flips), _flipped(mask, flips)
                     low, high = config.recompress_qualities
                     image = jpeg_roundtrip(np.ascontiguousarray(image), int(rng.integers(low, high + 1)))
-                    rgb, ela_small, mask_small, _ = to_placed(image, compute_ela(image, quality=config.ela_quality),
-                                                              np.ascontiguousarray(mask), size, config.policy)
-                    placed = np.concatenate([rgb, ela_small, mask_small[..., None]], axis=2)
+                    placed = placed_entry(image, compute_ela(image, quality=config.ela_quality), np.ascontiguousarray(mask),
+                                          size, config.policy)
                 else:
                     # Flips keep the forensic traces (no pixel leaves the JPEG grid), so they apply to the cached input.
                     placed = _flipped(inputs.get(self.records[index], lambda index=index: self.example(index)), flips)
