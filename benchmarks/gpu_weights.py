@@ -29,7 +29,8 @@ def pack(run: Path, prefix: str) -> None:
     model = load_model(run).model
     values = {weight_key(i, v): np.asarray(v).astype(np.float16) for i, v in enumerate(model.weights)}
     keys = list(values)
-    half = len(keys) // 2
+    sizes = np.cumsum([values[k].nbytes for k in keys])
+    half = int(np.searchsorted(sizes, sizes[-1] / 2)) + 1  # two halves of about equal bytes, not of equal counts
     np.savez_compressed(prefix + "_a.npz", **{k: values[k] for k in keys[:half]})
     np.savez_compressed(prefix + "_b.npz", **{k: values[k] for k in keys[half:]})
     print(f"{run.name}: packed {len(keys)} weights")
