@@ -15,10 +15,12 @@ from pathlib import Path
 import numpy as np
 
 
-def report(quick: bool = False) -> list[str]:
+def report(quick: bool = False, weights: str = "casia1") -> list[str]:
+    """Rows of the table; ``weights``: a shipped name (timed at 384 and at 576) or a run folder (at its own size)."""
     import keras
 
-    from pmsp_utils import load_pretrained
+    from pmsp_utils import pretrained
+    from pmsp_utils.models import load_model
     from pmsp_utils.localizer import write_outputs
     from pmsp_utils.pipeline import localize
     from run import make_images
@@ -29,14 +31,16 @@ def report(quick: bool = False) -> list[str]:
         paths = make_images(Path(folder), (576, 576), count)
         out = Path(folder) / "out"
         out.mkdir()
-        for input_size in (384, 576):
-            model = load_pretrained("casia1", input_size=input_size)
+        shipped = weights in pretrained.available()
+        for input_size in (384, 576) if shipped else (None,):
+            model = load_model(weights, input_size=input_size).model if shipped else load_model(weights).model
+            input_size = model.pmsp_settings.input_size
             batch = {name: np.zeros((1, input_size, input_size, 3), np.float32) for name in ("rgb", "ela")}
             model.predict_on_batch(batch)  # warm up
             localize(model, paths[0])
             end_to_end, without_flip, forward = [], [], []
             for _ in range(rounds):
-                for flip, times in ((None, end_to_end), (False, without_flip)):  # None: the model's own setting
+                for flip, times in ((True, end_to_end), (False, without_flip)):
                     start = time.perf_counter()
                     for index, path in enumerate(paths):
                         result = localize(model, path, flip=flip)
@@ -52,11 +56,11 @@ def report(quick: bool = False) -> list[str]:
             print(rows[-1], flush=True)
     return [
         "",
-        f"`pmsp localize` on {count} 576x576 JPEGs (shipped casia1 weights, Keras {keras.__version__} on {keras.backend.backend()}, "
+        f"`pmsp localize` on {count} 576x576 JPEGs ({'shipped ' if shipped else 'run '}{weights}, Keras {keras.__version__} on {keras.backend.backend()}, "
         f"CPU, best of {rounds} rounds; end to end = read, ELA, the model's input policy, forward (twice with flipped TTA), "
-        "back to the image's size, three PNGs written):",
+        "back to the image's size, three PNGs written; target <= 0.3 s/image with the model's own TTA setting):",
         "",
-        "| model input (its TTA setting) | end to end, the model's settings (s/image, target <= 0.3) | end to end, no flip | "
+        "| model input (its TTA setting) | end to end with flipped TTA (s/image) | end to end, no flip | "
         "bare forward pass (s/image) | end to end / forward |",
         "|---|---|---|---|---|",
         *rows,

@@ -185,6 +185,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=("data", "model", "localize"),
                         help="run one part: ELA and synthetic data, the model, or pmsp localize")
     parser.add_argument("--size", type=int, default=576, help="model input size for the model benchmark")
+    parser.add_argument("--localize-weights", default="casia1", help="a shipped name or a run folder for the localize benchmark")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
     lines = [f"### {datetime.date.today().isoformat()}", "", f"Machine: {machine()}; pmsp_utils {pmsp_utils.__version__}.", ""]
@@ -198,7 +199,7 @@ def main(argv=None) -> int:
     if args.only in (None, "localize"):
         from bench_localize import report as localize_report
 
-        lines += localize_report(quick=args.quick)
+        lines += localize_report(quick=args.quick, weights=args.localize_weights)
     report = "\n".join(lines) + "\n"
     print()
     print(report)

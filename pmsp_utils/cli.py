@@ -355,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="plateau: learning rate x0.3 after 2 epochs without a better validation loss")
     train_command.add_argument("--init-from", help="start from another model: a shipped name (e.g. synthetic), a run folder or a .keras "
                                "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
+    train_command.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                               help="score and keep an exponential moving average of the weights (e.g. 0.998; default 0: off)")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
     train_command.add_argument("--seed", type=int, default=0)

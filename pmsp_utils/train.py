@@ -24,6 +24,8 @@ the seed, the backend and package versions, and ``history.csv``.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import hashlib
 import json
 import math
@@ -31,6 +33,7 @@ import os
 import platform
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
@@ -71,6 +74,7 @@ class TrainConfig:
     loss: str = "bce"
     positive_weight: float = 1.0
     schedule: str = "constant"
+    ema: float = 0.0  # momentum of an exponential moving average of the weights (Polyak averaging; 0: off): validated, kept
     mixed_precision: bool = False
     augment: bool = True
     seed: int = 0
@@ -109,6 +113,8 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
         if not self.positive_weight > 0:
             raise ValueError(f"positive_weight must be positive, got {self.positive_weight}.")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema is a momentum in [0, 1) (0: off; 0.998 averages about 500 steps), got {self.ema}.")
         for value, allowed, what in ((self.output_stride, OUTPUT_STRIDES, "output_stride"), (self.decoder, DECODERS, "decoder"),
                                      (self.policy, INPUT_POLICIES, "policy"), (self.monitor, MONITORS, "monitor"),
                                      (self.split, SPLIT_PROTOCOLS, "split")):
@@ -574,12 +580,27 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
+            with averaged_weights(self.model):  # with --ema, the average is what is scored and kept as the best
+                self.score_and_keep(epoch, logs)
+            state["epochs_done"] = epoch + 1
+            state["seed_generators"] = seed_generator_states(self.model)
+            save_checkpoint(self.model, run_dir, state, config.model_settings())  # the raw weights, the average in the optimizer
+            echo(
+                f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
+                f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}"
+                + (" (best)" if self.improved else f" (no improvement for {state['wait']})")
+            )
+            if state["wait"] >= config.patience:
+                echo(f"early stopping: no better {MONITOR_LABELS[config.monitor]} for {config.patience} epochs")
+                self.model.stop_training = True
+
+        def score_and_keep(self, epoch, logs):
             scores = evaluate_pixels(self.model, validation)  # the one validation pass of the epoch
             logs["val_loss"] = scores["loss"]
             logs["val_f1"] = scores["per_image_f1@0.5"]
             logs["val_auc"] = scores["pooled_auc"]
             logs["seconds"] = time.perf_counter() - self.started
-            improved = is_better(config.monitor, logs, state)
+            improved = self.improved = is_better(config.monitor, logs, state)
             if improved:
                 state.update(best_val_loss=float(logs["val_loss"]), best_val_f1=float(logs["val_f1"]), best_epoch=epoch + 1, wait=0)
                 self.model.save_weights(run_dir / "best.weights.tmp.weights.h5")
@@ -591,21 +612,32 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
                     self.model.optimizer.learning_rate.assign(rate)
                     echo(f"learning rate lowered to {rate:.2e} after {state['wait']} epochs without improvement")
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            state["epochs_done"] = epoch + 1
-            state["seed_generators"] = seed_generator_states(self.model)
             append_history(run_dir, {"epoch": epoch, **{key: float(value) for key, value in logs.items()}})
             save_snapshot(run_dir, self.model, validation, epoch + 1)
-            save_checkpoint(self.model, run_dir, state, config.model_settings())
-            echo(
-                f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
-                f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}"
-                + (" (best)" if improved else f" (no improvement for {state['wait']})")
-            )
-            if state["wait"] >= config.patience:
-                echo(f"early stopping: no better {MONITOR_LABELS[config.monitor]} for {config.patience} epochs")
-                self.model.stop_training = True
 
     return EpochEnd()
+
+
+@contextmanager
+def averaged_weights(model):
+    """Within the block, the model's trainable weights are the optimizer's moving average of them (``use_ema``);
+    the raw weights come back after it, errors included. Without ``use_ema``, the model is left as it is."""
+    import keras
+
+    optimizer = model.optimizer
+    averages = getattr(optimizer, "_model_variables_moving_average", None) if getattr(optimizer, "use_ema", False) else None
+    if not averages:
+        yield model
+        return
+    variables = optimizer._trainable_variables
+    raw = [keras.ops.convert_to_numpy(variable) for variable in variables]
+    for variable, average in zip(variables, averages):
+        variable.assign(keras.ops.convert_to_numpy(average))  # a copy: JAX's training step donates its buffers
+    try:
+        yield model
+    finally:
+        for variable, value in zip(variables, raw):
+            variable.assign(value)
 
 
 def build_model(config: TrainConfig, verbose: bool = True):
@@ -622,7 +654,8 @@ def build_model(config: TrainConfig, verbose: bool = True):
         report = init_weights_from(model, config.init_from)
         if verbose:
             print(report)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss=make_loss(config.loss, config.positive_weight))
+    optimizer = keras.optimizers.Adam(config.learning_rate, use_ema=config.ema > 0, ema_momentum=config.ema or 0.99)
+    model.compile(optimizer=optimizer, loss=make_loss(config.loss, config.positive_weight))
     return model
 
 

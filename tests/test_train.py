@@ -181,3 +181,28 @@ def test_training_skips_unusable_images_with_a_list(records, tmp_path, cache_fol
     assert len(history) == 1
     assert "skipped 1 of 6 training images that cannot be used:" in said
     assert any(line.startswith("  broken.png: cannot be used:") and ("truncated" in line or "corrupt" in line) for line in said), said
+
+
+def test_ema_keeps_the_average_as_best_and_resumes_exactly(records, tmp_path, cache_folder):
+    from pmsp_utils.train import averaged_weights, load_checkpoint
+
+    one, _ = train(tiny(ema=0.5, epochs=1), *records, tmp_path / "one", **QUIET)  # one epoch: it is the best one
+    raw, _ = load_checkpoint(tmp_path / "one")  # the raw weights, with the optimizer and its average
+    averaged = [keras.ops.convert_to_numpy(v) for v in raw.optimizer._model_variables_moving_average]
+    before = [keras.ops.convert_to_numpy(v) for v in raw.trainable_weights]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(averaged, before)) > 1e-4  # the average is not the raw weights
+    for a, b in zip(one.trainable_weights, averaged):  # what training kept and returns is the average
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, rtol=1e-6, atol=1e-7)
+    with averaged_weights(raw):
+        for a, b in zip(raw.trainable_weights, averaged):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
+    for a, b in zip(raw.trainable_weights, before):  # the raw weights come back after the block
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
+    config = tiny(ema=0.5)
+    whole, _ = train(config, *records, tmp_path / "whole", **QUIET)
+    train(tiny(ema=0.5, epochs=2), *records, tmp_path / "split", **QUIET)
+    resumed, _ = train(config, *records, tmp_path / "split", resume=True, **QUIET)
+    for mine, theirs in zip(resumed.weights, whole.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
+    with pytest.raises(ValueError, match="ema is a momentum"):
+        train(tiny(ema=1.0), *records, tmp_path / "bad", **QUIET)
