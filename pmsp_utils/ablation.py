@@ -74,6 +74,14 @@ def variant_settings(name: str, base: ModelSettings) -> ModelSettings:
     return replace(base, **VARIANTS[variant_names([name])[0]])
 
 
+def variant_config(config, name: str, seed: int | None = None):
+    """The training config of one cell of a study: the recipe (``config``, initialisation and averaging included) with
+    the variant's architecture and the cell's seed."""
+    settings = variant_settings(name, config.model_settings())
+    changes = {key: getattr(settings, key) for key in ("attention", "fusion", "streams", "output_stride", "decoder")}
+    return replace(config, **changes, **({} if seed is None else {"seed": seed}))
+
+
 def read_results(path: str | Path) -> list[dict]:
     """The rows of a results table (numbers as floats, seed and counts as ints)."""
     path = Path(path)
@@ -130,7 +138,6 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     results_path = out / "results.csv"
     rows = read_results(results_path)
     done = {(row["variant"], row["seed"]) for row in rows}
-    base = config.model_settings()
     study = {"variants": names, "seeds": list(seeds), "recipe": {k: v for k, v in asdict(config).items() if k != "notes"},
              "train_images": len(train_records), "validation_images": len(validation_records), "scored_part": score_part,
              "scored_images": len(score_records), "split": split_protocol,
@@ -143,9 +150,7 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
             if (name, int(seed)) in done:
                 echo(f"{name}, seed {seed}: done already, skipped")
                 continue
-            settings = variant_settings(name, base)
-            cell = replace(config, seed=int(seed), **{key: getattr(settings, key) for key in ("attention", "fusion", "streams",
-                                                                                               "output_stride", "decoder")})
+            cell = variant_config(config, name, int(seed))
             run_dir = out / name / f"seed{seed}"
             resume = (run_dir / "checkpoint.keras").exists()
             echo(f"{name}, seed {seed}: {'resuming' if resume else 'training'} in {run_dir}")

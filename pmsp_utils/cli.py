@@ -309,6 +309,10 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
                          help="train on this many images of the training part (a fixed name-hash sample, the same for every run)")
     command.add_argument("--recompress", type=float, default=0.0, metavar="P",
                          help="probability of re-saving a training image as JPEG (quality 70..100) before ELA")
+    command.add_argument("--init-from", help="start from another model: a shipped name (e.g. synthetic), a run folder or a .keras "
+                         "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
+    command.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+                         help="score and keep an exponential moving average of the weights (e.g. 0.998; default 0: off)")
 
 
 def _inference_arguments(command) -> None:
@@ -353,10 +357,6 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--positive-weight", type=_positive_float, default=1.0, help="weight of tampered pixels in BCE")
     train_command.add_argument("--schedule", choices=SCHEDULES, default="constant",
                                help="plateau: learning rate x0.3 after 2 epochs without a better validation loss")
-    train_command.add_argument("--init-from", help="start from another model: a shipped name (e.g. synthetic), a run folder or a .keras "
-                               "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
-    train_command.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
-                               help="score and keep an exponential moving average of the weights (e.g. 0.998; default 0: off)")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
     train_command.add_argument("--seed", type=int, default=0)

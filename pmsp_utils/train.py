@@ -24,8 +24,6 @@ the seed, the backend and package versions, and ``history.csv``.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import hashlib
 import json
 import math

@@ -135,3 +135,14 @@ def test_load_study_errors(tmp_path):
     (tmp_path / "study.json").write_text("{}")
     with pytest.raises(ValueError, match="unknown variant.*attention-everywhere"):
         load_study(tmp_path)
+
+
+def test_ablate_takes_the_recipe_options_train_has(tmp_path):
+    from pmsp_utils.ablation import variant_config
+    from pmsp_utils.cli import _train_config, build_parser
+
+    args = build_parser().parse_args(["ablate", "--grid", "paper", "--out", str(tmp_path), "--init-from", "synthetic", "--ema", "0.99"])
+    cell = variant_config(_train_config(args), "stride16")
+    assert (cell.init_from, cell.ema, cell.output_stride, cell.input_size) == ("synthetic", 0.99, 16, 192)
+    with pytest.raises(ValueError, match="ema is a momentum"):
+        _train_config(build_parser().parse_args(["ablate", "--out", str(tmp_path), "--ema", "1.5"]))
