@@ -8,7 +8,10 @@
 # results and float16 weights (halves under the 16 MiB a returned file may hold) go into $OUT.
 # Needs: .whl/ (Keras wheels), .gpu/casia1 (images, masks, pairs.csv), .gpu/<ImageNet MobileNet .h5>.
 # SMOKE=1 runs the same steps at a toy scale, on any machine (a check before spending device time).
+# JOBS="syn_ft" (or any of syn_ft s16 concat) runs only those; PRE_S, FT_S, RUN_S, EVAL_S: each step's seconds.
 set -u
+JOBS=${JOBS:-syn_ft s16 concat}
+wants() { case " $JOBS " in *" $1 "*) return 0;; *) return 1;; esac; }
 H5=${H5:-.gpu/mobilenet_1_0_224_tf_no_top.partial.h5}
 if [ "${SMOKE:-0}" = 1 ]; then
   SIZE=192; SYN="--synthetic-count 24 --epochs 1"; EXTRA="--max-train-images 8 --epochs 1"; LIMIT="--limit 2"
@@ -29,8 +32,8 @@ score() {  # score RUN: its best epoch on the images it never trained on or chos
   stamp "$1 scored (exit $?)"
 }
 
-stamp "three recipes side by side"
-(
+stamp "recipes side by side: $JOBS"
+wants syn_ft && (
   timeout "$PRE_S" python3 -m pmsp_utils.cli train --data synthetic --synthetic-copy-move 0.5 $SYN --split paper --patience 4 \
       $RECIPE --weights "$H5" --run-dir "$RUNS/syn_pre" > "$RUNS/syn_pre.log" 2>&1
   stamp "syn_pre exit $?"
@@ -39,14 +42,14 @@ stamp "three recipes side by side"
   stamp "syn_ft exit $?"
   score syn_ft
 ) &
-( timeout "$RUN_S" python3 -m pmsp_utils.cli train $CASIA $RECIPE --weights "$H5" --output-stride 16 \
+wants s16 && ( timeout "$RUN_S" python3 -m pmsp_utils.cli train $CASIA $RECIPE --weights "$H5" --output-stride 16 \
       --run-dir "$RUNS/s16" > "$RUNS/s16.log" 2>&1; stamp "s16 exit $?"; score s16 ) &
-( timeout "$RUN_S" python3 -m pmsp_utils.cli train $CASIA $RECIPE --weights "$H5" --fusion concat \
+wants concat && ( timeout "$RUN_S" python3 -m pmsp_utils.cli train $CASIA $RECIPE --weights "$H5" --fusion concat \
       --run-dir "$RUNS/concat" > "$RUNS/concat.log" 2>&1; stamp "concat exit $?"; score concat ) &
 wait
 stamp "trainings and scores done"
 
-for run in syn_ft s16 concat; do
+for run in $JOBS; do
   python3 benchmarks/gpu_weights.py pack "$RUNS/$run" "$OUT/$run" >> "$RUNS/steps.log" 2>&1 &
 done
 wait
