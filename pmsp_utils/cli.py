@@ -312,7 +312,7 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
     command.add_argument("--init-from", help="start from another model: a shipped name (e.g. synthetic), a run folder or a .keras "
                          "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
     command.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
-                         help="score and keep an exponential moving average of the weights (e.g. 0.998; default 0: off)")
+                         help="score and keep an exponential moving average of the weights (e.g. 0.99; default 0: off)")
 
 
 def _inference_arguments(command) -> None:

@@ -112,7 +112,7 @@ class TrainConfig:
         if not self.positive_weight > 0:
             raise ValueError(f"positive_weight must be positive, got {self.positive_weight}.")
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema is a momentum in [0, 1) (0: off; 0.998 averages about 500 steps), got {self.ema}.")
+            raise ValueError(f"ema is a momentum in [0, 1) (0: off; 0.99 averages about 100 steps), got {self.ema}.")
         for value, allowed, what in ((self.output_stride, OUTPUT_STRIDES, "output_stride"), (self.decoder, DECODERS, "decoder"),
                                      (self.policy, INPUT_POLICIES, "policy"), (self.monitor, MONITORS, "monitor"),
                                      (self.split, SPLIT_PROTOCOLS, "split")):
