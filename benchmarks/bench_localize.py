@@ -33,7 +33,7 @@ def report(quick: bool = False, weights: str = "casia1") -> list[str]:
         out.mkdir()
         shipped = weights in pretrained.available()
         for input_size in (384, 576) if shipped else (None,):
-            model = load_model(weights, input_size=input_size).model if shipped else load_model(weights).model
+            model = load_model(weights, input_size=input_size).model  # a run folder: None, its own size
             input_size = model.pmsp_settings.input_size
             batch = {name: np.zeros((1, input_size, input_size, 3), np.float32) for name in ("rgb", "ela")}
             model.predict_on_batch(batch)  # warm up

@@ -619,7 +619,8 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
 @contextmanager
 def averaged_weights(model):
     """Within the block, the model's trainable weights are the optimizer's moving average of them (``use_ema``);
-    the raw weights come back after it, errors included. Without ``use_ema``, the model is left as it is."""
+    the raw weights come back after it, errors included. Without ``use_ema``, the model is left as it is.
+    (Keras' ``SwapEMAWeights`` swaps around Keras' own evaluation; a run here scores in its epoch callback.)"""
     import keras
 
     optimizer = model.optimizer
