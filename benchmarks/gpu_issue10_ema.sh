@@ -17,10 +17,7 @@ RECIPE="--data casia1 --root $DATA --split grouped --patience 8 --loss bce+dice 
 stamp "two seeds side by side"
 for seed in 0 1; do
   ( timeout "$TRAIN_S" python3 -m pmsp_utils.cli train $RECIPE --seed $seed --run-dir "$RUNS/ema_s$seed" > "$RUNS/ema_s$seed.log" 2>&1
-    stamp "ema_s$seed exit $?"
-    python3 benchmarks/gpu_weights.py pack "$RUNS/ema_s$seed" "$OUT/ema_s$seed" >> "$RUNS/steps.log" 2>&1 ) &
+    stamp "ema_s$seed exit $?" ) &
 done
 wait
-stamp "packed"
-tar -czf "$OUT/results_ema.tar.gz" -C "$RUNS" --exclude='*.keras' --exclude='*.weights.h5' --exclude='*.npz' . && stamp "done"
-ls -la "$OUT"
+bring_back results_ema ema_s0 ema_s1

@@ -49,10 +49,4 @@ wants concat && ( timeout "$RUN_S" python3 -m pmsp_utils.cli train $CASIA $RECIP
 wait
 stamp "trainings and scores done"
 
-for run in $JOBS; do
-  python3 benchmarks/gpu_weights.py pack "$RUNS/$run" "$OUT/$run" >> "$RUNS/steps.log" 2>&1 &
-done
-wait
-stamp "packed"
-tar -czf "$OUT/results_recipes.tar.gz" -C "$RUNS" --exclude='*.keras' --exclude='*.weights.h5' --exclude='*.npz' . && stamp "done"
-ls -la "$OUT"
+bring_back results_recipes $JOBS

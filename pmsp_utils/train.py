@@ -586,7 +586,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             echo(
                 f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
                 f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}"
-                + (" (best)" if self.improved else f" (no improvement for {state['wait']})")
+                + (" (best)" if state["wait"] == 0 else f" (no improvement for {state['wait']})")  # wait is 0 only after a better epoch
             )
             if state["wait"] >= config.patience:
                 echo(f"early stopping: no better {MONITOR_LABELS[config.monitor]} for {config.patience} epochs")
@@ -598,7 +598,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             logs["val_f1"] = scores["per_image_f1@0.5"]
             logs["val_auc"] = scores["pooled_auc"]
             logs["seconds"] = time.perf_counter() - self.started
-            improved = self.improved = is_better(config.monitor, logs, state)
+            improved = is_better(config.monitor, logs, state)
             if improved:
                 state.update(best_val_loss=float(logs["val_loss"]), best_val_f1=float(logs["val_f1"]), best_epoch=epoch + 1, wait=0)
                 self.model.save_weights(run_dir / "best.weights.tmp.weights.h5")
