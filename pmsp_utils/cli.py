@@ -209,6 +209,14 @@ def _robustness(args, model, records, out: Path) -> list[Path]:
     return [path]
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare, format_comparison, read_scores
+
+    comparison = compare(read_scores(args.a, args.method_a), read_scores(args.b, args.method_b), confidence=args.confidence)
+    print(format_comparison(comparison))
+    return 0
+
+
 def _localize(args: argparse.Namespace) -> int:
     import csv
 
@@ -399,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--robustness-limit", type=_positive_int, default=20, help="images for the robustness curves")
     evaluate_command.add_argument("--out", type=Path, default=Path("build/evaluation"), help="folder for the CSV and JSON tables")
     evaluate_command.set_defaults(handler=_evaluate)
+
+    compare_command = commands.add_parser("compare", help="is B better than A? two evaluations paired image by image")
+    compare_command.add_argument("a", help="output folder of 'pmsp evaluate' (or its per_image.csv): the reference")
+    compare_command.add_argument("b", help="the same for the challenger, scored on the same images")
+    compare_command.add_argument("--method-a", help="which method of A's table (default: its first, the network)")
+    compare_command.add_argument("--method-b", help="which method of B's table (default: its first, the network)")
+    compare_command.add_argument("--confidence", type=float, default=0.9, help="width of the bootstrap interval (default 0.9)")
+    compare_command.set_defaults(handler=_compare)
 
     localize_command = commands.add_parser("localize", help="write probability maps, masks and overlays of images")
     localize_command.add_argument("images", nargs="+", help="image files, folders or glob patterns")

@@ -249,7 +249,8 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
         path.write_text(json.dumps({"rows": [{k: _clean(v) for k, v in row.items()} for row in rows], **protocol}, indent=2) + "\n")
         written.append(path)
     per_image = [
-        {"dataset": evaluation.dataset, "method": method, "image": image.name, "tampered_fraction": image.tampered_pixels / image.pixels,
+        {"dataset": evaluation.dataset, "method": method, "image": image.name, "kind": evaluation.kinds.get(image.name, ""),
+         "tampered_fraction": image.tampered_pixels / image.pixels,
          f"f1@{evaluation.threshold:g}": image.f1 if image.tampered else None, "auc": _clean(image.auc), "best_f1": _clean(image.best_f1)}
         for evaluation in evaluations for method, metrics in evaluation.metrics.items() for image in metrics.images
     ]

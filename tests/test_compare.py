@@ -1,0 +1,97 @@
+"""pmsp compare: two evaluations paired image by image, with a bootstrap interval."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from pmsp_utils.cli import main
+from pmsp_utils.compare import Scores, compare, read_scores
+
+COLUMNS = ["dataset", "method", "image", "kind", "tampered_fraction", "f1@0.5", "auc", "best_f1"]
+
+
+def write_table(folder, rows, columns=COLUMNS):
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "per_image.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def rows(method, scores, kinds=None):
+    return [{"dataset": "casia1", "method": method, "image": f"image{i}", "kind": (kinds or ["splicing"] * len(scores))[i],
+             "tampered_fraction": 0.1, "f1@0.5": "" if score is None else f"{score:.4f}", "auc": 0.9, "best_f1": 0.8}
+            for i, score in enumerate(scores)]
+
+
+def scores(values, kinds=None, name="x"):
+    return Scores(name, {f"i{k}": v for k, v in enumerate(values)}, {f"i{k}": (kinds or [""] * len(values))[k] for k in range(len(values))})
+
+
+def test_a_clear_gain_on_every_image_is_called_better_and_the_difference_is_exact():
+    random = np.random.default_rng(3)
+    first = random.uniform(0.2, 0.6, 40)
+    result = compare(scores(first), scores(first + 0.1))
+    row = result.rows[0]
+    assert row["images"] == 40 and row["difference"] == pytest.approx(0.1)
+    assert row["low"] == pytest.approx(0.1) and row["high"] == pytest.approx(0.1)  # every resample gives the same gain
+    assert result.verdict == "B better" and row["b_wins"] == 40
+    assert compare(scores(first + 0.1), scores(first)).verdict == "A better"
+
+
+def test_noise_of_either_sign_is_within_noise_and_the_interval_holds_the_mean():
+    random = np.random.default_rng(0)
+    first = random.uniform(0, 1, 52)
+    second = first + random.normal(0, 0.2, 52)
+    second += first.mean() - second.mean() + 0.005  # the same mean, give or take 0.005
+    row = compare(scores(first), scores(second)).rows[0]
+    assert row["low"] < row["difference"] < row["high"] and row["low"] < 0 < row["high"]
+    assert row["verdict"] == "within noise"
+
+
+def test_kinds_get_their_own_rows_and_missed_shares_count_f1_under_a_tenth():
+    kinds = ["copy-move", "copy-move", "splicing", "splicing"]
+    result = compare(scores([0.05, 0.5, 0.6, 0.09], kinds), scores([0.3, 0.5, 0.6, 0.7], kinds))
+    groups = {row["group"]: row for row in result.rows}
+    assert list(groups) == ["all tampered", "copy-move", "splicing"]
+    assert groups["all tampered"]["a_missed"] == 0.5 and groups["all tampered"]["b_missed"] == 0.0
+    assert groups["copy-move"]["images"] == 2 and groups["copy-move"]["difference"] == pytest.approx(0.125)
+
+
+def test_only_images_scored_by_both_are_paired():
+    a = Scores("a", {"x": 0.2, "y": 0.4}, {})
+    b = Scores("b", {"y": 0.6, "z": 0.9}, {})
+    result = compare(a, b)
+    assert result.rows[0]["images"] == 1 and result.only_a == 1 and result.only_b == 1
+    with pytest.raises(ValueError, match="share no scored image"):
+        compare(Scores("a", {"x": 0.2}, {}), Scores("b", {"z": 0.2}, {}))
+
+
+def test_read_scores_takes_the_first_method_skips_authentic_images_and_reads_kinds_from_casia_names(tmp_path):
+    table = rows("PMSP (run)", [0.5, None, 0.7]) + rows("ela", [0.1, None, 0.2])
+    folder = write_table(tmp_path / "eval", table)
+    read = read_scores(folder)
+    assert read.f1 == {"image0": 0.5, "image2": 0.7} and "PMSP (run)" in read.source
+    assert read_scores(folder / "per_image.csv", "ela").f1 == {"image0": 0.1, "image2": 0.2}
+    with pytest.raises(ValueError, match=r"no method 'noi1'; it holds 'PMSP \(run\)', 'ela'"):
+        read_scores(folder, "noi1")
+    old = [{"method": "m", "image": name, "f1@0.5": "0.3"} for name in ("Sp_D_NRN_A_ani0097_ani0082_0427", "Sp_S_CND_A_pla0016_pla0016_0196")]
+    older = write_table(tmp_path / "old", old, ["method", "image", "f1@0.5"])  # written before the kind column
+    assert read_scores(older).kinds == {old[0]["image"]: "splicing", old[1]["image"]: "copy-move"}
+
+
+def test_cli_prints_the_table_and_verdict_and_names_a_bad_file_in_one_line(tmp_path, capsys):
+    kinds = ["splicing", "copy-move"] * 10
+    a = write_table(tmp_path / "a", rows("A", [0.3] * 20, kinds))
+    b = write_table(tmp_path / "b", rows("B", [0.6] * 20, kinds))
+    assert main(["compare", str(a), str(b), "--confidence", "0.95"]) == 0
+    out = capsys.readouterr().out
+    assert "95% interval" in out and "copy-move" in out and out.strip().endswith("verdict (all tampered images): B better")
+    (tmp_path / "bad.csv").write_text("name,score\nx,1\n")
+    assert main(["compare", str(a), str(tmp_path / "bad.csv")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "bad.csv: not a per-image table" in error
+    assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
+    assert "missing: no such file; give an output folder" in capsys.readouterr().err
