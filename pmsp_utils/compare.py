@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.casia import parse_name
-from .evaluate import MISSED_BELOW
+from .evaluate import MISSED_BELOW, Evaluation
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,15 @@ class Scores:
     source: str  # the file, and which method in it
     f1: dict[str, float]  # image -> per-image F1 at the threshold
     kinds: dict[str, str]  # image -> manipulation kind ("" where neither the file nor the name says)
+
+    @classmethod
+    def of(cls, evaluation: Evaluation, method: str) -> Scores:
+        """One method's scores from an :class:`~pmsp_utils.evaluate.Evaluation` in memory (no CSV needed)."""
+        if method not in evaluation.metrics:
+            raise KeyError(f"no method {method!r} in this evaluation; it holds {', '.join(map(repr, evaluation.metrics))}")
+        images = evaluation.metrics[method].tampered_images
+        return cls(f"{method} on {evaluation.dataset}", {image.name: image.f1 for image in images},
+                   {image.name: evaluation.kinds.get(image.name, "") for image in images})
 
 
 def read_scores(path: str | Path, method: str | None = None) -> Scores:
@@ -73,6 +82,7 @@ class Comparison:
     confidence: float
     only_a: int  # images scored by A alone (left out)
     only_b: int
+    draws: np.ndarray  # the resampled mean differences B - A over all images (for a histogram)
 
     @property
     def verdict(self) -> str:
@@ -107,7 +117,7 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
         groups[kind] = [image for image in common if kinds[image] == kind]
     random = np.random.default_rng(seed)
     tail = (1 - confidence) / 2 * 100
-    rows = []
+    rows, draws = [], {}
     for group, images in groups.items():
         first = np.array([a.f1[image] for image in images])
         second = np.array([b.f1[image] for image in images])
@@ -115,13 +125,15 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
         picks = random.integers(0, len(images), size=(resamples, len(images)))
         means = difference[picks].mean(axis=1)
         low, high = np.percentile(means, [tail, 100 - tail])
+        draws[group] = means
         rows.append({
             "group": group, "images": len(images), "a_f1": float(first.mean()), "b_f1": float(second.mean()),
             "a_missed": float(np.mean(first < MISSED_BELOW)), "b_missed": float(np.mean(second < MISSED_BELOW)),
             "difference": float(difference.mean()), "low": float(low), "high": float(high),
             "b_wins": int(np.sum(difference > 0)), "a_wins": int(np.sum(difference < 0)), "verdict": _verdict(low, high),
         })
-    return Comparison(a.source, b.source, rows, confidence, len(set(a.f1) - set(b.f1)), len(set(b.f1) - set(a.f1)))
+    return Comparison(a.source, b.source, rows, confidence, len(set(a.f1) - set(b.f1)), len(set(b.f1) - set(a.f1)),
+                      draws["all tampered"])
 
 
 def format_comparison(comparison: Comparison) -> str:

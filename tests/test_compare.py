@@ -95,3 +95,25 @@ def test_cli_prints_the_table_and_verdict_and_names_a_bad_file_in_one_line(tmp_p
     assert error.count("\n") == 1 and "bad.csv: not a per-image table" in error
     assert main(["compare", str(a), str(tmp_path / "missing")]) == 2
     assert "missing: no such file; give an output folder" in capsys.readouterr().err
+
+
+def test_scores_of_an_evaluation_in_memory_match_its_per_image_table(tmp_path):
+    from pmsp_utils.evaluate import Evaluation, write_tables
+    from pmsp_utils.metrics import PixelMetrics
+
+    metrics = {"PMSP": PixelMetrics(0.5), "ELA": PixelMetrics(0.5)}
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 5:15] = 1
+    for index, shift in enumerate((0, 3, 8)):
+        metrics["PMSP"].update(np.roll(mask, shift, axis=1).astype(float), mask, name=f"Sp_S_CND_A_pla{index:04d}_pla{index:04d}_0196")
+        metrics["ELA"].update(np.full((20, 20), 0.6), mask, name=f"Sp_S_CND_A_pla{index:04d}_pla{index:04d}_0196")
+    kinds = {f"Sp_S_CND_A_pla{index:04d}_pla{index:04d}_0196": "copy-move" for index in range(3)}
+    evaluation = Evaluation("casia1", "3 images", 0.5, metrics, [], kinds)
+    write_tables([evaluation], tmp_path)
+    in_memory, on_disk = Scores.of(evaluation, "PMSP"), read_scores(tmp_path)
+    assert in_memory.f1 == pytest.approx(on_disk.f1, abs=1e-4) and in_memory.kinds == on_disk.kinds
+    assert in_memory.f1["Sp_S_CND_A_pla0000_pla0000_0196"] == 1.0 and set(in_memory.kinds.values()) == {"copy-move"}
+    result = compare(Scores.of(evaluation, "ELA"), in_memory, resamples=500)
+    assert result.draws.shape == (500,) and [row["group"] for row in result.rows] == ["all tampered", "copy-move"]
+    with pytest.raises(KeyError, match="no method 'NOI1'"):
+        Scores.of(evaluation, "NOI1")
