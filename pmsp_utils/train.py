@@ -34,7 +34,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -692,6 +692,7 @@ def train(
         model, state = load_checkpoint(run_dir)
         restore_seed_generators(model, state.get("seed_generators", {}))
         echo(f"resuming {run_dir} after epoch {state['epochs_done']}")
+        record_resumed_changes(run_dir, asdict(config), state["epochs_done"], echo)
     else:
         if state_file.exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
@@ -735,7 +736,27 @@ def train(
 
 
 #: Settings a resumed run may change: how long it runs and how it loads data, not what it learns.
-RESUMABLE_CHANGES = {"epochs", "workers", "notes", "model_settings"}  # model_settings: a copy of other fields in older config.json files
+RESUMABLE_CHANGES = {"epochs", "patience", "workers", "notes", "model_settings"}  # model_settings: a copy of other fields in older config.json files
+#: Of those, the ones that decide which epochs exist: a change is written into config.json and listed in its notes.
+RECORDED_CHANGES = ("epochs", "patience")
+
+
+def record_resumed_changes(run_dir: Path, current: dict, epochs_done: int, echo: Callable[[str], None] = print) -> None:
+    """A resumed run that runs longer (``epochs``) or waits longer (``patience``) says so in its ``config.json``:
+    the new values replace the old, and ``notes["resumed"]`` keeps each change with the epoch it took effect after."""
+    saved = read_json(run_dir / "config.json")
+    defaults = asdict(TrainConfig())
+    changes = [f"{name} {saved.get(name, defaults[name])} -> {current[name]}" for name in RECORDED_CHANGES
+               if saved.get(name, defaults[name]) != current[name]]
+    if not changes:
+        return
+    notes = dict(saved.get("notes") or {})
+    notes["resumed"] = [*notes.get("resumed", []), f"after epoch {epochs_done}: " + ", ".join(changes)]
+    updated = {**saved, **{name: current[name] for name in RECORDED_CHANGES}, "notes": notes}
+    temporary = run_dir / "config.tmp.json"
+    temporary.write_text(json.dumps(updated, indent=2))
+    os.replace(temporary, run_dir / "config.json")
+    echo(f"resumed with {', '.join(changes)} (recorded in config.json)")
 _PATH_SETTINGS = ("root", "init_from", "weights")
 
 

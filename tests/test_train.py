@@ -168,6 +168,14 @@ def test_resume_keeps_settings_the_user_did_not_repeat(tmp_path, cache_folder, c
     assert len(read_history(tmp_path / "r")) == 2
     assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "3", "--loss", "focal"]) == 2
     assert "loss was 'bce+dice', now 'focal'" in capsys.readouterr().err
+    # Running longer or waiting longer is allowed, and the run's config.json says so.
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "2", "--patience", "20"]) == 0
+    assert "resumed with patience 5 -> 20" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (saved["epochs"], saved["patience"], saved["loss"]) == (2, 20, "bce+dice")
+    assert saved["notes"]["resumed"] == ["after epoch 1: epochs 1 -> 2", "after epoch 2: patience 5 -> 20"]
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume"]) == 0  # nothing typed: nothing changes
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["notes"]["resumed"] == saved["notes"]["resumed"]
 
 
 def test_training_skips_unusable_images_with_a_list(records, tmp_path, cache_folder):
