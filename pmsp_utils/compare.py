@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .data.casia import parse_name
-from .evaluate import MISSED_BELOW, Evaluation
+from .evaluate import MISSED_BELOW, Evaluation, format_table
 
 
 @dataclass(frozen=True)
@@ -138,8 +138,6 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
 
 def format_comparison(comparison: Comparison) -> str:
     """The comparison as a few lines of text: what was compared, one line per group, the verdict."""
-    from .evaluate import format_table
-
     percent = f"{comparison.confidence:.0%}"
     table = [{"group": row["group"], "images": row["images"], "A F1": row["a_f1"], "B F1": row["b_f1"],
               "B - A": row["difference"], f"{percent} interval": f"{row['low']:+.3f} .. {row['high']:+.3f}",

@@ -753,10 +753,10 @@ def record_resumed_changes(run_dir: Path, current: dict, epochs_done: int, echo:
     notes = dict(saved.get("notes") or {})
     notes["resumed"] = [*notes.get("resumed", []), f"after epoch {epochs_done}: " + ", ".join(changes)]
     updated = {**saved, **{name: current[name] for name in RECORDED_CHANGES}, "notes": notes}
-    temporary = run_dir / "config.tmp.json"
-    temporary.write_text(json.dumps(updated, indent=2))
-    os.replace(temporary, run_dir / "config.json")
+    _atomic_write_text(run_dir / "config.json", json.dumps(updated, indent=2))
     echo(f"resumed with {', '.join(changes)} (recorded in config.json)")
+
+
 _PATH_SETTINGS = ("root", "init_from", "weights")
 
 
