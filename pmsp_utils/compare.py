@@ -29,12 +29,13 @@ class Scores:
     kinds: dict[str, str]  # image -> manipulation kind ("" where neither the file nor the name says)
 
     @classmethod
-    def of(cls, evaluation: Evaluation, method: str) -> Scores:
-        """One method's scores from an :class:`~pmsp_utils.evaluate.Evaluation` in memory (no CSV needed)."""
+    def of(cls, evaluation: Evaluation, method: str, label: str | None = None) -> Scores:
+        """One method's scores from an :class:`~pmsp_utils.evaluate.Evaluation` in memory (no CSV needed);
+        ``label`` names them in the printout (default: the method and dataset)."""
         if method not in evaluation.metrics:
             raise KeyError(f"no method {method!r} in this evaluation; it holds {', '.join(map(repr, evaluation.metrics))}")
         images = evaluation.metrics[method].tampered_images
-        return cls(f"{method} on {evaluation.dataset}", {image.name: image.f1 for image in images},
+        return cls(label or f"{method} on {evaluation.dataset}", {image.name: image.f1 for image in images},
                    {image.name: evaluation.kinds.get(image.name, "") for image in images})
 
 
@@ -117,7 +118,7 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
         groups[kind] = [image for image in common if kinds[image] == kind]
     random = np.random.default_rng(seed)
     tail = (1 - confidence) / 2 * 100
-    rows, draws = [], {}
+    rows = []
     for group, images in groups.items():
         first = np.array([a.f1[image] for image in images])
         second = np.array([b.f1[image] for image in images])
@@ -125,7 +126,8 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
         picks = random.integers(0, len(images), size=(resamples, len(images)))
         means = difference[picks].mean(axis=1)
         low, high = np.percentile(means, [tail, 100 - tail])
-        draws[group] = means
+        if not rows:
+            draws = means  # the first group is all images together
         rows.append({
             "group": group, "images": len(images), "a_f1": float(first.mean()), "b_f1": float(second.mean()),
             "a_missed": float(np.mean(first < MISSED_BELOW)), "b_missed": float(np.mean(second < MISSED_BELOW)),
@@ -133,7 +135,7 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
             "b_wins": int(np.sum(difference > 0)), "a_wins": int(np.sum(difference < 0)), "verdict": _verdict(low, high),
         })
     return Comparison(a.source, b.source, rows, confidence, len(set(a.f1) - set(b.f1)), len(set(b.f1) - set(a.f1)),
-                      draws["all tampered"])
+                      draws)
 
 
 def format_comparison(comparison: Comparison) -> str:

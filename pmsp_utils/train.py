@@ -684,7 +684,8 @@ def train(
     if resume:
         if not (run_dir / "checkpoint.keras").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).")
-        differences = setting_differences(read_json(run_dir / "config.json"), asdict(config))
+        saved = read_json(run_dir / "config.json")
+        differences = setting_differences(saved, asdict(config))
         if differences:
             raise ValueError(f"{run_dir}: the settings differ from the run being resumed: "
                              + "; ".join(f"{name} was {old!r}, now {new!r}" for name, old, new in differences)
@@ -692,7 +693,7 @@ def train(
         model, state = load_checkpoint(run_dir)
         restore_seed_generators(model, state.get("seed_generators", {}))
         echo(f"resuming {run_dir} after epoch {state['epochs_done']}")
-        record_resumed_changes(run_dir, asdict(config), state["epochs_done"], echo)
+        record_resumed_changes(run_dir, saved, asdict(config), state["epochs_done"], echo)
     else:
         if state_file.exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
@@ -741,10 +742,10 @@ RESUMABLE_CHANGES = {"epochs", "patience", "workers", "notes", "model_settings"}
 RECORDED_CHANGES = ("epochs", "patience")
 
 
-def record_resumed_changes(run_dir: Path, current: dict, epochs_done: int, echo: Callable[[str], None] = print) -> None:
-    """A resumed run that runs longer (``epochs``) or waits longer (``patience``) says so in its ``config.json``:
-    the new values replace the old, and ``notes["resumed"]`` keeps each change with the epoch it took effect after."""
-    saved = read_json(run_dir / "config.json")
+def record_resumed_changes(run_dir: Path, saved: dict, current: dict, epochs_done: int, echo: Callable[[str], None] = print) -> None:
+    """A resumed run that runs longer (``epochs``) or waits longer (``patience``) says so in its ``config.json``
+    (``saved``, as read): the new values replace the old, and ``notes["resumed"]`` keeps each change with the epoch it
+    took effect after."""
     defaults = asdict(TrainConfig())
     changes = [f"{name} {saved.get(name, defaults[name])} -> {current[name]}" for name in RECORDED_CHANGES
                if saved.get(name, defaults[name]) != current[name]]
