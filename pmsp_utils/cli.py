@@ -145,7 +145,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {sorted(BASELINES)} (or --baselines with none).")
     out = check_output_folder(args.out)
-    model = load_model(args.weights)
+    model = load_model(args.weights, inference=True)
     model_splits, model_label, size = model.splits, model.label, model.settings.input_size
     methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy, flip=args.flip)}
     methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
@@ -234,7 +234,7 @@ def _localize(args: argparse.Namespace) -> int:
     from .models import load_model
     from .pipeline import localize
 
-    model = load_model(args.weights)
+    model = load_model(args.weights, inference=True)
     label = model.label
     failures, rows = len(problems), []
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")

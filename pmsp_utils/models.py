@@ -55,11 +55,23 @@ def save_model(model, path: str | Path, settings: ModelSettings, *, members: dic
     return path
 
 
-def load_model(spec: str | Path = "casia1", *, input_size: int | None = None) -> LoadedModel:
+def load_model(spec: str | Path = "casia1", *, input_size: int | None = None, inference: bool = False) -> LoadedModel:
     """A model from a shipped model's name, a training run folder or a ``.keras`` file, with its settings.
 
     ``input_size`` (shipped models only) builds the network at another size; no weight depends on it.
+    ``inference``: fold each batch normalisation into the convolution before it
+    (:func:`pmsp_utils.model.fold_batch_norm`): the same maps, about 1.2x faster
+    on a CPU, for prediction only (``pmsp localize`` and ``pmsp evaluate`` use it).
     """
+    loaded = _load(spec, input_size)
+    if inference:
+        from .model import fold_batch_norm
+
+        loaded = LoadedModel(fold_batch_norm(loaded.model), loaded.settings, loaded.splits, loaded.label)
+    return loaded
+
+
+def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
     spec_text = str(spec)
     if spec_text in pretrained.available():
         splits = pretrained.WEIGHTS_DIR / f"{spec_text}_splits"

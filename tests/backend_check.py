@@ -3,7 +3,8 @@
 usage: KERAS_BACKEND=jax python backend_check.py WORKDIR (save|compare)
 
 Every output-stride and decoder variant is checked at 192x192: its output,
-after weights saved by the first backend are loaded into the second, must agree.
+after weights saved by the first backend are loaded into the second, must agree;
+and with its batch normalisations folded for inference, it must predict the same.
 """
 
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pmsp_utils.model import build_pmsp
+from pmsp_utils.model import build_pmsp, fold_batch_norm
 
 VARIANTS = {"os32": {"output_stride": 32}, "os16": {"output_stride": 16}, "os8": {"output_stride": 8},
             "os32_f3": {"output_stride": 32, "decoder": "f3"}}
@@ -36,6 +37,14 @@ for name, variant in VARIANTS.items():
     before = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel).copy()
     loss = float(model.train_on_batch(inputs, target))
     after = keras.ops.convert_to_numpy(model.get_layer("head_logits").kernel)
+    for layer in model._flatten_layers(include_self=False):  # statistics far from the identity, then fold
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_mean.assign(rng.normal(0, 0.5, layer.moving_mean.shape).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, layer.moving_variance.shape).astype("float32"))
+    predicted = keras.ops.convert_to_numpy(model(inputs, training=False))
+    folded = fold_batch_norm(model)
+    folded_error = float(np.abs(keras.ops.convert_to_numpy(folded(inputs, training=False)) - predicted).max())
     reports[name] = {"loss": loss, "changed": bool(np.abs(after - before).max() > 0), "shape": list(output.shape),
-                     "spread": float(output.std())}
+                     "spread": float(output.std()), "folded": folded.pmsp_folded, "folded_error": folded_error,
+                     "predicted_spread": float(predicted.std())}
 print(json.dumps({"backend": keras.backend.backend(), "variants": reports}))

@@ -18,6 +18,7 @@ from pmsp_utils.model import (  # noqa: E402
     CoordinateAttention,
     WeightsUnavailableError,
     build_pmsp,
+    fold_batch_norm,
     load_backbone_weights,
     load_pmsp,
     mobilenet_v1_stream,
@@ -273,6 +274,61 @@ def test_localize_bad_arguments(model, photo):
         localize(model, photo, policy="tile", overlap=1.0)
 
 
+# --- batch normalisation folded for inference -------------------------------------------
+
+
+def randomise_batch_norms(model, seed: int = 0) -> int:
+    """Give every batch normalisation (nested ones included) statistics far from the identity; returns their count."""
+    rng, count = np.random.default_rng(seed), 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.moving_mean.shape[0]
+            values = {"gamma": rng.uniform(0.5, 2.0, channels), "beta": rng.normal(0, 0.5, channels),
+                      "moving_mean": rng.normal(0, 0.5, channels), "moving_variance": rng.uniform(0.2, 3.0, channels)}
+            for variable in layer.weights:
+                variable.assign(values[variable.name].astype("float32"))
+            count += 1
+    return count
+
+
+def test_folding_keeps_the_map_and_skips_what_it_cannot_fold():
+    inputs = keras.Input((8, 8, 3))
+    a = keras.layers.Conv2D(4, 3, padding="same", name="with_bias")(inputs)  # a bias of its own
+    a = keras.layers.BatchNormalization(scale=False, name="a_bn")(a)
+    b = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", use_bias=False, name="dw")(a)
+    b = keras.layers.BatchNormalization(name="dw_bn")(b)
+    shared = keras.layers.Conv2D(8, 1, use_bias=False, name="shared")(b)  # read twice: cannot be folded
+    c = keras.layers.BatchNormalization(name="shared_bn")(shared)
+    outputs = keras.layers.Add()([c, shared])
+    model = keras.Model(inputs, outputs)
+    assert randomise_batch_norms(model) == 3
+    folded = fold_batch_norm(model)
+    assert folded.pmsp_folded == 2
+    assert [type(folded.get_layer(name)).__name__ for name in ("a_bn", "dw_bn", "shared_bn")] == ["Folded", "Folded", "BatchNormalization"]
+    x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(folded(x, training=False)), expected, rtol=1e-4, atol=1e-4)
+    assert np.abs(expected).max() > 1.0, "statistics far from the identity, or folding would be untested"
+
+
+@pytest.mark.parametrize("variant", [{"output_stride": 32}, {"output_stride": 16, "decoder": "f3"}])
+def test_folded_network_predicts_the_same_maps(variant):
+    keras.utils.set_random_seed(0)
+    network = build_pmsp(SIZE, dropout=0.0, verbose=False, **variant)
+    normalisations = randomise_batch_norms(network)
+    folded = fold_batch_norm(network)
+    inside_attention = 2 * 3  # Coordinate Attention keeps its own (a layer of its own, not a graph node): 3 per stream
+    assert folded.pmsp_folded == normalisations - inside_attention
+    left = [layer.path for layer in folded._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(left) == inside_attention and all("coord_attention" in path for path in left), left
+    x = {"rgb": np.random.default_rng(0).uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32"),
+         "ela": np.random.default_rng(1).uniform(0, 20, (2, SIZE, SIZE, 3)).astype("float32")}
+    expected = keras.ops.convert_to_numpy(network(x, training=False))
+    assert expected.std() > 1e-3
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(folded(x, training=False)), expected, atol=2e-5)
+    assert [layer.name for layer in folded.layers] == [layer.name for layer in network.layers]
+
+
 # --- two backends ---------------------------------------------------------------------
 
 
@@ -293,6 +349,8 @@ def test_tensorflow_and_jax_agree(tmp_path):
         for name, variant in report["variants"].items():
             assert variant["shape"] == [2, 192, 192, 1] and np.isfinite(variant["loss"]) and variant["changed"], (report["backend"], name)
             assert variant["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
+            assert variant["folded"] >= 54 and variant["predicted_spread"] > 1e-3, (report["backend"], name)
+            assert variant["folded_error"] < 5e-5, (report["backend"], name, variant["folded_error"])
     for name in tensorflow["variants"]:
         np.testing.assert_allclose(np.load(tmp_path / f"jax_{name}.npy"), np.load(tmp_path / f"tensorflow_{name}.npy"), atol=2e-4, err_msg=name)
 

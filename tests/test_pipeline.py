@@ -237,6 +237,19 @@ def test_settings_round_trip_through_keras_file_run_folder_and_card(tmp_path):
     assert load_model("casia1").settings == ModelSettings.from_dict(card["settings"])
 
 
+def test_shipped_model_loaded_for_inference_localizes_the_same(photo):
+    pytest.importorskip("keras")
+    from pmsp_utils.models import load_model
+    from pmsp_utils.pipeline import localize
+
+    plain, folded = load_model("casia1"), load_model("casia1", inference=True)
+    assert folded.settings == plain.settings and folded.model.pmsp_settings == plain.settings
+    assert folded.model.pmsp_folded >= 54 and folded.label == plain.label
+    expected = localize(plain, photo).probability
+    assert expected.max() - expected.min() > 0.05, "a map that varies, or the comparison means little"
+    np.testing.assert_allclose(localize(folded, photo).probability, expected, atol=1e-4)
+
+
 # --- the ceiling of an output grid ------------------------------------------------------------
 
 
