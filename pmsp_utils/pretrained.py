@@ -125,7 +125,9 @@ def snapshots(name: str = "casia1") -> dict[str, np.ndarray]:
     """
     path = WEIGHTS_DIR / f"{name}_snapshots.npz"
     if not path.exists():
-        raise FileNotFoundError(f"No snapshots recorded for {name!r}.")
+        shipped = [path.name.removesuffix("_snapshots.npz") for path in sorted(WEIGHTS_DIR.glob("*_snapshots.npz"))]
+        raise FileNotFoundError(f"No snapshots recorded for {name!r} (its card says why under training); shipped with snapshots: "
+                                f"{', '.join(shipped) or 'none'}.")
     return dict(np.load(path))
 
 
@@ -160,7 +162,8 @@ def card_markdown(card: dict) -> str:
         f"{training['best_epoch']}",
         *[f"- {stage}" for stage in training.get("stages", [])],
         f"- device: {training['device']}; about {training['seconds'] / 60:.0f} minutes",
-        f"- history: `{card['name']}_history.csv`; prediction snapshots: `{card['name']}_snapshots.npz`",
+        f"- history: `{card['name']}_history.csv`" + (f"; prediction snapshots: `{card['name']}_snapshots.npz`"
+                                                       if card.get("snapshot_images") else "; no prediction snapshots"),
         "",
         "## Validation",
         f"- per-image F1 at 0.5: **{validation['per_image_f1@0.5']:.3f}**; pooled pixel AUC: **{validation['pooled_auc']:.3f}**",
