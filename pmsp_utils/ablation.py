@@ -116,6 +116,8 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
 
     ``config`` is the recipe (a :class:`pmsp_utils.train.TrainConfig`) shared by every
     cell; each variant changes only its architecture, each seed only ``config.seed``.
+    The recipe's own architecture is the ``"paper"`` variant's: pass ``output_stride=32``
+    for the paper's network (``TrainConfig``'s default is 16; ``pmsp ablate`` sets 32).
     ``validation_records`` pick each cell's epoch (``config.monitor``); the table
     scores ``score_records`` (default: the validation images themselves; pass the
     test part for scores that no choice has seen), named ``score_part`` in

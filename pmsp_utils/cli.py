@@ -77,6 +77,8 @@ def _train_config(args: argparse.Namespace):
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values["weights"] = None if args.weights in {"none", "None", ""} else args.weights
+    if not hasattr(args, "output_stride"):  # ablate: its variants change the paper's network, at the paper's stride 32
+        values["output_stride"] = 32
     if getattr(args, "resume", False) and (args.run_dir / "config.json").is_file():
         # Resuming takes the run's own settings; only what the user typed again is compared with them.
         from .runs import read_json
@@ -371,8 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--attention", choices=ATTENTION_PLACEMENTS, default="features")
     train_command.add_argument("--fusion", choices=FUSIONS, default="add")
     train_command.add_argument("--streams", choices=STREAMS, default="both")
-    train_command.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=32,
-                               help="F5's stride: 32 (the paper), 16 or 8 (last stages dilated, as in PSPNet)")
+    train_command.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=16,
+                               help="F5's stride: 16 (default: the last stage dilated, as in PSPNet), 8, or 32 (the paper)")
     train_command.add_argument("--decoder", choices=DECODERS, default="none", help="f3: refine the pyramid output with F3 (stride 8)")
     train_command.add_argument("--include-authentic", action="store_true", help="also train on authentic images (all-zero masks)")
     train_command.set_defaults(handler=_train)

@@ -81,3 +81,18 @@ def test_synthetic_copy_move_share(cache_folder):
     assert set(default) == {"copy-move", "splicing"}
     with pytest.raises(ValueError, match="synthetic_copy_move is a share of the forgeries in \\[0, 1\\], got 1.5"):
         tiny(synthetic_copy_move=1.5).check()
+
+
+def test_default_output_stride_is_16_and_older_runs_keep_32():
+    from dataclasses import asdict
+
+    from pmsp_utils.cli import _train_config, build_parser
+    from pmsp_utils.train import TrainConfig
+
+    assert TrainConfig().output_stride == 16
+    assert _train_config(build_parser().parse_args(["train", "--run-dir", "r"])).output_stride == 16
+    saved = asdict(TrainConfig(output_stride=8))
+    assert TrainConfig.from_saved(saved).output_stride == 8
+    del saved["output_stride"]  # a run saved before the setting existed was trained at the paper's 32
+    assert TrainConfig.from_saved(saved).output_stride == 32
+    assert TrainConfig.from_saved(saved).model_settings().output_stride == 32
