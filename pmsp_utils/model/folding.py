@@ -58,19 +58,19 @@ def _foldable_pairs(model) -> dict[str, keras.layers.BatchNormalization]:
 
 
 def _folded_weights(convolution, norm) -> list[np.ndarray]:
-    weights = [np.asarray(w, dtype=np.float64) for w in convolution.get_weights()]
-    kernel, bias = weights[0], (weights[1] if convolution.use_bias else 0.0)
-    statistics = {w.name: np.asarray(w) for w in norm.weights}
-    mean, variance = np.asarray(statistics["moving_mean"], np.float64), np.asarray(statistics["moving_variance"], np.float64)
-    gamma = np.asarray(statistics["gamma"], np.float64) if norm.scale else 1.0
-    beta = np.asarray(statistics["beta"], np.float64) if norm.center else 0.0
-    scale = gamma / np.sqrt(variance + norm.epsilon)
+    """The convolution's kernel and bias with ``norm`` folded in (computed in float64, returned in the kernel's dtype)."""
+    weights = convolution.get_weights()
+    dtype = weights[0].dtype
+    kernel, bias = weights[0].astype(np.float64), (weights[1].astype(np.float64) if convolution.use_bias else 0.0)
+    statistics = {w.name: np.asarray(w, dtype=np.float64) for w in norm.weights}
+    gamma = statistics["gamma"] if norm.scale else 1.0
+    beta = statistics["beta"] if norm.center else 0.0
+    scale = gamma / np.sqrt(statistics["moving_variance"] + norm.epsilon)
     if isinstance(convolution, keras.layers.DepthwiseConv2D):  # (kh, kw, C, multiplier): output channel c * m + j
         kernel = kernel * scale.reshape(kernel.shape[2], kernel.shape[3])[None, None]
     else:  # (kh, kw, C_in, C_out)
         kernel = kernel * scale
-    dtype = convolution.get_weights()[0].dtype
-    return [kernel.astype(dtype), ((bias - mean) * scale + beta).astype(dtype)]
+    return [kernel.astype(dtype), ((bias - statistics["moving_mean"]) * scale + beta).astype(dtype)]
 
 
 def fold_batch_norm(model: keras.Model) -> keras.Model:
