@@ -301,7 +301,8 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
     command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
     command.add_argument("--epochs", type=_positive_int, default=epochs)
     command.add_argument("--batch-size", type=_positive_int, default=4)
-    command.add_argument("--input-size", type=_positive_int, default=input_size, help=f"a multiple of 192 at stride 32 (default {input_size})")
+    command.add_argument("--input-size", type=_positive_int, default=input_size,
+                         help=f"a multiple of 96 at output stride 16, of 192 at 32 (default {input_size})")
     command.add_argument("--learning-rate", type=_positive_float, default=1e-4)
     command.add_argument("--patience", type=_positive_int, default=patience, help="early stopping: epochs without a better --monitor")
     command.add_argument("--loss", choices=LOSSES, default=loss)

@@ -99,7 +99,10 @@ def test_train_command_without_data(tmp_path, capsys, monkeypatch):
 
 def test_train_command_bad_size(tmp_path, capsys, cache_folder):
     assert main(["train", "--input-size", "500", "--synthetic-count", "20", "--weights", "none", "--run-dir", str(tmp_path / "r")]) == 2
-    assert "multiple of 192" in capsys.readouterr().err
+    assert "output stride 16" in (said := capsys.readouterr().err) and "multiple of 96. Nearest: 480 or 576" in said
+    assert main(["train", "--input-size", "480", "--output-stride", "32", "--synthetic-count", "20", "--weights", "none",
+                 "--run-dir", str(tmp_path / "r")]) == 2
+    assert "multiple of 192. Nearest: 384 or 576" in capsys.readouterr().err
 
 
 def test_init_from_and_plateau_schedule(records, tmp_path, cache_folder, monkeypatch):
