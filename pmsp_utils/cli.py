@@ -77,8 +77,6 @@ def _train_config(args: argparse.Namespace):
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     values["weights"] = None if args.weights in {"none", "None", ""} else args.weights
-    if not hasattr(args, "output_stride"):  # ablate: its variants change the paper's network, at the paper's stride 32
-        values["output_stride"] = 32
     if getattr(args, "resume", False) and (args.run_dir / "config.json").is_file():
         # Resuming takes the run's own settings; only what the user typed again is compared with them.
         from .runs import read_json
@@ -388,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate_command.add_argument("--score", choices=("test", "validation"), default="test",
                                 help="which part the results table scores: test (never used to pick an epoch, the default) or validation")
     _recipe_arguments(ablate_command, epochs=8, patience=4, input_size=192, loss="bce+dice", monitor="val_f1")
-    ablate_command.set_defaults(handler=_ablate)
+    ablate_command.set_defaults(handler=_ablate, output_stride=32)  # its variants change the paper's network, at its stride 32
 
     evaluate_command = commands.add_parser("evaluate", help="score the network and the classic baselines (Tables I and II)")
     evaluate_command.add_argument("--data", nargs="+", choices=("synthetic", "casia1", "casia2", "folder"), default=["synthetic"],
