@@ -60,7 +60,9 @@ def import_keras_quietly():
     TensorFlow writes absl, oneDNN and CUDA-probing lines straight to file
     descriptor 2 while it loads, before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; in
     a notebook they land in a pink stderr block. Only that descriptor is silenced,
-    only during the import: Python errors still surface as exceptions.
+    only during the import: Python errors still surface as exceptions. TensorFlow's
+    own Python logger is set to errors only: its warnings (a prediction function
+    "retraced" when a notebook builds many models) are hints for library authors.
     """
     import importlib
     import sys
@@ -78,6 +80,10 @@ def import_keras_quietly():
         os.dup2(saved, 2)
         os.close(saved)
         os.close(silent)
+    if keras.backend.backend() == "tensorflow":
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return keras
 
 
