@@ -26,7 +26,7 @@ stamp "bench exit $?"
 
 COMMON="--data casia1 --root $DATA --loss bce+dice --recompress 0.3 --monitor val_f1 --split grouped --patience 8 --weights $H5 --workers 6 $EXTRA"
 stamp "training r576 and s16_384 side by side"
-timeout "$TRAIN_S" python3 -m pmsp_utils.cli train $COMMON $BIG --policy resize --decoder f3 --run-dir "$RUNS/r576" > "$RUNS/r576.log" 2>&1 &
+timeout "$TRAIN_S" python3 -m pmsp_utils.cli train $COMMON $BIG --policy resize --decoder f3 --output-stride 32 --run-dir "$RUNS/r576" > "$RUNS/r576.log" 2>&1 &
 timeout "$TRAIN_S" python3 -m pmsp_utils.cli train $COMMON $NATIVE --policy pad --output-stride 16 --run-dir "$RUNS/s16_384" > "$RUNS/s16_384.log" 2>&1 &
 wait
 stamp "trainings done"

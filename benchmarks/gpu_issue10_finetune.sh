@@ -21,7 +21,7 @@ wait
 stamp "$(cat $RUNS/rebuild.log | tail -1)"
 
 timeout "$TRAIN_S" python3 -m pmsp_utils.cli train --data casia1 --root "$DATA" --loss bce+dice --recompress 0.3 --monitor val_f1 \
-    --split grouped --patience 8 --workers 6 --input-size 576 --policy resize --decoder f3 --learning-rate 1e-5 \
+    --split grouped --patience 8 --workers 6 --input-size 576 --policy resize --decoder f3 --output-stride 32 --learning-rate 1e-5 \
     --init-from /tmp/r576_init.weights.h5 $EXTRA --run-dir "$RUNS/r576_ft" > "$RUNS/r576_ft.log" 2>&1
 stamp "training exit $?"
 timeout "$EVAL_S" python3 -m pmsp_utils.cli evaluate --data casia1 --root "$DATA" --weights "$RUNS/r576_ft" --split unseen --flip \

@@ -9,6 +9,8 @@
 # Needs: .whl/ (Keras wheels), .gpu/casia1 (images, masks, pairs.csv), .gpu/<ImageNet MobileNet .h5>.
 # SMOKE=1 runs the same steps at a toy scale, on any machine (a check before spending device time).
 # JOBS="syn_ft" (or any of syn_ft s16 concat) runs only those; PRE_S, FT_S, RUN_S, EVAL_S: each step's seconds.
+# STRIDE: the output stride of syn_ft and concat (default 16, pmsp train's default and the casia1 shipped since;
+# STRIDE=32 reproduces the figures recorded in benchmarks/RESULTS.md, made against the stride-32 casia1).
 set -u
 JOBS=${JOBS:-syn_ft s16 concat}
 wants() { case " $JOBS " in *" $1 "*) return 0;; *) return 1;; esac; }
@@ -24,7 +26,7 @@ fi
 (nvidia-smi || true) > "$RUNS/nvidia-smi.txt" 2>&1
 nproc >> "$RUNS/nvidia-smi.txt"
 
-RECIPE="--loss bce+dice --recompress 0.3 --monitor val_f1 --input-size $SIZE --policy resize --decoder f3 --workers 5"
+RECIPE="--loss bce+dice --recompress 0.3 --monitor val_f1 --input-size $SIZE --policy resize --decoder f3 --output-stride ${STRIDE:-16} --workers 5"
 CASIA="--data casia1 --root $DATA --split grouped --patience 8 $EXTRA"
 score() {  # score RUN: its best epoch on the images it never trained on or chose by, flips on
   timeout "$EVAL_S" python3 -m pmsp_utils.cli evaluate --data casia1 --root "$DATA" --weights "$RUNS/$1" --split unseen \
