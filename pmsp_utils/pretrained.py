@@ -125,7 +125,7 @@ def snapshots(name: str = "casia1") -> dict[str, np.ndarray]:
     """
     path = WEIGHTS_DIR / f"{name}_snapshots.npz"
     if not path.exists():
-        shipped = [path.name.removesuffix("_snapshots.npz") for path in sorted(WEIGHTS_DIR.glob("*_snapshots.npz"))]
+        shipped = [other.name.removesuffix("_snapshots.npz") for other in sorted(WEIGHTS_DIR.glob("*_snapshots.npz"))]
         raise FileNotFoundError(f"No snapshots recorded for {name!r} (its card says why under training); shipped with snapshots: "
                                 f"{', '.join(shipped) or 'none'}.")
     return dict(np.load(path))

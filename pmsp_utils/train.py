@@ -65,6 +65,12 @@ PLATEAU_FACTOR = 0.3
 SAVED_BEFORE_THE_SETTING = {"output_stride": 32}
 
 
+def saved_settings(values: dict) -> dict:
+    """A saved ``config.json`` with every setting it lacks filled in: added settings at their defaults, settings whose
+    default changed since at the value they had then (:data:`SAVED_BEFORE_THE_SETTING`)."""
+    return {**asdict(TrainConfig()), **SAVED_BEFORE_THE_SETTING, **values}
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; saved as config.json in the run directory."""
@@ -138,8 +144,8 @@ class TrainConfig:
     def from_saved(cls, values: dict) -> "TrainConfig":
         """A config from a saved ``config.json`` (JSON lists back to tuples; keys that are no setting left out)."""
         known = {item.name for item in fields(cls)}
-        values = {**SAVED_BEFORE_THE_SETTING, **values}  # a run saved before a setting existed trained with its value then
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items() if key in known})
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in saved_settings(values).items()
+                      if key in known})
 
     def model_settings(self) -> ModelSettings:
         """The settings saved with the trained model (architecture, ELA, input policy)."""
@@ -754,9 +760,8 @@ def record_resumed_changes(run_dir: Path, saved: dict, current: dict, epochs_don
     """A resumed run that runs longer (``epochs``) or waits longer (``patience``) says so in its ``config.json``
     (``saved``, as read): the new values replace the old, and ``notes["resumed"]`` keeps each change with the epoch it
     took effect after."""
-    defaults = asdict(TrainConfig())
-    changes = [f"{name} {saved.get(name, defaults[name])} -> {current[name]}" for name in RECORDED_CHANGES
-               if saved.get(name, defaults[name]) != current[name]]
+    before = saved_settings(saved)
+    changes = [f"{name} {before[name]} -> {current[name]}" for name in RECORDED_CHANGES if before[name] != current[name]]
     if not changes:
         return
     notes = dict(saved.get("notes") or {})
@@ -780,9 +785,9 @@ def _normalised(name: str, value):
 def setting_differences(saved: dict, current: dict) -> list[tuple[str, object, object]]:
     """(name, saved value, current value) of each setting that differs, after normalising paths and sequences.
 
-    Settings added to TrainConfig after the run was started count at their defaults.
+    Settings the run's config.json lacks count as :func:`saved_settings` fills them in.
     """
-    saved = {**asdict(TrainConfig()), **saved}
+    saved = saved_settings(saved)
     return [(name, saved[name], current[name]) for name in sorted(current)
             if name not in RESUMABLE_CHANGES and _normalised(name, saved.get(name)) != _normalised(name, current[name])]
 

@@ -96,3 +96,14 @@ def test_default_output_stride_is_16_and_older_runs_keep_32():
     del saved["output_stride"]  # a run saved before the setting existed was trained at the paper's 32
     assert TrainConfig.from_saved(saved).output_stride == 32
     assert TrainConfig.from_saved(saved).model_settings().output_stride == 32
+
+
+def test_a_run_saved_before_the_stride_setting_resumes_at_32_without_a_false_difference():
+    from dataclasses import asdict
+
+    from pmsp_utils.train import setting_differences
+
+    saved = asdict(TrainConfig())
+    del saved["output_stride"]
+    assert setting_differences(saved, asdict(TrainConfig.from_saved(saved))) == []
+    assert setting_differences(saved, asdict(TrainConfig())) == [("output_stride", 32, 16)]
