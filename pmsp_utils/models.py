@@ -129,6 +129,7 @@ def init_weights_from(model, spec: str | Path) -> str:
 
     Layers the source lacks (a new decoder) or holds in another shape stay as they are.
     Dilation and the output stride change no weight, so a stride-32 model fills a stride-8 one.
+    An ensemble (the shipped ``casia1``) gives its first member's weights.
     """
     path = Path(spec)
     if str(spec).endswith(".weights.h5"):
@@ -140,9 +141,15 @@ def init_weights_from(model, spec: str | Path) -> str:
             raise ValueError(f"--init-from {spec}: these weights do not fit this model ({type(error).__name__}: {error}); "
                              "pass a shipped model's name, a run folder or a .keras file to copy matching layers only.") from None
         return f"{spec}: all weights loaded"
-    source = load_model(spec).model
+    from .model import ensemble_members
+
+    source, which = load_model(spec).model, ""
+    members = ensemble_members(source)
+    if members:  # an ensemble: start from its first member, the one network whose layers match by name
+        which, source = next(iter(members.items()))
+        which = f" (member {which!r} of the ensemble)"
     filled, skipped = transfer_weights(source, model)
-    return f"{spec}: filled {filled} layers with weights by name" + (f"; kept fresh: {', '.join(skipped)}" if skipped else "")
+    return f"{spec}{which}: filled {filled} layers with weights by name" + (f"; kept fresh: {', '.join(skipped)}" if skipped else "")
 
 
 def _layers_by_path(model, prefix: str = "") -> dict[str, object]:

@@ -48,15 +48,29 @@ def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
 
 
 def load_pretrained_with_settings(name: str = "casia1", *, input_size: int | None = None):
-    """(model, settings) of a shipped model; the settings come from its card."""
+    """(model, settings) of a shipped model; the settings come from its card.
+
+    A card with ``members`` is an ensemble (:func:`pmsp_utils.model.build_ensemble`):
+    each member is built from its own settings, and ``settings`` holds what
+    their inputs share (input size, ELA, policy, flip).
+    """
     from dataclasses import replace
 
-    from .model import build_pmsp
+    from .model import build_ensemble, build_pmsp
     card = model_card(name)
-    settings = settings_of_card(card, str(WEIGHTS_DIR / f"{name}.json"))
+    source = str(WEIGHTS_DIR / f"{name}.json")
+    settings = settings_of_card(card, source)
     if input_size is not None:
         settings = replace(settings, input_size=input_size)
-    model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
+    if card.get("members"):
+        members = {}
+        for member in card["members"]:
+            own = settings_of_card(member, f"{source} (member {member.get('name')!r})")
+            members[member["name"]] = (build_pmsp(**{**own.architecture(), "input_size": settings.input_size}, weights=None,
+                                                  verbose=False), member["view"])
+        model = build_ensemble(members)
+    else:
+        model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
     stored = np.load(WEIGHTS_DIR / f"{name}.npz")
     keys = [weight_key(index, variable) for index, variable in enumerate(model.weights)]
     missing = [key for key in keys if key not in stored.files]
@@ -109,11 +123,57 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
     return destination / f"{name}.npz"
 
 
-def history(name: str = "casia1") -> list[dict]:
-    """The recorded training history of a shipped model (one dictionary per epoch)."""
-    path = WEIGHTS_DIR / f"{name}_history.csv"
+def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
+    """Store several runs' best weights as one shipped ensemble: ``{role: (run_dir, view)}``, the first member's
+    history and split lists (the members must share the split and the input settings), and a card with ``members``."""
+    from .model import build_ensemble, build_pmsp
+
+    built, entries, shared = {}, [], None
+    for role, (run_dir, view) in members.items():
+        run_dir = Path(run_dir)
+        settings = settings_of_run(run_dir)
+        inputs = {key: value for key, value in settings.to_dict().items() if key not in ModelSettings.ARCHITECTURE[1:]}
+        if shared is not None and inputs != shared:
+            raise ValueError(f"{run_dir}: its input settings {inputs} differ from the first member's {shared}; "
+                             "an ensemble's members must read the same inputs.")
+        shared = shared or inputs
+        network = build_pmsp(**settings.architecture(), weights=None, verbose=False)
+        network.load_weights(run_dir / "best.weights.h5")
+        built[role] = (network, view)
+        entries.append({"name": role, "view": view, "settings": settings.to_dict(), "run": run_dir.name})
+    model = build_ensemble(built)
+    destination.mkdir(parents=True, exist_ok=True)
+    values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}
+    np.savez_compressed(destination / f"{name}.npz", **values)
+    first = Path(next(iter(members.values()))[0])
+    for index, (role, (run_dir, _)) in enumerate(members.items()):
+        if (Path(run_dir) / "history.csv").exists():
+            target = f"{name}_history.csv" if index == 0 else f"{name}_history_{role}.csv"
+            shutil.copy(Path(run_dir) / "history.csv", destination / target)
+            entries[index]["history"] = target
+    splits = destination / f"{name}_splits"
+    splits.mkdir(exist_ok=True)
+    for path in (first / "splits").glob("*.txt"):
+        shutil.copy(path, splits / path.name)
+    card = {**card, "settings": {**entries[0]["settings"], "flip": False}, "members": entries}
+    (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    return destination / f"{name}.npz"
+
+
+def history(name: str = "casia1", member: str | None = None) -> list[dict]:
+    """The recorded training history of a shipped model (one dictionary per epoch).
+
+    For an ensemble, its first member's, or ``member``'s (a name in the card's ``members``).
+    """
+    filename = f"{name}_history.csv"
+    if member is not None:
+        entries = {entry["name"]: entry for entry in model_card(name).get("members", [])}
+        if member not in entries:
+            raise ValueError(f"{name!r} has no member {member!r}; its members: {', '.join(entries) or 'none (one network)'}.")
+        filename = entries[member].get("history", filename)
+    path = WEIGHTS_DIR / filename
     if not path.exists():
-        raise FileNotFoundError(f"No recorded history for {name!r}.")
+        raise FileNotFoundError(f"No recorded history for {name!r}" + (f" member {member!r}." if member else "."))
     return read_history(path)
 
 
@@ -137,8 +197,10 @@ def card_markdown(card: dict) -> str:
     lines = [
         f"# Model card: `{card['name']}`",
         "",
-        "Weights of the PMSP network (two MobileNetV1 streams, Coordinate Attention after F3-F5, "
-        f"{card['architecture']['fusion'].upper()} fusion, pyramid pooling"
+        (f"An ensemble of {len(card['members'])} PMSP networks, " + " and ".join(f"`{member['name']}`" for member in card["members"])
+         + ", their maps averaged (each: two MobileNetV1 streams, Coordinate Attention after F3-F5, "
+         if card.get("members") else "Weights of the PMSP network (two MobileNetV1 streams, Coordinate Attention after F3-F5, ")
+        + f"{card['settings']['fusion'].upper()} fusion, pyramid pooling"
         + (", and beyond the paper a decoder that refines the map with F3 at stride 8" if card.get("settings", {}).get("decoder", "none") != "none" else "")
         + ") shipped with `pmsp_utils`; "
         f"load them with `pmsp_utils.load_pretrained({card['name']!r})`.",
@@ -154,16 +216,17 @@ def card_markdown(card: dict) -> str:
         "## Recipe",
         *[f"- {key.replace('_', ' ')}: {value}" for key, value in recipe.items()],
         "",
-        "## Architecture and input settings",
-        *[f"- {key.replace('_', ' ')}: {value}" for key, value in card.get("settings", {}).items()],
+        *(["## Architecture and input settings", *[f"- {key.replace('_', ' ')}: {value}" for key, value in card.get("settings", {}).items()]]
+          if not card.get("members") else
+          ["## Input settings (every member's; each member's architecture is under Training)",
+           *[f"- {key.replace('_', ' ')}: {value}" for key, value in card["settings"].items()
+             if key not in ModelSettings.ARCHITECTURE[1:] or key == "ela_gain"]]),
         "",
         "## Training",
-        f"- epochs run: {training['epochs_run']}, best (by {recipe.get('early_stopping', 'validation loss').split(',')[0]}): "
-        f"{training['best_epoch']}",
+        *(_training_lines(card, recipe)[:1] if not card.get("members") else []),
         *[f"- {stage}" for stage in training.get("stages", [])],
-        f"- device: {training['device']}; about {training['seconds'] / 60:.0f} minutes",
-        f"- history: `{card['name']}_history.csv`" + (f"; prediction snapshots: `{card['name']}_snapshots.npz`"
-                                                       if card.get("snapshot_images") else "; no prediction snapshots"),
+        *(_training_lines(card, recipe)[1:] if not card.get("members") else []),
+        *[line for member in card.get("members", []) for line in _member_lines(member, recipe)],
         "",
         "## Validation",
         f"- per-image F1 at 0.5: **{validation['per_image_f1@0.5']:.3f}**; pooled pixel AUC: **{validation['pooled_auc']:.3f}**",
@@ -174,8 +237,8 @@ def card_markdown(card: dict) -> str:
         *(["- targets: " + ", ".join(f"{METRIC_LABELS.get(key, key)} {value}" for key, value in card["targets"].items() if key != "on")
            + f" on {card['targets']['on']}"] if card.get("targets") else []),
         *[f"- on {row['on']}: per-image F1 at 0.5 **{row['per_image_f1@0.5']:.3f}**, pooled pixel AUC **{row['pooled_auc']:.3f}**"
-          + (f", pooled F1 {row['pooled_f1@0.5']:.3f}, missed (F1 < 0.1) {row['missed_share']:.0%}" if "missed_share" in row else "")
-          + "".join(f"; {kind}: F1 {value['per_image_f1@0.5']:.3f} over {value['images']} images, missed {value['missed_share']:.0%}"
+          + (f", pooled F1 {row['pooled_f1@0.5']:.3f}, missed (F1 < 0.1) {row['missed_share']:.1%}" if "missed_share" in row else "")
+          + "".join(f"; {kind}: F1 {value['per_image_f1@0.5']:.3f} over {value['images']} images, missed {value['missed_share']:.1%}"
                     for kind, value in row.get("by_kind", {}).items())
           for row in card.get("evaluations", [])],
         *([f"- for context: {card['reference']}"] if card.get("reference") else []),
@@ -189,3 +252,22 @@ def card_markdown(card: dict) -> str:
     if card.get("limitations"):
         lines += ["## Limitations", *[f"- {item}" for item in card["limitations"]], ""]
     return "\n".join(lines)
+
+
+def _training_lines(card: dict, recipe: dict) -> list[str]:
+    training = card["training"]
+    return [f"- epochs run: {training['epochs_run']}, best (by {recipe.get('early_stopping', 'validation loss').split(',')[0]}): "
+            f"{training['best_epoch']}",
+            f"- device: {training['device']}; about {training['seconds'] / 60:.0f} minutes",
+            f"- history: `{card['name']}_history.csv`" + (f"; prediction snapshots: `{card['name']}_snapshots.npz`"
+                                                           if card.get("snapshot_images") else "; no prediction snapshots")]
+
+
+def _member_lines(member: dict, recipe: dict) -> list[str]:
+    """An ensemble member on the card: what it sees, its architecture, start and training."""
+    settings, training = member["settings"], member.get("training", {})
+    return [f"- member `{member['name']}` (sees the {'image' if member['view'] == 'image' else 'mirrored image'}): output stride "
+            f"{settings['output_stride']}, {settings['fusion'].upper()} fusion, decoder {settings['decoder']}; "
+            f"{member.get('initialisation', '')} Epochs run {training.get('epochs_run', '?')}, best (by "
+            f"{recipe.get('early_stopping', 'validation loss').split(',')[0]}) {training.get('best_epoch', '?')}; "
+            f"{training.get('device', '')}; history `{member.get('history', '-')}`"]

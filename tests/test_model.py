@@ -329,6 +329,50 @@ def test_folded_network_predicts_the_same_maps(variant):
     assert [layer.name for layer in folded.layers] == [layer.name for layer in network.layers]
 
 
+# --- ensembles: several networks averaged, each seeing the image or its mirror ---------
+
+
+def test_ensemble_averages_each_members_view_and_folds_and_saves(tmp_path):
+    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model import build_ensemble, ensemble_members
+    from pmsp_utils.models import load_model, save_model
+
+    keras.utils.set_random_seed(0)
+    first = build_pmsp(SIZE, output_stride=16, decoder="f3", dropout=0.0, verbose=False)
+    second = build_pmsp(SIZE, dropout=0.0, verbose=False)
+    randomise_batch_norms(first), randomise_batch_norms(second, seed=1)
+    ensemble = build_ensemble({"fine": (first, "mirror"), "coarse": (second, "image")})
+    assert list(ensemble_members(ensemble)) == ["fine", "coarse"] and ensemble_members(first) == {}
+    assert ensemble.count_params() == first.count_params() + second.count_params()
+    rng = np.random.default_rng(0)
+    x = {"rgb": rng.uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32"), "ela": rng.uniform(0, 20, (2, SIZE, SIZE, 3)).astype("float32")}
+    mirrored = {name: values[:, :, ::-1] for name, values in x.items()}
+    # By hand: the first member on the mirrored image, its map mirrored back; the second on the image; the mean.
+    expected = 0.5 * (first.predict_on_batch(mirrored)[:, :, ::-1] + second.predict_on_batch(x))
+    predicted = ensemble.predict_on_batch(x)
+    np.testing.assert_allclose(predicted, expected, atol=1e-6)
+    assert np.abs(predicted - 0.5 * (first.predict_on_batch(x) + second.predict_on_batch(x))).max() > 1e-3, "the mirror must matter"
+    folded = fold_batch_norm(ensemble)
+    assert folded.pmsp_folded == fold_batch_norm(first).pmsp_folded + fold_batch_norm(second).pmsp_folded
+    np.testing.assert_allclose(folded.predict_on_batch(x), predicted, atol=2e-5)
+    save_model(ensemble, tmp_path / "pair.keras", ModelSettings(input_size=SIZE, output_stride=16, decoder="f3"))
+    loaded = load_model(tmp_path / "pair.keras")
+    assert list(ensemble_members(loaded.model)) == ["fine", "coarse"]
+    np.testing.assert_allclose(loaded.model.predict_on_batch(x), predicted, atol=1e-6)
+
+
+def test_ensemble_refuses_what_does_not_fit():
+    from pmsp_utils.model import build_ensemble
+
+    one = build_pmsp(SIZE, verbose=False)
+    with pytest.raises(ValueError, match="at least two members"):
+        build_ensemble({"one": (one, "image")})
+    with pytest.raises(ValueError, match="member 'two': view must be one of"):
+        build_ensemble({"one": (one, "image"), "two": (build_pmsp(SIZE, verbose=False), "upside-down")})
+    with pytest.raises(ValueError, match="take different inputs"):
+        build_ensemble({"one": (one, "image"), "two": (build_pmsp(2 * SIZE, verbose=False), "image")})
+
+
 # --- two backends ---------------------------------------------------------------------
 
 

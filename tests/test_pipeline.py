@@ -295,6 +295,13 @@ def test_other_models_and_files_are_refused_with_the_file_named(tmp_path):
         init_weights_from(model, tmp_path / "notes.txt")
     report = init_weights_from(model, "synthetic")  # a stride-32 two-stream model fills the RGB stream and the head
     assert "filled" in report and "synthetic" in report
+    # The shipped casia1 is an ensemble: a start from it takes its first member, whose layer names match.
+    single = build_pmsp(192, output_stride=16, decoder="f3", verbose=False)
+    report = init_weights_from(single, "casia1")
+    assert "member 'stride16' of the ensemble" in report and "kept fresh" not in report
+    member = load_model("casia1").model.get_layer("stride16")
+    np.testing.assert_array_equal(np.asarray(single.get_layer("head_logits").kernel),
+                                  np.asarray(member.get_layer("head_logits").kernel))
 
 
 def test_flip_follows_the_model_settings_unless_forced(photo):

@@ -11,17 +11,23 @@ from pmsp_utils import pretrained  # noqa: E402
 
 def test_casia1_weights_ship_small_and_documented():
     assert "casia1" in pretrained.available()
-    assert (pretrained.WEIGHTS_DIR / "casia1.npz").stat().st_size <= 25_000_000
+    assert (pretrained.WEIGHTS_DIR / "casia1.npz").stat().st_size <= 40_000_000  # two float16 networks
     card = pretrained.model_card("casia1")
-    for key in ("architecture", "data", "initialisation", "recipe", "training", "validation", "reproduce"):
+    for key in ("architecture", "data", "initialisation", "recipe", "training", "validation", "reproduce", "members"):
         assert card[key], key
     validation = card["validation"]
     assert 0.0 <= validation["per_image_f1@0.5"] <= 1.0 and 0.5 < validation["pooled_auc"] <= 1.0
     assert "per-image F1 at threshold 0.5" in validation["protocol"] and "pooled pixel AUC" in validation["protocol"]
-    assert card["training"]["best_epoch"] <= card["training"]["epochs_run"]
     assert (pretrained.WEIGHTS_DIR / "casia1_splits" / "train.txt").read_text().count("\n") > 100
-    history = pretrained.history("casia1")
-    assert len(history) == card["training"]["epochs_run"] and {"loss", "val_loss", "val_f1", "val_auc"} <= set(history[0])
+    # An ensemble: each member's own history, settings and view; flips come from the views, not from the settings.
+    assert [member["view"] for member in card["members"]] == ["mirror", "image"] and card["settings"]["flip"] is False
+    for member in card["members"]:
+        history = pretrained.history("casia1", member=member["name"])
+        assert member["training"]["best_epoch"] <= member["training"]["epochs_run"] == len(history)
+        assert {"loss", "val_loss", "val_f1", "val_auc"} <= set(history[0])
+    assert pretrained.history("casia1") == pretrained.history("casia1", member=card["members"][0]["name"])
+    with pytest.raises(ValueError, match="no member 'third'; its members: stride16, synthetic_start"):
+        pretrained.history("casia1", member="third")
     # These weights came back from a GPU without per-epoch predictions: the card says so, and asking names what ships.
     assert "snapshot_images" not in card and any("without snapshots" in stage for stage in card["training"]["stages"])
     with pytest.raises(FileNotFoundError, match="No snapshots recorded for 'casia1'.*with snapshots: synthetic"):
@@ -36,8 +42,12 @@ def test_casia1_weights_ship_small_and_documented():
 def test_load_pretrained_offline(photo):
     from pmsp_utils.pipeline import localize
 
+    from pmsp_utils.model import ensemble_members
+
     model = pmsp_utils.load_pretrained()
-    assert model.inputs[0].shape[1] == pretrained.model_card("casia1")["architecture"]["input_size"]
+    card = pretrained.model_card("casia1")
+    assert model.inputs[0].shape[1] == card["architecture"]["input_size"]
+    assert list(ensemble_members(model)) == [member["name"] for member in card["members"]]
     probability = localize(model, photo).probability
     assert probability.shape == photo.shape[:2] and 0.0 <= probability.min() and probability.max() <= 1.0
     assert probability.std() > 1e-4, "a trained model does not give a flat map"
