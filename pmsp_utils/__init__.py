@@ -88,7 +88,8 @@ def import_keras_quietly():
 
 
 def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
-    """The network with shipped weights, offline (imports Keras on first use). See ``pmsp_utils.pretrained``."""
+    """The model with shipped weights, offline (imports Keras on first use): one network, or for ``casia1`` a pair
+    averaged as one Keras model (``pmsp_utils.model.ensemble``). See ``pmsp_utils.pretrained``."""
     from .pretrained import load_pretrained as load
 
     return load(name, input_size=input_size)

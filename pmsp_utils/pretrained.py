@@ -4,7 +4,9 @@ Each shipped model is ``pmsp_utils/weights/<name>.npz`` (float16 values keyed by
 variable path, cast back to float32 on loading) beside ``<name>.json`` (the
 model card: architecture, data, split lists, initialisation, recipe, epochs,
 validation metrics with their protocol, history) and ``<name>.md`` (the same,
-for people). Nothing is downloaded.
+for people). A card with ``members`` describes an ensemble (``casia1``: two
+networks averaged, :mod:`pmsp_utils.model.ensemble`), each member with its own
+settings, view, training and history. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ def model_card(name: str = "casia1") -> dict:
 
 
 def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
-    """Build the network and load a shipped model's weights, offline.
+    """Build the network (or, for an ensemble such as ``casia1``, its networks) and load a shipped model's weights, offline.
 
     ``input_size`` defaults to the size it was trained at (see the card); any
-    size valid for its output stride works, since no weight depends on the
-    input size. The settings its inputs need come with
+    size valid for its output stride works (for an ensemble, for every member's),
+    since no weight depends on the input size. The settings its inputs need come with
     :func:`pmsp_utils.models.load_model` (or :func:`load_pretrained_with_settings`).
     """
     return load_pretrained_with_settings(name, input_size=input_size)[0]

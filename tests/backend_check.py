@@ -5,6 +5,7 @@ usage: KERAS_BACKEND=jax python backend_check.py WORKDIR (save|compare)
 Every output-stride and decoder variant is checked at 192x192: its output,
 after weights saved by the first backend are loaded into the second, must agree;
 and with its batch normalisations folded for inference, it must predict the same.
+An ensemble of two of them (one on the mirrored input) must give the mean of the members' maps.
 """
 
 import json
@@ -14,7 +15,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pmsp_utils.model import build_pmsp, fold_batch_norm
+from pmsp_utils.model import build_ensemble, build_pmsp, fold_batch_norm
 
 VARIANTS = {"os32": {"output_stride": 32}, "os16": {"output_stride": 16}, "os8": {"output_stride": 8},
             "os32_f3": {"output_stride": 32, "decoder": "f3"}}
@@ -22,7 +23,7 @@ work, mode = Path(sys.argv[1]), sys.argv[2]
 rng = np.random.default_rng(0)
 inputs = {"rgb": rng.uniform(0, 255, (2, 192, 192, 3)).astype("float32"), "ela": rng.uniform(0, 30, (2, 192, 192, 3)).astype("float32")}
 target = (rng.random((2, 192, 192, 1)) < 0.1).astype("float32")
-reports = {}
+reports, models = {}, {}
 for name, variant in VARIANTS.items():
     keras.utils.set_random_seed(0)
     model = build_pmsp(192, dropout=0.0, verbose=False, **variant)
@@ -47,4 +48,10 @@ for name, variant in VARIANTS.items():
     reports[name] = {"loss": loss, "changed": bool(np.abs(after - before).max() > 0), "shape": list(output.shape),
                      "spread": float(output.std()), "folded": folded.pmsp_folded, "folded_error": folded_error,
                      "predicted_spread": float(predicted.std())}
-print(json.dumps({"backend": keras.backend.backend(), "variants": reports}))
+    models[name] = model
+mirrored = {key: value[:, :, ::-1] for key, value in inputs.items()}
+by_hand = 0.5 * (keras.ops.convert_to_numpy(models["os16"](mirrored, training=False))[:, :, ::-1]
+                 + keras.ops.convert_to_numpy(models["os32"](inputs, training=False)))
+pair = build_ensemble({"os16": (models["os16"], "mirror"), "os32": (models["os32"], "image")})
+ensemble_error = float(np.abs(keras.ops.convert_to_numpy(pair(inputs, training=False)) - by_hand).max())
+print(json.dumps({"backend": keras.backend.backend(), "variants": reports, "ensemble_error": ensemble_error}))

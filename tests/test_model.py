@@ -395,6 +395,7 @@ def test_tensorflow_and_jax_agree(tmp_path):
             assert variant["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
             assert variant["folded"] >= 54 and variant["predicted_spread"] > 1e-3, (report["backend"], name)
             assert variant["folded_error"] < 5e-5, (report["backend"], name, variant["folded_error"])
+        assert report["ensemble_error"] < 1e-5, (report["backend"], report["ensemble_error"])  # the pair: the mean of its members' views
     for name in tensorflow["variants"]:
         np.testing.assert_allclose(np.load(tmp_path / f"jax_{name}.npy"), np.load(tmp_path / f"tensorflow_{name}.npy"), atol=2e-4, err_msg=name)
 
