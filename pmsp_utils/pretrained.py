@@ -1,6 +1,6 @@
 """Weights that ship inside the package, with their model cards. Defined in 04_training.
 
-Each shipped model is ``pmsp_utils/weights/<name>.npz`` (float16 values keyed by
+Each shipped model is ``pmsp_utils/weights/<name>.npz`` (an ensemble: ``<name>_<member>.npz`` per member; float16 values keyed by
 variable path, cast back to float32 on loading) beside ``<name>.json`` (the
 model card: architecture, data, split lists, initialisation, recipe, epochs,
 validation metrics with their protocol, history) and ``<name>.md`` (the same,
@@ -26,8 +26,14 @@ METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC",
 
 
 def available() -> list[str]:
-    """The names of the shipped models."""
-    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.npz") if path.with_suffix(".json").exists())
+    """The names of the shipped models: a card whose weights are all there (one file, or one per ensemble member)."""
+    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.json")
+                  if all((WEIGHTS_DIR / filename).exists() for filename in weight_files(path.stem, json.loads(path.read_text()))))
+
+
+def weight_files(name: str, card: dict) -> list[str]:
+    """The weight files of a shipped model: ``<name>.npz``, or for an ensemble one per member (``<name>_<member>.npz``)."""
+    return [member["weights"] for member in card["members"]] if card.get("members") else [f"{name}.npz"]
 
 
 def model_card(name: str = "casia1") -> dict:
@@ -68,20 +74,32 @@ def load_pretrained_with_settings(name: str = "casia1", *, input_size: int | Non
         members = {}
         for member in card["members"]:
             own = settings_of_card(member, f"{source} (member {member.get('name')!r})")
-            members[member["name"]] = (build_pmsp(**{**own.architecture(), "input_size": settings.input_size}, weights=None,
-                                                  verbose=False), member["view"])
+            network = build_pmsp(**{**own.architecture(), "input_size": settings.input_size}, weights=None, verbose=False)
+            _assign(network, WEIGHTS_DIR / member["weights"])
+            members[member["name"]] = (network, member["view"])
         model = build_ensemble(members)
     else:
         model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
-    stored = np.load(WEIGHTS_DIR / f"{name}.npz")
-    keys = [weight_key(index, variable) for index, variable in enumerate(model.weights)]
-    missing = [key for key in keys if key not in stored.files]
-    if missing or len(keys) != len(stored.files):
-        raise ValueError(f"{name}.npz does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
-    for key, variable in zip(keys, model.weights):
-        variable.assign(stored[key].astype(np.float32))
+        _assign(model, WEIGHTS_DIR / f"{name}.npz")
     model.pmsp_settings = settings  # localize() reads ELA quality, input size and policy from here
     return model, settings
+
+
+def _assign(network, path: Path) -> None:
+    """Fill ``network`` with the float16 values of one shipped weight file (keyed by :func:`weight_key`)."""
+    stored = np.load(path)
+    keys = [weight_key(index, variable) for index, variable in enumerate(network.weights)]
+    missing = [key for key in keys if key not in stored.files]
+    if missing or len(keys) != len(stored.files):
+        raise ValueError(f"{path.name} does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
+    for key, variable in zip(keys, network.weights):
+        variable.assign(stored[key].astype(np.float32))
+
+
+def _store(network, path: Path) -> None:
+    """Write ``network``'s weights as one shipped float16 file."""
+    values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(network.weights)}
+    np.savez_compressed(path, **values)
 
 
 def settings_of_card(card: dict, source: str) -> ModelSettings:
@@ -106,8 +124,7 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
     model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
     model.load_weights(run_dir / "best.weights.h5")
     destination.mkdir(parents=True, exist_ok=True)
-    values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}
-    np.savez_compressed(destination / f"{name}.npz", **values)
+    _store(model, destination / f"{name}.npz")
     card = {**card, "settings": settings.to_dict()}
     if (run_dir / "history.csv").exists():
         shutil.copy(run_dir / "history.csv", destination / f"{name}_history.csv")
@@ -126,12 +143,18 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
 
 
 def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
-    """Store several runs' best weights as one shipped ensemble: ``{role: (run_dir, view)}``, the first member's
-    history and split lists (the members must share the split and the input settings), and a card with ``members``."""
+    """Store several runs' best weights as one shipped ensemble: ``{role: (run_dir, view)}``.
+
+    Each member's weights go to ``<name>_<role>.npz`` (float16, as for one network), its
+    history beside them (the first member's as ``<name>_history.csv``); the first member's
+    split lists ship (the members must share the split and the input settings); the card
+    gains ``members``. Returns the card's path.
+    """
     from .model import build_ensemble, build_pmsp
 
-    built, entries, shared = {}, [], None
-    for role, (run_dir, view) in members.items():
+    destination.mkdir(parents=True, exist_ok=True)
+    built, entries, shared, first_lists = {}, [], None, {}
+    for index, (role, (run_dir, view)) in enumerate(members.items()):
         run_dir = Path(run_dir)
         settings = settings_of_run(run_dir)
         inputs = {key: value for key, value in settings.to_dict().items() if key not in ModelSettings.ARCHITECTURE[1:]}
@@ -139,27 +162,27 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
             raise ValueError(f"{run_dir}: its input settings {inputs} differ from the first member's {shared}; "
                              "an ensemble's members must read the same inputs.")
         shared = shared or inputs
+        lists = {path.name: path.read_text() for path in sorted((run_dir / "splits").glob("*.txt"))}
+        if index and lists != first_lists:
+            raise ValueError(f"{run_dir}: its split lists differ from the first member's; an ensemble's members must share the split.")
+        first_lists = lists if not index else first_lists
         network = build_pmsp(**settings.architecture(), weights=None, verbose=False)
         network.load_weights(run_dir / "best.weights.h5")
+        _store(network, destination / f"{name}_{role}.npz")
         built[role] = (network, view)
-        entries.append({"name": role, "view": view, "settings": settings.to_dict(), "run": run_dir.name})
-    model = build_ensemble(built)
-    destination.mkdir(parents=True, exist_ok=True)
-    values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(model.weights)}
-    np.savez_compressed(destination / f"{name}.npz", **values)
-    first = Path(next(iter(members.values()))[0])
-    for index, (role, (run_dir, _)) in enumerate(members.items()):
-        if (Path(run_dir) / "history.csv").exists():
-            target = f"{name}_history.csv" if index == 0 else f"{name}_history_{role}.csv"
-            shutil.copy(Path(run_dir) / "history.csv", destination / target)
-            entries[index]["history"] = target
+        entry = {"name": role, "view": view, "settings": settings.to_dict(), "run": run_dir.name, "weights": f"{name}_{role}.npz"}
+        if (run_dir / "history.csv").exists():
+            entry["history"] = f"{name}_history.csv" if index == 0 else f"{name}_history_{role}.csv"
+            shutil.copy(run_dir / "history.csv", destination / entry["history"])
+        entries.append(entry)
+    build_ensemble(built)  # the members fit together (the same inputs; known views)
     splits = destination / f"{name}_splits"
     splits.mkdir(exist_ok=True)
-    for path in (first / "splits").glob("*.txt"):
+    for path in (Path(next(iter(members.values()))[0]) / "splits").glob("*.txt"):
         shutil.copy(path, splits / path.name)
     card = {**card, "settings": {**entries[0]["settings"], "flip": False}, "members": entries}
     (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    return destination / f"{name}.npz"
+    return destination / f"{name}.json"
 
 
 def history(name: str = "casia1", member: str | None = None) -> list[dict]:

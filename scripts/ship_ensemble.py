@@ -92,8 +92,9 @@ def main() -> None:
     card["limitations"] = prose.get("limitations", [])
     (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
     (pretrained.WEIGHTS_DIR / f"{args.name}.md").write_text(pretrained.card_markdown(card))
-    size = (pretrained.WEIGHTS_DIR / f"{args.name}.npz").stat().st_size
-    print(json.dumps({"validation": card["validation"], "evaluations": card["evaluations"]}, indent=2), f"\nweights: {size / 1e6:.1f} MB")
+    sizes = [(pretrained.WEIGHTS_DIR / filename).stat().st_size / 1e6 for filename in pretrained.weight_files(args.name, card)]
+    print(json.dumps({"validation": card["validation"], "evaluations": card["evaluations"]}, indent=2),
+          "\nweights: " + " + ".join(f"{size:.1f}" for size in sizes) + " MB")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from pmsp_utils import pretrained  # noqa: E402
 
 def test_casia1_weights_ship_small_and_documented():
     assert "casia1" in pretrained.available()
-    assert (pretrained.WEIGHTS_DIR / "casia1.npz").stat().st_size <= 40_000_000  # two float16 networks
     card = pretrained.model_card("casia1")
+    files = pretrained.weight_files("casia1", card)
+    assert files == ["casia1_stride16.npz", "casia1_synthetic_start.npz"]  # one float16 file per network
+    assert all((pretrained.WEIGHTS_DIR / filename).stat().st_size <= 25_000_000 for filename in files)
     for key in ("architecture", "data", "initialisation", "recipe", "training", "validation", "reproduce", "members"):
         assert card[key], key
     validation = card["validation"]
@@ -81,3 +83,60 @@ def test_synthetic_weights_localize_held_out_synthetic_images(cache_folder):
 def test_model_cards_for_people_match_their_json():
     for name in pretrained.available():
         assert (pretrained.WEIGHTS_DIR / f"{name}.md").read_text() == pretrained.card_markdown(pretrained.model_card(name)), name
+
+
+def _fake_run(folder, output_stride: int, *, seed: int, ela_quality: int = 90, validation: str = "casia1/a\n"):
+    """A finished run folder as pmsp train leaves one: config, best weights, split lists, history."""
+    import json
+
+    import keras
+
+    from pmsp_utils.model import build_pmsp
+
+    folder.mkdir()
+    keras.utils.set_random_seed(seed)
+    build_pmsp(192, output_stride=output_stride, verbose=False).save_weights(folder / "best.weights.h5")
+    (folder / "config.json").write_text(json.dumps({"input_size": 192, "output_stride": output_stride, "decoder": "none",
+                                                    "ela_quality": ela_quality, "policy": "resize"}))
+    (folder / "splits").mkdir()
+    (folder / "splits" / "train.txt").write_text("casia1/b\n")
+    (folder / "splits" / "validation.txt").write_text(validation)
+    (folder / "history.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
+    return folder
+
+
+def test_an_ensemble_ships_one_file_per_member_and_loads_as_the_pair(tmp_path, monkeypatch):
+    from pmsp_utils.model import build_ensemble, build_pmsp
+
+    fine, coarse = _fake_run(tmp_path / "fine", 16, seed=0), _fake_run(tmp_path / "coarse", 32, seed=1)
+    shipped = tmp_path / "weights"
+    pretrained.export_ensemble({"fine": (fine, "mirror"), "coarse": (coarse, "image")}, "pair",
+                               card={"name": "pair"}, destination=shipped)
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped)
+    assert pretrained.available() == ["pair"]
+    card = pretrained.model_card("pair")
+    assert pretrained.weight_files("pair", card) == ["pair_fine.npz", "pair_coarse.npz"] and card["settings"]["flip"] is False
+    assert [entry["settings"]["output_stride"] for entry in card["members"]] == [16, 32]
+    assert len(pretrained.history("pair", member="coarse")) == 2 and (shipped / "pair_splits" / "train.txt").exists()
+    model, settings = pretrained.load_pretrained_with_settings("pair")
+    assert settings.input_size == 192 and settings.ela_quality == 90
+    networks = {}
+    for name, folder, stride in (("fine", fine, 16), ("coarse", coarse, 32)):
+        networks[name] = build_pmsp(192, output_stride=stride, verbose=False)
+        networks[name].load_weights(folder / "best.weights.h5")
+    expected = build_ensemble({"fine": (networks["fine"], "mirror"), "coarse": (networks["coarse"], "image")})
+    x = {"rgb": np.random.default_rng(0).uniform(0, 255, (1, 192, 192, 3)).astype("float32"),
+         "ela": np.random.default_rng(1).uniform(0, 20, (1, 192, 192, 3)).astype("float32")}
+    np.testing.assert_allclose(model.predict_on_batch(x), expected.predict_on_batch(x), atol=5e-3)  # float16 as shipped
+    (shipped / "pair_coarse.npz").unlink()  # a member's weights missing: not offered as shipped
+    assert pretrained.available() == []
+
+
+def test_an_ensemble_refuses_members_that_read_other_inputs_or_another_split(tmp_path):
+    first = _fake_run(tmp_path / "first", 32, seed=0)
+    other_quality = _fake_run(tmp_path / "quality", 32, seed=1, ela_quality=75)
+    other_split = _fake_run(tmp_path / "split", 32, seed=1, validation="casia1/c\n")
+    with pytest.raises(ValueError, match="quality: its input settings .* differ from the first member's"):
+        pretrained.export_ensemble({"a": (first, "image"), "b": (other_quality, "mirror")}, "x", card={}, destination=tmp_path / "w")
+    with pytest.raises(ValueError, match="split: its split lists differ from the first member's"):
+        pretrained.export_ensemble({"a": (first, "image"), "b": (other_split, "mirror")}, "x", card={}, destination=tmp_path / "w2")
