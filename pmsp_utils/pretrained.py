@@ -21,6 +21,8 @@ from .architecture import ModelSettings
 from .runs import read_history, settings_of_run
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: The settings an ensemble's members share: what turns an image into their inputs (each keeps its own architecture).
+SHARED_SETTINGS = ("input_size", "ela_quality", "ela_scaling", "policy", "flip")
 METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC", "missed_share": "at most this share missed (F1 < 0.1)",
                  "missed_share_copy_move": "at most this share of copy-moves missed"}
 
@@ -153,19 +155,18 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
     from .model import build_ensemble, build_pmsp
 
     destination.mkdir(parents=True, exist_ok=True)
-    built, entries, shared, first_lists = {}, [], None, {}
+    built, entries, first = {}, [], None
     for index, (role, (run_dir, view)) in enumerate(members.items()):
         run_dir = Path(run_dir)
         settings = settings_of_run(run_dir)
-        inputs = {key: value for key, value in settings.to_dict().items() if key not in ModelSettings.ARCHITECTURE[1:]}
-        if shared is not None and inputs != shared:
-            raise ValueError(f"{run_dir}: its input settings {inputs} differ from the first member's {shared}; "
-                             "an ensemble's members must read the same inputs.")
-        shared = shared or inputs
+        inputs = {key: getattr(settings, key) for key in SHARED_SETTINGS}
         lists = {path.name: path.read_text() for path in sorted((run_dir / "splits").glob("*.txt"))}
-        if index and lists != first_lists:
+        first = first or (inputs, lists)
+        if inputs != first[0]:
+            raise ValueError(f"{run_dir}: its input settings {inputs} differ from the first member's {first[0]}; "
+                             "an ensemble's members must read the same inputs.")
+        if lists != first[1]:
             raise ValueError(f"{run_dir}: its split lists differ from the first member's; an ensemble's members must share the split.")
-        first_lists = lists if not index else first_lists
         network = build_pmsp(**settings.architecture(), weights=None, verbose=False)
         network.load_weights(run_dir / "best.weights.h5")
         _store(network, destination / f"{name}_{role}.npz")
@@ -218,7 +219,7 @@ def snapshots(name: str = "casia1") -> dict[str, np.ndarray]:
 
 def card_markdown(card: dict) -> str:
     """The model card as Markdown, for people (written beside the JSON by scripts/ship_weights.py)."""
-    validation, recipe, training = card["validation"], card["recipe"], card["training"]
+    validation, recipe = card["validation"], card["recipe"]
     lines = [
         f"# Model card: `{card['name']}`",
         "",
@@ -244,14 +245,10 @@ def card_markdown(card: dict) -> str:
         *(["## Architecture and input settings", *[f"- {key.replace('_', ' ')}: {value}" for key, value in card.get("settings", {}).items()]]
           if not card.get("members") else
           ["## Input settings (every member's; each member's architecture is under Training)",
-           *[f"- {key.replace('_', ' ')}: {value}" for key, value in card["settings"].items()
-             if key not in ModelSettings.ARCHITECTURE[1:] or key == "ela_gain"]]),
+           *[f"- {key.replace('_', ' ')}: {card['settings'][key]}" for key in SHARED_SETTINGS]]),
         "",
         "## Training",
-        *(_training_lines(card, recipe)[:1] if not card.get("members") else []),
-        *[f"- {stage}" for stage in training.get("stages", [])],
-        *(_training_lines(card, recipe)[1:] if not card.get("members") else []),
-        *[line for member in card.get("members", []) for line in _member_lines(member, recipe)],
+        *(_ensemble_training_lines(card, recipe) if card.get("members") else _training_lines(card, recipe)),
         "",
         "## Validation",
         f"- per-image F1 at 0.5: **{validation['per_image_f1@0.5']:.3f}**; pooled pixel AUC: **{validation['pooled_auc']:.3f}**",
@@ -283,9 +280,15 @@ def _training_lines(card: dict, recipe: dict) -> list[str]:
     training = card["training"]
     return [f"- epochs run: {training['epochs_run']}, best (by {recipe.get('early_stopping', 'validation loss').split(',')[0]}): "
             f"{training['best_epoch']}",
+            *[f"- {stage}" for stage in training.get("stages", [])],
             f"- device: {training['device']}; about {training['seconds'] / 60:.0f} minutes",
             f"- history: `{card['name']}_history.csv`" + (f"; prediction snapshots: `{card['name']}_snapshots.npz`"
                                                            if card.get("snapshot_images") else "; no prediction snapshots")]
+
+
+def _ensemble_training_lines(card: dict, recipe: dict) -> list[str]:
+    return [*[f"- {stage}" for stage in card["training"].get("stages", [])],
+            *[line for member in card["members"] for line in _member_lines(member, recipe)]]
 
 
 def _member_lines(member: dict, recipe: dict) -> list[str]:

@@ -55,9 +55,7 @@ def build_ensemble(members: dict[str, tuple[keras.Model, str]], *, name: str = "
         if mirrored is None:  # one mirrored copy of the inputs, however many members read it
             mirrored = {input_name: Mirror(name=f"mirror_{input_name}")(tensor) for input_name, tensor in inputs.items()}
         maps.append(Mirror(name=f"unmirror_{role}")(network(mirrored)))
-    model = keras.Model(inputs, keras.layers.Average(name="probability")(maps), name=name)
-    model.pmsp_members = {role: view for role, (_, view) in members.items()}
-    return model
+    return keras.Model(inputs, keras.layers.Average(name="probability")(maps), name=name)
 
 
 def ensemble_members(model: keras.Model) -> dict[str, keras.Model]:

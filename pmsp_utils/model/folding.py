@@ -104,6 +104,4 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
         target = copy.get_layer(layer.name)
         target.set_weights(_folded_weights(layer, pairs[layer.name]) if layer.name in pairs else layer.get_weights())
     copy.pmsp_folded = sum(counted)
-    if getattr(model, "pmsp_members", None):  # an ensemble stays one (pmsp_utils.model.ensemble)
-        copy.pmsp_members = dict(model.pmsp_members)
     return copy
