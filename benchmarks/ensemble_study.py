@@ -37,15 +37,18 @@ def cached_maps(name: str, spec: str, parts: dict, cache: Path) -> dict[str, dic
     from pmsp_utils.models import load_model
     from pmsp_utils.pipeline import localize
 
-    maps = {}
-    for flip, key in ((False, "image"), (True, "flipped")):
-        path = cache / f"{name}_{key}.npz"
-        if not path.exists():
-            model = load_model(spec, inference=True)
-            values = {f"{part}/{r.name}": localize(model, load_image(r.image_path), flip=flip).probability.astype(np.float16)
-                      for part, records in parts.items() for r in records}
-            np.savez_compressed(path, **values)
-        maps[key] = {k: v.astype(np.float32) for k, v in np.load(path).items()}
+    paths = {key: cache / f"{name}_{key}.npz" for key in ("image", "flipped")}
+    if not all(path.exists() for path in paths.values()):  # one model load, one decode per image, both settings
+        model = load_model(spec, inference=True)
+        values = {"image": {}, "flipped": {}}
+        for part, records in parts.items():
+            for record in records:
+                loaded = load_image(record.image_path)
+                for key, flip in (("image", False), ("flipped", True)):
+                    values[key][f"{part}/{record.name}"] = localize(model, loaded, flip=flip).probability.astype(np.float16)
+        for key, path in paths.items():
+            np.savez_compressed(path, **values[key])
+    maps = {key: {k: v.astype(np.float32) for k, v in np.load(path).items()} for key, path in paths.items()}
     maps["mirror"] = {k: np.clip(2 * maps["flipped"][k] - maps["image"][k], 0, 1) for k in maps["image"]}
     return maps
 

@@ -143,13 +143,13 @@ def init_weights_from(model, spec: str | Path) -> str:
         return f"{spec}: all weights loaded"
     from .model import ensemble_members
 
-    source, which = load_model(spec).model, ""
+    source, origin = load_model(spec).model, f"{spec}"
     members = ensemble_members(source)
     if members:  # an ensemble: start from its first member, the one network whose layers match by name
-        which, source = next(iter(members.items()))
-        which = f" (member {which!r} of the ensemble)"
+        role, source = next(iter(members.items()))
+        origin += f" (member {role!r} of the ensemble)"
     filled, skipped = transfer_weights(source, model)
-    return f"{spec}{which}: filled {filled} layers with weights by name" + (f"; kept fresh: {', '.join(skipped)}" if skipped else "")
+    return f"{origin}: filled {filled} layers with weights by name" + (f"; kept fresh: {', '.join(skipped)}" if skipped else "")
 
 
 def _layers_by_path(model, prefix: str = "") -> dict[str, object]:

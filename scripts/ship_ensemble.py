@@ -18,17 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from ship_weights import held_out_rows, score  # noqa: E402
+from ship_weights import HELD_OUT_PROTOCOL, held_out_rows, score, validation_entry  # noqa: E402
 
 from pmsp_utils import pretrained  # noqa: E402
 from pmsp_utils.data import grouped_split, load_casia1, paper_split  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
-from pmsp_utils.train import TrainConfig  # noqa: E402
+from pmsp_utils.train import TrainConfig, read_history  # noqa: E402
 
 
 def main() -> None:
@@ -54,11 +53,10 @@ def main() -> None:
     card = pretrained.model_card(args.name)
     for entry in card["members"]:
         run = members[entry["name"]][0]
-        history = (run / "history.csv").read_text().strip().splitlines()
         state = json.loads((run / "state.json").read_text())
         extra = prose.get("members", {}).get(entry["name"], {})
         entry["initialisation"] = extra.get("initialisation", "")
-        entry["training"] = {"epochs_run": len(history) - 1, "best_epoch": state["best_epoch"], **extra.get("training", {})}
+        entry["training"] = {"epochs_run": len(read_history(run)), "best_epoch": state["best_epoch"], **extra.get("training", {})}
     model = pretrained.load_pretrained(args.name)  # the float16 weights, as shipped
     names = {key for key, _ in read_split_list(first / "splits" / "validation.txt")}
     tampered = [r for r in load_casia1(args.data_root) if r.is_tampered]
@@ -66,18 +64,12 @@ def main() -> None:
     split = grouped_split(tampered) if config.split == "grouped" else paper_split(tampered)
     test_records = [r for r in split.test if f"{r.dataset}/{r.name}" not in names]
     scores = score(model, records, config)
-    card["validation"] = {
-        "images": len(records),
-        "per_image_f1@0.5": round(scores["at_original_size"]["per_image_f1@0.5"], 4),
-        "pooled_auc": round(scores["at_original_size"]["pooled_auc"], 4),
-        "protocol": (f"the {len(records)} tampered validation images of the members' split (they chose each member's epoch and the "
-                     "ensemble); shipped float16 weights; localize with the model's own settings (RGB and ELA resized to the model "
-                     "input, each member's map resized back to the image's own size after averaging), scored against the original "
-                     "mask at each image's own size; per-image F1 at threshold 0.5 averaged over tampered images; pooled pixel AUC "
-                     "over all their pixels (1000-bin histogram)"),
-        "at_model_input_size": {k: round(v, 4) for k, v in scores["at_input_size"].items() if k in ("per_image_f1@0.5", "pooled_auc")},
-        "scored": time.strftime("%Y-%m-%d"),
-    }
+    protocol = (f"the {len(records)} tampered validation images of the members' split (they chose each member's epoch and the "
+                "ensemble); shipped float16 weights; localize with the model's own settings (RGB and ELA resized to the model "
+                "input, each member's map resized back to the image's own size after averaging), scored against the original "
+                "mask at each image's own size; per-image F1 at threshold 0.5 averaged over tampered images; pooled pixel AUC "
+                "over all their pixels (1000-bin histogram)")
+    card["validation"] = validation_entry(records, scores, protocol)
     card["targets"] = prose.get("targets", {})
     card["evaluations"] = [
         held_out_rows(model, test_records, f"the {len(test_records)} tampered test images of the split (never used in training, "
@@ -86,8 +78,7 @@ def main() -> None:
                                                      "tampered images"),
     ]
     for row in card["evaluations"]:
-        row["protocol"] = ("localize with the model's own settings, scored at each image's own size; per-image F1 at 0.5 over tampered "
-                           "images; missed: per-image F1 below 0.1; pooled pixel F1 at 0.5 and AUC over all their pixels")
+        row["protocol"] = HELD_OUT_PROTOCOL
     card["reference"] = prose.get("reference")
     card["limitations"] = prose.get("limitations", [])
     (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")

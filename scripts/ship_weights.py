@@ -84,6 +84,22 @@ def join_stages(previous: Path, name: str, card: dict) -> None:
                             seconds=card["training"]["seconds"] + round(sum(row.get("seconds", 0) for row in earlier)))
 
 
+HELD_OUT_PROTOCOL = ("localize with the model's own settings, scored at each image's own size; per-image F1 at 0.5 over tampered "
+                     "images; missed: per-image F1 below 0.1; pooled pixel F1 at 0.5 and AUC over all their pixels")
+
+
+def validation_entry(records, scores: dict, protocol: str) -> dict:
+    """The card's ``validation``: the scores of :func:`score` on ``records``, rounded, with their protocol in words."""
+    return {
+        "images": len(records),
+        "per_image_f1@0.5": round(scores["at_original_size"]["per_image_f1@0.5"], 4),
+        "pooled_auc": round(scores["at_original_size"]["pooled_auc"], 4),
+        "protocol": protocol,
+        "at_model_input_size": {k: round(v, 4) for k, v in scores["at_input_size"].items() if k in ("per_image_f1@0.5", "pooled_auc")},
+        "scored": time.strftime("%Y-%m-%d"),
+    }
+
+
 def held_out_rows(model, records, label: str) -> dict:
     """Per-image F1@0.5, pooled F1 and AUC, share missed and the same by kind, scored at each image's own size."""
     from pmsp_utils.evaluate import evaluate, model_predictor
@@ -163,17 +179,11 @@ def main() -> None:
     policy_words = {"resize": "RGB and ELA resized to the model input, probability resized back to the image's own size",
                     "pad": "the image at its own pixels in the top-left of the model input (larger ones shrunk to fit), the padding "
                            "cropped from the probability"}[config.policy]
-    card["validation"] = {
-        "images": len(records),
-        "per_image_f1@0.5": round(scores["at_original_size"]["per_image_f1@0.5"], 4),
-        "pooled_auc": round(scores["at_original_size"]["pooled_auc"], 4),
-        "protocol": (f"the {len(records)} tampered validation images of the run's split (they chose the best epoch); shipped float16 "
-                     f"weights; localize with the model's own settings ({config.policy} policy: {policy_words}), scored against the "
-                     "original mask at each image's own size; per-image F1 at threshold 0.5 averaged over tampered images; pooled "
-                     "pixel AUC over all their pixels (1000-bin histogram)"),
-        "at_model_input_size": {k: round(v, 4) for k, v in scores["at_input_size"].items() if k in ("per_image_f1@0.5", "pooled_auc")},
-        "scored": time.strftime("%Y-%m-%d"),
-    }
+    protocol = (f"the {len(records)} tampered validation images of the run's split (they chose the best epoch); shipped float16 "
+                f"weights; localize with the model's own settings ({config.policy} policy: {policy_words}), scored against the "
+                "original mask at each image's own size; per-image F1 at threshold 0.5 averaged over tampered images; pooled "
+                "pixel AUC over all their pixels (1000-bin histogram)")
+    card["validation"] = validation_entry(records, scores, protocol)
     if config.data == "synthetic":
         card["targets"] = {"pooled_auc": 0.90, "on": "held-out synthetic images (issues 3 and 5)"}
         card["evaluations"] = synthetic_evaluations(model, config, args)
@@ -187,8 +197,7 @@ def main() -> None:
             held_out_rows(model, held_out, f"validation and test together: {len(held_out)} held-out tampered images"),
         ]
         for row in card["evaluations"]:
-            row["protocol"] = ("localize with the model's own settings, scored at each image's own size; per-image F1 at 0.5 over tampered "
-                               "images; missed: per-image F1 below 0.1; pooled pixel F1 at 0.5 and AUC over all their pixels")
+            row["protocol"] = HELD_OUT_PROTOCOL
     card["reference"] = None
     card["limitations"] = args.limitation
     (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
