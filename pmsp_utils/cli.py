@@ -282,6 +282,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def _postprocessing(text: str) -> dict:
+    from .augment import PostProcessing
+
+    try:
+        return PostProcessing.parse(text).to_dict()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -322,6 +345,12 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
                          "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
     command.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
                          help="score and keep an exponential moving average of the weights (e.g. 0.99; default 0: off)")
+    command.add_argument("--postprocess", type=_postprocessing, default={}, metavar="SPEC",
+                         help="post-process whole training images before ELA: 'photo' (resize 0.3, jpeg 0.5, blur 0.15, noise 0.15), "
+                         "or STEP=P pairs, e.g. resize=0.3,jpeg=0.5 (steps: resize 0.5-1.0x, jpeg quality 50-100, blur, noise; default: off)")
+    command.add_argument("--forgeries", type=_count, default=0, metavar="N",
+                         help="add N forgeries made on real photos to the training part (split by photo; default 0)")
+    command.add_argument("--forgery-photos", metavar="FOLDER", help="authentic photos for --forgeries (default: ROOT/authentic)")
 
 
 def _inference_arguments(command) -> None:
@@ -376,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="F5's stride: 16 (default: the last stage dilated, as in PSPNet), 8, or 32 (the paper)")
     train_command.add_argument("--decoder", choices=DECODERS, default="none", help="f3: refine the pyramid output with F3 (stride 8)")
     train_command.add_argument("--include-authentic", action="store_true", help="also train on authentic images (all-zero masks)")
+    train_command.add_argument("--distill-from", metavar="MODEL", help="a teacher (shipped name, run folder or .keras) whose maps of the "
+                               "dataset's training images are mixed into their targets (cached once)")
+    train_command.add_argument("--distill-weight", type=_share, default=0.5, metavar="W", help="target = (1 - W) * mask + W * teacher (default 0.5)")
     train_command.set_defaults(handler=_train)
 
     ablate_command = commands.add_parser("ablate", help="train a grid of the paper's ablation variants over seeds (resumable)")

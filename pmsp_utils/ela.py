@@ -204,11 +204,20 @@ def ela(
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` as ``.npy`` under a temporary name, then rename: readers never see half a file."""
+    _write_atomic(Path(path), lambda stream: np.save(stream, array))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` under a temporary name, then rename: readers never see half a file."""
+    _write_atomic(Path(path), lambda stream: stream.write(data))
+
+
+def _write_atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            np.save(stream, array)
+            write(stream)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

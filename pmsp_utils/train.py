@@ -99,6 +99,11 @@ class TrainConfig:
     policy: str = "resize"  # how an image reaches the square input: "resize" or "pad" (pipeline.py)
     recompress: float = 0.0  # probability of re-saving a training image as JPEG (quality from recompress_qualities) before ELA
     recompress_qualities: tuple = (70, 100)
+    postprocess: dict = field(default_factory=dict)  # whole-image resize/JPEG/blur/noise before ELA, each with a probability (augment.PostProcessing)
+    forgeries: int = 0  # forgeries made on real photos (data.forgeries) added to the training part
+    forgery_photos: str | None = None  # their folder of authentic photos (default: the dataset's authentic/ folder)
+    distill_from: str | None = None  # a teacher model whose maps are mixed into the targets of the dataset's own images
+    distill_weight: float = 0.5  # target = (1 - w) * mask + w * teacher
     monitor: str = "val_loss"
     split: str = "paper"
     synthetic_count: int = 400
@@ -138,6 +143,13 @@ class TrainConfig:
         low, high = self.recompress_qualities
         if not 1 <= low <= high <= 100:
             raise ValueError(f"recompress_qualities must be two JPEG qualities low <= high in 1..100, got {self.recompress_qualities}.")
+        from .augment import PostProcessing
+
+        PostProcessing.from_dict(self.postprocess)  # names and probabilities
+        if self.forgeries < 0:
+            raise ValueError(f"forgeries is a count of generated training images, got {self.forgeries}.")
+        if not 0.0 <= self.distill_weight <= 1.0:
+            raise ValueError(f"distill_weight is the teacher's share of the target in [0, 1], got {self.distill_weight}.")
         self.model_settings()  # the input size must fit the output stride
 
     @classmethod
@@ -239,16 +251,22 @@ def _flipped(array, flips: tuple[bool, bool]):
 
 
 def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bool, augment: bool, ela_cache: ElaCache, batch_size: int | None = None,
-                  preloaded: dict | None = None, input_cache: InputCache | None = None):
+                  preloaded: dict | None = None, input_cache: InputCache | None = None, teacher=None):
     """A ``keras.utils.PyDataset`` of ({"rgb", "ela"}, mask) batches over ``records``.
 
     Inputs come from ``input_cache`` (default: an :class:`InputCache` beside ``ela_cache``), prepared on first use.
     ``preloaded``: {image path: (image, ela, mask)} already decoded (by :func:`screen_records`), used instead of
     decoding again when ``config.cache_in_memory`` (for new cache entries and JPEG re-saves).
+    ``teacher``: :class:`~pmsp_utils.distill.TeacherMaps`; where it has a record's map, the targets mix it in
+    (``config.distill_weight``, :func:`~pmsp_utils.distill.mix_targets`).
     """
     import keras
 
+    from .augment import PostProcessing, apply_steps
+    from .distill import mix_targets
+
     inputs = input_cache or InputCache(ela_cache, config.input_size, config.policy)
+    postprocessing = PostProcessing.from_dict(config.postprocess)
 
     class ForgerySequence(keras.utils.PyDataset):
         """Batches of resized RGB, ELA and masks; order and flips depend on (seed, epoch) only.
@@ -350,22 +368,27 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             for slot, index in enumerate(chosen):
                 index = int(index)
                 flips = (augment and rng.random() < 0.5, augment and rng.random() < 0.5)
-                if augment and config.recompress and rng.random() < config.recompress:
-                    # A re-save is a new compression history: its ELA is computed afresh at the image's own size
-                    # (on the flipped image, so the flipped grid is what the re-save sees), then it is resized.
+                resave = augment and config.recompress and rng.random() < config.recompress
+                steps = postprocessing.draw(rng) if augment and postprocessing.active else {}
+                if resave or steps:
+                    # A re-save or post-processing is a new history: ELA is computed afresh at the image's size after
+                    # it (on the flipped image, so the flipped grid is what the re-save sees), then it is resized.
                     image, _, mask = self.example(index)
-                    image, mask = _flipped(image, flips), _flipped(mask, flips)
-                    low, high = config.recompress_qualities
-                    image = jpeg_roundtrip(np.ascontiguousarray(image), int(rng.integers(low, high + 1)))
-                    placed = placed_entry(image, compute_ela(image, quality=config.ela_quality), np.ascontiguousarray(mask),
-                                          size, config.policy)
+                    image, mask = np.ascontiguousarray(_flipped(image, flips)), np.ascontiguousarray(_flipped(mask, flips))
+                    if resave:
+                        low, high = config.recompress_qualities
+                        image = jpeg_roundtrip(image, int(rng.integers(low, high + 1)))
+                    image, mask = apply_steps(image, mask, steps, rng)
+                    placed = placed_entry(image, compute_ela(image, quality=config.ela_quality), mask, size, config.policy)
                 else:
                     # Flips keep the forensic traces (no pixel leaves the JPEG grid), so they apply to the cached input.
                     placed = _flipped(inputs.get(self.records[index], lambda index=index: self.example(index)), flips)
                 height, width = placed.shape[:2]
                 rgbs[slot, :height, :width] = placed[..., 0:3]
                 elas[slot, :height, :width] = placed[..., 3:6]
-                targets[slot, :height, :width, 0] = placed[..., 6]
+                soft = teacher.get(self.records[index]) if teacher is not None else None
+                soft = None if soft is None else _flipped(soft, flips)
+                targets[slot, :height, :width, 0] = mix_targets(placed[..., 6], soft, config.distill_weight)
             batch = {"rgb": rgbs, "ela": elas}
             if config.streams != "both":
                 batch = {config.streams: batch[config.streams]}
@@ -726,7 +749,9 @@ def train(
     ela_cache = ElaCache(settings=ElaSettings(quality=config.ela_quality))
     train_records, validation_records, loaded = screen_records(train_records, validation_records, ela_cache, echo,
                                                                keep=config.cache_in_memory)
-    training = make_sequence(train_records, config, shuffle=True, augment=config.augment, ela_cache=ela_cache, preloaded=loaded)
+    teacher = prepare_teacher(config, train_records, ela_cache, loaded, echo)
+    training = make_sequence(train_records, config, shuffle=True, augment=config.augment, ela_cache=ela_cache, preloaded=loaded,
+                              input_cache=teacher.input_cache if teacher else None, teacher=teacher)
     validation = make_sequence(validation_records, config, shuffle=False, augment=False, ela_cache=ela_cache, preloaded=loaded)
     training.set_epoch(state["epochs_done"])
     callbacks = [make_epoch_callback(run_dir, validation, config, state, echo)]
@@ -748,6 +773,21 @@ def train(
     model.pmsp_settings = config.model_settings()  # what localize needs, for every caller of train()
     save_model(model, run_dir / "model.keras", model.pmsp_settings)  # the settings travel inside the file
     return model, read_history(run_dir)
+
+
+def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_cache: ElaCache, loaded: dict, echo=print):
+    """The :class:`~pmsp_utils.distill.TeacherMaps` of ``config.distill_from`` with every map of the dataset's own
+    training images computed (generated forgeries keep their exact masks), or None without a teacher."""
+    if not config.distill_from or config.distill_weight == 0:
+        return None
+    from .distill import TeacherMaps
+
+    inputs = InputCache(ela_cache, config.input_size, config.policy)
+    teacher = TeacherMaps(config.distill_from, inputs)
+    own = [record for record in train_records if record.dataset != "forged"]
+    teacher.prepare(own, lambda index: loaded.get(own[index].image_path) or load_example(own[index], ela_cache), echo=echo)
+    echo(f"distillation: targets of {len(own)} training images mix {config.distill_from}'s maps at weight {config.distill_weight}")
+    return teacher
 
 
 #: Settings a resumed run may change: how long it runs and how it loads data, not what it learns.
@@ -838,7 +878,25 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
         train_records = sorted(sorted(train_records, key=lambda r: (name_hash(r.name, "subset"), r.name))[: config.max_train_images],
                                key=lambda r: r.name)
     echo(f"{config.data}: {len(train_records)} training, {len(split.validation)} validation, {len(split.test)} test images ({split.protocol})")
-    return train_records, list(split.validation), list(split.test), split.protocol
+    protocol = split.protocol
+    if config.forgeries:
+        forged = forged_sets(config, dataset.root, split, {"train": config.forgeries})["train"]
+        train_records += forged.records
+        protocol += (f"; plus {len(forged.records)} forgeries made on {forged.name.split(', ', 1)[1].rstrip(')')} of the training "
+                     f"part's photos (data.forgeries, seed {config.seed}; the photos behind validation and test forgeries excluded)")
+        echo(f"added {len(forged.records)} generated forgeries to the training part ({forged.name})")
+    return train_records, list(split.validation), list(split.test), protocol
+
+
+def forged_sets(config: TrainConfig, root, split, counts: dict[str, int]) -> dict:
+    """{part: Dataset} of forgeries made on ``config.forgery_photos`` (default ``root/authentic``), each part from its
+    own photos, with the photos behind ``split``'s validation and test forgeries kept in those parts."""
+    from .data.forgeries import forged_parts, list_photos, reserved_ids
+
+    folder = Path(config.forgery_photos) if config.forgery_photos else Path(root or ".") / "authentic"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no folder of authentic photos to make forgeries from; pass --forgery-photos FOLDER.")
+    return forged_parts(list_photos(folder), counts, seed=config.seed, reserved=reserved_ids(split))
 
 
 def accelerator() -> str | None:
