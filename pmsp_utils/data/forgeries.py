@@ -366,6 +366,7 @@ class PhotoForgerySet:
             dataset.records.append(Record("forged", self.name(index), kind, image_path, mask_path, source_ids=sources,
                                           notes=(describe(forgery.recipe),)))
             recipes.append(forgery.recipe)
+        dataset.records.sort(key=lambda record: (record.kind, record.name))  # as the folder loader reads them back
         atomic_write_bytes(folder / "recipes.jsonl", "".join(json.dumps(recipe) + "\n" for recipe in recipes).encode())
         return dataset
 
@@ -470,7 +471,8 @@ def forged_parts(photos: Sequence[Path], counts: dict[str, int], *, seed: int = 
         if (folder / "complete").exists():
             dataset = load_folder(folder, "forged", fix_inverted=False)
             recipes = {json.loads(line)["name"]: json.loads(line) for line in (folder / "recipes.jsonl").read_text().splitlines()}
-            dataset.records = [_restored(record, recipes.get(record.name)) for record in dataset.records]
+            dataset.records = sorted((_restored(record, recipes.get(record.name)) for record in dataset.records),
+                                     key=lambda record: (record.kind, record.name))
         else:
             dataset = generator.write(folder, show_progress=show_progress)
             (folder / "complete").write_text("written\n")
