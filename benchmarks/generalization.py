@@ -1,0 +1,124 @@
+"""Beyond CASIA v1's own split: robustness, generated forgeries and CASIA v2, for one or more models side by side.
+
+    python benchmarks/generalization.py --root PATH/casia1 [--casia2 PATH/casia2_samples] \
+        --model pair=casia1 --model single=runs/single [--forged 120] [--out build/generalization]
+
+For each model, every score is per-image F1 at 0.5 (mean over tampered images), pooled pixel AUC, and the share
+missed (F1 < 0.1), each image at its own size, with the model's own settings:
+
+* ``casia1 validation`` / ``casia1 test``: the grouped split's parts (validation chose; test is read afterwards);
+* ``test, JPEG 90`` and ``test, x0.75``: the test part re-saved at JPEG quality 90, or downscaled by 0.75, first;
+* ``forged test``: forgeries made on the photos behind the test part (never seen in training, split by photo;
+  :mod:`pmsp_utils.data.forgeries`), also by kind and by final save (JPEG, double JPEG, lossless PNG);
+* ``casia2 samples``: the CASIA v2.0 samples, a cross-dataset check only (nothing was chosen on them).
+
+The cross-dataset protocol: nothing here trains, tunes or picks a threshold; the CASIA v1 validation part is the
+only place where choices are made. Writes ``results.csv`` (one row per model and set) and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import numpy as np  # noqa: E402
+
+from pmsp_utils.evaluate import miss_summary  # noqa: E402
+from pmsp_utils.metrics import PixelMetrics  # noqa: E402
+
+
+def score(predict, items, threshold: float = 0.5) -> PixelMetrics:
+    """items: (name, image source, mask) triples; ``predict`` maps an image source to a probability map."""
+    metrics = PixelMetrics(threshold)
+    for name, source, mask in items:
+        probability = predict(source)
+        metrics.update(probability, mask, name=name)
+    return metrics
+
+
+def summary(metrics: PixelMetrics, names=None) -> dict:
+    images = [image for image in metrics.tampered_images if names is None or image.name in names]
+    row = miss_summary(images)
+    pooled = metrics.pooled()
+    row["pooled_auc"] = pooled["auc"] if names is None else float("nan")
+    return row
+
+
+def record_items(records, perturbation=None):
+    from pmsp_utils.images import load_image
+    from pmsp_utils.robustness import perturb
+
+    for record in records:
+        image = np.array(load_image(record.image_path).to_display().convert("RGB"))
+        mask = record.load_mask(image.shape[:2])
+        if perturbation is not None:
+            source, mask = perturb(image, mask, *perturbation)
+            yield record.name, io.BytesIO(source) if isinstance(source, bytes) else source, mask
+        else:
+            yield record.name, record.image_path, mask
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", required=True, help="CASIA v1 folder (images/, masks/, authentic/)")
+    parser.add_argument("--casia2", help="CASIA v2.0 samples folder (images/, masks/)")
+    parser.add_argument("--model", action="append", required=True, help="NAME=SPEC (a shipped name, run folder or .keras)")
+    parser.add_argument("--forged", type=int, default=120, help="forgeries made on the test part's photos (0: none)")
+    parser.add_argument("--out", type=Path, default=Path("build/generalization"))
+    args = parser.parse_args()
+
+    from pmsp_utils.data import grouped_split, load_casia1, load_folder
+    from pmsp_utils.data.forgeries import forged_parts, list_photos, reserved_ids
+    from pmsp_utils.images import load_image
+    from pmsp_utils.models import load_model
+    from pmsp_utils.pipeline import localize
+
+    casia = load_casia1(args.root)
+    split = grouped_split([record for record in casia if record.is_tampered])
+    sets = {"casia1 validation": list(record_items(split.validation)), "casia1 test": list(record_items(split.test)),
+            "test, JPEG 90": list(record_items(split.test, ("jpeg", 90))),
+            "test, x0.75": list(record_items(split.test, ("resize", 0.75)))}
+    forged_labels = {}
+    if args.forged:
+        forged = forged_parts(list_photos(Path(args.root) / "authentic"), {"test": args.forged}, seed=1, reserved=reserved_ids(split))["test"]
+        tampered = [record for record in forged.records if record.is_tampered]
+        sets["forged test"] = list(record_items(tampered))
+        for record in tampered:
+            final = record.notes[0].split()[0]
+            forged_labels.setdefault(f"forged {record.kind}", set()).add(record.name)
+            forged_labels.setdefault(f"forged final {final}", set()).add(record.name)
+    if args.casia2:
+        samples = load_folder(args.casia2, "casia2")
+        sets["casia2 samples"] = list(record_items([record for record in samples if record.is_tampered]))
+
+    rows = []
+    for entry in args.model:
+        label, _, spec = entry.partition("=")
+        model = load_model(spec or label, inference=True)
+        predict = lambda source: localize(model, load_image(source)).probability  # noqa: E731
+        for name, items in sets.items():
+            metrics = score(predict, items)
+            rows.append({"model": label, "set": name, **summary(metrics)})
+            if name == "forged test":
+                for group, names in sorted(forged_labels.items()):
+                    rows.append({"model": label, "set": group, **summary(metrics, names)})
+            print(f"{label}: {name} scored", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    columns = ["model", "set", "images", "f1_per_image@0.5", "pooled_auc", "missed_share", "f1_found"]
+    with open(args.out / "results.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"\n{'model':12s} {'set':26s} {'n':>4s} {'F1@0.5':>7s} {'AUC':>6s} {'missed':>7s}")
+    for row in rows:
+        print(f"{row['model']:12s} {row['set']:26s} {row['images']:4d} {row['f1_per_image@0.5']:7.3f} {row['pooled_auc']:6.3f} {row['missed_share']:7.1%}")
+    print(f"\n{args.out / 'results.csv'}")
+
+
+if __name__ == "__main__":
+    main()
