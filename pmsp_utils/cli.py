@@ -230,11 +230,10 @@ def _localize(args: argparse.Namespace) -> int:
         print("error: no images to localize.", file=sys.stderr)
         return 2
     stems = plan_outputs(files, out, LOCALIZE_OUTPUTS)
-    _keras_environment()
-    from .models import load_model
     from .pipeline import localize
+    from .runtime import load_for_inference
 
-    model = load_model(args.weights, inference=True)
+    model = load_for_inference(args.weights, runtime=args.runtime)  # LiteRT's copy when there is one: no TensorFlow import
     label = model.label
     failures, rows = len(problems), []
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
@@ -365,6 +364,7 @@ def _inference_arguments(command) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .architecture import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, OUTPUT_STRIDES, STREAMS
     from .train import SCHEDULES
+    from .runtime import RUNTIMES
 
     parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command.add_argument("--out", required=True, help="output folder")
     localize_command.add_argument("--weights", default="casia1", help="a shipped model's name, a run folder or a .keras file")
     localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
+    localize_command.add_argument("--runtime", choices=RUNTIMES, default=os.environ.get("PMSP_RUNTIME") or "auto",
+                                  help="auto (default): a LiteRT copy of the model, exported once, when ai-edge-litert is installed "
+                                  "(starts in about a second), else Keras; keras or litert to choose (default from PMSP_RUNTIME)")
     _inference_arguments(localize_command)
     localize_command.set_defaults(handler=_localize)
     return parser

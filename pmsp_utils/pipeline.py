@@ -139,8 +139,9 @@ class Localization:
 
 
 def input_names(model) -> list[str]:
-    """The names of a model's inputs ("rgb", "ela")."""
-    return [tensor.name.split(":")[0] for tensor in model.inputs]
+    """The names of a model's inputs ("rgb", "ela"); an exported model (:mod:`pmsp_utils.runtime`) lists its own."""
+    names = getattr(model, "pmsp_input_names", None)
+    return list(names) if names else [tensor.name.split(":")[0] for tensor in model.inputs]
 
 
 def _settings_of(model, settings: ModelSettings | None):

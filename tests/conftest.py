@@ -10,6 +10,9 @@ import pytest
 from PIL import Image
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The CLI's tests run on Keras: the LiteRT copy that `pmsp localize` exports on first use (a few seconds per model and
+# cache folder) is tested on its own in test_runtime.py.
+os.environ.setdefault("PMSP_RUNTIME", "keras")
 
 
 def reference_ela(image: Image.Image, quality: int = 90) -> np.ndarray:

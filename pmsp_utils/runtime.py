@@ -1,0 +1,180 @@
+"""A light runtime for inference: the folded network exported once to LiteRT, run without TensorFlow or Keras.
+
+Explained in 05_evaluation. Importing TensorFlow and Keras takes about 5-8 s on
+2 cores, building the network and loading its weights a few more: far longer
+than the map of one photo. So the first time a model localizes with the
+``ai-edge-litert`` package installed, the batch-norm-folded Keras model is
+exported as a LiteRT flatbuffer into ``PMSP_CACHE_DIR/lite`` (keyed by the
+model's weights, its settings and the input size), with its settings beside it.
+Every later ``pmsp localize`` loads that file in milliseconds and never imports
+TensorFlow. The maps agree with Keras' within 1e-5 (tests/test_runtime.py), and
+on 2 cores LiteRT's XNNPACK kernels are also faster per image
+(``benchmarks/bench_localize.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .architecture import ModelSettings
+
+RUNTIMES = ("auto", "keras", "litert")
+VERSION = "lite-1"
+
+
+def litert_available() -> bool:
+    """Whether the LiteRT interpreter (``pip install ai-edge-litert``) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+def model_identity(spec: str | Path, input_size: int | None = None) -> str:
+    """A digest of what a model's maps depend on: its weight files' bytes (a shipped name's, a run's best or final
+    weights, a ``.keras`` file), its card or config, and the input size."""
+    from . import pretrained
+
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"{VERSION}|{spec}|{input_size}".encode())
+    spec_text, path = str(spec), Path(spec)
+    if spec_text in pretrained.available():
+        card = pretrained.WEIGHTS_DIR / f"{spec_text}.json"
+        files = [card] + [pretrained.WEIGHTS_DIR / name for name in pretrained.weight_files(spec_text, json.loads(card.read_text()))]
+    elif path.is_dir():
+        files = [candidate for candidate in (path / "model.keras", path / "best.weights.h5", path / "config.json") if candidate.is_file()]
+    elif path.is_file():
+        files = [path]
+    else:
+        raise FileNotFoundError(f"{spec_text!r}: not a shipped model, a run folder nor a model file.")
+    for file in files:
+        digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def lite_path(spec: str | Path, input_size: int | None = None) -> Path:
+    """Where the exported copy of ``spec`` lives (``PMSP_CACHE_DIR/lite/<identity>.tflite``)."""
+    from .config import cache_dir
+
+    return cache_dir() / "lite" / f"{model_identity(spec, input_size)}.tflite"
+
+
+class LiteModel:
+    """An exported network behind the interface ``pipeline.localize`` uses: ``predict_on_batch`` and input names."""
+
+    def __init__(self, path: str | Path, settings: ModelSettings, *, threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path = Path(path)
+        try:
+            self.interpreter = Interpreter(str(self.path), num_threads=threads or os.cpu_count() or 1)
+            self.runner = self.interpreter.get_signature_runner()
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{self.path}: not a usable LiteRT model ({error}); delete it and it is exported again.") from None
+        self.pmsp_input_names = sorted(self.runner.get_input_details())
+        self.pmsp_settings = settings
+        self._ran = False
+
+    def predict_on_batch(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, S, S, 1) float32 maps; the exported graph takes one image at a time."""
+        count = len(next(iter(inputs.values())))
+        maps = []
+        for index in range(count):
+            batch = {name: np.ascontiguousarray(inputs[name][index : index + 1], dtype=np.float32) for name in self.pmsp_input_names}
+            if not self._ran:
+                with _quiet_native_stderr():  # the first run prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
+                    outputs = self.runner(**batch)
+                self._ran = True
+            else:
+                outputs = self.runner(**batch)
+            maps.append(next(iter(outputs.values())))
+        return np.concatenate(maps)
+
+
+@contextmanager
+def _quiet_native_stderr():
+    """Native code's writes to file descriptor 2 go nowhere inside the block (Python's own errors still raise)."""
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real descriptor (some notebook front-ends): nothing to quiet
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def export_lite(loaded, path: str | Path) -> Path:
+    """Write ``loaded`` (a :class:`~pmsp_utils.models.LoadedModel`, ideally folded) as a LiteRT file at ``path``, with
+    its settings in ``path.json``; both appear at once (written under temporary names, then renamed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tflite")
+    os.close(handle)
+    try:
+        loaded.model.export(temporary, format="litert", verbose=False)
+        settings = path.with_name(path.name + ".json")
+        settings_temporary = settings.with_name(settings.name + ".tmp")
+        settings_temporary.write_text(json.dumps({"settings": loaded.settings.to_dict(), "label": loaded.label}, indent=2))
+        os.replace(settings_temporary, settings)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_lite(spec: str | Path, *, input_size: int | None = None):
+    """The exported copy of ``spec`` as a :class:`~pmsp_utils.models.LoadedModel`, or None when there is none yet
+    (or LiteRT is not installed). Never imports TensorFlow or Keras."""
+    if not litert_available():
+        return None
+    path = lite_path(spec, input_size)
+    described = path.with_name(path.name + ".json")
+    if not (path.is_file() and described.is_file()):
+        return None
+    from .models import LoadedModel
+
+    facts = json.loads(described.read_text())
+    settings = ModelSettings.from_dict(facts["settings"], source=str(described))
+    return LoadedModel(LiteModel(path, settings), settings, None, facts.get("label", str(spec)) + " (LiteRT)")
+
+
+def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: int | None = None, echo=print):
+    """A model ready to localize: LiteRT's exported copy where there is one (exported now, once, when LiteRT is
+    installed and ``runtime`` allows it), else the folded Keras model. ``runtime``: auto, keras or litert."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {RUNTIMES} (--runtime, or PMSP_RUNTIME), got {runtime!r}.")
+    if runtime == "litert" and not litert_available():
+        raise ValueError("--runtime litert needs the LiteRT interpreter: pip install ai-edge-litert (or use --runtime keras).")
+    if runtime != "keras":
+        loaded = load_lite(spec, input_size=input_size)
+        if loaded is not None:
+            return loaded
+    from .cli import _keras_environment
+    from .models import load_model
+
+    _keras_environment()
+    loaded = load_model(spec, input_size=input_size, inference=True)
+    if runtime == "keras" or not litert_available():
+        return loaded
+    path = lite_path(spec, input_size)
+    echo(f"first use of {loaded.label}: exporting a LiteRT copy for fast start-up to {path.parent} (once)")
+    export_lite(loaded, path)
+    return load_lite(spec, input_size=input_size) or loaded

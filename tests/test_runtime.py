@@ -1,0 +1,80 @@
+"""The light inference runtime (pmsp_utils.runtime): a LiteRT copy gives Keras' maps, is made once, and starts without TensorFlow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras", reason="exporting needs Keras")
+pytest.importorskip("ai_edge_litert", reason="the light runtime needs ai-edge-litert")
+
+from pmsp_utils.architecture import ModelSettings  # noqa: E402
+from pmsp_utils.runtime import export_lite, lite_path, load_for_inference, load_lite, model_identity  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A 96x96 network (stride 16, F3 decoder) saved as .keras with its settings."""
+    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.models import save_model
+
+    settings = ModelSettings(input_size=96, output_stride=16, decoder="f3")
+    model = build_pmsp(**settings.architecture(), weights=None, dropout=0.0, verbose=False)
+    path = tmp_path_factory.mktemp("model") / "small.keras"
+    save_model(model, path, settings)
+    return path
+
+
+def test_the_exported_copy_gives_keras_maps(small_model, cache_folder, photo):
+    from pmsp_utils.models import load_model
+    from pmsp_utils.pipeline import localize
+
+    keras_model = load_model(small_model, inference=True)
+    assert load_lite(small_model) is None  # nothing exported yet
+    export_lite(keras_model, lite_path(small_model))
+    lite = load_lite(small_model)
+    assert lite is not None and lite.settings == keras_model.settings and "LiteRT" in lite.label
+    for flip in (False, True):
+        expected = localize(keras_model, photo, flip=flip).probability
+        got = localize(lite, photo, flip=flip).probability
+        assert got.shape == expected.shape == photo.shape[:2]
+        assert np.abs(got - expected).max() < 1e-4
+    assert np.abs(localize(lite, photo, policy="tile").probability - localize(keras_model, photo, policy="tile").probability).max() < 1e-4
+
+
+def test_the_identity_follows_the_weights(small_model, tmp_path):
+    copy = tmp_path / "copy.keras"
+    copy.write_bytes(small_model.read_bytes())
+    assert model_identity(copy) == model_identity(copy)
+    assert model_identity(copy, 192) != model_identity(copy)
+    before = model_identity(copy)
+    copy.write_bytes(small_model.read_bytes() + b"\0")
+    assert model_identity(copy) != before  # new weights, a new copy: a stale export is never used
+    with pytest.raises(FileNotFoundError, match="not a shipped model"):
+        model_identity(tmp_path / "nothing.keras")
+
+
+def test_auto_exports_once_then_starts_without_tensorflow(small_model, cache_folder, tmp_path, photo):
+    from PIL import Image
+
+    Image.fromarray(photo).save(tmp_path / "a.jpg", quality=90)
+    messages = []
+    first = load_for_inference(small_model, echo=messages.append)
+    assert "LiteRT" in first.label and len(messages) == 1 and "once" in messages[0]
+    assert lite_path(small_model).is_file()
+    code = ("import sys; from pmsp_utils.cli import main; "
+            f"code = main(['localize', {str(tmp_path / 'a.jpg')!r}, '--out', {str(tmp_path / 'out')!r}, '--weights', {str(small_model)!r}]); "
+            "print('keras imported' if 'keras' in sys.modules or 'tensorflow' in sys.modules else 'no keras'); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "PMSP_CACHE_DIR": str(cache_folder), "PMSP_RUNTIME": "auto"})
+    assert done.returncode == 0, done.stderr
+    assert "no keras" in done.stdout and "(LiteRT)" in done.stdout and "XNNPACK" not in done.stderr
+    assert (tmp_path / "out" / "a_jpg_probability.png").is_file()
+
+
+def test_runtime_choices_are_checked(small_model):
+    with pytest.raises(ValueError, match="PMSP_RUNTIME"):
+        load_for_inference(small_model, runtime="fast")
