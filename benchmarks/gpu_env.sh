@@ -1,4 +1,4 @@
-# Sourced by the GPU scripts (gpu_issue10*.sh): Keras from .whl/ when the machine lacks it, the JAX
+# Sourced by the GPU runner (gpu_train.sh): Keras from .whl/ when the machine lacks it, the JAX
 # environment, the output folders and a timestamped step log. Expects OUT (set by the device tool) or a default.
 OUT=${OUT:-/tmp/gpu_out}
 DATA=${DATA:-.gpu/casia1}

@@ -8,7 +8,7 @@
 ``rebuild`` turns halves back into a whole-model ``.weights.h5`` for the network ``RUN_DIR``'s
 ``config.json`` describes; ``unpack`` makes a run folder here from what a GPU call brought back
 (the run's files from the archive and ``best.weights.h5`` rebuilt), so ``pmsp evaluate --weights DEST``
-and ``scripts/ship_weights.py DEST ...`` work on it. Used by ``gpu_issue10.sh`` and ``gpu_issue10_finetune.sh``.
+and ``scripts/ship_weights.py DEST ...`` work on it. Used by ``gpu_train.sh``.
 """
 
 from __future__ import annotations

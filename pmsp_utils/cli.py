@@ -76,13 +76,17 @@ def _train_config(args: argparse.Namespace):
     from .train import TrainConfig
 
     values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    values["weights"] = None if args.weights in {"none", "None", ""} else args.weights
+    typed = set(getattr(args, "explicit", ()))
+    if getattr(args, "recipe", None):  # the recipe's fields replace the defaults; what was typed replaces the recipe's
+        from .recipes import recipe
+
+        values.update({key: value for key, value in recipe(args.recipe).items() if key not in typed})
+    values["weights"] = None if values["weights"] in {"none", "None", ""} else values["weights"]
     if getattr(args, "resume", False) and (args.run_dir / "config.json").is_file():
         # Resuming takes the run's own settings; only what the user typed again is compared with them.
         from .runs import read_json
 
         saved = asdict(TrainConfig.from_saved(read_json(args.run_dir / "config.json")))
-        typed = set(getattr(args, "explicit", ()))
         values = {**values, **{key: value for key, value in saved.items() if key in values and key not in typed}}
     config = TrainConfig(**values)
     config.check()
@@ -317,6 +321,8 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
     from .data.sources import DATA_SOURCES
     from .train import LOSSES, MONITORS, SPLIT_PROTOCOLS
 
+    command.add_argument("--recipe", metavar="NAME", help="start from a named recipe (pmsp_utils/recipes.toml: paper, synthetic, ablation, "
+                         "casia1-stride16, casia1-synthetic-start, one-network); options typed here override its fields")
     command.add_argument("--data", choices=DATA_SOURCES, default="synthetic")
     command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
     command.add_argument("--epochs", type=_positive_int, default=epochs)
