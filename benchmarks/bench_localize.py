@@ -45,9 +45,11 @@ def report(quick: bool = False, weights: str = "casia1") -> list[str]:
                 network.predict_on_batch(batch)
                 localize(network, paths[0])
             own = model.pmsp_settings.flip  # the model's own TTA setting: what pmsp localize does by default
-            times = {key: [] for key in ("own", "toggled", "forward", "unfolded")}
+            lite = _lite_copy(weights, input_size if shipped else None, folder)  # the light runtime's copy, as pmsp localize uses it
+            times = {key: [] for key in ("own", "toggled", "forward", "unfolded", "lite")}
             for _ in range(rounds):
-                for network, flip, key in ((model, own, "own"), (model, not own, "toggled"), (plain, own, "unfolded")):
+                runs = ((model, own, "own"), (model, not own, "toggled"), (plain, own, "unfolded")) + (((lite, own, "lite"),) if lite else ())
+                for network, flip, key in runs:
                     start = time.perf_counter()
                     for index, path in enumerate(paths):
                         result = localize(network, path, flip=flip)
@@ -58,10 +60,11 @@ def report(quick: bool = False, weights: str = "casia1") -> list[str]:
                     model.predict_on_batch(batch)
                 times["forward"].append((time.perf_counter() - start) / count)
             best, toggled, bare, unfolded = (min(times[key]) for key in ("own", "toggled", "forward", "unfolded"))
+            lite_time = min(times["lite"]) if times["lite"] else float("nan")
             members = ensemble_members(model)
             what = f"ensemble ({', '.join(members)})" if members else f"stride {model.pmsp_settings.output_stride}"
             rows.append(f"| {input_size}, {what}, flip {'on' if own else 'off'} | {best:.3f} | {toggled:.3f} | {bare:.3f} | "
-                        f"{best / bare:.2f} | {unfolded:.3f} | {unfolded / best:.2f} |")
+                        f"{best / bare:.2f} | {unfolded:.3f} | {unfolded / best:.2f} | {lite_time:.3f} | {best / lite_time:.2f} |")
             print(rows[-1], flush=True)
     return [
         "",
@@ -71,7 +74,22 @@ def report(quick: bool = False, weights: str = "casia1") -> list[str]:
         "the model loaded as the command loads it, batch normalisation folded, against the same model unfolded):",
         "",
         "| model input, its TTA setting | end to end, its own setting (s/image) | end to end, flip toggled | "
-        "bare forward pass (s/image) | end to end / forward | unfolded, its own setting | folding's speed-up |",
-        "|---|---|---|---|---|---|---|",
+        "bare forward pass (s/image) | end to end / forward | unfolded, its own setting | folding's speed-up | "
+        "LiteRT copy, its own setting | LiteRT's speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
+
+
+def _lite_copy(weights: str, input_size: int | None, folder: str):
+    """The folded model exported to LiteRT in ``folder`` (pmsp_utils.runtime), or None without ai-edge-litert."""
+    from pmsp_utils.models import load_model
+    from pmsp_utils.runtime import LiteModel, export_lite, litert_available
+
+    if not litert_available():
+        return None
+    loaded = load_model(weights, input_size=input_size, inference=True)
+    path = export_lite(loaded, Path(folder) / "model.tflite")
+    model = LiteModel(path, loaded.settings)
+    return model
+
