@@ -153,9 +153,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     model_splits, model_label, size = model.splits, model.label, model.settings.input_size
     methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy, flip=args.flip)}
     methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
-    evaluations, scored = [], []
+    from .data.download import card_identity
+
+    evaluations, scored, cards = [], [], {}
     for data in args.data:
         dataset = load_source(data, args.root, synthetic_count=args.synthetic_count, seed=args.seed, size=size)
+        identity = card_identity(dataset.root) if data != "synthetic" else None
+        if identity:  # the exact copy a number was measured on (pmsp data download's card)
+            cards[data] = identity
         for line in dataset.loading_report():
             print(line, file=sys.stderr)
         records = [record for record in dataset if args.include_authentic or record.is_tampered]
@@ -172,7 +177,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         evaluations.append(evaluate(records, methods, dataset=label, images=images, threshold=args.threshold))
     written = write_tables(evaluations, out, extra={"weights": model_label, "policy": args.policy or model.settings.policy,
                                                     "flip": model.settings.flip if args.flip is None else args.flip,
-                                                    "settings": model.settings.to_dict()})
+                                                    "settings": model.settings.to_dict(), "dataset_cards": cards})
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
     table2 = [row for evaluation in evaluations for row in evaluation.table2()]
     threshold = f"{args.threshold:g}"
@@ -211,6 +216,22 @@ def _robustness(args, model, records, out: Path) -> list[Path]:
             writer.writerow([point.perturbation, point.level, point.images, f"{point.per_image_f1:.4f}", f"{point.pooled_auc:.4f}"])
             print(f"  {point.perturbation:7s} {point.level:>5s}  F1 {point.per_image_f1:.3f}  AUC {point.pooled_auc:.3f}")
     return [path]
+
+
+def _data_list(args: argparse.Namespace) -> int:
+    from .data.download import data_list
+
+    for row in data_list():
+        print(f"{row['source']}\n  present:  {row['present']}\n  get it:   {row['download']}" + (f" ({row['size']})" if row["size"] else "")
+              + f"\n  licence:  {row['licence']}\n  cite:     {row['citation']}")
+    return 0
+
+
+def _data_download(args: argparse.Namespace) -> int:
+    from .data.download import download
+
+    download(args.source, to=args.to, from_=args.from_ or (), accept_terms=args.accept_terms)
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -446,6 +467,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--robustness-limit", type=_positive_int, default=20, help="images for the robustness curves")
     evaluate_command.add_argument("--out", type=Path, default=Path("build/evaluation"), help="folder for the CSV and JSON tables")
     evaluate_command.set_defaults(handler=_evaluate)
+
+    data_command = commands.add_parser("data", help="datasets: list what the suite knows, download CASIA v1 in one command")
+    data_commands = data_command.add_subparsers(dest="data_command", required=True)
+    data_commands.add_parser("list", help="every source: present or not, how to get it, size, licence, citation").set_defaults(handler=_data_list)
+    download_command = data_commands.add_parser("download", help="fetch, verify file by file and lay out a dataset (e.g. casia1)")
+    download_command.add_argument("source", help="what to download (pmsp data list says which can be)")
+    download_command.add_argument("--to", help="the dataset's folder (default: $PMSP_DATA_DIR/SOURCE)")
+    download_command.add_argument("--from", dest="from_", action="append", metavar="FILE_OR_DIR",
+                                  help="use a copy you already have: the archives, or a folder holding the files (repeatable)")
+    download_command.add_argument("--accept-terms", action="store_true", help="accept the dataset's terms without a prompt")
+    download_command.set_defaults(handler=_data_download)
 
     compare_command = commands.add_parser("compare", help="is B better than A? two evaluations paired image by image")
     compare_command.add_argument("a", help="output folder of 'pmsp evaluate' (or its per_image.csv): the reference")

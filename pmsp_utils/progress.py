@@ -51,3 +51,31 @@ def progress(items: Iterable[T], *, total: int | None = None, description: str =
     with tqdm(items, total=total, desc=description, leave=in_notebook, file=sys.stdout if in_notebook else None,
               dynamic_ncols=not in_notebook, ncols=90 if in_notebook else None) as bar:
         yield from bar
+
+
+class _NoBar:
+    """What :func:`progress_bar` gives when no bar is wanted: updates go nowhere."""
+
+    def update(self, count: int = 1) -> None:
+        pass
+
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def progress_bar(*, total: int | None, initial: int = 0, description: str = "", show: bool | None = None, unit: str = "it"):
+    """A bar to ``update(n)`` by hand (a download's bytes: ``unit="B"`` shows size and speed in KB/MB), or a silent one."""
+    if show is None:
+        show = progress_wanted()
+    if not show:
+        return _NoBar()
+    import sys
+
+    from tqdm import tqdm
+
+    in_notebook = _in_notebook_kernel()
+    return tqdm(total=total, initial=initial, desc=description, unit=unit, unit_scale=unit == "B", unit_divisor=1024 if unit == "B" else 1000,
+                leave=True, file=sys.stdout if in_notebook else None, dynamic_ncols=not in_notebook, ncols=90 if in_notebook else None)

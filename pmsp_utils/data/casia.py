@@ -125,12 +125,19 @@ def _find_mask(casia: CasiaName, unmatched: dict, by_swapped: dict, by_loose: di
     candidates = [stem for stem in by_loose.get(casia.loose_key(), []) if stem in unmatched]
     if len(candidates) == 1:
         return candidates[0], "file renamed to the mask's (corrected) name, as in FileNameCorrection"
+    # A typo in one source id of the image's name (CASIA v1's ``ant0063`` for ``nat0063``): the same prefix and image
+    # id, the other source id shared, and only one such mask left.
+    candidates = [stem for stem in unmatched if (other := parse_name(stem)) is not None and other.prefix == casia.prefix
+                  and other.image_id == casia.image_id and set(other.source_ids) & set(casia.source_ids)]
+    if len(candidates) == 1:
+        return candidates[0], "mask name differs in one source id (a typo in the image's name)"
     return None, None
 
 
 def _checked_record(name, path, casia, mask_path, mask_stem, note, dataset: Dataset, fix_inverted: bool) -> Record | None:
     notes = [note] if note else []
-    canonical = parse_name(mask_stem) if note and note.startswith("file renamed") else casia
+    renamed = bool(note) and note.startswith(("file renamed", "mask name differs in one source id"))
+    canonical = parse_name(mask_stem) if renamed else casia
     pair = read_pair(path, mask_path, dataset, notes)
     if pair is None:
         return None
@@ -151,7 +158,7 @@ def _checked_record(name, path, casia, mask_path, mask_stem, note, dataset: Data
     flip = finish_mask(path, mask, dataset, fix_inverted, notes)
     if flip is None:
         return None
-    if note and note.startswith("file renamed"):
+    if renamed:
         notes.append(f"image file name: {path.name}")
     record = Record(
         name, canonical.stem, canonical.kind, path, mask_path, canonical.source_ids, canonical.codes,
@@ -202,3 +209,28 @@ def load_casia1(root: str | Path, **options) -> Dataset:
 def load_casia2(root: str | Path, **options) -> Dataset:
     """CASIA v2.0 (5123 tampered with Pham et al. masks, 7491 authentic) from its folder."""
     return load_casia(root, "casia2", **options)
+
+
+def read_name_corrections(path: str | Path) -> dict[str, str]:
+    """{original file name: corrected file name} from the masks' ``FileNameCorrection.xlsx`` (read with the standard
+    library: an .xlsx is a zip of XML), for the CASIA images whose names the mask release corrects."""
+    import io
+    import zipfile
+    import xml.etree.ElementTree as ElementTree
+
+    main = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+    with zipfile.ZipFile(io.BytesIO(Path(path).read_bytes())) as book:
+        strings = [''.join(text.text or '' for text in item.iter(f"{main}t"))
+                   for item in ElementTree.fromstring(book.read("xl/sharedStrings.xml")).findall(f"{main}si")]
+        sheet = ElementTree.fromstring(book.read("xl/worksheets/sheet1.xml"))
+    corrections = {}
+    for row in sheet.iter(f"{main}row"):
+        values = {}
+        for cell in row.findall(f"{main}c"):
+            value = cell.find(f"{main}v")
+            if value is not None:
+                values[cell.get("r", "").rstrip("0123456789")] = strings[int(value.text)] if cell.get("t") == "s" else value.text
+        original, corrected = values.get("B", ""), values.get("C", "")
+        if original.lower().endswith((".jpg", ".jpeg", ".tif", ".bmp")) and corrected and original != corrected:
+            corrections[original] = corrected
+    return corrections

@@ -1,0 +1,481 @@
+"""Real data in one command: ``pmsp data download casia1``, verified file by file, laid out for the loaders.
+
+Defined in 02_forgery_datasets. What can be downloaded is data, not code: one
+JSON entry per source in ``pmsp_utils/data/downloads/`` names its archives (URLs
+pinned to a commit, mirrors, the folder inside, its size) and the SHA-256 of
+every file in them, computed from the commits' blobs
+(``scripts/make_download_lists.py``). A forge may serve an archive's bytes
+differently over time; the files inside may not change, so every extracted file
+is checked against that list and a changed one is named with both hashes.
+
+A download:
+
+1. refuses to touch a folder that holds anything but an earlier complete copy
+   (nothing of yours is overwritten), and does nothing when that copy is complete;
+2. shows the terms and citations and needs ``accept_terms`` (``--accept-terms``,
+   or a yes at the prompt);
+3. fetches each archive into ``.<name>.partial/`` beside the target, with a
+   progress bar, resuming an interrupted transfer (HTTP Range) and retrying with
+   backoff, or takes it from ``from_`` (the archives, or a folder of a copy you
+   already have);
+4. extracts and verifies every listed file, lays the dataset out as the loaders
+   expect (``images/``, ``masks/<stem>_gt.png``, ``authentic/``) with every known
+   quirk fixed by the source's fixer (CASIA's: renamed files, swapped ids, the
+   rotated mask, the image without a mask), and writes the report
+   (``fixes.json``) and a dataset card (``DATASET.json``);
+5. renames the finished folder into place in one step: a half-finished download
+   is never taken for a dataset.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import sys
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+DOWNLOADS_DIR = Path(__file__).resolve().parent / "downloads"
+CARD = "DATASET.json"
+REPORT = "fixes.json"
+CHUNK = 1 << 16
+
+
+class DownloadError(OSError):
+    """A download that cannot go on; the message is one line that says what to do."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One archive of a source: where to get it and what it must hold."""
+
+    name: str
+    urls: tuple[str, ...]
+    format: str  # "tar.gz" or "zip"
+    strip: str  # the folder inside the archive that holds the listed files
+    files: dict[str, str]  # path under ``strip`` -> SHA-256
+    size: int = 0
+    archive_sha256: str = ""
+    what: str = ""
+    repository: str = ""
+    commit: str = ""
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Archive":
+        return cls(values["name"], tuple(values["urls"]), values["format"], values["strip"], dict(values["files"]), int(values.get("size") or 0),
+                   values.get("archive_sha256", ""), values.get("what", ""), values.get("repository", ""), values.get("commit", ""))
+
+
+@dataclass(frozen=True)
+class Downloadable:
+    """A source that ``pmsp data download`` can fetch: its archives, terms and the fixer that lays it out."""
+
+    source: str
+    archives: tuple[Archive, ...]
+    terms: str
+    fixer: str
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return sum(archive.size for archive in self.archives)
+
+
+def registry(folder: str | Path = DOWNLOADS_DIR) -> dict[str, Downloadable]:
+    """{source: Downloadable} of every entry in ``folder`` (one JSON file per source)."""
+    entries = {}
+    for path in sorted(Path(folder).glob("*.json")):
+        values = json.loads(path.read_text())
+        entries[values["source"]] = Downloadable(values["source"], tuple(Archive.from_dict(a) for a in values["archives"]),
+                                                 values.get("terms", ""), values.get("fixer", ""), values)
+    return entries
+
+
+# --- fetching ---------------------------------------------------------------------------
+
+
+def fetch(url: str, target: Path, *, size: int = 0, retries: int = 4, timeout: float = 30.0, show_progress: bool | None = None,
+          opener: Callable = urllib.request.urlopen, sleep: Callable[[float], None] = time.sleep) -> Path:
+    """Download ``url`` into ``target`` (a ``.part`` file is resumed from its length with an HTTP Range request), with
+    retries and exponential backoff; returns ``target``. A server that ignores the range starts the file again."""
+    from ..progress import progress_bar
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(retries + 1):
+        have = target.stat().st_size if target.exists() else 0
+        request = urllib.request.Request(url, headers={"User-Agent": "pmsp-utils", **({"Range": f"bytes={have}-"} if have else {})})
+        try:
+            with opener(request, timeout=timeout) as response:
+                status = getattr(response, "status", 200)
+                if have and status == 416:  # the range starts at the end: the file is complete
+                    return target
+                if have and status != 206:
+                    have = 0  # the server sent the whole file
+                length = response.headers.get("Content-Length")
+                total = int(length) + have if length else (size or None)
+                with open(target, "ab" if have else "wb") as stream, progress_bar(total=total, initial=have, description=target.name,
+                                                                                 show=show_progress, unit="B") as bar:
+                    for block in iter(lambda: response.read(CHUNK), b""):
+                        stream.write(block)
+                        bar.update(len(block))
+            if total and target.stat().st_size < total:
+                raise urllib.error.URLError(f"the connection closed after {target.stat().st_size} of {total} bytes")
+            return target
+        except urllib.error.HTTPError as error:
+            if error.code == 416 and have:
+                return target
+            if error.code in (404, 410) or attempt == retries:
+                raise DownloadError(f"{url}: the server answered {error.code} {error.reason}; try again later, another mirror, "
+                                    "or --from FILE with a copy you downloaded yourself.") from None
+        except (OSError, http.client.HTTPException) as error:
+            if getattr(error, "errno", None) == errno.ENOSPC:
+                raise
+            if attempt == retries:
+                reason = getattr(error, "reason", error)
+                raise DownloadError(f"{url}: could not download ({reason}); check your network connection and run the same command "
+                                    f"again (it resumes), or pass --from FILE with a copy you downloaded yourself.") from None
+        sleep(min(30.0, 2.0 ** attempt))
+    raise AssertionError("unreachable")
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- extracting and verifying -----------------------------------------------------------
+
+
+def _members(archive_path: Path, archive: Archive) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """(path under ``strip``, read) of every member of the archive under its folder."""
+    if archive.format == "zip":
+        with zipfile.ZipFile(archive_path) as bundle:
+            for name in bundle.namelist():
+                if name.startswith(archive.strip) and not name.endswith("/"):
+                    yield name[len(archive.strip):], lambda name=name: bundle.read(name)
+    elif archive.format == "tar.gz":
+        with tarfile.open(archive_path, "r:gz") as bundle:
+            for member in bundle:
+                if member.isfile() and member.name.startswith(archive.strip):
+                    yield member.name[len(archive.strip):], lambda member=member: bundle.extractfile(member).read()
+    else:
+        raise ValueError(f"archive format must be zip or tar.gz, got {archive.format!r}.")
+
+
+def extract_verified(archive_path: Path, archive: Archive, out: Path) -> int:
+    """Write every listed file of ``archive_path`` under ``out`` after checking its SHA-256; returns how many.
+
+    Raises :class:`DownloadError` naming the first changed file (expected and actual hash) or the missing ones.
+    """
+    try:
+        return _write_verified(_members(archive_path, archive), archive, out, str(archive_path))  # read while the archive is open
+    except DownloadError:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
+        raise DownloadError(f"{archive_path}: not a readable {archive.format} archive ({error}); delete it and download again.") from None
+
+
+def _write_verified(members: Iterable[tuple[str, Callable[[], bytes]]], archive: Archive, out: Path, origin: str) -> int:
+    written = set()
+    for relative, read in members:
+        expected = archive.files.get(relative)
+        if expected is None or relative in written:
+            continue
+        data = read()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise DownloadError(f"{relative} (in {origin}) has changed: expected SHA-256 {expected}, got {actual}; "
+                                "the copy is not the pinned one, so nothing was placed. Try another mirror or --from a verified copy.")
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        written.add(relative)
+    missing = sorted(set(archive.files) - written)
+    if missing:
+        raise DownloadError(f"{origin}: {len(missing)} of the {len(archive.files)} files of {archive.name} are missing "
+                            f"(e.g. {', '.join(missing[:3])}); nothing was placed.")
+    return len(written)
+
+
+def _from_folder(folder: Path, archive: Archive, out: Path) -> int:
+    """Listed files found by name in an already-extracted copy (any depth), verified and copied."""
+    by_name: dict[str, list[str]] = {}
+    for relative in archive.files:
+        by_name.setdefault(Path(relative).name, []).append(relative)
+    members = []
+    for path in folder.rglob("*"):
+        for relative in by_name.get(path.name, ()) if path.is_file() else ():
+            members.append((relative, lambda path=path: path.read_bytes()))
+    return _write_verified(members, archive, out, str(folder))
+
+
+def _given_archive(candidates: list[Path], archive: Archive) -> Path | None:
+    """A ``--from`` file that is this archive (by its pinned hash, or by holding its files)."""
+    for path in candidates:
+        if not path.is_file():
+            continue
+        if archive.archive_sha256 and sha256_of(path) == archive.archive_sha256:
+            return path
+        try:
+            for relative, _ in _members(path, archive):
+                if relative in archive.files:
+                    return path
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError):
+            continue
+    return None
+
+
+# --- laying out ---------------------------------------------------------------------------
+
+
+def lay_out_casia(extracted: Path, layout: Path, source: str) -> dict:
+    """CASIA in the flat layout the loaders read fastest, every quirk fixed by the loader and written down:
+    ``images/<name>.jpg`` (tampered, by their corrected names), ``masks/<name>_gt.png`` (mode L, 0/255, turned to fit
+    where the official mask is rotated), ``authentic/``. Returns the report of fixes."""
+    import numpy as np
+    from PIL import Image
+
+    from .casia import load_casia, read_name_corrections
+
+    report = {"renamed": [], "swapped_ids": [], "rotated_masks": [], "inverted_masks": [], "without_mask": [],
+              "refused": [], "unmatched_masks": []}
+    for table in extracted.rglob("FileNameCorrection.xlsx"):  # the mask release's own list of wrong image names
+        corrections = read_name_corrections(table)
+        for path in [path for path in extracted.rglob("*") if path.name in corrections]:
+            path.rename(path.with_name(corrections[path.name]))
+            report["renamed"].append({"from": path.name, "to": corrections[path.name], "by": "FileNameCorrection.xlsx"})
+    dataset = load_casia(extracted, source, fix_inverted=True)
+    for folder in ("images", "masks", "authentic"):
+        (layout / folder).mkdir(parents=True, exist_ok=True)
+    for record in dataset.records:
+        if not record.is_tampered:
+            shutil.copyfile(record.image_path, layout / "authentic" / record.image_path.name)
+            continue
+        suffix = record.image_path.suffix
+        shutil.copyfile(record.image_path, layout / "images" / f"{record.name}{suffix}")
+        mask = record.load_mask()
+        Image.fromarray((mask * 255).astype(np.uint8), mode="L").save(layout / "masks" / f"{record.name}_gt.png")
+        for note in record.notes:
+            if note.startswith("file renamed"):
+                report["renamed"].append({"from": record.image_path.name, "to": f"{record.name}{suffix}", "by": "matching its mask"})
+            elif note.startswith("mask name differs in one source id"):
+                report["renamed"].append({"from": record.image_path.name, "to": f"{record.name}{suffix}", "by": note})
+            elif note.startswith("mask name has the two source ids swapped"):
+                report["swapped_ids"].append({"image": record.name, "mask": Path(record.mask_path).name})
+            elif note.startswith("mask rotated"):
+                report["rotated_masks"].append({"image": record.name, "how": note})
+            elif "invert" in note:
+                report["inverted_masks"].append({"image": record.name, "how": note})
+    report["without_mask"] = sorted(Path(path).name for path in dataset.missing_masks)
+    report["refused"] = [{"image": Path(path).name, "why": why} for path, why in dataset.inconsistent]
+    report["unmatched_masks"] = sorted(Path(path).name for path in dataset.unmatched_masks)
+    counts = dataset.counts()
+    report["counts"] = {"tampered": counts["splicing"] + counts["copy-move"], **counts}
+    return report
+
+
+FIXERS = {"casia": lay_out_casia}
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def target_folder(source: str, to: str | Path | None) -> Path:
+    """``to``, else ``PMSP_DATA_DIR/<source>``; an error naming both when neither is given."""
+    if to:
+        return Path(to).expanduser()
+    value = os.environ.get("PMSP_DATA_DIR")
+    if not value:
+        raise DownloadError(f"where should {source} go? Pass --to FOLDER, or set PMSP_DATA_DIR (the data goes to $PMSP_DATA_DIR/{source}).")
+    return Path(value).expanduser() / source
+
+
+def complete_copy(folder: Path) -> dict | None:
+    """The dataset card of a complete copy in ``folder`` (every file it lists present with its size), else None."""
+    card_path = folder / CARD
+    if not card_path.is_file():
+        return None
+    try:
+        card = json.loads(card_path.read_text())
+        files = card["layout"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for relative, facts in files.items():
+        path = folder / relative
+        if not path.is_file() or path.stat().st_size != facts["size"]:
+            return None
+    return card
+
+
+def card_identity(folder: str | Path) -> dict | None:
+    """{source, card_sha256, downloaded} of the dataset card in ``folder`` (what ``pmsp evaluate`` records), or None."""
+    path = Path(folder) / CARD
+    if not path.is_file():
+        return None
+    try:
+        card = json.loads(path.read_text())
+    except ValueError:
+        return None
+    return {"source": card.get("source"), "card_sha256": sha256_of(path), "downloaded": card.get("downloaded"),
+            "commits": {archive["name"]: archive.get("commit") for archive in card.get("archives", [])}}
+
+
+def download(source: str, *, to: str | Path | None = None, from_: Iterable[str | Path] = (), accept_terms: bool = False,
+             entries: dict[str, Downloadable] | None = None, echo: Callable[[str], None] = print,
+             ask: Callable[[str], str] | None = None, show_progress: bool | None = None, fetcher: Callable = fetch) -> Path:
+    """Fetch, verify and lay out ``source`` at ``to`` (or ``PMSP_DATA_DIR/<source>``); returns the folder."""
+    from .manifest import read_manifest
+
+    entries = registry() if entries is None else entries
+    if source not in entries:
+        raise DownloadError(f"{source!r} cannot be downloaded by pmsp; downloadable: {', '.join(sorted(entries)) or 'none'}. "
+                            "See `pmsp data list` for where to get the others.")
+    entry = entries[source]
+    target = target_folder(source, to)
+    card = complete_copy(target)
+    if card is not None:
+        echo(f"{source}: a complete copy is already at {target} (downloaded {card.get('downloaded', '?')}); nothing to do.")
+        return target
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DownloadError(f"{target} already exists and is not a complete copy made by pmsp; nothing was changed. "
+                            "Choose an empty or new folder with --to, or move that one away.")
+    manifest = read_manifest()
+    citation = manifest[source].citation if source in manifest else entry.extra.get("citation", "")
+    licence = manifest[source].licence if source in manifest else entry.extra.get("licence", "")
+    echo(f"{source}: {entry.terms}\n  licence: {licence}\n  cite: {citation}")
+    if not accept_terms:
+        interactive = ask is not None or sys.stdin.isatty()
+        answer = (ask or input)("Accept these terms and download? [y/N] ") if interactive else ""
+        if answer.strip().lower() not in {"y", "yes"}:
+            raise DownloadError(f"{source}: the terms were not accepted; run again with --accept-terms to accept them.")
+    staging = target.parent / f".{target.name}.partial"
+    given = [Path(path).expanduser() for path in from_]
+    for path in given:
+        if not path.exists():
+            raise DownloadError(f"--from {path}: no such file or folder.")
+    try:
+        extracted = staging / "extracted"
+        if extracted.exists():
+            shutil.rmtree(extracted)
+        for archive in entry.archives:
+            out = extracted / archive.name
+            folders = [path for path in given if path.is_dir()]
+            file = _given_archive([path for path in given if path.is_file()], archive)
+            if file is not None:
+                echo(f"{archive.name}: from {file}")
+                count = extract_verified(file, archive, out)
+            elif folders:
+                count = _try_folders(folders, archive, out)
+            else:
+                part = staging / f"{archive.name}.{archive.format}.part"
+                count = _download_archive(archive, part, fetcher, show_progress, echo)
+            echo(f"{archive.name}: {count} files verified (SHA-256)")
+        layout = staging / "layout"
+        if layout.exists():
+            shutil.rmtree(layout)
+        report = FIXERS[entry.fixer](extracted, layout, source)
+        write_card(layout, entry, report, licence, citation)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.rmdir()  # empty, checked above
+        os.replace(layout, target)  # one rename: the dataset appears whole
+        shutil.rmtree(staging, ignore_errors=True)
+    except OSError as error:
+        if error.errno == errno.ENOSPC:
+            shutil.rmtree(staging / "extracted", ignore_errors=True)
+            shutil.rmtree(staging / "layout", ignore_errors=True)
+            raise DownloadError(f"{target.parent}: the disk is full ({entry.size / 1e6:.0f} MB of archives and about as much again "
+                                "to lay them out are needed); free some space and run again (finished downloads are kept).") from None
+        raise
+    counts = report["counts"]
+    echo(f"{source}: {counts['tampered']} tampered images with masks and {counts['authentic']} authentic images at {target}; "
+         f"fixes in {target / REPORT}, card in {target / CARD}")
+    return target
+
+
+def _try_folders(folders: list[Path], archive: Archive, out: Path) -> int:
+    errors = []
+    for folder in folders:
+        try:
+            return _from_folder(folder, archive, out)
+        except DownloadError as error:
+            errors.append(str(error))
+    raise DownloadError(errors[-1])
+
+
+def _download_archive(archive: Archive, part: Path, fetcher, show_progress, echo) -> int:
+    """Fetch from the first mirror that works and extract; a damaged or changed archive is fetched once again."""
+    last = None
+    for url in archive.urls:
+        for attempt in range(2):
+            try:
+                fetcher(url, part, size=archive.size if archive.archive_sha256 else 0, show_progress=show_progress)
+                if archive.archive_sha256 and sha256_of(part) != archive.archive_sha256:
+                    raise DownloadError(f"{url}: the archive's SHA-256 is {sha256_of(part)}, expected {archive.archive_sha256}.")
+                return extract_verified(part, archive, part.parent / "extracted" / archive.name)
+            except DownloadError as error:
+                last = error
+                part.unlink(missing_ok=True)  # start this archive again from scratch
+                if "could not download" in str(error) or "server answered" in str(error):
+                    break  # the next mirror
+                echo(f"{archive.name}: {error} Fetching it again.")
+    raise last
+
+
+def write_card(folder: Path, entry: Downloadable, report: dict, licence: str, citation: str) -> Path:
+    """``DATASET.json`` (source, commits, date, every file with its size and hash, fixes, licence, citation) and
+    ``fixes.json`` in ``folder``."""
+    (folder / REPORT).write_text(json.dumps(report, indent=1) + "\n")
+    layout = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name not in {CARD}:
+            layout[path.relative_to(folder).as_posix()] = {"size": path.stat().st_size, "sha256": sha256_of(path)}
+    card = {
+        "source": entry.source,
+        "downloaded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "archives": [{"name": a.name, "what": a.what, "repository": a.repository, "commit": a.commit, "urls": list(a.urls),
+                      "files_verified": len(a.files)} for a in entry.archives],
+        "fixes": {key: len(value) for key, value in report.items() if isinstance(value, list)},
+        "counts": report.get("counts", {}),
+        "licence": licence,
+        "citation": citation,
+        "terms": entry.terms,
+        "layout": layout,
+    }
+    path = folder / CARD
+    path.write_text(json.dumps(card, indent=1) + "\n")
+    return path
+
+
+def data_list(entries: dict[str, Downloadable] | None = None) -> list[dict]:
+    """One row per manifest source: present (where, complete or not), downloadable, size, licence, citation."""
+    from ..config import data_dir
+    from .manifest import read_manifest
+
+    entries = registry() if entries is None else entries
+    root = data_dir()
+    rows = []
+    for row in read_manifest().values():
+        folder = root / row.source if root is not None else None
+        present = "built in" if row.layout in {"generated", "packaged"} else "no"
+        if folder is not None and folder.is_dir():
+            present = f"yes, complete ({folder})" if complete_copy(folder) else f"yes ({folder}; not made by pmsp data download)"
+        entry = entries.get(row.source)
+        rows.append({"source": row.source, "present": present, "download": "pmsp data download " + row.source if entry else "by hand: " + row.url,
+                     "size": f"{entry.size / 1e6:.0f} MB" if entry else "", "licence": row.licence, "citation": row.citation})
+    return rows

@@ -1,0 +1,292 @@
+"""`pmsp data download`: a small archive with CASIA's layout served from 127.0.0.1, verified, resumed and laid out.
+
+No internet: a local HTTP server (with Range requests, and a switch that drops a transfer half way) serves a
+tar.gz of "images" and a zip of "masks" shaped like the real ones, and the registry entry points at it.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import json
+import tarfile
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pmsp_utils.data.download import Archive, DownloadError, Downloadable, download, fetch, registry
+
+PREFIX = "repo-abc123/data/CASIA1/"
+MASKS_PREFIX = "CASIA 1.0 groundtruth/"
+
+
+def jpeg(seed: int, size=(48, 64)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, size + (3,), dtype=np.uint8)).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def png_mask(seed: int, size=(48, 64)) -> bytes:
+    mask = np.zeros(size, np.uint8)
+    mask[10 + seed % 5 : 30, 12:40] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(mask).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def source_files() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Images (Au/, Sp/) and masks (Sp/, CM/) with CASIA's quirks: swapped source ids, a tampered image without a mask."""
+    images = {
+        "Au/Au_ani_0001.jpg": jpeg(1), "Au/Au_nat_0002.jpg": jpeg(2),
+        "Sp/Sp_D_CNN_A_ani0001_nat0002_0101.jpg": jpeg(3),
+        "Sp/Sp_D_NRN_A_nat0002_ani0001_0102.jpg": jpeg(4),  # its mask has the two ids swapped
+        "Sp/Sp_S_NNN_A_ani0001_ani0001_0103.jpg": jpeg(5),
+        "Sp/Sp_D_NRN_A_sce0011_cha0011_0542.jpg": jpeg(6),  # no mask, as in CASIA v1
+    }
+    masks = {
+        "Sp/Sp_D_CNN_A_ani0001_nat0002_0101_gt.png": png_mask(1),
+        "Sp/Sp_D_NRN_A_ani0001_nat0002_0102_gt.png": png_mask(2),
+        "CM/Sp_S_NNN_A_ani0001_ani0001_0103_gt.png": png_mask(3),
+    }
+    return images, masks
+
+
+def tar_gz(files: dict[str, bytes], prefix: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as bundle:
+        for name, data in files.items():
+            info = tarfile.TarInfo(prefix + name)
+            info.size = len(data)
+            bundle.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def zipped(files: dict[str, bytes], prefix: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, data in files.items():
+            bundle.writestr(prefix + name, data)
+    return buffer.getvalue()
+
+
+class Server:
+    """Files served from memory on 127.0.0.1, with Range support; ``drop_after`` cuts the next transfer short."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files, self.requests, self.drop_after = files, [], None
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                data = server.files.get(self.path.lstrip("/"))
+                server.requests.append((self.path, self.headers.get("Range")))
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = int(self.headers["Range"].split("=")[1].split("-")[0]) if self.headers.get("Range") else 0
+                if start >= len(data):
+                    self.send_response(416)
+                    self.end_headers()
+                    return
+                self.send_response(206 if start else 200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                body = data[start:]
+                if server.drop_after is not None:
+                    body, server.drop_after = body[: server.drop_after], None
+                    self.wfile.write(body)
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def entry_for(images, masks, urls: tuple[str, str], *, images_archive: bytes | None = None) -> Downloadable:
+    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    masks_archive = zipped(masks, MASKS_PREFIX)
+    return Downloadable("casia1", (
+        Archive("images", (urls[0],), "tar.gz", PREFIX, {name: sha(data) for name, data in images.items()},
+                size=len(images_archive or b""), commit="abc123"),
+        Archive("masks", (urls[1],), "zip", MASKS_PREFIX, {name: sha(data) for name, data in masks.items()},
+                size=len(masks_archive), archive_sha256=sha(masks_archive), commit="def456"),
+    ), "research use only (a test)", "casia")
+
+
+@pytest.fixture()
+def served():
+    images, masks = source_files()
+    archives = {"images.tar.gz": tar_gz(images, PREFIX), "masks.zip": zipped(masks, MASKS_PREFIX)}
+    server = Server(archives)
+    entry = entry_for(images, masks, (server.url + "images.tar.gz", server.url + "masks.zip"), images_archive=archives["images.tar.gz"])
+    yield server, {"casia1": entry}, archives
+    server.close()
+
+
+no_wait = functools.partial(fetch, sleep=lambda seconds: None, retries=3, timeout=5)
+
+
+def test_download_verifies_and_lays_out(served, tmp_path):
+    server, entries, _ = served
+    target = download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert sorted(p.name for p in (target / "authentic").iterdir()) == ["Au_ani_0001.jpg", "Au_nat_0002.jpg"]
+    assert sorted(p.name for p in (target / "images").iterdir()) == ["Sp_D_CNN_A_ani0001_nat0002_0101.jpg", "Sp_D_NRN_A_nat0002_ani0001_0102.jpg",
+                                                                      "Sp_S_NNN_A_ani0001_ani0001_0103.jpg"]
+    assert (target / "masks" / "Sp_D_NRN_A_nat0002_ani0001_0102_gt.png").is_file()  # named after its image
+    report = json.loads((target / "fixes.json").read_text())
+    assert report["swapped_ids"] == [{"image": "Sp_D_NRN_A_nat0002_ani0001_0102", "mask": "Sp_D_NRN_A_ani0001_nat0002_0102_gt.png"}]
+    assert report["without_mask"] == ["Sp_D_NRN_A_sce0011_cha0011_0542.jpg"]
+    card = json.loads((target / "DATASET.json").read_text())
+    assert card["source"] == "casia1" and [a["commit"] for a in card["archives"]] == ["abc123", "def456"]
+    assert card["layout"]["masks/Sp_D_NRN_A_nat0002_ani0001_0102_gt.png"]["sha256"]
+    assert not (tmp_path / ".casia1.partial").exists()  # nothing half-finished is left beside it
+    from pmsp_utils.data import load_casia1
+
+    loaded = load_casia1(target)
+    assert loaded.counts() == {"splicing": 2, "copy-move": 1, "authentic": 2} and not loaded.fixes
+
+
+def test_a_changed_file_is_named_with_both_hashes(served, tmp_path):
+    server, entries, archives = served
+    images, _ = source_files()
+    images["Sp/Sp_S_NNN_A_ani0001_ani0001_0103.jpg"] = jpeg(99)
+    server.files["images.tar.gz"] = tar_gz(images, PREFIX)
+    with pytest.raises(DownloadError, match=r"Sp/Sp_S_NNN_A_ani0001_ani0001_0103\.jpg .*has changed: expected SHA-256 [0-9a-f]{64}, got [0-9a-f]{64}"):
+        download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert not (tmp_path / "casia1").exists()
+
+
+def test_an_interrupted_transfer_resumes(served, tmp_path):
+    server, entries, archives = served
+    server.drop_after = len(archives["images.tar.gz"]) // 2
+    download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    ranges = [value for path, value in server.requests if path == "/images.tar.gz"]
+    assert ranges[0] is None and ranges[1] == f"bytes={len(archives['images.tar.gz']) // 2}-"  # the second request resumed
+    assert (tmp_path / "casia1" / "DATASET.json").is_file()
+
+
+def test_a_complete_copy_is_left_alone_and_a_foreign_folder_refused(served, tmp_path):
+    server, entries, _ = served
+    target = download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    stamp = (target / "DATASET.json").stat().st_mtime_ns
+    count = len(server.requests)
+    said = []
+    download("casia1", to=target, accept_terms=True, entries=entries, echo=said.append, fetcher=no_wait)
+    assert "nothing to do" in said[-1] and len(server.requests) == count and (target / "DATASET.json").stat().st_mtime_ns == stamp
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my own file")
+    with pytest.raises(DownloadError, match="not a complete copy made by pmsp; nothing was changed"):
+        download("casia1", to=mine, accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert (mine / "notes.txt").read_text() == "my own file"
+
+
+def test_from_local_archives_and_folders_without_network(served, tmp_path):
+    server, entries, archives = served
+    server.close()  # nothing may be fetched
+    (tmp_path / "images.tar.gz").write_bytes(archives["images.tar.gz"])
+    (tmp_path / "gt.zip").write_bytes(archives["masks.zip"])
+    target = download("casia1", to=tmp_path / "a", from_=[tmp_path / "images.tar.gz", tmp_path / "gt.zip"], accept_terms=True,
+                      entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert len(list((target / "images").iterdir())) == 3
+    # an unpacked copy (the official zip extracted by hand, say) works as a folder
+    images, masks = source_files()
+    for name, data in {**{f"CASIA1/{k}": v for k, v in images.items()}, **{f"gt/{k}": v for k, v in masks.items()}}.items():
+        (tmp_path / "unpacked" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "unpacked" / name).write_bytes(data)
+    target = download("casia1", to=tmp_path / "b", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
+                      echo=lambda _: None, fetcher=no_wait)
+    assert len(list((target / "masks").iterdir())) == 3
+
+
+def test_no_network_terms_and_target_errors(served, tmp_path, monkeypatch):
+    server, entries, _ = served
+    server.close()
+    with pytest.raises(DownloadError, match="could not download .*check your network connection"):
+        download("casia1", to=tmp_path / "x", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    with pytest.raises(DownloadError, match="terms were not accepted; run again with --accept-terms"):
+        download("casia1", to=tmp_path / "y", entries=entries, echo=lambda _: None, ask=lambda prompt: "n", fetcher=no_wait)
+    monkeypatch.delenv("PMSP_DATA_DIR", raising=False)
+    with pytest.raises(DownloadError, match="--to FOLDER, or set PMSP_DATA_DIR"):
+        download("casia1", accept_terms=True, entries=entries, echo=lambda _: None)
+    with pytest.raises(DownloadError, match="cannot be downloaded by pmsp; downloadable: casia1"):
+        download("coverage", to=tmp_path / "z", entries=entries)
+
+
+def test_the_shipped_registry_is_pinned_and_complete():
+    entry = registry()["casia1"]
+    images, masks = entry.archives
+    assert len(images.commit) == 40 and all(images.commit in url for url in images.urls)
+    assert len(masks.commit) == 40 and all(masks.commit in url for url in masks.urls)
+    assert sum(name.startswith("Au/") for name in images.files) == 800 and sum(name.startswith("Sp/") for name in images.files) == 921
+    assert sum(name.endswith("_gt.png") for name in masks.files) == 920 and "FileNameCorrection.xlsx" in masks.files
+    assert all(len(digest) == 64 for digest in (*images.files.values(), *masks.files.values()))
+
+
+MAINTAINERS_COPY = Path(__file__).resolve().parents[2] / "shared" / "data" / "casia1"
+
+
+@pytest.mark.skipif(not MAINTAINERS_COPY.is_dir(), reason="a maintainer's check: needs the development copy of CASIA v1 beside the checkout")
+def test_the_real_hash_list_matches_the_maintainers_copy():
+    listed = {Path(name).name: digest for name, digest in registry()["casia1"].archives[0].files.items()}
+    overlap = [path for folder in ("images", "authentic") for path in (MAINTAINERS_COPY / folder).iterdir() if path.name in listed]
+    assert len(overlap) > 1000
+    changed = [path.name for path in overlap if hashlib.sha256(path.read_bytes()).hexdigest() != listed[path.name]]
+    assert not changed
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_dataset(served, tmp_path, monkeypatch):
+    import errno
+
+    from pmsp_utils.data import download as module
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    server, entries, _ = served
+    monkeypatch.setitem(module.FIXERS, "casia", full)
+    with pytest.raises(DownloadError, match=f"{tmp_path}: the disk is full"):
+        download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert not (tmp_path / "casia1").exists() and not (tmp_path / ".casia1.partial" / "extracted").exists()
+
+
+def test_data_list_names_every_source(capsys, tmp_path, monkeypatch):
+    from pmsp_utils.cli import main
+
+    monkeypatch.setenv("PMSP_DATA_DIR", str(tmp_path))
+    (tmp_path / "casia2").mkdir()
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "casia1\n  present:  no\n  get it:   pmsp data download casia1 (" in out
+    assert f"casia2\n  present:  yes ({tmp_path / 'casia2'}; not made by pmsp data download)" in out
+    assert "research use only" in out and "ChinaSIP 2013" in out
+
+
+def test_evaluate_records_the_dataset_card(served, tmp_path):
+    """A number from pmsp evaluate can be traced to the exact downloaded copy it was measured on."""
+    from pmsp_utils.cli import main
+    from pmsp_utils.data.download import sha256_of
+
+    pytest.importorskip("keras")
+    server, entries, _ = served
+    target = download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", "--data", "casia1", "--root", str(target), "--weights", "synthetic", "--split", "all",
+                 "--baselines", "--out", str(out)]) == 0
+    recorded = json.loads((out / "table1.json").read_text())["dataset_cards"]["casia1"]
+    assert recorded["card_sha256"] == sha256_of(target / "DATASET.json") and recorded["commits"] == {"images": "abc123", "masks": "def456"}
