@@ -290,3 +290,23 @@ def test_evaluate_records_the_dataset_card(served, tmp_path):
                  "--baselines", "--out", str(out)]) == 0
     recorded = json.loads((out / "table1.json").read_text())["dataset_cards"]["casia1"]
     assert recorded["card_sha256"] == sha256_of(target / "DATASET.json") and recorded["commits"] == {"images": "abc123", "masks": "def456"}
+
+
+def test_the_notebook_cell_uses_a_copy_downloads_when_hosted_and_otherwise_says_how(served, tmp_path, monkeypatch):
+    from pmsp_utils.data import download as module
+
+    server, entries, _ = served
+    said = []
+    (tmp_path / "data").mkdir()
+    monkeypatch.setenv("PMSP_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("PMSP_SMOKE", "0")
+    assert module.notebook_copy("casia1", echo=said.append) is None and "pmsp data download casia1" in said[-1]
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "test")
+    monkeypatch.setattr(module, "registry", lambda: entries)
+    monkeypatch.setattr(module, "fetch", no_wait)
+    assert module.notebook_copy("casia1", echo=said.append) is None and "ACCEPT_CASIA_TERMS = True" in said[-1]
+    found = module.notebook_copy("casia1", accept_terms=True, echo=said.append)
+    assert found == tmp_path / "data" / "casia1" and (found / "DATASET.json").is_file()
+    assert module.notebook_copy("casia1", echo=said.append) == found and said[-1].startswith("casia1: using $PMSP_DATA_DIR/casia1 (")
+    assert all(str(tmp_path) not in line for line in said[-1:])  # no local path in a saved output

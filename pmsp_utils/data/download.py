@@ -337,7 +337,7 @@ def card_identity(folder: str | Path) -> dict | None:
 
 def download(source: str, *, to: str | Path | None = None, from_: Iterable[str | Path] = (), accept_terms: bool = False,
              entries: dict[str, Downloadable] | None = None, echo: Callable[[str], None] = print,
-             ask: Callable[[str], str] | None = None, show_progress: bool | None = None, fetcher: Callable = fetch) -> Path:
+             ask: Callable[[str], str] | None = None, show_progress: bool | None = None, fetcher: Callable | None = None) -> Path:
     """Fetch, verify and lay out ``source`` at ``to`` (or ``PMSP_DATA_DIR/<source>``); returns the folder."""
     from .manifest import read_manifest
 
@@ -346,6 +346,7 @@ def download(source: str, *, to: str | Path | None = None, from_: Iterable[str |
         raise DownloadError(f"{source!r} cannot be downloaded by pmsp; downloadable: {', '.join(sorted(entries)) or 'none'}. "
                             "See `pmsp data list` for where to get the others.")
     entry = entries[source]
+    fetcher = fetcher or fetch
     target = target_folder(source, to)
     card = complete_copy(target)
     if card is not None:
@@ -479,3 +480,39 @@ def data_list(entries: dict[str, Downloadable] | None = None) -> list[dict]:
         rows.append({"source": row.source, "present": present, "download": "pmsp data download " + row.source if entry else "by hand: " + row.url,
                      "size": f"{entry.size / 1e6:.0f} MB" if entry else "", "licence": row.licence, "citation": row.citation})
     return rows
+
+
+def hosted_notebook() -> str | None:
+    """"Colab" or "Binder" when this kernel runs there (where a download is the only way to get data), else None."""
+    if "google.colab" in sys.modules or os.environ.get("COLAB_RELEASE_TAG"):
+        return "Colab"
+    if os.environ.get("BINDER_SERVICE_HOST") or os.environ.get("BINDER_LAUNCH_HOST") or os.environ.get("BINDER_REF_URL"):
+        return "Binder"
+    return None
+
+
+def notebook_copy(source: str = "casia1", *, accept_terms: bool = False, echo: Callable[[str], None] = print) -> Path | None:
+    """The notebooks' one data cell: the copy of ``source`` under ``PMSP_DATA_DIR`` when there is one; on Colab or
+    Binder, downloaded (into ``PMSP_DATA_DIR``, default ``~/pmsp_data``) once the terms are accepted; elsewhere (CI,
+    smoke runs, a laptop without the data) None, with one line saying how to get it. Paths are printed relative to
+    ``$PMSP_DATA_DIR``, so a saved notebook holds no local path."""
+    from ..config import dataset_folder, smoke_mode
+
+    found = dataset_folder(source)
+    if found is not None:
+        card = complete_copy(found)
+        echo(f"{source}: using $PMSP_DATA_DIR/{source}" + (f" (downloaded {card['downloaded'][:10]}, verified)" if card else ""))
+        return found
+    where = hosted_notebook()
+    if where is None or os.environ.get("CI") or smoke_mode():
+        echo(f"{source}: not found, so this notebook uses the embedded synthetic set. To use the real data: "
+             f"pmsp data download {source} --to DIR, then set PMSP_DATA_DIR to DIR's parent and restart the kernel.")
+        return None
+    os.environ.setdefault("PMSP_DATA_DIR", str(Path.home() / "pmsp_data"))
+    Path(os.environ["PMSP_DATA_DIR"]).expanduser().mkdir(parents=True, exist_ok=True)  # later cells read it
+    if not accept_terms:
+        entry = registry().get(source)
+        echo(f"{source} can be downloaded here ({where}), about {entry.size / 1e6:.0f} MB. Its terms: {entry.terms} "
+             "Set ACCEPT_CASIA_TERMS = True in this cell and run it again to download it.")
+        return None
+    return download(source, accept_terms=True, echo=echo)
