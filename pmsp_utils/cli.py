@@ -188,7 +188,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     paper = paper_tables()
     print("\nThe paper's numbers, as reported (its data, splits and protocols: not comparable row by row with ours)")
     print(format_table(paper["table1"], ["method", "dataset (as the paper labels it)", "f1", "auc", "source"]))
-    print(format_table(paper["table2"], ["dataset", "accuracy", "recall", "f1", "auc", "source", "protocol"]))
+    print(format_table(paper["table2"], ["dataset", "accuracy", "precision", "recall", "f1", "auc", "source"]))
     by_kind = [row for evaluation in evaluations for row in evaluation.by_kind(next(iter(methods)))]
     print("\nBy manipulation kind (the network; missed: per-image F1 below 0.1; F1 found: mean F1 over the images not missed)")
     print(format_table(by_kind, ["dataset", "kind", "images", f"f1_per_image@{threshold}", "missed_share", "f1_found"]))
