@@ -174,7 +174,7 @@ def draw_coordinate_attention(layer, input_shape: tuple[int, int, int]):
 
 
 def draw_pyramid(model):
-    """The paper's Figure 5 as a schematic drawn from a built PMSP model's pyramid layers (``ppm_*``) (Explained in 03)."""
+    """The paper's Figure 6(e) as a schematic drawn from a built PMSP model's pyramid layers (``ppm_*``) (Explained in 03)."""
     pools = sorted((layer for layer in model.layers if layer.name.startswith("ppm_pool_")), key=lambda layer: int(layer.name.rsplit("_", 1)[1]))
     concat = model.get_layer("ppm_concat")
     source = concat.input[0].shape
@@ -194,6 +194,6 @@ def draw_pyramid(model):
         _arrow(axis, (8.5, y), (9.05, middle))
     _box(axis, 9.5, middle, f"concatenate\n{concat.output.shape[-1]} ch", "#d9f0d3", width=1.2)
     _skip(axis, [(0.9, middle - 0.31), (0.9, 0.3), (9.5, 0.3)], (9.5, middle - 0.31))  # F5 itself joins the concatenation
-    axis.set_title("Pyramid pooling module: the paper's Figure 5, from the model's ppm_* layers", fontsize=9)
+    axis.set_title("Pyramid pooling module: the paper's Figure 6(e), from the model's ppm_* layers", fontsize=9)
     figure.tight_layout()
     return figure
