@@ -136,9 +136,57 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
                 os.environ[name] = value
     strip_widget_state(notebook)
     strip_native_logs(notebook)
+    notebook.metadata["pmsp"] = {"executed_with": shipped_artifacts(), "data": data_identity()}
     executed.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(notebook, executed)
     return notebook
+
+
+# --- the drift guard: what a committed notebook was executed with ---------------------------------
+
+
+def shipped_artifacts(package: Path | None = None) -> dict[str, str]:
+    """{path inside the package: SHA-256} of every shipped model (weights, card, history), study and recipe: what a
+    notebook's outputs and text describe. Recorded in each executed notebook's metadata (``pmsp.executed_with``)."""
+    import hashlib
+
+    package = Path(package) if package is not None else Path(__file__).resolve().parent
+    files = [path for folder in ("weights", "results") if (package / folder).is_dir() for path in sorted((package / folder).rglob("*"))
+             if path.is_file()] + [path for path in (package / "recipes.toml",) if path.is_file()]
+    return {path.relative_to(package).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+
+
+def data_identity() -> dict:
+    """Which data the notebooks found: for each real source under ``PMSP_DATA_DIR``, its dataset card's identity (a
+    ``pmsp data download`` copy) or the count of its files (a copy made by hand); ``{}`` on the embedded data only."""
+    from .config import dataset_folder, smoke_mode
+    from .data.download import card_identity
+
+    found = {}
+    for source in ("casia1", "casia2"):
+        try:
+            folder = dataset_folder(source)
+        except (OSError, ValueError):
+            folder = None
+        if folder is not None:
+            identity = card_identity(folder)
+            found[source] = identity or {"copy": "made by hand (no DATASET.json)", "files": sum(1 for path in folder.rglob("*") if path.is_file())}
+    return {"smoke": smoke_mode(), "sources": found}
+
+
+def drift(notebook_path: Path, package: Path | None = None) -> list[str]:
+    """What has changed since ``notebook_path`` was executed: one line per shipped file added, removed or changed
+    (empty when its outputs still describe what ships)."""
+    import json
+
+    recorded = json.loads(Path(notebook_path).read_text()).get("metadata", {}).get("pmsp", {}).get("executed_with")
+    if recorded is None:
+        return ["it records nothing it was executed with (executed before the drift guard, or by hand)"]
+    current = shipped_artifacts(package)
+    lines = [f"{name} changed" for name in sorted(set(recorded) & set(current)) if recorded[name] != current[name]]
+    lines += [f"{name} is new" for name in sorted(set(current) - set(recorded))]
+    lines += [f"{name} was removed" for name in sorted(set(recorded) - set(current))]
+    return lines
 
 
 def run_notebooks(
