@@ -217,7 +217,7 @@ def compare(rows: list[dict], first: str, second: str, metric: str = "per_image_
     decision = verdict(rows, first, second, metric)
     if decision == "not measured":
         return f"{first} {a['mean']:.3f} vs {second} {b['mean']:.3f}: one seed each, no spread to judge by."
-    if decision == "within noise":
+    if decision == "ranges overlap":
         return (f"{first} {a['mean']:.3f} ± {a['std']:.3f} and {second} {b['mean']:.3f} ± {b['std']:.3f} are within each other's "
                 f"spread over seeds: not ranked at this scale.")
     better, worse = (a, b) if decision == "confirmed" else (b, a)
@@ -227,8 +227,9 @@ def compare(rows: list[dict], first: str, second: str, metric: str = "per_image_
 
 def verdict(rows: list[dict], claimed_better: str, other: str, metric: str = "per_image_f1@0.5") -> str:
     """A paper's claim "``claimed_better`` beats ``other``", judged by the seeds: "confirmed" when every seed of the
-    first scores above every seed of the second, "contradicted" when every seed of the second is above, "within noise"
-    when the ranges overlap, "not measured" when either is missing (at least two seeds each are needed to judge)."""
+    first scores above every seed of the second, "contradicted" when every seed of the second is above, "ranges overlap"
+    otherwise (the seed-range rule; notebook 05's paired bootstrap says "within noise", another test), "not measured"
+    when either is missing (at least two seeds each are needed to judge)."""
     spread = {row["variant"]: row for row in summarise(rows, metric)}
     first, second = spread.get(claimed_better), spread.get(other)
     if first is None or second is None or first["seeds"] < 2 or second["seeds"] < 2:
@@ -237,7 +238,7 @@ def verdict(rows: list[dict], claimed_better: str, other: str, metric: str = "pe
         return "confirmed"
     if second["min"] > first["max"]:
         return "contradicted"
-    return "within noise"
+    return "ranges overlap"
 
 
 @dataclass

@@ -87,7 +87,7 @@ def test_verdicts_by_hand():
     assert verdict(rows, "paper", "fusion-concat") == "confirmed"
     assert verdict(rows, "fusion-concat", "paper") == "contradicted"
     assert verdict(rows, "paper", "fusion-concat", "pooled_auc") == "contradicted"
-    assert verdict(rows, "paper", "streams-rgb") == "within noise"
+    assert verdict(rows, "paper", "streams-rgb") == "ranges overlap"
     assert verdict(rows, "paper", "decoder-f3") == "not measured"
     assert verdict(rows[:1] + rows[3:], "paper", "fusion-concat") == "not measured"  # one seed: no spread to judge by
 

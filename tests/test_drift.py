@@ -48,3 +48,15 @@ def test_no_committed_output_holds_a_local_path(notebook):
                 key: value for key, value in output.get("data", {}).items() if key.startswith("text")}})
             found = LOCAL_PATH.search(text)
             assert found is None, f"{notebook.name} cell {index} prints a local path: {found.group(0)[:80]}"
+
+
+def test_numbers_typed_in_notebook_06_match_their_source():
+    """06 section 11 quotes the full-scale runs; they must be the rows of benchmarks/RESULTS.md they come from."""
+    root = Path(__file__).resolve().parents[1]
+    results = (root / "benchmarks" / "RESULTS.md").read_text()
+    text = "".join("".join(cell["source"]) for cell in json.loads((root / "notebooks" / "06_ablations.ipynb").read_text())["cells"])
+    quoted = {"CONCAT fusion": "0.570", "output stride 16": "0.614", "shipped casia1 (stride 32, ADD; previous session)": "0.594"}
+    for row, number in quoted.items():
+        line = next(line for line in results.splitlines() if line.startswith(f"| {row} |"))
+        assert line.split("|")[4].strip().startswith(number), (row, line)  # the test part's per-image F1
+        assert number in text
