@@ -60,3 +60,12 @@ def test_numbers_typed_in_notebook_06_match_their_source():
         line = next(line for line in results.splitlines() if line.startswith(f"| {row} |"))
         assert line.split("|")[4].strip().startswith(number), (row, line)  # the test part's per-image F1
         assert number in text
+
+
+def test_the_recompression_figures_06_quotes_are_the_pairs_in_results():
+    root = Path(__file__).resolve().parents[1]
+    rows = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in (root / "benchmarks" / "RESULTS.md").read_text().splitlines()
+            if line.startswith("| JPEG quality") or line.startswith("| none")}
+    text = "".join("".join(cell["source"]) for cell in json.loads((root / "notebooks" / "06_ablations.ipynb").read_text())["cells"])
+    assert rows["JPEG quality 90"].startswith("0.473") and rows["JPEG quality 50"].startswith("0.439")
+    assert "from 0.639 to 0.473 at quality 90 and to 0.439 at quality 50" in text
