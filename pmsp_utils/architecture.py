@@ -93,6 +93,19 @@ class ModelSettings:
     ARCHITECTURE = ("input_size", "attention", "fusion", "streams", "output_stride", "decoder", "ela_gain")
 
     def __post_init__(self) -> None:
+        for name, kinds, what in (("flip", (bool, np.bool_), "true or false"), ("input_size", (int, np.integer), "a whole number"),
+                                  ("output_stride", (int, np.integer), "a whole number"), ("ela_quality", (int, np.integer, float), "a number"),
+                                  ("ela_gain", (int, float, np.integer, np.floating), "a number")):
+            value = getattr(self, name)
+            if not isinstance(value, kinds) or (name != "flip" and isinstance(value, (bool, np.bool_))):
+                raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__}).")
+        if isinstance(self.ela_quality, float):
+            if not self.ela_quality.is_integer():
+                raise ValueError(f"ela_quality is a JPEG quality, a whole number in 1..100, got {self.ela_quality!r}.")
+            object.__setattr__(self, "ela_quality", int(self.ela_quality))  # 90.0 in a JSON file means 90
+        if not np.isfinite(float(self.ela_gain)):
+            raise ValueError(f"ela_gain must be a finite positive number, got {self.ela_gain!r}.")
+        object.__setattr__(self, "flip", bool(self.flip))
         check_input_size(self.input_size, output_stride=self.output_stride)
         for value, allowed, what in ((self.attention, ATTENTION_PLACEMENTS, "attention"), (self.fusion, FUSIONS, "fusion"),
                                      (self.streams, STREAMS, "streams"), (self.decoder, DECODERS, "decoder"),

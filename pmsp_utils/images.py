@@ -110,6 +110,12 @@ def describe_source(source: ImageSource) -> str:
 def read_bytes(path: str | os.PathLike) -> bytes:
     """Read a file's bytes with errors that say what is wrong with the path."""
     path = Path(path)
+    if not path.exists() and path.is_symlink():  # a dangling link or a loop
+        try:
+            path.stat()
+        except OSError as error:
+            raise ImageReadError(f"{path}: cannot be read: a symbolic link that leads nowhere ({error.strerror or error}); "
+                                 "fix or remove the link.") from None
     if not path.exists():
         raise FileNotFoundError(
             f"{path}: no such file. Check the path (relative paths resolve from {Path.cwd()})."
@@ -119,10 +125,34 @@ def read_bytes(path: str | os.PathLike) -> bytes:
             f"{path}: is a folder, not an image file. To process every image in a folder, "
             "pass its files to pmsp_utils.ela.ela_dataset."
         )
-    data = path.read_bytes()
+    import stat
+
+    try:
+        mode = path.stat().st_mode  # follows symlinks (a loop raises OSError "Too many levels of symbolic links")
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot be read ({error.strerror or error}); check the path and any links on it.") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise ImageReadError(f"{path}: is {kind}, not an image file; only regular files are read (nothing was opened).")
+    limit = max_file_bytes()
+    if path.stat().st_size > limit:
+        raise ImageReadError(f"{path}: the file is {path.stat().st_size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB this tool reads "
+                             "(it follows PMSP_MAX_IMAGE_PIXELS, the pixel limit).")
+    with open(path, "rb") as stream:
+        data = stream.read(limit + 1)  # bounded, whatever the file turns into while being read
+    if len(data) > limit:
+        raise ImageReadError(f"{path}: grew past {limit / 1e6:.0f} MB while being read; not an image file.")
     if not data:
         raise ImageReadError(f"{path}: the file is empty (0 bytes). Re-download or re-export it.")
     return data
+
+
+def max_file_bytes() -> int:
+    """The largest image file read: 8 bytes a pixel at twice the pixel limit (Pillow's own refusal point; a 16-bit RGBA
+    TIFF), at least 64 MB: a bound on what one input may make this process read, never met by a real photo."""
+    limit = Image.MAX_IMAGE_PIXELS or 10**9
+    return max(64 * 2**20, 16 * int(limit) + 2**20)
 
 
 def open_image(data: bytes, name: str) -> Image.Image:

@@ -25,14 +25,16 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
     files, problems, seen = [], [], set()
 
     def add(path: Path) -> None:
-        key = path.resolve()
+        key = _resolved(path)
         if key not in seen:
             seen.add(key)
             files.append(path)
 
     for item in items:
         path = Path(item)
-        if path.is_dir():
+        if path.exists() and not path.is_dir():
+            add(path)  # a name that exists is a name, whatever characters it holds ('img[1].jpg' is not a pattern)
+        elif path.is_dir():
             found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
                 problems.append(f"{item}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
@@ -47,6 +49,14 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
         else:
             add(path)  # a missing or unreadable file is reported when it is read
     return files, problems
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with links resolved; a symlink loop stays as it is named (it is reported by name when read)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()
 
 
 class OutputFolderError(ValueError):
@@ -119,9 +129,9 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict
     """
     used: set[str] = set()
     stems = {path: unique_stem(path, used) for path in files}
-    inputs = {path.resolve() for path in files}
+    inputs = {_resolved(path) for path in files}
     out_resolved = out.resolve()
-    inside = [path for path in files if path.resolve().parent == out_resolved]
+    inside = [path for path in files if _resolved(path).parent == out_resolved]
     lookalikes = [path.name for path in inside if path.name.endswith(LOCALIZE_OUTPUTS + ELA_OUTPUTS)]
     if lookalikes:
         raise OutputFolderError(f"--out {out}: the folder holds inputs named like this command's outputs ({', '.join(lookalikes[:3])}"

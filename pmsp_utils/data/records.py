@@ -79,7 +79,20 @@ def read_mask(path: str | Path) -> np.ndarray:
         rgba = np.array(image.convert("RGBA"))
         if np.ptp(rgba[..., :3]) == 0 and np.ptp(rgba[..., 3]) > 0:
             return (rgba[..., 3] > MASK_THRESHOLD).astype(np.uint8)
-    return (np.array(image.convert("L")) > MASK_THRESHOLD).astype(np.uint8)
+    values = np.array(image.convert("L"))
+    levels = two_low_levels(values)
+    if levels is not None:  # 0/1 masks (a common convention) and any two levels under the threshold: the higher is tampered
+        return (values == levels[1]).astype(np.uint8)
+    return (values > MASK_THRESHOLD).astype(np.uint8)
+
+
+def two_low_levels(values: np.ndarray) -> tuple[int, int] | None:
+    """(low, high) when a mask's grey values take exactly two levels that the 127 threshold would not tell apart
+    (0/1 masks), else None."""
+    present = np.flatnonzero(np.bincount(np.asarray(values, np.uint8).ravel(), minlength=256))
+    if len(present) == 2 and present[1] <= MASK_THRESHOLD:
+        return int(present[0]), int(present[1])
+    return None
 
 
 def looks_inverted(mask: np.ndarray) -> bool:
@@ -97,6 +110,8 @@ def grey_share(mask_path: Path) -> float:
     """The share of a mask file's pixels that are neither black nor white (anti-aliased or resampled edges)."""
     image = open_image(read_bytes(mask_path), str(mask_path))
     values = np.asarray(image.convert("L"))
+    if two_low_levels(values) is not None:
+        return 0.0  # a two-level mask (0/1) has no grey edges: it is read by its levels
     return float(np.mean((values > 0) & (values < 255)))
 
 
@@ -118,6 +133,10 @@ def read_pair(path: Path, mask_path: Path, dataset: "Dataset", notes: list[str] 
         return None
     if share > 0:
         notes.append(f"grey mask: {share:.1%} of its pixels between black and white, thresholded at {MASK_THRESHOLD}")
+    if notes is not None and share == 0 and mask.any():
+        levels = two_low_levels(np.asarray(open_image(read_bytes(mask_path), str(mask_path)).convert("L")))
+        if levels is not None:
+            notes.append(f"two-level mask (values {levels[0]} and {levels[1]}): {levels[1]} read as tampered")
     return mask, height, width
 
 
