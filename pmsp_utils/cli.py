@@ -40,10 +40,9 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 def _ela(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
 
     from .ela import ElaSettings, ela
-    from .localizer import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs
+    from .localizer import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs, save_png_atomic
     from .viz import ela_for_display
 
     ElaSettings(quality=args.quality, scaling=args.scaling)  # a bad setting is one error, before any file
@@ -58,14 +57,12 @@ def _ela(args: argparse.Namespace) -> int:
         try:
             ela_map = ela(path, quality=args.quality, scaling=args.scaling)
             picture = ela_map if args.scaling != "raw" else (ela_for_display(ela_map) * 255).astype(np.uint8)
-            temporary = target.with_name(f".{target.name}.tmp")
-            Image.fromarray(picture).save(temporary, format="PNG")
-            os.replace(temporary, target)
-        except USER_ERRORS as error:
+            save_png_atomic(target, picture)
+        except (*USER_ERRORS, MemoryError) as error:
             print(f"error: {_with_file(error, path)}", file=sys.stderr)
             failures += 1
             continue
-        print(target)
+        print(_printable(str(target)))
     return 1 if failures else 0
 
 
@@ -243,9 +240,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _localize(args: argparse.Namespace) -> int:
-    import csv
+    import errno
 
-    from .localizer import LOCALIZE_OUTPUTS, check_output_folder, expand_inputs, plan_outputs, write_outputs
+    from .localizer import LOCALIZE_OUTPUTS, OutputFolderError, RunFolder, check_output_folder, expand_inputs, plan_outputs, write_outputs
 
     out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast
     files, problems = expand_inputs(args.images)
@@ -260,25 +257,36 @@ def _localize(args: argparse.Namespace) -> int:
 
     model = load_for_inference(args.weights, runtime=args.runtime)  # LiteRT's copy when there is one: no TensorFlow import
     label = model.label
-    failures, rows = len(problems), []
+    failures, count = len(problems), 0
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
     print(f"{'image':40s} {'score':>6s} {'area':>7s}")
-    for path, stem in stems.items():
-        try:
-            result = localize(model, path, policy=args.policy, flip=args.flip)
-            written = write_outputs(out, stem, path, result.image, result.probability, args.threshold)
-        except USER_ERRORS as error:
-            print(f"error: {_with_file(error, path)}", file=sys.stderr)
-            failures += 1
-            continue
-        rows.append(written)
-        print(f"{path.name[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
-    with (out / "scores.csv").open("w", newline="") as handle:  # csv quotes names with commas or quotes
-        writer = csv.writer(handle)
-        writer.writerow(["image", "tamper_score", "tampered_fraction", "probability_png"])
-        writer.writerows([str(row.source), f"{row.score:.4f}", f"{row.tampered_fraction:.4f}", row.files[0].name] for row in rows)
-    print(f"wrote {len(rows)} x 3 PNG files and scores.csv to {out}" + (f"; {failures} input(s) failed" if failures else ""))
+    with RunFolder(out, ["image", "tamper_score", "tampered_fraction", "probability_png"]) as table:
+        for path, stem in stems.items():
+            try:
+                result = localize(model, path, policy=args.policy, flip=args.flip)
+                written = write_outputs(out, stem, path, result.image, result.probability, args.threshold)
+            except OSError as error:
+                if error.errno == errno.ENOSPC:  # nothing more can be written: say so once, keep what is complete
+                    raise OutputFolderError(f"--out {out}: the disk is full after {count} image(s); this image's partial files were "
+                                            f"removed and {RunFolder.PARTIAL} lists the finished ones. Free some space and run again.") from None
+                print(f"error: {_with_file(error, path)}", file=sys.stderr)
+                failures += 1
+                continue
+            except (*USER_ERRORS, MemoryError) as error:  # one input never stops the batch
+                print(f"error: {_with_file(error, path) if not isinstance(error, MemoryError) else f'{path}: out of memory'}", file=sys.stderr)
+                failures += 1
+                continue
+            table.add([str(written.source), f"{written.score:.4f}", f"{written.tampered_fraction:.4f}", written.files[0].name])
+            count += 1
+            print(f"{_printable(path.name)[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
+    print(f"wrote {count} x 3 PNG files and scores.csv to {out}" + (f"; {failures} input(s) failed" if failures else ""))
     return 1 if failures else 0
+
+
+def _printable(text: str) -> str:
+    """``text`` as the console can print it (a name it cannot encode gets escapes, not an exception that stops the batch)."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    return text.encode(encoding, errors="backslashreplace").decode(encoding, errors="replace")
 
 
 def _threshold(text: str) -> float:
@@ -524,7 +532,7 @@ def _with_file(error: BaseException, path: Path) -> str:
     message = str(error) if not isinstance(error, OSError) or not error.strerror else f"{error.strerror}"
     if isinstance(error, PermissionError):
         message = f"permission denied ({error.strerror}); check that you can read it"
-    return message if str(path) in message or path.name in message else f"{path}: {message}"
+    return _printable(message if str(path) in message or path.name in message else f"{path}: {message}")
 
 
 def main(argv: list[str] | None = None) -> int:

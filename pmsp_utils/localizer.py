@@ -151,8 +151,135 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
     mask = probability >= threshold
     files = (out / f"{stem}_probability.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
     pictures = (np.round(probability * 255).astype(np.uint8), mask.astype(np.uint8) * 255, overlay(image, mask))
-    for path, picture in zip(files, pictures):
-        temporary = path.with_name(f".{path.name}.tmp")
-        Image.fromarray(picture).save(temporary, format="PNG", compress_level=1)  # fast; maps compress well anyway
-        os.replace(temporary, path)
+    written = []
+    try:
+        for path, picture in zip(files, pictures):
+            save_png_atomic(path, picture, compress_level=1)  # fast; maps compress well anyway
+            written.append(path)
+    except OSError:
+        for path in written:  # no image leaves half its outputs behind
+            path.unlink(missing_ok=True)
+        raise
     return Written(source, tamper_score(probability), float(mask.mean()), files)
+
+
+def save_png_atomic(path: Path, picture: np.ndarray, **options) -> Path:
+    """Save ``picture`` as PNG at ``path`` through a fresh temporary file (``mkstemp``: a name no existing file holds,
+    created exclusively), renamed into place once written; a failure removes the temporary file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".pmsp-", suffix=".png.tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            Image.fromarray(picture).save(stream, format="PNG", **options)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class RunFolder:
+    """One command's output folder, kept safe: a lock against a second run, a table written as the run goes, and a
+    ledger of what pmsp wrote there.
+
+    * A second run into the same folder is refused while the first holds the lock (a lock left by a killed run, whose
+      process is gone, is taken over).
+    * A ``scores.csv`` that pmsp did not write there (the ledger does not list it) is never replaced: the run is refused.
+    * While the run goes, its table is ``scores.incomplete.csv``, rewritten atomically after every image, so after any
+      interruption it lists exactly the images whose outputs exist; only a finished run renames it ``scores.csv``
+      (an earlier run's ``scores.csv`` is removed first, so it cannot pass for this run's).
+    """
+
+    TABLE, PARTIAL, LEDGER, LOCK = "scores.csv", "scores.incomplete.csv", ".pmsp-written.json", ".pmsp.lock"
+
+    def __init__(self, out: Path, header: list[str]) -> None:
+        self.out, self.header, self.rows = Path(out), header, []
+
+    def __enter__(self) -> "RunFolder":
+        self._lock()
+        try:
+            ours = self._ledger()
+            for name in (self.TABLE, self.PARTIAL):
+                if (self.out / name).exists() and name not in ours:
+                    raise OutputFolderError(f"--out {self.out}: it holds a {name} that pmsp did not write; it is never replaced. "
+                                            "Move it, or choose another output folder.")
+                (self.out / name).unlink(missing_ok=True)
+            self._record(self.PARTIAL, self.TABLE)
+            self._write()
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def add(self, row: list[str]) -> None:
+        self.rows.append(row)
+        self._write()
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                os.replace(self.out / self.PARTIAL, self.out / self.TABLE)
+        finally:
+            self._unlock()
+
+    def _write(self) -> None:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)  # csv quotes names with commas or quotes
+        writer.writerow(self.header)
+        writer.writerows(self.rows)
+        handle, temporary = tempfile.mkstemp(dir=self.out, prefix=".pmsp-", suffix=".csv.tmp")
+        try:
+            with os.fdopen(handle, "w", newline="") as stream:
+                stream.write(buffer.getvalue())
+            os.replace(temporary, self.out / self.PARTIAL)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def _ledger(self) -> set[str]:
+        import json
+
+        try:
+            return set(json.loads((self.out / self.LEDGER).read_text()))
+        except (OSError, ValueError, TypeError):
+            return set()
+
+    def _record(self, *names: str) -> None:
+        import json
+
+        (self.out / self.LEDGER).write_text(json.dumps(sorted(self._ledger() | set(names))))
+
+    def _lock(self) -> None:
+        lock = self.out / self.LOCK
+        for _ in range(2):
+            try:
+                handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    owner = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    owner = 0
+                if owner and _alive(owner):
+                    raise OutputFolderError(f"--out {self.out}: another pmsp run (process {owner}) is writing there; wait for it to "
+                                            "finish, or choose another output folder.") from None
+                lock.unlink(missing_ok=True)  # left by a run that was killed: take it over
+                continue
+            with os.fdopen(handle, "w") as stream:
+                stream.write(str(os.getpid()))
+            return
+        raise OutputFolderError(f"--out {self.out}: cannot take the lock {lock}; remove it if no pmsp run is writing there.")
+
+    def _unlock(self) -> None:
+        (self.out / self.LOCK).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

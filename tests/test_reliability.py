@@ -89,3 +89,100 @@ def test_two_level_masks_are_masks(tmp_path, levels):
     assert len(dataset.records) == 1 and not dataset.inconsistent
     if levels[1] <= 127:
         assert any("two-level mask" in note for note in dataset.records[0].notes)
+
+
+# --- results files ---------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def photos(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        Image.fromarray(rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)).save(folder / name, quality=90)
+    return folder
+
+
+def localize(photos, out, *extra):
+    return main(["localize", str(photos), "--out", str(out), "--weights", "synthetic", "--runtime", "keras", *extra])
+
+
+def test_a_users_scores_csv_is_never_replaced(photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "scores.csv").write_text("my,own,table\n")
+    assert localize(photos, out) != 0
+    assert (out / "scores.csv").read_text() == "my,own,table\n"
+    assert "scores.csv that pmsp did not write; it is never replaced" in capsys.readouterr().err
+
+
+def test_the_table_lists_exactly_the_finished_images_after_an_interruption(photos, tmp_path, monkeypatch):
+    import pmsp_utils.localizer as localizer
+
+    out = tmp_path / "out"
+    assert localize(photos, out) == 0  # a first, complete run: scores.csv is pmsp's
+    assert len((out / "scores.csv").read_text().splitlines()) == 4
+    real, calls = localizer.write_outputs, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second image
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(localizer, "write_outputs", interrupted)
+    assert main(["localize", str(photos), "--out", str(out), "--weights", "synthetic", "--runtime", "keras"]) == 130
+    assert not (out / "scores.csv").exists()  # the previous run's table cannot pass for this one's
+    rows = (out / "scores.incomplete.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[0].endswith("a.jpg")
+    assert not (out / ".pmsp.lock").exists()
+
+
+def test_a_second_run_into_the_same_folder_is_refused(photos, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (out / ".pmsp.lock").write_text(str(holder.pid))
+        assert localize(photos, out) != 0
+        assert f"another pmsp run (process {holder.pid}) is writing there" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert localize(photos, out) == 0  # a lock whose process is gone is taken over
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_image(photos, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import pmsp_utils.localizer as localizer
+
+    real, calls = localizer.save_png_atomic, []
+
+    def full(path, picture, **options):
+        calls.append(path)
+        if len(calls) == 5:  # the second image's second PNG
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, picture, **options)
+
+    monkeypatch.setattr(localizer, "save_png_atomic", full)
+    out = tmp_path / "out"
+    assert localize(photos, out) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the disk is full after 1 image(s)" in err[0]
+    assert sorted(path.name for path in out.glob("*.png")) == ["a_jpg_mask.png", "a_jpg_overlay.png", "a_jpg_probability.png"]
+    assert not list(out.glob(".pmsp-*.tmp"))
+
+
+def test_an_input_named_like_a_temporary_file_survives(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(folder / "a.jpg", quality=90)
+    keep = folder / ".a_jpg_ela.png.tmp"
+    keep.write_bytes(b"a user's file")
+    assert main(["ela", str(folder / "a.jpg"), "--out", str(folder)]) == 0
+    assert keep.read_bytes() == b"a user's file" and (folder / "a_jpg_ela.png").is_file()
