@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -95,6 +96,10 @@ def _train(args: argparse.Namespace) -> int:
     from .train import train, training_records
 
     config = _train_config(args)
+    if args.run_dir.exists() and not args.run_dir.is_dir():
+        raise ValueError(f"--run-dir {args.run_dir}: a file, not a folder; name a new folder (or a run's folder with --resume).")
+    if args.resume and not (args.run_dir / "checkpoint.keras").exists():
+        raise FileNotFoundError(f"--run-dir {args.run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).")
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
     _, history = train(config, train_records, validation_records, args.run_dir, resume=args.resume, split_protocol=protocol)
     if history:
@@ -323,7 +328,7 @@ def _count(text: str) -> int:
 
 def _share(text: str) -> float:
     value = float(text)
-    if not 0.0 <= value <= 1.0:
+    if not 0.0 <= value <= 1.0:  # NaN fails this too
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
     return value
 
@@ -339,8 +344,8 @@ def _postprocessing(text: str) -> dict:
 
 def _positive_float(text: str) -> float:
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {value}")
     return value
 
 
@@ -412,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebook files")
     run.add_argument("--smoke", action="store_true", help="smoke mode: every notebook in seconds")
     run.add_argument("--in-place", action="store_true", help="write executed notebooks over their sources")
-    run.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell")
+    run.add_argument("--timeout", type=_positive_int, default=1800, help="seconds allowed per cell (enforced: a cell that runs longer fails)")
     run.set_defaults(handler=_notebooks)
 
     ela_command = commands.add_parser("ela", help="write ELA maps of images as PNG files")

@@ -65,6 +65,7 @@ class ElaSettings:
             raise TypeError(f"quality must be an integer from 1 to 100, got {self.quality!r}.")
         if not 1 <= self.quality <= 100:
             raise ValueError(f"quality must be from 1 to 100 (the JPEG quality of the re-save), got {self.quality}.")
+        object.__setattr__(self, "quality", int(self.quality))  # NumPy integers too: Pillow takes only Python ints
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {SCALINGS}, got {self.scaling!r}.")
         if self.scaling == "fixed" and not self.multiplier > 0:

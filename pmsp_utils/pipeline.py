@@ -184,8 +184,10 @@ def localize(model, source, *, settings: ModelSettings | None = None, policy: st
     flip = settings.flip if flip is None else flip
     if policy not in LOCALIZE_POLICIES:
         raise ValueError(f"policy must be one of {LOCALIZE_POLICIES}, got {policy!r}.")
-    if not 0.0 <= overlap < 1.0:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}.")
+    if not 0.0 <= overlap <= 0.9:  # 0.99 would mean a tile every few pixels: hours for one image
+        raise ValueError(f"overlap is the share of a tile its neighbour repeats, in [0, 0.9], got {overlap}.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size is the number of tiles per forward pass, at least 1, got {batch_size!r}.")
     loaded = source if isinstance(source, LoadedImage) else load_image(source)  # callers scoring several methods read once
     result = ela_of_loaded(loaded, ElaSettings(quality=settings.ela_quality, scaling=settings.ela_scaling))
     image, ela_map = result.image, result.ela

@@ -17,7 +17,10 @@ def progress_wanted() -> bool:
     """
     setting = os.environ.get("PMSP_PROGRESS")
     if setting is not None:
-        return setting.strip().lower() in {"1", "true", "yes", "on"}
+        value = setting.strip().lower()
+        if value not in {"1", "true", "yes", "on", "0", "false", "no", "off", ""}:
+            raise ValueError(f"PMSP_PROGRESS={setting!r}: use 1 (bars on) or 0 (off), or unset it (bars in terminals and notebooks).")
+        return value in {"1", "true", "yes", "on"}
     if os.environ.get("CI"):
         return False
     if _in_notebook_kernel():

@@ -127,8 +127,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}.")
-        if not self.positive_weight > 0:
-            raise ValueError(f"positive_weight must be positive, got {self.positive_weight}.")
+        if not self.positive_weight > 0 or not math.isfinite(self.positive_weight):
+            raise ValueError(f"positive_weight must be a finite positive number, got {self.positive_weight}.")
+        if not math.isfinite(self.learning_rate):
+            raise ValueError(f"learning_rate must be finite, got {self.learning_rate}.")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema is a momentum in [0, 1) (0: off; 0.99 averages about 100 steps), got {self.ema}.")
         for value, allowed, what in ((self.output_stride, OUTPUT_STRIDES, "output_stride"), (self.decoder, DECODERS, "decoder"),

@@ -186,3 +186,48 @@ def test_an_input_named_like_a_temporary_file_survives(tmp_path):
     keep.write_bytes(b"a user's file")
     assert main(["ela", str(folder / "a.jpg"), "--out", str(folder)]) == 0
     assert keep.read_bytes() == b"a user's file" and (folder / "a_jpg_ela.png").is_file()
+
+
+# --- arguments and environment ------------------------------------------------------------------------
+
+
+def test_numeric_options_must_be_finite_before_any_data_is_read(tmp_path, capsys):
+    for option in ("--positive-weight", "--learning-rate"):
+        with pytest.raises(SystemExit):
+            main(["train", "--run-dir", str(tmp_path / "run"), option, "inf"])
+        assert "must be a finite positive number" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["notebooks", "--timeout", "-5"])
+    assert "must be at least 1" in capsys.readouterr().err
+
+
+def test_a_run_dir_that_is_a_file_fails_before_the_data_loads(tmp_path, capsys, monkeypatch):
+    import pmsp_utils.train as train
+
+    monkeypatch.setattr(train, "training_records", lambda *a, **k: pytest.fail("the data was loaded first"))
+    target = tmp_path / "notes.txt"
+    target.write_text("mine")
+    assert main(["train", "--run-dir", str(target)]) != 0
+    assert "--run-dir" in capsys.readouterr().err and target.read_text() == "mine"
+
+
+def test_a_malformed_progress_setting_names_the_variable(monkeypatch):
+    from pmsp_utils.progress import progress_wanted
+
+    monkeypatch.setenv("PMSP_PROGRESS", "maybe")
+    with pytest.raises(ValueError, match="PMSP_PROGRESS='maybe'"):
+        progress_wanted()
+    monkeypatch.setenv("PMSP_PROGRESS", "off")
+    assert progress_wanted() is False
+
+
+def test_numpy_integer_quality_and_tile_arguments():
+    from pmsp_utils.ela import ela
+    from pmsp_utils.pipeline import localize
+
+    image = np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)
+    assert ela(image, quality=np.int64(90)).shape == (40, 40, 3)  # Pillow's "Invalid quality setting" before
+    for overlap, batch_size, message in ((0.99, 4, "overlap is the share"), (0.25, 0, "batch_size is the number of tiles")):
+        with pytest.raises(ValueError, match=message):
+            localize(object(), image, settings=__import__("pmsp_utils.architecture", fromlist=["ModelSettings"]).ModelSettings(input_size=192),
+                     policy="tile", overlap=overlap, batch_size=batch_size)
