@@ -112,6 +112,9 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
     if protocol not in SPLIT_PROTOCOL_WORDS:
         raise ValueError(f"protocol must be one of {tuple(SPLIT_PROTOCOL_WORDS)}, got {protocol!r}.")
     parts = (grouped_split(records) if protocol == "grouped" else paper_split(records)).parts()
+    if not parts[split]:
+        raise ValueError(f"the {split} part of the {SPLIT_PROTOCOL_WORDS[protocol]} of these {len(records)} images is empty (too few "
+                         "images for its share); score them all with --split all, or another part.")
     return list(parts[split]), f"the {split} part ({len(parts[split])} images) of the {SPLIT_PROTOCOL_WORDS[protocol]}"
 
 
@@ -212,8 +215,8 @@ def evaluate(records: Iterable[Record], methods: dict[str, Predictor], *, datase
             mask = record.load_mask(shape)
             if mask.shape != shape:
                 raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]}, image {shape[1]}x{shape[0]}")
-        except (ImageReadError, FileNotFoundError, ValueError) as error:
-            skipped.append(f"{record.name}: {error}")
+        except (ImageReadError, OSError, ValueError, MemoryError) as error:  # unreadable in any role: skipped and listed
+            skipped.append(f"{record.name}: {error if not isinstance(error, MemoryError) else 'out of memory'}")
             (warn or _warn)(f"skipped {record.name}: {error}")
             continue
         for name, probability in maps.items():

@@ -231,3 +231,36 @@ def test_numpy_integer_quality_and_tile_arguments():
         with pytest.raises(ValueError, match=message):
             localize(object(), image, settings=__import__("pmsp_utils.architecture", fromlist=["ModelSettings"]).ModelSettings(input_size=192),
                      policy="tile", overlap=overlap, batch_size=batch_size)
+
+
+# --- datasets -------------------------------------------------------------------------------------------
+
+
+def test_the_same_image_under_two_names_stays_on_one_side(tmp_path):
+    from pmsp_utils.data.records import Record
+    from pmsp_utils.data.splits import grouped_split, paper_split
+
+    rng = np.random.default_rng(3)
+    records = []
+    for index in range(40):
+        path = tmp_path / f"img{index:02d}.png"
+        Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(path)
+        records.append(Record("folder", path.stem, "splicing", path))
+    for index in range(10):  # ten copies under new names
+        copy = tmp_path / f"copy{index:02d}.png"
+        copy.write_bytes(records[index * 4].image_path.read_bytes())
+        records.append(Record("folder", copy.stem, "splicing", copy))
+    for split in (paper_split(records, (0.6, 0.2, 0.2)), grouped_split(records, (0.6, 0.2, 0.2))):
+        where = {record.name: part for part, items in split.parts().items() for record in items}
+        assert all(where[f"copy{index:02d}"] == where[f"img{index * 4:02d}"] for index in range(10)), split.protocol
+        assert sum(len(items) for items in split.parts().values()) == 50
+
+
+def test_an_empty_evaluation_part_is_an_error_with_the_reason(tmp_path):
+    from pmsp_utils.data.records import Record
+    from pmsp_utils.evaluate import select_records
+
+    path = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
+    with pytest.raises(ValueError, match="test part .* is empty .*--split all"):
+        select_records([Record("folder", "a", "splicing", path)], "test", protocol="paper")

@@ -100,6 +100,13 @@ def read_split_list(path: str | Path) -> list[tuple[str, str | None]]:
     return entries
 
 
+def _content_or_none(path) -> str | None:
+    try:
+        return content_hash(path)
+    except OSError:
+        return None
+
+
 def name_hash(name: str, salt: str = "pmsp") -> int:
     """A stable 64-bit number from a name (the same everywhere, unlike Python's hash())."""
     return int.from_bytes(hashlib.blake2b(f"{salt}/{name}".encode(), digest_size=8).digest(), "big")
@@ -120,6 +127,19 @@ def paper_split(records: Iterable[Record], fractions: tuple[float, float, float]
         parts["train"] += stratum[:n_train]
         parts["validation"] += stratum[n_train : n_train + n_validation]
         parts["test"] += stratum[n_train + n_validation :]
+    # The same image under two names is one image: every copy goes where its first copy (in train, validation, test order) went.
+    home: dict[str, str] = {}
+    for part in SPLIT_NAMES:
+        for record in parts[part]:
+            digest = _content_or_none(record.image_path)
+            if digest is not None:
+                home.setdefault(digest, part)
+    moved = {part: [] for part in SPLIT_NAMES}
+    for part in SPLIT_NAMES:
+        for record in parts[part]:
+            digest = _content_or_none(record.image_path)
+            moved[home.get(digest, part) if digest is not None else part].append(record)
+    parts = moved
     names = {dataset for dataset in (r.dataset for r in records)}
     protocol = (
         f"paper split of {'+'.join(sorted(names))}: {fractions[0]:.0%}/{fractions[1]:.0%}/{fractions[2]:.0%} "
@@ -161,6 +181,15 @@ def source_groups(records: Iterable[Record]) -> dict[str, list[Record]]:
 
     records = list(records)
     keys = [tuple(record.source_ids) or (f"{record.dataset}/{record.name}",) for record in records]
+    # The same image under two names is one image: its records share a group (by content, the hash the split lists keep).
+    anchors: dict[str, str] = {}
+    for index, record in enumerate(records):
+        digest = _content_or_none(record.image_path)
+        if digest is None:
+            continue
+        anchor = anchors.setdefault(digest, keys[index][0])
+        if anchor != keys[index][0]:
+            keys[index] = keys[index] + (anchor,)  # joined to the first copy's group below
     for ids in keys:
         for other in ids[1:]:
             first, second = root(ids[0]), root(other)
