@@ -264,3 +264,20 @@ def test_an_empty_evaluation_part_is_an_error_with_the_reason(tmp_path):
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(path)
     with pytest.raises(ValueError, match="test part .* is empty .*--split all"):
         select_records([Record("folder", "a", "splicing", path)], "test", protocol="paper")
+
+
+def test_images_sharing_a_stem_keep_their_extensions_as_names(tmp_path):
+    from pmsp_utils.data import load_folder
+
+    for folder in ("images", "masks", "authentic"):
+        (tmp_path / folder).mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("a.jpg", "a.png", "b.jpg"):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:10, 5:10] = 255
+    for name in ("a.png", "b.png"):
+        Image.fromarray(mask).save(tmp_path / "masks" / name)
+    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "authentic" / "b.png")
+    names = sorted(record.name for record in load_folder(tmp_path).records)
+    assert names == ["a.jpg", "a.png", "b.jpg", "b.png"]  # before: two records called 'a' and two called 'b'

@@ -7,6 +7,8 @@ data. A mask matches an image by stem, with or without a suffix such as
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from .records import KINDS, Dataset, Record, finish_mask, image_files, read_pair, size_mismatch
@@ -51,6 +53,9 @@ def load_folder(
     if (root / authentic).is_dir():
         for path in image_files(root / authentic):
             dataset.records.append(Record(name, path.stem, "authentic", path))
+    # a.jpg beside a.png: two images, two names (a record's name is its stem only while no other image shares it)
+    stems = Counter(record.name for record in dataset.records)
+    dataset.records = [replace(record, name=record.image_path.name) if stems[record.name] > 1 else record for record in dataset.records]
     dataset.records.sort(key=lambda record: (record.kind, record.name))
     return dataset
 
