@@ -82,10 +82,18 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
         splits = path / "splits" if (path / "splits").is_dir() else None
         if (path / "model.keras").is_file():  # a finished run
             return LoadedModel(_load_keras(path / "model.keras"), _keras_or_run_settings(path), splits, f"run {path.name}")
-        if (path / "best.weights.h5").is_file() and (path / "config.json").is_file():  # a run still going: its best epoch so far
+        if (path / "best.weights.h5").is_file() and not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: a run folder without config.json (the run's settings); restore it from a backup, "
+                                    "or the weights in best.weights.h5 cannot be built into a network.")
+        if (path / "best.weights.h5").is_file():  # a run still going: its best epoch so far
             settings = settings_of_run(path)
             model = _build(settings)
-            model.load_weights(path / "best.weights.h5")
+            try:
+                model.load_weights(path / "best.weights.h5")
+            except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file
+                raise ValueError(f"{path / 'best.weights.h5'}: cannot be loaded into the network its config.json describes "
+                                 f"({type(error).__name__}: {error}).") from None
+            check_finite(model, path / "best.weights.h5")
             return LoadedModel(model, settings, splits, f"run {path.name} (best epoch so far)")
         raise FileNotFoundError(f"{path}: a folder without model.keras or best.weights.h5; pass a training run's folder.")
     if path.suffix == ".keras":
@@ -113,14 +121,30 @@ def _build(settings: ModelSettings):
 
 
 def _load_keras(path: Path):
+    import zipfile
+
     from .model import load_pmsp
 
+    if not zipfile.is_zipfile(path):  # Keras says "File not found" for random bytes
+        raise ValueError(f"{path}: not a Keras archive (a .keras file is a zip); the file is damaged or another format.")
     try:
-        return load_pmsp(path)
+        model = load_pmsp(path)
     except (FileNotFoundError, ValueError):
         raise
     except Exception as error:  # Keras raises KeyError, TypeError ... for archives of other models
         raise ValueError(f"{path}: not a PMSP model this version can load ({type(error).__name__}: {error}).") from None
+    check_finite(model, path)
+    return model
+
+
+def check_finite(model, source) -> None:
+    """Refuse a model whose weights hold NaN or infinity (a training run that diverged, a damaged file), naming it."""
+    import numpy as np
+
+    for variable in model.weights:
+        if not np.isfinite(np.asarray(variable)).all():
+            raise ValueError(f"{source}: the weight {variable.path} holds non-finite values (NaN or infinity); the model is "
+                             "damaged or its training diverged.")
 
 
 def init_weights_from(model, spec: str | Path) -> str:

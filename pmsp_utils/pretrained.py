@@ -29,8 +29,15 @@ METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC",
 
 def available() -> list[str]:
     """The names of the shipped models: a card whose weights are all there (one file, or one per ensemble member)."""
-    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.json")
-                  if all((WEIGHTS_DIR / filename).exists() for filename in weight_files(path.stem, json.loads(path.read_text()))))
+    return sorted(path.stem for path in WEIGHTS_DIR.glob("*.json") if _complete(path))
+
+
+def _complete(card_path: Path) -> bool:
+    """Whether a card reads and all its weight files are there (a broken card hides only its own model)."""
+    try:
+        return all((WEIGHTS_DIR / filename).exists() for filename in weight_files(card_path.stem, json.loads(card_path.read_text())))
+    except (ValueError, KeyError, TypeError, OSError):
+        return False
 
 
 def weight_files(name: str, card: dict) -> list[str]:
@@ -43,7 +50,18 @@ def model_card(name: str = "casia1") -> dict:
     path = WEIGHTS_DIR / f"{name}.json"
     if not path.exists():
         raise FileNotFoundError(f"No shipped model named {name!r}; shipped: {available() or 'none'}.")
-    return json.loads(path.read_text())
+    try:
+        card = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: the model card is not valid JSON ({error}); reinstall pmsp-utils or restore it from git.") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{path}: the model card is not a JSON object.")
+    architecture = card.get("architecture") or {}
+    for key, value in architecture.items():  # the card's settings must agree with its own architecture block
+        if key in (card.get("settings") or {}) and card["settings"][key] != value:
+            raise ValueError(f"{path}: the card contradicts itself: settings say {key}={card['settings'][key]!r}, "
+                             f"its architecture block {value!r}.")
+    return card
 
 
 def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
@@ -89,13 +107,27 @@ def load_pretrained_with_settings(name: str = "casia1", *, input_size: int | Non
 
 def _assign(network, path: Path) -> None:
     """Fill ``network`` with the float16 values of one shipped weight file (keyed by :func:`weight_key`)."""
-    stored = np.load(path)
+    import zipfile
+    import zlib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the shipped weight file is missing; reinstall pmsp-utils (or git checkout the file).")
     keys = [weight_key(index, variable) for index, variable in enumerate(network.weights)]
-    missing = [key for key in keys if key not in stored.files]
-    if missing or len(keys) != len(stored.files):
-        raise ValueError(f"{path.name} does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
-    for key, variable in zip(keys, network.weights):
-        variable.assign(stored[key].astype(np.float32))
+    try:
+        with np.load(path) as stored:
+            missing = [key for key in keys if key not in stored.files]
+            if missing or len(keys) != len(stored.files):
+                raise ValueError(f"{path}: does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
+            values = [stored[key].astype(np.float32) for key in keys]
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as error:
+        raise ValueError(f"{path}: the weight file is damaged ({type(error).__name__}: {error}); reinstall pmsp-utils or restore the file "
+                         "from git.") from None
+    for key, variable, value in zip(keys, network.weights, values):
+        if value.shape != tuple(variable.shape):
+            raise ValueError(f"{path}: {key} has shape {value.shape}, the network expects {tuple(variable.shape)}; the file does not fit.")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{path}: {key} holds non-finite values (NaN or infinity); the file is damaged.")
+        variable.assign(value)
 
 
 def _store(network, path: Path) -> None:

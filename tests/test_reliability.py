@@ -281,3 +281,56 @@ def test_images_sharing_a_stem_keep_their_extensions_as_names(tmp_path):
     Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "authentic" / "b.png")
     names = sorted(record.name for record in load_folder(tmp_path).records)
     assert names == ["a.jpg", "a.png", "b.jpg", "b.png"]  # before: two records called 'a' and two called 'b'
+
+
+# --- damaged or contradictory models -------------------------------------------------------------------------
+
+
+def test_damaged_model_files_are_named(tmp_path, monkeypatch):
+    keras = pytest.importorskip("keras")
+    from pmsp_utils import pretrained
+    from pmsp_utils.models import load_model
+
+    random_bytes = tmp_path / "model.keras"
+    random_bytes.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ValueError, match=r"model\.keras: not a (Keras archive|readable \.keras file)"):
+        load_model(random_bytes)  # "File not found" before
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.weights.h5").write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="without config.json"):
+        load_model(run)
+
+    # a copy of the shipped folder with a truncated weight file, a broken card and a contradictory card
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    for name in ("synthetic.json", "synthetic.npz"):
+        (folder / name).write_bytes((pretrained.WEIGHTS_DIR / name).read_bytes())
+    (folder / "synthetic.npz").write_bytes((folder / "synthetic.npz").read_bytes()[:100000])
+    (folder / "broken.json").write_text("{ not json")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
+    assert pretrained.available() == ["synthetic"]  # the broken card hides only itself
+    with pytest.raises(ValueError, match=r"synthetic\.npz: the weight file is damaged"):
+        pretrained.load_pretrained("synthetic")
+    card = __import__("json").loads((folder / "synthetic.json").read_text())
+    card["architecture"] = {**card.get("architecture", {}), "output_stride": 8 if card["settings"]["output_stride"] != 8 else 32}
+    (folder / "synthetic.json").write_text(__import__("json").dumps(card))
+    with pytest.raises(ValueError, match="contradicts itself"):
+        pretrained.model_card("synthetic")
+    del keras
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    pytest.importorskip("keras")
+    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.models import load_model, save_model
+
+    settings = ModelSettings(input_size=96, output_stride=16)
+    model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
+    variable = model.weights[-1]
+    variable.assign(np.full(variable.shape, np.nan, np.float32))
+    save_model(model, tmp_path / "nan.keras", settings)
+    with pytest.raises(ValueError, match="non-finite values"):
+        load_model(tmp_path / "nan.keras")
