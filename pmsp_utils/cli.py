@@ -376,6 +376,8 @@ def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, l
     command.add_argument("--synthetic-copy-move", type=float, default=None, metavar="SHARE",
                          help="share of the synthetic forgeries that are copy-moves (default: the generator's 0.44; 0.5: as many as splicings)")
     command.add_argument("--workers", type=_positive_int, default=2)
+    command.add_argument("--devices", type=_positive_int, default=1, metavar="N",
+                         help="data-parallel: split each batch across N GPUs (or TPU cores); --batch-size must divide by N")
     command.add_argument("--max-train-images", type=_positive_int, default=None,
                          help="train on this many images of the training part (a fixed name-hash sample, the same for every run)")
     command.add_argument("--recompress", type=float, default=0.0, metavar="P",

@@ -110,6 +110,7 @@ class TrainConfig:
     synthetic_copy_move: float | None = None  # share of the synthetic forgeries that are copy-moves (None: the generator's 0.35/0.80)
     ela_quality: int = 90
     workers: int = 2
+    devices: int = 1  # data-parallel training: each batch split across this many accelerators (use_devices)
     cache_in_memory: bool = True
     max_train_images: int | None = None
     notes: dict = field(default_factory=dict)
@@ -122,7 +123,7 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}.")
-        for name in ("batch_size", "epochs", "patience", "workers", "synthetic_count"):
+        for name in ("batch_size", "epochs", "patience", "workers", "synthetic_count", "devices"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if not self.learning_rate > 0:
@@ -152,6 +153,8 @@ class TrainConfig:
             raise ValueError(f"forgeries is a count of generated training images, got {self.forgeries}.")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ValueError(f"distill_weight is the teacher's share of the target in [0, 1], got {self.distill_weight}.")
+        if self.batch_size % self.devices:
+            raise ValueError(f"batch_size {self.batch_size} must divide evenly across {self.devices} devices (each takes an equal share).")
         self.model_settings()  # the input size must fit the output stride
 
     @classmethod
@@ -678,6 +681,36 @@ def averaged_weights(model):
             variable.assign(value)
 
 
+def use_devices(count: int):
+    """Split each batch across ``count`` devices with the backend's own engine, for the model built or loaded next:
+    Keras 3's distribution API (``keras.distribution.DataParallel``) on JAX, ``tf.distribute.MirroredStrategy`` on
+    TensorFlow. Returns a context manager to build and train inside (a no-op for one device or on JAX, where the
+    distribution is global). On several JAX hosts, call ``jax.distributed.initialize()`` first in every process; the
+    devices of all hosts are then listed and used.
+    """
+    from contextlib import nullcontext
+
+    import keras
+
+    if count == 1:
+        return nullcontext()
+    backend = keras.backend.backend()
+    if backend == "jax":
+        devices = keras.distribution.list_devices()
+        if len(devices) < count:
+            raise ValueError(f"--devices {count}: JAX sees {len(devices)} device(s) ({', '.join(map(str, devices))}).")
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:count]))
+        return nullcontext()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        if len(devices) < count:
+            raise ValueError(f"--devices {count}: TensorFlow sees {len(devices)} device(s).")
+        return tf.distribute.MirroredStrategy(devices=[device.name for device in devices[:count]]).scope()
+    raise ValueError(f"--devices {count}: data-parallel training runs on the JAX or TensorFlow backend, not {backend}.")
+
+
 def build_model(config: TrainConfig, verbose: bool = True):
     """The network and its compiled recipe (loss, Adam, schedule, mixed precision)."""
     import keras
@@ -712,11 +745,19 @@ def train(
 
     The best weights (lowest validation loss) are restored into the returned model.
     """
-    import keras
 
     config.check()
     if not train_records or not validation_records:
         raise ValueError("training needs at least one training and one validation image.")
+    with use_devices(config.devices):  # the model is built or loaded, and trained, with the batch split across the devices
+        return _train(config, train_records, validation_records, run_dir, resume=resume, split_protocol=split_protocol,
+                      verbose=verbose, echo=echo)
+
+
+def _train(config, train_records, validation_records, run_dir, *, resume, split_protocol, verbose, echo):
+    """:func:`train`'s body, inside the devices' scope."""
+    import keras
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file = run_dir / "state.json"
@@ -793,7 +834,7 @@ def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_ca
 
 
 #: Settings a resumed run may change: how long it runs and how it loads data, not what it learns.
-RESUMABLE_CHANGES = {"epochs", "patience", "workers", "notes", "model_settings"}  # model_settings: a copy of other fields in older config.json files
+RESUMABLE_CHANGES = {"epochs", "patience", "workers", "devices", "notes", "model_settings"}  # model_settings: a copy of other fields in older config.json files
 #: Of those, the ones that decide which epochs exist: a change is written into config.json and listed in its notes.
 RECORDED_CHANGES = ("epochs", "patience")
 
