@@ -151,7 +151,11 @@ def main() -> None:
     augmentation = ("horizontal and vertical flips" if config.augment else "none") + (
         f"; with probability {config.recompress} the whole image re-saved as JPEG at a quality drawn from "
         f"{config.recompress_qualities[0]}..{config.recompress_qualities[1]} before ELA (a new compression history)"
-        if config.augment and config.recompress else "")
+        if config.augment and config.recompress else "") + (
+        "; whole-image post-processing before ELA with probabilities " + ", ".join(f"{k} {v}" for k, v in config.postprocess.items()
+                                                                              if isinstance(v, float))
+        + " (resize 0.5-1.0x, JPEG quality 50-100, Gaussian blur sigma 0.3-1.2, noise sigma 1-5; pmsp_utils.augment)"
+        if config.augment and config.postprocess else "")
     card = {
         "name": args.name,
         "architecture": {"input_size": config.input_size, "attention": config.attention, "fusion": config.fusion, "streams": config.streams,
@@ -162,7 +166,13 @@ def main() -> None:
                    "schedule": config.schedule, "batch_size": config.batch_size, "input_size": config.input_size,
                    "input_policy": config.policy, "max_epochs": config.epochs, "patience": config.patience,
                    "early_stopping": f"{monitor}, best weights restored", "augmentation": augmentation,
-                   "split": split.protocol, "seed": config.seed, "ela": f"quality {config.ela_quality}, raw difference"},
+                   "split": split.protocol, "seed": config.seed, "ela": f"quality {config.ela_quality}, raw difference",
+                   **({"generated_forgeries": f"{config.forgeries} forgeries made on the training part's own CASIA v1 authentic photos "
+                                              "(pmsp_utils.data.forgeries; the photos behind validation and test forgeries excluded)"}
+                      if config.forgeries else {}),
+                   **({"distillation": f"targets of the CASIA training images = {1 - config.distill_weight:g} x mask + "
+                                       f"{config.distill_weight:g} x the maps of the shipped {config.distill_from} (computed once, cached)"}
+                      if config.distill_from else {})},
         "training": {"epochs_run": len(history), "best_epoch": state["best_epoch"], "device": args.device,
                      "seconds": round(sum(row.get("seconds", 0) for row in history))},
         "reproduce": args.reproduce,
