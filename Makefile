@@ -1,13 +1,14 @@
 # The two set-up commands of the README, and a few for maintainers.
 #   make run    install everything into .venv, execute the notebooks headlessly into build/
 #   make test   install what the tests need into .venv, run pytest and nbval (smoke mode)
+#   make test-fast   the same without the slow tests and the notebooks, for a quick loop
 #   make lab    open JupyterLab on notebooks/
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: run test lab notebooks bench clean browser
+.PHONY: run test test-fast lab notebooks bench clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; run: make PYTHON=python3.11 ...")'
@@ -35,6 +36,11 @@ browser:
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check pmsp_utils tests benchmarks scripts
 	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+# A quick loop while developing: everything but the tests marked slow and the notebooks (make test runs them all, as CI does).
+test-fast: $(VENV)/.installed-test
+	$(BIN)/ruff check pmsp_utils tests benchmarks scripts
+	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not slow" -q
 
 lab: $(VENV)/.installed-all
 	$(BIN)/jupyter lab notebooks/

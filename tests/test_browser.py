@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a real browser and JupyterLab: make test-fast skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("01_error_level_analysis.ipynb", "02_forgery_datasets.ipynb", "05_evaluation.ipynb")
 CHROMIUM, DRIVER = shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which("chromedriver")

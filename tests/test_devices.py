@@ -43,6 +43,7 @@ def run_step(devices: int, out) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_two_devices_take_the_step_of_one(tmp_path):
     one, two = run_step(1, tmp_path / "one.npz"), run_step(2, tmp_path / "two.npz")
     assert two["devices"] == 2 and two["sharded"] == "DataParallel" and one["sharded"] == "NoneType"

@@ -28,6 +28,7 @@ def small_model(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_the_exported_copy_gives_keras_maps(small_model, cache_folder, photo):
     from pmsp_utils.models import load_model
     from pmsp_utils.pipeline import localize
@@ -57,6 +58,7 @@ def test_the_identity_follows_the_weights(small_model, tmp_path):
         model_identity(tmp_path / "nothing.keras")
 
 
+@pytest.mark.slow
 def test_auto_exports_once_then_starts_without_tensorflow(small_model, cache_folder, tmp_path, photo):
     from PIL import Image
 
