@@ -406,7 +406,11 @@ def _inference_arguments(command) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .architecture import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, OUTPUT_STRIDES, STREAMS
     from .train import SCHEDULES
+    from .data.sources import DATA_SOURCES
+    from .ela import SCALINGS
+    from .evaluate import SPLITS
     from .runtime import RUNTIMES
+    from .train import SPLIT_PROTOCOLS
 
     parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
@@ -426,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     ela_command.add_argument("images", nargs="+", help="image files")
     ela_command.add_argument("--out", required=True, help="output folder")
     ela_command.add_argument("--quality", type=int, default=90, help="re-save JPEG quality (1..100, default 90)")
-    ela_command.add_argument("--scaling", choices=("raw", "fixed", "max"), default="max",
+    ela_command.add_argument("--scaling", choices=SCALINGS, default="max",
                              help="raw maps are display-stretched before saving (default: max)")
     ela_command.set_defaults(handler=_ela)
 
@@ -463,14 +467,14 @@ def build_parser() -> argparse.ArgumentParser:
     ablate_command.set_defaults(handler=_ablate, output_stride=32)  # its variants change the paper's network, at its stride 32
 
     evaluate_command = commands.add_parser("evaluate", help="score the network and the classic baselines (Tables I and II)")
-    evaluate_command.add_argument("--data", nargs="+", choices=("synthetic", "casia1", "casia2", "folder"), default=["synthetic"],
+    evaluate_command.add_argument("--data", nargs="+", choices=DATA_SOURCES, default=["synthetic"],
                                   help="one or more datasets (real ones from --root or PMSP_DATA_DIR/<data>)")
     evaluate_command.add_argument("--root", help="folder of the dataset, with one --data")
     evaluate_command.add_argument("--weights", default="casia1", help="a shipped model's name, a run folder or a .keras file (default: casia1)")
-    evaluate_command.add_argument("--split", choices=("test", "validation", "train", "all", "unseen"), default="test",
+    evaluate_command.add_argument("--split", choices=SPLITS, default="test",
                                   help="which images of a real dataset (default test; unseen: not in the model's own train/validation lists)")
     evaluate_command.add_argument("--baselines", nargs="*", default=["ela", "noi1", "cfa1"], help="classic baselines to score beside it")
-    evaluate_command.add_argument("--protocol", choices=("paper", "grouped"), default="paper",
+    evaluate_command.add_argument("--protocol", choices=SPLIT_PROTOCOLS, default="paper",
                                   help="which split --split test/validation/train refers to: paper (by name hash) or grouped (by source photo)")
     evaluate_command.add_argument("--threshold", type=_threshold, default=0.5)
     _inference_arguments(evaluate_command)
