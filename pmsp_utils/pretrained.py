@@ -305,7 +305,15 @@ def card_markdown(card: dict) -> str:
     ]
     if card.get("limitations"):
         lines += ["## Limitations", *[f"- {item}" for item in card["limitations"]], ""]
+    lines += ["## Cross-dataset protocol", CROSS_DATASET_PROTOCOL, ""]
     return "\n".join(lines)
+
+
+#: Said in every model card and in the README: what a cross-dataset number of this project means.
+CROSS_DATASET_PROTOCOL = ("Everything about this model (training, epochs, thresholds, recipes, the choice to ship it) was decided on "
+                          "CASIA v1.0 and on forgeries the project generated itself, never on another public benchmark (not COVERAGE, "
+                          "Columbia, NIST16, IMD2020, CoMoFoD or CASIA v2.0, whose samples are a check only). A cross-dataset score "
+                          "of it means something only under that rule; `benchmarks/generalization.py` measures them without choosing.")
 
 
 def _training_lines(card: dict, recipe: dict) -> list[str]:
