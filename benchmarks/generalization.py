@@ -7,7 +7,7 @@ For each model, every score is per-image F1 at 0.5 (mean over tampered images), 
 missed (F1 < 0.1), each image at its own size, with the model's own settings:
 
 * ``casia1 validation`` / ``casia1 test``: the grouped split's parts (validation chose; test is read afterwards);
-* ``test, JPEG 90`` and ``test, x0.75``: the test part re-saved at JPEG quality 90, or downscaled by 0.75, first;
+* ``test, JPEG 90`` and ``test, x0.75``: the test part (``--part``) re-saved at JPEG quality 90, or downscaled by 0.75, first;
 * ``forged test``: forgeries made on the photos behind the test part (never seen in training, split by photo;
   :mod:`pmsp_utils.data.forgeries`), also by kind and by final save (JPEG, double JPEG, lossless PNG);
 * ``casia2 samples``: the CASIA v2.0 samples, a cross-dataset check only (nothing was chosen on them).
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True, help="NAME=SPEC (a shipped name, run folder or .keras)")
     parser.add_argument("--forged", type=int, default=120, help="forgeries made on the test part's photos (0: none)")
     parser.add_argument("--out", type=Path, default=Path("build/generalization"))
+    parser.add_argument("--part", choices=("validation", "test"), default="test",
+                        help="which part the post-processed and generated sets come from (validation: where choices are made)")
     args = parser.parse_args()
 
     from pmsp_utils.data import grouped_split, load_casia1, load_folder
@@ -80,14 +82,16 @@ def main() -> None:
 
     casia = load_casia1(args.root)
     split = grouped_split([record for record in casia if record.is_tampered])
+    part = args.part
+    chosen = getattr(split, part)
     sets = {"casia1 validation": list(record_items(split.validation)), "casia1 test": list(record_items(split.test)),
-            "test, JPEG 90": list(record_items(split.test, ("jpeg", 90))),
-            "test, x0.75": list(record_items(split.test, ("resize", 0.75)))}
+            f"{part}, JPEG 90": list(record_items(chosen, ("jpeg", 90))),
+            f"{part}, x0.75": list(record_items(chosen, ("resize", 0.75)))}
     forged_labels = {}
     if args.forged:
-        forged = forged_parts(list_photos(Path(args.root) / "authentic"), {"test": args.forged}, seed=1, reserved=reserved_ids(split))["test"]
+        forged = forged_parts(list_photos(Path(args.root) / "authentic"), {part: args.forged}, seed=1, reserved=reserved_ids(split))[part]
         tampered = [record for record in forged.records if record.is_tampered]
-        sets["forged test"] = list(record_items(tampered))
+        sets[f"forged {part}"] = list(record_items(tampered))
         for record in tampered:
             final = record.notes[0].split()[0]
             forged_labels.setdefault(f"forged {record.kind}", set()).add(record.name)
@@ -104,7 +108,7 @@ def main() -> None:
         for name, items in sets.items():
             metrics = score(predict, items)
             rows.append({"model": label, "set": name, **summary(metrics)})
-            if name == "forged test":
+            if name == f"forged {part}":
                 for group, names in sorted(forged_labels.items()):
                     rows.append({"model": label, "set": group, **summary(metrics, names)})
             print(f"{label}: {name} scored", flush=True)
