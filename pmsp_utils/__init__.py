@@ -87,12 +87,14 @@ def import_keras_quietly():
     return keras
 
 
-def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
-    """The model with shipped weights, offline (imports Keras on first use): one network, or for ``casia1`` a pair
-    averaged as one Keras model (``pmsp_utils.model.ensemble``). See ``pmsp_utils.pretrained``."""
+def load_pretrained(name: str | None = None, *, input_size: int | None = None):
+    """The model with shipped weights, offline (imports Keras on first use); ``name`` None: the default model
+    (``pmsp_utils.pretrained.DEFAULT_MODEL``). One network, or for ``casia1`` a pair averaged as one Keras model
+    (``pmsp_utils.model.ensemble``). See ``pmsp_utils.pretrained``."""
+    from .pretrained import DEFAULT_MODEL
     from .pretrained import load_pretrained as load
 
-    return load(name, input_size=input_size)
+    return load(name or DEFAULT_MODEL, input_size=input_size)
 
 
 __all__ = ["SMOKE", "__version__", "config", "import_keras_quietly", "load_pretrained", "setup"]

@@ -55,7 +55,7 @@ def save_model(model, path: str | Path, settings: ModelSettings, *, members: dic
     return path
 
 
-def load_model(spec: str | Path = "casia1", *, input_size: int | None = None, inference: bool = False) -> LoadedModel:
+def load_model(spec: str | Path = pretrained.DEFAULT_MODEL, *, input_size: int | None = None, inference: bool = False) -> LoadedModel:
     """A model from a shipped model's name, a training run folder or a ``.keras`` file, with its settings.
 
     ``input_size`` (shipped models only) builds the network at another size; no weight depends on it.

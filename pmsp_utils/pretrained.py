@@ -21,6 +21,8 @@ from .architecture import ModelSettings
 from .runs import read_history, settings_of_run
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+#: The model ``pmsp localize``, ``pmsp evaluate`` and every loader use when none is named.
+DEFAULT_MODEL = "casia1"
 #: The settings an ensemble's members share: what turns an image into their inputs (each keeps its own architecture).
 SHARED_SETTINGS = ("input_size", "ela_quality", "ela_scaling", "policy", "flip")
 METRIC_LABELS = {"per_image_f1@0.5": "per-image F1", "pooled_auc": "pooled AUC", "missed_share": "at most this share missed (F1 < 0.1)",
@@ -45,7 +47,7 @@ def weight_files(name: str, card: dict) -> list[str]:
     return [member["weights"] for member in card["members"]] if card.get("members") else [f"{name}.npz"]
 
 
-def model_card(name: str = "casia1") -> dict:
+def model_card(name: str = DEFAULT_MODEL) -> dict:
     """The model card of a shipped model (a dictionary; see ``<name>.md`` for the prose)."""
     path = WEIGHTS_DIR / f"{name}.json"
     if not path.exists():
@@ -64,7 +66,7 @@ def model_card(name: str = "casia1") -> dict:
     return card
 
 
-def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
+def load_pretrained(name: str = DEFAULT_MODEL, *, input_size: int | None = None):
     """Build the network (or, for an ensemble such as ``casia1``, its networks) and load a shipped model's weights, offline.
 
     ``input_size`` defaults to the size it was trained at (see the card); any
@@ -75,7 +77,7 @@ def load_pretrained(name: str = "casia1", *, input_size: int | None = None):
     return load_pretrained_with_settings(name, input_size=input_size)[0]
 
 
-def load_pretrained_with_settings(name: str = "casia1", *, input_size: int | None = None):
+def load_pretrained_with_settings(name: str = DEFAULT_MODEL, *, input_size: int | None = None):
     """(model, settings) of a shipped model; the settings come from its card.
 
     A card with ``members`` is an ensemble (:func:`pmsp_utils.model.build_ensemble`):
@@ -218,7 +220,7 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
     return destination / f"{name}.json"
 
 
-def history(name: str = "casia1", member: str | None = None) -> list[dict]:
+def history(name: str = DEFAULT_MODEL, member: str | None = None) -> list[dict]:
     """The recorded training history of a shipped model (one dictionary per epoch).
 
     For an ensemble, its first member's, or ``member``'s (a name in the card's ``members``).
@@ -235,7 +237,7 @@ def history(name: str = "casia1", member: str | None = None) -> list[dict]:
     return read_history(path)
 
 
-def snapshots(name: str = "casia1") -> dict[str, np.ndarray]:
+def snapshots(name: str = DEFAULT_MODEL) -> dict[str, np.ndarray]:
     """Small (96x96) validation predictions saved after each epoch, keyed ``epoch_NNN``.
 
     The images they belong to are named in the card's ``snapshot_images``; the
