@@ -345,7 +345,7 @@ def _postprocessing(text: str) -> dict:
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {value}")
+        raise argparse.ArgumentTypeError(f"must be positive and finite, got {value}")
     return value
 
 

@@ -195,7 +195,7 @@ def test_numeric_options_must_be_finite_before_any_data_is_read(tmp_path, capsys
     for option in ("--positive-weight", "--learning-rate"):
         with pytest.raises(SystemExit):
             main(["train", "--run-dir", str(tmp_path / "run"), option, "inf"])
-        assert "must be a finite positive number" in capsys.readouterr().err
+        assert "must be positive and finite" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["notebooks", "--timeout", "-5"])
     assert "must be at least 1" in capsys.readouterr().err
