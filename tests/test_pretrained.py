@@ -1,5 +1,7 @@
 """The weights that ship with the package: present, small, documented, loadable offline."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -32,7 +34,7 @@ def test_casia1_weights_ship_small_and_documented():
         pretrained.history("casia1", member="third")
     # These weights came back from a GPU without per-epoch predictions: the card says so, and asking names what ships.
     assert "snapshot_images" not in card and any("without snapshots" in stage for stage in card["training"]["stages"])
-    with pytest.raises(FileNotFoundError, match="No snapshots recorded for 'casia1'.*with snapshots: synthetic"):
+    with pytest.raises(FileNotFoundError, match="No snapshots recorded for 'casia1'.*with snapshots: .*synthetic"):
         pretrained.snapshots("casia1")
     synthetic = pretrained.model_card("synthetic")
     shots = pretrained.snapshots("synthetic")
@@ -46,14 +48,14 @@ def test_load_pretrained_offline(photo):
 
     from pmsp_utils.model import ensemble_members
 
-    model = pmsp_utils.load_pretrained()
+    model = pmsp_utils.load_pretrained("casia1")
     card = pretrained.model_card("casia1")
     assert model.inputs[0].shape[1] == card["architecture"]["input_size"]
     assert list(ensemble_members(model)) == [member["name"] for member in card["members"]]
     probability = localize(model, photo).probability
     assert probability.shape == photo.shape[:2] and 0.0 <= probability.min() and probability.max() <= 1.0
     assert probability.std() > 1e-4, "a trained model does not give a flat map"
-    larger = pmsp_utils.load_pretrained(input_size=576)
+    larger = pmsp_utils.load_pretrained("casia1", input_size=576)
     assert larger.inputs[0].shape[1] == 576
     first = np.asarray(model.weights[0])
     np.testing.assert_array_equal(first, np.asarray(larger.weights[0]))
@@ -140,3 +142,22 @@ def test_an_ensemble_refuses_members_that_read_other_inputs_or_another_split(tmp
         pretrained.export_ensemble({"a": (first, "image"), "b": (other_quality, "mirror")}, "x", card={}, destination=tmp_path / "w")
     with pytest.raises(ValueError, match="split: its split lists differ from the first member's"):
         pretrained.export_ensemble({"a": (first, "image"), "b": (other_split, "mirror")}, "x", card={}, destination=tmp_path / "w2")
+
+
+def test_the_default_model_is_one_small_network_and_reproduces_its_recorded_map():
+    """The default (issue 22): one network, at most 12 M parameters and 20 MB shipped, loaded offline, giving the map
+    recorded when it shipped on a packaged photo."""
+    from pmsp_utils.data import load_photo
+    from pmsp_utils.model import ensemble_members
+    from pmsp_utils.pipeline import localize
+
+    name = pretrained.DEFAULT_MODEL
+    card = pretrained.model_card(name)
+    assert not card.get("members") and (pretrained.WEIGHTS_DIR / f"{name}.npz").stat().st_size <= 20_000_000
+    model = pmsp_utils.load_pretrained()
+    assert not ensemble_members(model) and model.count_params() <= 12_000_000
+    recorded = np.load(Path(__file__).parent / "data" / f"{name}_reference_map.npz")
+    probability = localize(model, load_photo(str(recorded["photo"]))).probability
+    blocks = probability[: probability.shape[0] // 16 * 16, : probability.shape[1] // 16 * 16]
+    blocks = blocks.reshape(blocks.shape[0] // 16, 16, blocks.shape[1] // 16, 16).mean(axis=(1, 3))
+    assert np.abs(blocks - recorded["blocks"]).max() < 2e-3
