@@ -29,7 +29,8 @@ def _notebooks(args: argparse.Namespace) -> int:
 
     smoke_mode(strict=True)  # a malformed PMSP_SMOKE or CI is refused here, where the answer matters
 
-    notebooks = [Path(p) for p in args.only] if args.only else find_notebooks(args.notebooks)
+    every = find_notebooks(args.notebooks)
+    notebooks = [_notebook_named(name, every) for name in args.only] if args.only else every
     out = (args.out or build_dir()).resolve()
     runs = run_notebooks(notebooks, out, in_place=args.in_place, smoke=True if args.smoke else None, timeout=args.timeout)
     print("\nExecuted notebooks:")
@@ -218,6 +219,17 @@ def _robustness(args, model, records, out: Path) -> list[Path]:
             writer.writerow([point.perturbation, point.level, point.images, f"{point.per_image_f1:.4f}", f"{point.pooled_auc:.4f}"])
             print(f"  {point.perturbation:7s} {point.level:>5s}  F1 {point.per_image_f1:.3f}  AUC {point.pooled_auc:.3f}")
     return [path]
+
+
+def _notebook_named(name: str, every: list[Path]) -> Path:
+    """A path as given, or a notebook of the suite named by its file name or number (``02``, ``02_forgery_datasets``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    found = [notebook for notebook in every if notebook.name == name or notebook.stem == name or notebook.name.startswith(f"{name}_")]
+    if len(found) != 1:
+        raise FileNotFoundError(f"--only {name}: no such notebook; the suite's are {', '.join(notebook.name for notebook in every)}.")
+    return found[0]
 
 
 def _data_list(args: argparse.Namespace) -> int:
