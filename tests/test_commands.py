@@ -58,8 +58,10 @@ def test_evaluate_command_on_held_out_synthetic_images(tmp_path, cache_folder, c
     assert code == 0, captured.err
     assert "Table I style" in captured.out and "Table II style" in captured.out and "held out" in captured.out
     table1 = json.loads((out / "table1.json").read_text())
-    assert [row["method"] for row in table1["rows"]] == ["PMSP (shipped casia1)", "ELA", "NOI1"]
-    assert "paper_auc" not in table1["rows"][0] and table1["weights"] == "shipped casia1"
+    from pmsp_utils.pretrained import DEFAULT_MODEL
+
+    assert [row["method"] for row in table1["rows"]] == [f"PMSP (shipped {DEFAULT_MODEL})", "ELA", "NOI1"]  # the default model
+    assert "paper_auc" not in table1["rows"][0] and table1["weights"] == f"shipped {DEFAULT_MODEL}"
     assert "The paper's numbers, as reported" in captured.out and (out / "paper_table2.csv").exists()
     curves = list(csv.DictReader((out / "robustness.csv").open()))
     assert {row["perturbation"] for row in curves} == {"jpeg", "resize", "blur", "noise"}
