@@ -40,21 +40,10 @@ def mix_targets(mask: np.ndarray, teacher: np.ndarray | None, weight: float) -> 
 
 
 def teacher_identity(spec: str) -> str:
-    """A digest of the teacher's weights: a shipped name's files, a run folder's best weights, or a file."""
-    from . import pretrained
+    """A digest of the teacher's weights (a shipped name's files and card, a run folder's weights, or a file)."""
+    from .runtime import model_identity
 
-    digest = hashlib.blake2b(digest_size=12)
-    digest.update(spec.encode())
-    files: list[Path] = []
-    if spec in pretrained.available():
-        files = [pretrained.WEIGHTS_DIR / name for name in pretrained.weight_files(spec, pretrained.model_card(spec))]
-    elif Path(spec).is_dir():
-        files = [path for path in (Path(spec) / "best.weights.h5", Path(spec) / "model.keras") if path.exists()][:1]
-    elif Path(spec).is_file():
-        files = [Path(spec)]
-    for path in files:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return model_identity(spec)
 
 
 class TeacherMaps:
