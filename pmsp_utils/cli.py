@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .config import keras_environment
 
 
 #: What a user's input, files or environment can raise; reported as one line, the batch goes on where it can.
@@ -93,7 +94,7 @@ def _train_config(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    _keras_environment()
+    keras_environment()
     from .train import train, training_records
 
     config = _train_config(args)
@@ -115,7 +116,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _ablate(args: argparse.Namespace) -> int:
-    _keras_environment()
+    keras_environment()
     from .ablation import compare, run_ablation, summarise, variant_names
     from .train import training_records
 
@@ -138,7 +139,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    _keras_environment()
+    keras_environment()
     from .baselines import BASELINES
     from .data.sources import load_source
     from .localizer import check_output_folder
@@ -311,17 +312,6 @@ def _threshold(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
-
-
-def _keras_environment() -> None:
-    """TensorFlow unless KERAS_BACKEND says otherwise (checked to be installed); TensorFlow's C++ start-up notices kept out."""
-    from .config import check_keras_backend
-
-    os.environ["KERAS_BACKEND"] = check_keras_backend()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from . import import_keras_quietly
-
-    import_keras_quietly()
 
 
 def _positive_int(text: str) -> int:

@@ -151,3 +151,13 @@ def dataset_folder(source: str) -> Path | None:
         return None
     folder = root / source
     return folder if folder.is_dir() else None
+
+
+def keras_environment() -> None:
+    """TensorFlow unless KERAS_BACKEND says otherwise (checked to be installed); TensorFlow's C++ start-up notices kept
+    out; Keras imported. What every command that needs the network does first."""
+    os.environ["KERAS_BACKEND"] = check_keras_backend()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from . import import_keras_quietly
+
+    import_keras_quietly()

@@ -167,10 +167,10 @@ def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: i
         loaded = load_lite(spec, input_size=input_size)
         if loaded is not None:
             return loaded
-    from .cli import _keras_environment
+    from .config import keras_environment
     from .models import load_model
 
-    _keras_environment()
+    keras_environment()
     loaded = load_model(spec, input_size=input_size, inference=True)
     if runtime == "keras" or not litert_available():
         return loaded

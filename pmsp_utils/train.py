@@ -685,7 +685,7 @@ def use_devices(count: int):
     """Split each batch across ``count`` devices with the backend's own engine, for the model built or loaded next:
     Keras 3's distribution API (``keras.distribution.DataParallel``) on JAX, ``tf.distribute.MirroredStrategy`` on
     TensorFlow. Returns a context manager to build and train inside (a no-op for one device or on JAX, where the
-    distribution is global). On several JAX hosts, call ``jax.distributed.initialize()`` first in every process; the
+    distribution is global, set for the block and restored after it). On several JAX hosts, call ``jax.distributed.initialize()`` first in every process; the
     devices of all hosts are then listed and used.
     """
     from contextlib import nullcontext
@@ -699,8 +699,7 @@ def use_devices(count: int):
         devices = keras.distribution.list_devices()
         if len(devices) < count:
             raise ValueError(f"--devices {count}: JAX sees {len(devices)} device(s) ({', '.join(map(str, devices))}).")
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices[:count]))
-        return nullcontext()
+        return _distributed(keras.distribution.DataParallel(devices=devices[:count]))
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -709,6 +708,20 @@ def use_devices(count: int):
             raise ValueError(f"--devices {count}: TensorFlow sees {len(devices)} device(s).")
         return tf.distribute.MirroredStrategy(devices=[device.name for device in devices[:count]]).scope()
     raise ValueError(f"--devices {count}: data-parallel training runs on the JAX or TensorFlow backend, not {backend}.")
+
+
+@contextmanager
+def _distributed(distribution):
+    """Keras' global distribution set to ``distribution`` inside the block, the previous one back after it (a later
+    model in the same process is not split across devices by accident)."""
+    import keras
+
+    previous = keras.distribution.distribution()
+    keras.distribution.set_distribution(distribution)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def build_model(config: TrainConfig, verbose: bool = True):

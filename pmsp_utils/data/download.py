@@ -54,7 +54,12 @@ CHUNK = 1 << 16
 
 
 class DownloadError(OSError):
-    """A download that cannot go on; the message is one line that says what to do."""
+    """A download that cannot go on; the message is one line that says what to do. ``unreachable``: the server
+    could not be reached or refused the file (another mirror may work), as against a file that came but is wrong."""
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 @dataclass(frozen=True)
@@ -138,14 +143,14 @@ def fetch(url: str, target: Path, *, size: int = 0, retries: int = 4, timeout: f
                 return target
             if error.code in (404, 410) or attempt == retries:
                 raise DownloadError(f"{url}: the server answered {error.code} {error.reason}; try again later, another mirror, "
-                                    "or --from FILE with a copy you downloaded yourself.") from None
+                                    "or --from FILE with a copy you downloaded yourself.", unreachable=True) from None
         except (OSError, http.client.HTTPException) as error:
             if getattr(error, "errno", None) == errno.ENOSPC:
                 raise
             if attempt == retries:
                 reason = getattr(error, "reason", error)
                 raise DownloadError(f"{url}: could not download ({reason}); check your network connection and run the same command "
-                                    f"again (it resumes), or pass --from FILE with a copy you downloaded yourself.") from None
+                                    f"again (it resumes), or pass --from FILE with a copy you downloaded yourself.", unreachable=True) from None
         sleep(min(30.0, 2.0 ** attempt))
     raise AssertionError("unreachable")
 
@@ -432,7 +437,7 @@ def _download_archive(archive: Archive, part: Path, fetcher, show_progress, echo
             except DownloadError as error:
                 last = error
                 part.unlink(missing_ok=True)  # start this archive again from scratch
-                if "could not download" in str(error) or "server answered" in str(error):
+                if error.unreachable:
                     break  # the next mirror
                 echo(f"{archive.name}: {error} Fetching it again.")
     raise last

@@ -106,13 +106,15 @@ def looks_inverted(mask: np.ndarray) -> bool:
     return bool(mask.mean() >= 0.5 and border.mean() >= 0.95)
 
 
-def grey_share(mask_path: Path) -> float:
-    """The share of a mask file's pixels that are neither black nor white (anti-aliased or resampled edges)."""
+def grey_share(mask_path: Path) -> tuple[float, tuple[int, int] | None]:
+    """(the share of a mask file's pixels that are neither black nor white, i.e. anti-aliased or resampled edges;
+    its two levels when it is a two-level mask under the threshold, such as 0/1, which has no grey edges)."""
     image = open_image(read_bytes(mask_path), str(mask_path))
     values = np.asarray(image.convert("L"))
-    if two_low_levels(values) is not None:
-        return 0.0  # a two-level mask (0/1) has no grey edges: it is read by its levels
-    return float(np.mean((values > 0) & (values < 255)))
+    levels = two_low_levels(values)
+    if levels is not None:
+        return 0.0, levels  # read by its levels
+    return float(np.mean((values > 0) & (values < 255))), None
 
 
 def read_pair(path: Path, mask_path: Path, dataset: "Dataset", notes: list[str] | None = None) -> tuple[np.ndarray, int, int] | None:
@@ -124,7 +126,7 @@ def read_pair(path: Path, mask_path: Path, dataset: "Dataset", notes: list[str] 
 
     try:
         mask, (height, width) = read_mask(mask_path), image_size(path)
-        share = grey_share(mask_path) if notes is not None else 0.0
+        share, levels = grey_share(mask_path) if notes is not None else (0.0, None)
     except (ImageReadError, OSError) as error:
         dataset.inconsistent.append((path, f"cannot read the pair: {error}"))
         return None
@@ -133,10 +135,8 @@ def read_pair(path: Path, mask_path: Path, dataset: "Dataset", notes: list[str] 
         return None
     if share > 0:
         notes.append(f"grey mask: {share:.1%} of its pixels between black and white, thresholded at {MASK_THRESHOLD}")
-    if notes is not None and share == 0 and mask.any():
-        levels = two_low_levels(np.asarray(open_image(read_bytes(mask_path), str(mask_path)).convert("L")))
-        if levels is not None:
-            notes.append(f"two-level mask (values {levels[0]} and {levels[1]}): {levels[1]} read as tampered")
+    if levels is not None:
+        notes.append(f"two-level mask (values {levels[0]} and {levels[1]}): {levels[1]} read as tampered")
     return mask, height, width
 
 
