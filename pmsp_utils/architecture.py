@@ -127,6 +127,9 @@ class ModelSettings:
     @classmethod
     def from_dict(cls, values: dict, *, source: str = "settings", required: tuple[str, ...] = ()) -> "ModelSettings":
         """Settings from a saved dictionary; names the file (``source``) when one is missing or invalid."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: the model's saved settings are a JSON {type(values).__name__}, not an object of named "
+                             "fields; re-export the model, or restore the file.")
         known = {field.name for field in fields(cls)}
         missing = [name for name in required if name not in values]
         if missing:

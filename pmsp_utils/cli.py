@@ -86,7 +86,7 @@ def _train_config(args: argparse.Namespace):
         # Resuming takes the run's own settings; only what the user typed again is compared with them.
         from .runs import read_json
 
-        saved = asdict(TrainConfig.from_saved(read_json(args.run_dir / "config.json")))
+        saved = asdict(TrainConfig.from_saved(read_json(args.run_dir / "config.json"), source=str(args.run_dir / "config.json")))
         values = {**values, **{key: value for key, value in saved.items() if key in values and key not in typed}}
     config = TrainConfig(**values)
     config.check()
@@ -282,7 +282,10 @@ def _localize(args: argparse.Namespace) -> int:
         for path, stem in stems.items():
             try:
                 result = localize(model, path, policy=args.policy, flip=args.flip)
-                written = write_outputs(out, stem, path, result.image, result.probability, args.threshold)
+                image, probability = result.image, result.probability
+                result = None  # the full-size ELA map is not written: free it before the pictures are made
+                written = write_outputs(out, stem, path, image, probability, args.threshold)
+                image = probability = None
             except OSError as error:
                 if error.errno == errno.ENOSPC:  # nothing more can be written: say so once, keep what is complete
                     raise OutputFolderError(f"--out {out}: the disk is full after {count} image(s); this image's partial files were "

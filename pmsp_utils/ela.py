@@ -152,19 +152,71 @@ def _extrema(image: Image.Image) -> list[tuple[int, int]]:
 JPEG_MAX_SIDE = 65500  # libjpeg's largest dimension: ELA's re-save cannot encode a wider or taller image
 
 
-def ela_of_loaded(loaded: LoadedImage, settings: ElaSettings) -> ElaResult:
-    """ELA of an image already read by :func:`pmsp_utils.images.load_image`."""
+#: Rows re-saved at a time: a multiple of JPEG's 16-row unit, so every band sits on the whole image's block grid.
+ELA_BAND_ROWS = 1024
+#: One 16-row unit of context on each side of a band: the decoder's chroma upsampling (4:2:0) reads one chroma row
+#: across a band's edge, and the rows it changes there are cut off, so the bands join into the whole image's map.
+_BAND_MARGIN = 16
+
+
+def difference_in_bands(image: Image.Image, quality: int = DEFAULT_QUALITY, subsampling: str = DEFAULT_SUBSAMPLING,
+                        band_rows: int = ELA_BAND_ROWS) -> np.ndarray:
+    """Steps 2 to 4 in bands of rows: |image - resave(image)| as uint8 (H, W, 3) for RGB or (H, W) for L.
+
+    Equal, pixel for pixel, to re-saving the whole image at once (each band starts on the 16-row block grid and is
+    re-saved with 16 rows of context on either side), while only one band's copies are held at a time: the memory of
+    a very large photo grows by the map itself, not by four full-size copies.
+    """
+    if band_rows < 16 or band_rows % 16:
+        raise ValueError(f"band_rows must be a positive multiple of 16 (JPEG's block unit), got {band_rows}.")
+    width, height = image.size
+    shape = (height, width) if image.mode == "L" else (height, width, len(image.getbands()))
+    out = np.empty(shape, np.uint8)
+    for top in range(0, height, band_rows):
+        bottom = min(height, top + band_rows)
+        low, high = max(0, top - _BAND_MARGIN), min(height, bottom + _BAND_MARGIN)
+        crop = image if (low, high) == (0, height) else image.crop((0, low, width, high))
+        band = np.asarray(absolute_difference(crop, resave_jpeg(crop, quality, subsampling)))
+        out[top:bottom] = band[top - low : bottom - low]
+    return out
+
+
+def _scale_array(difference: np.ndarray, scaling: str, multiplier: float) -> np.ndarray:
+    """:func:`scale_difference` on an array, in place (the same lookup tables)."""
+    if scaling == "raw":
+        return difference
+    if scaling == "fixed":
+        table = np.minimum(np.arange(256) * multiplier, 255)
+    else:
+        largest = int(difference.max()) if difference.size else 0
+        if largest == 0:
+            return difference
+        table = np.arange(256) * (255.0 / largest)
+    return np.take(np.round(table).astype(np.uint8), difference, out=difference)
+
+
+def orient_array(array: np.ndarray, orientation: int) -> np.ndarray:
+    """:func:`pmsp_utils.images.apply_orientation` on an (H, W[, C]) array, as a view where NumPy can."""
+    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1], 5: lambda a: a.swapaxes(0, 1),
+              6: lambda a: np.rot90(a, -1), 7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}.get(orientation)
+    return array if turned is None else turned(array)
+
+
+def ela_of_loaded(loaded: LoadedImage, settings: ElaSettings, *, band_rows: int = ELA_BAND_ROWS) -> ElaResult:
+    """ELA of an image already read by :func:`pmsp_utils.images.load_image`, re-saved in bands of ``band_rows`` rows
+    (:func:`difference_in_bands`: the same map as one re-save of the whole image, with a bounded working set)."""
     width, height = loaded.image.size
     if max(width, height) > JPEG_MAX_SIDE:
         raise ImageReadError(f"{loaded.source}: {width}x{height} pixels is past JPEG's largest side ({JPEG_MAX_SIDE}), so it "
                              "cannot be re-saved for ELA; crop or split the image into parts under that size.")
     try:
-        resaved = resave_jpeg(loaded.image, settings.quality, settings.subsampling)
+        difference = difference_in_bands(loaded.image, settings.quality, settings.subsampling, band_rows)
     except OSError as error:
         raise ImageReadError(f"{loaded.source}: the JPEG re-save for ELA failed ({error}).") from None
-    difference = scale_difference(absolute_difference(loaded.image, resaved), settings.scaling, settings.multiplier)
+    difference = orient_array(_scale_array(difference, settings.scaling, settings.multiplier), loaded.orientation)
+    ela_map = np.repeat(difference[:, :, None], 3, axis=2) if difference.ndim == 2 else np.ascontiguousarray(difference)
     return ElaResult(
-        ela=to_array(loaded.to_display(difference)),
+        ela=ela_map,
         display_image=loaded.to_display(),
         settings=settings,
         source=loaded.source,

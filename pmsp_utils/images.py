@@ -380,9 +380,27 @@ def _sniff(data: bytes) -> str:
     return f"first bytes {head[:8].hex(' ')}"
 
 
+#: Rows converted at a time by :func:`pillow_to_numpy`: NumPy's own conversion goes through a full-size byte string,
+#: which doubles a large photo's memory for a moment.
+CONVERT_BAND_ROWS = 512
+
+
+def pillow_to_numpy(image: Image.Image, dtype=None) -> np.ndarray:
+    """``np.array(image)``, a band of rows at a time (the same values; at most one band held twice)."""
+    width, height = image.size
+    if height <= CONVERT_BAND_ROWS:
+        return np.array(image, dtype=dtype)
+    first = np.asarray(image.crop((0, 0, width, CONVERT_BAND_ROWS)))
+    out = np.empty((height, *first.shape[1:]), dtype or first.dtype)
+    out[:CONVERT_BAND_ROWS] = first
+    for top in range(CONVERT_BAND_ROWS, height, CONVERT_BAND_ROWS):
+        out[top : top + CONVERT_BAND_ROWS] = np.asarray(image.crop((0, top, width, min(height, top + CONVERT_BAND_ROWS))))
+    return out
+
+
 def to_array(image: Image.Image) -> np.ndarray:
     """A writable uint8 array of shape (H, W, 3) from an ``L`` or ``RGB`` image."""
-    array = np.array(image)
+    array = pillow_to_numpy(image)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
     return array

@@ -84,11 +84,25 @@ def tamper_score(probability: np.ndarray, top_fraction: float = TOP_FRACTION) ->
     return float(np.partition(flat, flat.size - count)[flat.size - count :].mean())
 
 
+BAND_ROWS = 512  # rows of a full-size output computed at a time: float copies of one band, not of the whole photo
+
+
 def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 0, 0), alpha: float = 0.45) -> np.ndarray:
-    """The image with the predicted tampered pixels tinted."""
-    tinted = np.repeat(image[..., None], 3, axis=2).astype(np.float32) if image.ndim == 2 else image[..., :3].astype(np.float32)
-    tinted[mask] = (1 - alpha) * tinted[mask] + alpha * np.asarray(colour, np.float32)
-    return np.clip(np.round(tinted), 0, 255).astype(np.uint8)
+    """The image with the predicted tampered pixels tinted (uint8 (H, W, 3); worked out a band of rows at a time)."""
+    out = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else np.array(image[..., :3], dtype=np.uint8)
+    tint = alpha * np.asarray(colour, np.float32)
+    for top in range(0, out.shape[0], BAND_ROWS):
+        band, inside = out[top : top + BAND_ROWS], mask[top : top + BAND_ROWS]
+        band[inside] = np.clip(np.round((1 - alpha) * band[inside].astype(np.float32) + tint), 0, 255).astype(np.uint8)
+    return out
+
+
+def probability_picture(probability: np.ndarray) -> np.ndarray:
+    """The probability map as uint8 0..255 (``round(p * 255)``), a band of rows at a time."""
+    out = np.empty(probability.shape, np.uint8)
+    for top in range(0, out.shape[0], BAND_ROWS):
+        out[top : top + BAND_ROWS] = np.round(probability[top : top + BAND_ROWS] * 255)
+    return out
 
 
 @dataclass(frozen=True)
@@ -150,11 +164,11 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
     """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.png``."""
     mask = probability >= threshold
     files = (out / f"{stem}_probability.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
-    pictures = (np.round(probability * 255).astype(np.uint8), mask.astype(np.uint8) * 255, overlay(image, mask))
+    pictures = (lambda: probability_picture(probability), lambda: mask.view(np.uint8) * np.uint8(255), lambda: overlay(image, mask))
     written = []
     try:
-        for path, picture in zip(files, pictures):
-            save_png_atomic(path, picture, compress_level=1)  # fast; maps compress well anyway
+        for path, picture in zip(files, pictures):  # one full-size picture alive at a time
+            save_png_atomic(path, picture(), compress_level=1)  # fast; maps compress well anyway
             written.append(path)
     except OSError:
         for path in written:  # no image leaves half its outputs behind

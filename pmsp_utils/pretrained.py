@@ -58,6 +58,10 @@ def model_card(name: str = DEFAULT_MODEL) -> dict:
         raise ValueError(f"{path}: the model card is not valid JSON ({error}); reinstall pmsp-utils or restore it from git.") from None
     if not isinstance(card, dict):
         raise ValueError(f"{path}: the model card is not a JSON object.")
+    for key in ("settings", "architecture"):
+        if key in card and not isinstance(card[key], dict):
+            raise ValueError(f"{path}: the card's {key!r} is a JSON {type(card[key]).__name__}, not an object of named fields; "
+                             "reinstall pmsp-utils or restore it from git.")
     architecture = card.get("architecture") or {}
     for key, value in architecture.items():  # the card's settings must agree with its own architecture block
         if key in (card.get("settings") or {}) and card["settings"][key] != value:

@@ -22,11 +22,17 @@ LEGACY_SETTINGS = {"output_stride": 32, "decoder": "none", "ela_quality": 90, "e
 def read_json(path: str | Path) -> dict:
     """A JSON file of a run directory; a clear error naming it when it is missing, empty or damaged."""
     try:
-        return json.loads(Path(path).read_text())
+        value = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: missing; this run directory is incomplete (start a new --run-dir).") from None
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error}); the file is damaged (start a new --run-dir, or restore it).") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file; the file is damaged (start a new --run-dir, or restore it).") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: holds a JSON {type(value).__name__}, not an object of named fields; the file is damaged "
+                         "(start a new --run-dir, or restore it).")
+    return value
 
 
 def settings_of_run(run_dir: str | Path) -> ModelSettings:

@@ -117,6 +117,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
+        self._check_types()
         if self.data not in DATA_SOURCES:
             raise ValueError(f"data must be one of {DATA_SOURCES}, got {self.data!r}.")
         if self.loss not in LOSSES:
@@ -157,12 +158,55 @@ class TrainConfig:
             raise ValueError(f"batch_size {self.batch_size} must divide evenly across {self.devices} devices (each takes an equal share).")
         self.model_settings()  # the input size must fit the output stride
 
+    #: Settings by kind, for :meth:`check`: a bool is never taken for a number, nor a string for a bool.
+    WHOLE_NUMBERS = ("input_size", "batch_size", "epochs", "patience", "seed", "output_stride", "forgeries", "synthetic_count",
+                     "ela_quality", "workers", "devices")
+    NUMBERS = ("learning_rate", "positive_weight", "ema", "recompress", "distill_weight")
+    SWITCHES = ("mixed_precision", "augment", "cache_in_memory")
+    OPTIONAL_TEXT = ("root", "weights", "init_from", "forgery_photos", "distill_from")
+
+    def _check_types(self) -> None:
+        def wrong(name: str, what: str) -> ValueError:
+            value = getattr(self, name)
+            return ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__}).")
+
+        for name in self.WHOLE_NUMBERS:
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), (int, np.integer)):
+                raise wrong(name, "a whole number")
+        for name in self.NUMBERS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value):
+                raise wrong(name, "a finite number")
+        for name in self.SWITCHES:
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise wrong(name, "true or false")
+        for name in self.OPTIONAL_TEXT:
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), (str, os.PathLike)):
+                raise wrong(name, "a name or a path")
+        if self.max_train_images is not None and (isinstance(self.max_train_images, bool) or not isinstance(self.max_train_images, (int, np.integer))):
+            raise wrong("max_train_images", "a whole number")
+        if self.synthetic_copy_move is not None and (isinstance(self.synthetic_copy_move, bool) or not isinstance(self.synthetic_copy_move, (int, float))):
+            raise wrong("synthetic_copy_move", "a number")
+        if not isinstance(self.postprocess, dict):
+            raise wrong("postprocess", "a table of steps and probabilities")
+        if not isinstance(self.recompress_qualities, tuple) or len(self.recompress_qualities) != 2:
+            raise wrong("recompress_qualities", "two JPEG qualities")
+
     @classmethod
-    def from_saved(cls, values: dict) -> "TrainConfig":
-        """A config from a saved ``config.json`` (JSON lists back to tuples; keys that are no setting left out)."""
+    def from_saved(cls, values: dict, source: str = "config.json") -> "TrainConfig":
+        """A config from a saved ``config.json`` (JSON lists back to tuples; keys that are no setting left out), checked:
+        a damaged or hand-edited file gives one ValueError naming ``source``."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: holds a JSON {type(values).__name__}, not the run's settings; start a new --run-dir.")
         known = {item.name for item in fields(cls)}
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in saved_settings(values).items()
-                      if key in known})
+        try:
+            config = cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in saved_settings(values).items()
+                            if key in known})
+            config.check()
+        except (TypeError, ValueError, AttributeError) as error:  # wrong types reach comparisons as TypeError
+            raise ValueError(f"{source}: the run's saved settings do not work ({error}); restore the file or start a new "
+                             "--run-dir.") from None
+        return config
 
     def model_settings(self) -> ModelSettings:
         """The settings saved with the trained model (architecture, ELA, input policy)."""

@@ -334,3 +334,97 @@ def test_non_finite_weights_are_refused(tmp_path):
     save_model(model, tmp_path / "nan.keras", settings)
     with pytest.raises(ValueError, match="non-finite values"):
         load_model(tmp_path / "nan.keras")
+
+
+# --- memory: large photos worked in bands, the same outputs --------------------------------------------------
+
+
+def _whole_image_ela(loaded, settings):
+    """The map as one re-save of the whole image (the four steps of notebook 01, on Pillow images)."""
+    from pmsp_utils.ela import absolute_difference, resave_jpeg, scale_difference
+    from pmsp_utils.images import to_array
+
+    difference = absolute_difference(loaded.image, resave_jpeg(loaded.image, settings.quality, settings.subsampling))
+    return to_array(loaded.to_display(scale_difference(difference, settings.scaling, settings.multiplier)))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2", "4:4:4"])
+def test_ela_in_bands_equals_one_resave_of_the_whole_image(mode, subsampling):
+    """Bands of rows on the JPEG block grid, with a unit of context each side, join into exactly the whole image's map:
+    sizes that are and are not multiples of 16, every scaling, bands as thin as one block row."""
+    import io
+
+    from pmsp_utils.ela import ElaSettings, ela_of_loaded
+    from pmsp_utils.images import load_image
+
+    rng = np.random.default_rng(3)
+    for height, width in ((333, 250), (200, 517), (64, 48)):
+        coarse = rng.integers(0, 255, (height // 4 + 1, width // 4 + 1, 3), dtype=np.uint8)
+        picture = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC).convert(mode)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=85)
+        loaded = load_image(buffer.getvalue())
+        for scaling in ("raw", "fixed", "max"):
+            settings = ElaSettings(quality=90, scaling=scaling, subsampling=subsampling)
+            whole = _whole_image_ela(loaded, settings)
+            for rows in (16, 48, 1024):
+                banded = ela_of_loaded(loaded, settings, band_rows=rows).ela
+                assert banded.shape == whole.shape and np.array_equal(banded, whole), (height, width, scaling, rows)
+
+
+def test_bands_without_context_would_differ():
+    """The context rows are needed: the same bands re-saved without them leave seams (what the margin prevents)."""
+    import io
+
+    from pmsp_utils.ela import absolute_difference, resave_jpeg
+    from pmsp_utils.images import load_image
+
+    rng = np.random.default_rng(4)
+    coarse = rng.integers(0, 255, (60, 60, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(coarse).resize((240, 240), Image.Resampling.BICUBIC).save(buffer, format="JPEG", quality=85)
+    image = load_image(buffer.getvalue()).image
+    whole = np.asarray(absolute_difference(image, resave_jpeg(image)))
+    seams = np.concatenate([np.asarray(absolute_difference(band, resave_jpeg(band)))
+                            for band in (image.crop((0, top, 240, top + 16)) for top in range(0, 240, 16))])
+    assert not np.array_equal(seams, whole)
+
+
+def test_exif_orientation_on_arrays_matches_pillow():
+    from pmsp_utils.ela import orient_array
+    from pmsp_utils.images import apply_orientation
+
+    array = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    for orientation in range(1, 9):
+        assert np.array_equal(orient_array(array, orientation), np.asarray(apply_orientation(Image.fromarray(array), orientation)))
+
+
+def test_large_arrays_convert_and_resize_in_parts_to_the_same_values(monkeypatch):
+    from pmsp_utils import images, pipeline
+
+    rng = np.random.default_rng(5)
+    array = rng.integers(0, 255, (1100, 300, 3), dtype=np.uint8)
+    monkeypatch.setattr(images, "CONVERT_BAND_ROWS", 64)
+    for mode_array in (array, array[..., 0]):
+        assert np.array_equal(images.pillow_to_numpy(Image.fromarray(mode_array)), np.array(Image.fromarray(mode_array)))
+    probability = rng.random((50, 70), dtype=np.float32)
+    assert np.array_equal(images.pillow_to_numpy(Image.fromarray(probability).resize((300, 1100))),
+                          np.array(Image.fromarray(probability).resize((300, 1100))))
+    whole = np.asarray(Image.fromarray(array).resize((96, 96), Image.Resampling.BILINEAR))
+    monkeypatch.setattr(pipeline, "CHANNELWISE_PIXELS", 1000)  # one channel at a time from here
+    assert np.array_equal(pipeline._resize(array, 96, 96, Image.Resampling.BILINEAR), whole)
+
+
+def test_the_written_pictures_are_the_formulas_band_by_band(monkeypatch):
+    from pmsp_utils import localizer
+
+    rng = np.random.default_rng(6)
+    image, probability = rng.integers(0, 255, (300, 90, 3), dtype=np.uint8), rng.random((300, 90), dtype=np.float32)
+    mask = probability >= 0.5
+    tinted = image.astype(np.float32)
+    tinted[mask] = 0.55 * tinted[mask] + 0.45 * np.array([255, 0, 0], np.float32)
+    monkeypatch.setattr(localizer, "BAND_ROWS", 7)
+    assert np.array_equal(localizer.overlay(image, mask), np.clip(np.round(tinted), 0, 255).astype(np.uint8))
+    assert np.array_equal(localizer.probability_picture(probability), np.round(probability * 255).astype(np.uint8))
+    assert np.array_equal(localizer.overlay(image[..., 0], mask)[..., 1], np.where(mask, np.round((1 - 0.45) * image[..., 0].astype(np.float32)), image[..., 0]))
