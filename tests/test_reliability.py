@@ -427,4 +427,5 @@ def test_the_written_pictures_are_the_formulas_band_by_band(monkeypatch):
     monkeypatch.setattr(localizer, "BAND_ROWS", 7)
     assert np.array_equal(localizer.overlay(image, mask), np.clip(np.round(tinted), 0, 255).astype(np.uint8))
     assert np.array_equal(localizer.probability_picture(probability), np.round(probability * 255).astype(np.uint8))
-    assert np.array_equal(localizer.overlay(image[..., 0], mask)[..., 1], np.where(mask, np.round((1 - 0.45) * image[..., 0].astype(np.float32)), image[..., 0]))
+    grey = image[..., 0]
+    assert np.array_equal(localizer.overlay(grey, mask)[..., 1], np.where(mask, np.round((1 - 0.45) * grey.astype(np.float32)), grey))
