@@ -74,14 +74,14 @@ def main() -> None:
                         help="which part the post-processed and generated sets come from (validation: where choices are made)")
     args = parser.parse_args()
 
-    from pmsp_utils.data import grouped_split, load_casia1, load_folder
+    from pmsp_utils.data import load_casia1, load_folder, split_by
     from pmsp_utils.data.forgeries import forged_parts, list_photos, reserved_ids
     from pmsp_utils.images import load_image
     from pmsp_utils.models import load_model
     from pmsp_utils.pipeline import localize
 
     casia = load_casia1(args.root)
-    split = grouped_split([record for record in casia if record.is_tampered])
+    split = split_by("grouped", [record for record in casia if record.is_tampered])
     part = args.part
     chosen = getattr(split, part)
     sets = {"casia1 validation": list(record_items(split.validation)), "casia1 test": list(record_items(split.test)),

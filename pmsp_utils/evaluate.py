@@ -20,13 +20,12 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from .data.records import Record
+from .data.splits import SPLIT_PROTOCOL_WORDS, split_by
 from .images import ImageReadError, LoadedImage, load_image
 from .metrics import PROTOCOL_NOTES, PixelMetrics
 from .progress import progress
 
 SPLITS = ("test", "validation", "train", "all", "unseen")
-SPLIT_PROTOCOL_WORDS = {"paper": "paper split (90/5/5 by name hash)",
-                        "grouped": "grouped split (by source photo, about 86/7/7; no source photo on two sides)"}
 PAPER_CITATION = ("Meng et al., Image Tampering Localization based on Pyramid Multi-Scale Pooling Module; "
                   "numbers as reported there (protocol not stated in the paper)")
 #: Table I of the paper (its CASIA V2 experiment): F1 and AUC of every method as printed (None: printed as "-"), in its order.
@@ -81,8 +80,6 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
     on every machine; ``all``: every record; ``unseen``: every record not in the
     model's own train or validation lists (needs ``model_splits``).
     """
-    from .data import grouped_split, paper_split
-
     records = list(records)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
@@ -111,7 +108,7 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
                         f"{matched} of the {len(records)} images are the model's own and were left out)")
     if protocol not in SPLIT_PROTOCOL_WORDS:
         raise ValueError(f"protocol must be one of {tuple(SPLIT_PROTOCOL_WORDS)}, got {protocol!r}.")
-    parts = (grouped_split(records) if protocol == "grouped" else paper_split(records)).parts()
+    parts = split_by(protocol, records).parts()
     if not parts[split]:
         raise ValueError(f"the {split} part of the {SPLIT_PROTOCOL_WORDS[protocol]} of these {len(records)} images is empty (too few "
                          "images for its share); score them all with --split all, or another part.")

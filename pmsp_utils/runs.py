@@ -15,7 +15,9 @@ from pathlib import Path
 
 from .architecture import ModelSettings
 
-#: Settings a pre-settings card or run lacks were these (the suite's only behaviour before they were saved).
+#: The one table of defaults for runs and cards saved before a setting existed: what they lack was this (the suite's
+#: only behaviour then). Model settings read it (:func:`settings_of_run`) and so do training configs
+#: (:func:`pmsp_utils.train.saved_settings`), for the fields they have.
 LEGACY_SETTINGS = {"output_stride": 32, "decoder": "none", "ela_quality": 90, "ela_scaling": "raw", "policy": "resize", "ela_gain": 8.0}
 
 

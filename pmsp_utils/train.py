@@ -44,9 +44,10 @@ from PIL import Image
 
 from .architecture import DECODERS, INPUT_POLICIES, OUTPUT_STRIDES, ModelSettings
 from .data.records import Record
+from .data.splits import SPLIT_PROTOCOLS, split_by
 from .data.sources import DATA_SOURCES
 from .data.synthetic import jpeg_roundtrip
-from .ela import ElaCache, ElaSettings, save_npy_atomic
+from .ela import ElaCache, save_npy_atomic
 from .ela import ela as compute_ela
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
@@ -56,19 +57,17 @@ from .runs import read_history, read_json
 LOSSES = ("bce", "bce+dice", "focal")
 SCHEDULES = ("constant", "cosine", "plateau")
 MONITORS = ("val_loss", "val_f1")  # what picks the best epoch and stops early
-SPLIT_PROTOCOLS = ("paper", "grouped")
 PLATEAU_PATIENCE = 2  # epochs without a better validation loss before the learning rate drops
 PLATEAU_FACTOR = 0.3
 
 
-#: Settings whose default changed: a saved config without them was trained with these values.
-SAVED_BEFORE_THE_SETTING = {"output_stride": 32}
-
-
 def saved_settings(values: dict) -> dict:
     """A saved ``config.json`` with every setting it lacks filled in: added settings at their defaults, settings whose
-    default changed since at the value they had then (:data:`SAVED_BEFORE_THE_SETTING`)."""
-    return {**asdict(TrainConfig()), **SAVED_BEFORE_THE_SETTING, **values}
+    default changed since at the value they had then (:data:`pmsp_utils.runs.LEGACY_SETTINGS`, the one such table)."""
+    from .runs import LEGACY_SETTINGS
+
+    defaults = asdict(TrainConfig())
+    return {**defaults, **{key: value for key, value in LEGACY_SETTINGS.items() if key in defaults}, **values}
 
 
 @dataclass
@@ -846,7 +845,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         if split_protocol:
             (splits / "protocol.txt").write_text(split_protocol + "\n")
         model = build_model(config, verbose=bool(verbose))
-    ela_cache = ElaCache(settings=ElaSettings(quality=config.ela_quality))
+    ela_cache = ElaCache(settings=config.model_settings().ela_settings())
     train_records, validation_records, loaded = screen_records(train_records, validation_records, ela_cache, echo,
                                                                keep=config.cache_in_memory)
     teacher = prepare_teacher(config, train_records, ela_cache, loaded, echo)
@@ -960,7 +959,6 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     images are left out unless ``include_authentic`` (as in the paper, which
     trains on tampered images).
     """
-    from .data import grouped_split, paper_split
     from .data.sources import load_source
 
     dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
@@ -970,7 +968,7 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     records = [record for record in dataset if include_authentic or record.is_tampered]
     if not records:
         raise ValueError(f"{config.data}: no usable images found.")
-    split = grouped_split(records) if config.split == "grouped" else paper_split(records)
+    split = split_by(config.split, records)
     train_records = list(split.train)
     if config.max_train_images:  # a name-hash sample (the parts are sorted by name, so a prefix would be one kind only)
         from .data.splits import name_hash

@@ -25,7 +25,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 from ship_weights import HELD_OUT_PROTOCOL, held_out_rows, score, validation_entry  # noqa: E402
 
 from pmsp_utils import pretrained  # noqa: E402
-from pmsp_utils.data import grouped_split, load_casia1, paper_split  # noqa: E402
+from pmsp_utils.data import load_casia1, split_by  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
 from pmsp_utils.train import TrainConfig, read_history  # noqa: E402
 
@@ -61,7 +61,7 @@ def main() -> None:
     names = {key for key, _ in read_split_list(first / "splits" / "validation.txt")}
     tampered = [r for r in load_casia1(args.data_root) if r.is_tampered]
     records = [r for r in tampered if f"{r.dataset}/{r.name}" in names]
-    split = grouped_split(tampered) if config.split == "grouped" else paper_split(tampered)
+    split = split_by(config.split, tampered)
     test_records = [r for r in split.test if f"{r.dataset}/{r.name}" not in names]
     scores = score(model, records, config)
     protocol = (f"the {len(records)} tampered validation images of the members' split (they chose each member's epoch and the "

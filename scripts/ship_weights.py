@@ -25,7 +25,7 @@ from pmsp_utils import pretrained  # noqa: E402
 from pmsp_utils.data import load_casia1, load_casia2, load_folder  # noqa: E402
 from pmsp_utils.data.sources import load_source  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
-from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
+from pmsp_utils.ela import ElaCache  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
 from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_history  # noqa: E402
@@ -33,7 +33,7 @@ from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_h
 
 def score(model, records, config) -> dict:
     """Both protocols on the validation records."""
-    sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=ElaSettings(config.ela_quality)))
+    sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=config.model_settings().ela_settings()))
     return {"at_input_size": evaluate_pixels(model, sequence), "at_original_size": at_original_size(model, records)}
 
 
@@ -116,7 +116,7 @@ def held_out_rows(model, records, label: str) -> dict:
 
 
 def main() -> None:
-    from pmsp_utils.data import grouped_split, paper_split
+    from pmsp_utils.data import split_by
 
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir", type=Path)
@@ -145,7 +145,7 @@ def main() -> None:
         every = {"casia1": load_casia1, "casia2": load_casia2, "folder": load_folder}[config.data](args.data_root)
     records = [r for r in every if f"{r.dataset}/{r.name}" in names]
     tampered = [r for r in every if r.is_tampered]
-    split = grouped_split(tampered) if config.split == "grouped" else paper_split(tampered)
+    split = split_by(config.split, tampered)
     test_records = list(split.test)
     monitor = {"val_loss": "validation loss", "val_f1": "validation per-image F1 at 0.5"}[config.monitor]
     augmentation = ("horizontal and vertical flips" if config.augment else "none") + (

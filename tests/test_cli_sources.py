@@ -44,3 +44,33 @@ def test_choice_lists_are_the_packages_tuples():
         actions = actions_of(command)
         for dest, choices in options.items():
             assert tuple(actions[dest].choices) == tuple(choices), (command, dest)
+
+
+def test_one_split_dispatcher():
+    import pytest
+
+    from pmsp_utils.data import Record, grouped_split, paper_split, split_by
+
+    records = [Record(name=f"Sp_D_NRN_A_ani{index:04d}_art{index % 7:04d}_{index}", image_path=f"{index}.jpg", mask_path=f"{index}.png",
+                      kind="splicing", dataset="casia1", source_ids=(f"ani{index:04d}", f"art{index % 7:04d}")) for index in range(60)]
+    assert split_by("paper", records).parts() == paper_split(records).parts()
+    assert split_by("grouped", records).parts() == grouped_split(records).parts()
+    with pytest.raises(ValueError, match="split protocol must be one of"):
+        split_by("random", records)
+
+
+def test_settings_and_splits_are_built_in_one_place():
+    """The ELA settings of a model and the split of a protocol are asked of their one source, not rebuilt by hand."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    rebuilt = re.compile(r"ElaSettings\((quality=)?(settings|config)\.ela_quality|grouped_split\(.*\) if .*split.* else paper_split")
+    offenders = [f"{path.relative_to(root)}:{number}" for folder in ("pmsp_utils", "scripts", "benchmarks")
+                 for path in sorted((root / folder).rglob("*.py"))
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if rebuilt.search(line)]
+    assert not offenders, f"ELA settings or splits rebuilt by hand (use ModelSettings.ela_settings() / split_by): {offenders}"
+    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.ela import ElaSettings
+
+    assert ModelSettings(input_size=192, ela_quality=85).ela_settings() == ElaSettings(quality=85, scaling="raw")

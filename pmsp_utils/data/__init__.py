@@ -10,11 +10,11 @@ from .folder import load_folder
 from .manifest import read_manifest
 from .photos import PHOTOS, load_photo, photo_names
 from .records import KINDS, Dataset, Record, read_mask
-from .splits import Split, cross_dataset_split, grouped_split, paper_split, source_groups
+from .splits import SPLIT_PROTOCOLS, Split, cross_dataset_split, grouped_split, paper_split, source_groups, split_by
 from .verify import VerifyReport, load_dataset, verify
 
 __all__ = [
-    "KINDS", "PHOTOS", "Dataset", "Record", "Split", "VerifyReport", "cross_dataset_split", "grouped_split", "load_casia1",
+    "KINDS", "PHOTOS", "SPLIT_PROTOCOLS", "Dataset", "Record", "Split", "VerifyReport", "cross_dataset_split", "grouped_split", "load_casia1",
     "load_casia2", "load_dataset", "load_folder", "load_photo", "paper_split", "parse_name", "photo_names",
-    "read_manifest", "read_mask", "source_groups", "verify",
+    "read_manifest", "read_mask", "source_groups", "split_by", "verify",
 ]

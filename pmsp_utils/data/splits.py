@@ -231,3 +231,18 @@ def grouped_split(records: Iterable[Record], fractions: tuple[float, float, floa
         f"{fractions[2]:.0%} test, the rest train; no source photo on two sides"
     )
     return Split(*(tuple(sorted(parts[p], key=lambda r: r.name)) for p in SPLIT_NAMES), protocol)
+
+
+#: The split protocols by name, each with the words that describe it in tables and cards.
+SPLIT_PROTOCOL_WORDS = {"paper": "paper split (90/5/5 by name hash)",
+                        "grouped": "grouped split (by source photo, about 86/7/7; no source photo on two sides)"}
+SPLIT_PROTOCOLS = tuple(SPLIT_PROTOCOL_WORDS)
+
+
+def split_by(protocol: str, records: Iterable[Record]) -> Split:
+    """The split a protocol names (:data:`SPLIT_PROTOCOLS`): what training, evaluation and the ship scripts all call."""
+    if protocol == "paper":
+        return paper_split(records)
+    if protocol == "grouped":
+        return grouped_split(records)
+    raise ValueError(f"split protocol must be one of {SPLIT_PROTOCOLS}, got {protocol!r}.")
