@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 
 from pmsp_utils.data.sources import load_source  # noqa: E402
 from pmsp_utils.evaluate import miss_summary, select_records  # noqa: E402
+from pmsp_utils.files import save_npz_atomic  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 
 PARTS = ("validation", "test")
@@ -47,7 +48,7 @@ def cached_maps(name: str, spec: str, parts: dict, cache: Path) -> dict[str, dic
                 for key, flip in (("image", False), ("flipped", True)):
                     values[key][f"{part}/{record.name}"] = localize(model, loaded, flip=flip).probability.astype(np.float16)
         for key, path in paths.items():
-            np.savez_compressed(path, **values[key])
+            save_npz_atomic(path, values[key])
     maps = {key: {k: v.astype(np.float32) for k, v in np.load(path).items()} for key, path in paths.items()}
     maps["mirror"] = {k: np.clip(2 * maps["flipped"][k] - maps["image"][k], 0, 1) for k in maps["image"]}
     return maps

@@ -19,7 +19,6 @@ only place where choices are made. Writes ``results.csv`` (one row per model and
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import os
 from pathlib import Path
@@ -75,6 +74,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pmsp_utils.data import load_casia1, load_folder, split_by
+    from pmsp_utils.files import write_csv
     from pmsp_utils.data.forgeries import forged_parts, list_photos, reserved_ids
     from pmsp_utils.images import load_image
     from pmsp_utils.models import load_model
@@ -114,10 +114,7 @@ def main() -> None:
             print(f"{label}: {name} scored", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     columns = ["model", "set", "images", "f1_per_image@0.5", "pooled_auc", "missed_share", "f1_found"]
-    with open(args.out / "results.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out / "results.csv", rows, columns, extrasaction="ignore")
     print(f"\n{'model':12s} {'set':26s} {'n':>4s} {'F1@0.5':>7s} {'AUC':>6s} {'missed':>7s}")
     for row in rows:
         print(f"{row['model']:12s} {row['set']:26s} {row['images']:4d} {row['f1_per_image@0.5']:7.3f} {row['pooled_auc']:6.3f} {row['missed_share']:7.1%}")

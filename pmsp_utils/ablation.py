@@ -16,9 +16,7 @@ survives any stop. Importing this module does not import Keras.
 from __future__ import annotations
 
 import csv
-import io
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -28,6 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .architecture import ModelSettings
+from .files import save_npz_atomic, write_csv, write_text_atomic
 
 #: Every variant the runner knows: the build_pmsp arguments that differ from the paper's network.
 VARIANTS: dict[str, dict] = {
@@ -100,13 +99,7 @@ def _read_table(path: Path, *, integers: tuple[str, ...], keep_empty: bool) -> l
 
 def _write_results(path: Path, rows: list[dict]) -> None:
     columns = list(RESULT_COLUMNS) + sorted({key for row in rows for key in row} - set(RESULT_COLUMNS))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(buffer.getvalue())
-    os.replace(temporary, path)
+    write_csv(path, rows, columns)
 
 
 def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, train_records, validation_records, out: str | Path, *,
@@ -146,7 +139,7 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
              "metrics": "per-image F1 at 0.5 (mean over scored images of each image's F1), pooled F1 at 0.5 and pooled pixel AUC "
                         "(all scored pixels together), each image scored at its own size; val_f1_at_best: the validation "
                         "per-image F1 at the model's input size of the epoch that was kept"}
-    (out / "study.json").write_text(json.dumps(study, indent=2, default=str))
+    write_text_atomic(out / "study.json", json.dumps(study, indent=2, default=str))
     for seed in seeds:  # every variant at one seed before the next seed: a stopped study still compares all variants
         for name in names:
             if (name, int(seed)) in done:
@@ -190,9 +183,7 @@ def _save_snapshots(out: Path, name: str, seed: int, model, records, size: int =
         small = Image.fromarray((probability * 255).astype(np.uint8)).resize((size, size), Image.Resampling.BILINEAR)
         stored[f"{name}/seed{seed}/{index}"] = np.asarray(small)
     stored["images"] = np.array([f"{record.dataset}/{record.name}" for record in records])
-    temporary = out / "snapshots.tmp.npz"
-    np.savez_compressed(temporary, **stored)
-    os.replace(temporary, path)
+    save_npz_atomic(path, stored)
 
 
 def summarise(rows: list[dict], metric: str = "per_image_f1@0.5") -> list[dict]:
@@ -321,8 +312,5 @@ def ship_study(out: str | Path, destination: str | Path = SHIPPED_STUDY) -> Path
             shutil.copyfile(study.folder / name, destination / name)
     columns = ["variant", "seed"] + sorted({key for row in study.histories for key in row} - {"variant", "seed"},
                                            key=lambda key: (key != "epoch", key))
-    with (destination / "histories.csv").open("w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(study.histories)
+    write_csv(destination / "histories.csv", study.histories, columns)
     return destination

@@ -204,8 +204,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _robustness(args, model, records, out: Path) -> list[Path]:
     """Robustness curves on the first dataset's scored images (its tampered ones, up to --robustness-limit)."""
-    import csv
-
+    from .files import write_csv
     from .evaluate import model_predictor
     from .robustness import robustness_curves
 
@@ -213,12 +212,10 @@ def _robustness(args, model, records, out: Path) -> list[Path]:
     print(f"\nRobustness on {len(records)} tampered images of {args.data[0]} (per-image F1@{args.threshold:g}, pooled AUC)")
     points = robustness_curves(records, model_predictor(model, policy=args.policy, flip=args.flip), threshold=args.threshold)
     path = out / "robustness.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["perturbation", "level", "images", f"per_image_f1@{args.threshold:g}", "pooled_auc"])
-        for point in points:
-            writer.writerow([point.perturbation, point.level, point.images, f"{point.per_image_f1:.4f}", f"{point.pooled_auc:.4f}"])
-            print(f"  {point.perturbation:7s} {point.level:>5s}  F1 {point.per_image_f1:.3f}  AUC {point.pooled_auc:.3f}")
+    for point in points:
+        print(f"  {point.perturbation:7s} {point.level:>5s}  F1 {point.per_image_f1:.3f}  AUC {point.pooled_auc:.3f}")
+    write_csv(path, [[point.perturbation, point.level, point.images, f"{point.per_image_f1:.4f}", f"{point.pooled_auc:.4f}"]
+                     for point in points], ["perturbation", "level", "images", f"per_image_f1@{args.threshold:g}", "pooled_auc"])
     return [path]
 
 

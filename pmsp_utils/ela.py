@@ -25,7 +25,6 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 from collections import deque
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import numpy as np
 from PIL import Image, ImageChops, features
 
 from .config import cache_dir as default_cache_dir
+from .files import write_atomic, write_bytes_atomic
 from .images import JPEG_FORMATS, ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
 from .progress import progress
 
@@ -257,24 +257,10 @@ def ela(
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` as ``.npy`` under a temporary name, then rename: readers never see half a file."""
-    _write_atomic(Path(path), lambda stream: np.save(stream, array))
+    write_atomic(path, lambda stream: np.save(stream, array))
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` under a temporary name, then rename: readers never see half a file."""
-    _write_atomic(Path(path), lambda stream: stream.write(data))
-
-
-def _write_atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+atomic_write_bytes = write_bytes_atomic  # the name the generators use
 
 
 class ElaCache:

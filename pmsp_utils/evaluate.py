@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import sys
@@ -21,6 +20,7 @@ import numpy as np
 
 from .data.records import Record
 from .data.splits import SPLIT_PROTOCOL_WORDS, split_by
+from .files import write_csv, write_text_atomic
 from .images import ImageReadError, LoadedImage, load_image
 from .metrics import PROTOCOL_NOTES, PixelMetrics
 from .progress import progress
@@ -254,7 +254,7 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
                        ("paper_table2", paper["table2"])):
         written.append(_write_csv(out / f"{name}.csv", rows))
         path = out / f"{name}.json"
-        path.write_text(json.dumps({"rows": [{k: _clean(v) for k, v in row.items()} for row in rows], **protocol}, indent=2) + "\n")
+        write_text_atomic(path, json.dumps({"rows": [{k: _clean(v) for k, v in row.items()} for row in rows], **protocol}, indent=2) + "\n")
         written.append(path)
     per_image = [
         {"dataset": evaluation.dataset, "method": method, "image": image.name, "kind": evaluation.kinds.get(image.name, ""),
@@ -267,12 +267,10 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:
-    with path.open("w", newline="") as handle:
-        if rows:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows({k: ("" if _clean(v) is None else (f"{v:.4f}" if isinstance(v, float) else v)) for k, v in row.items()} for row in rows)
-    return path
+    if not rows:
+        return write_text_atomic(path, "")
+    return write_csv(path, [{k: ("" if _clean(v) is None else (f"{v:.4f}" if isinstance(v, float) else v)) for k, v in row.items()}
+                            for row in rows], list(rows[0]))
 
 
 def format_table(rows: list[dict], columns: Sequence[str] | None = None) -> str:

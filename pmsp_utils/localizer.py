@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .data.records import IMAGE_SUFFIXES
+from .files import write_atomic, write_csv, write_text_atomic
 
 TOP_FRACTION = 0.01  # the tamper score averages the top 1% of probabilities
 
@@ -180,15 +181,7 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
 def save_png_atomic(path: Path, picture: np.ndarray, **options) -> Path:
     """Save ``picture`` as PNG at ``path`` through a fresh temporary file (``mkstemp``: a name no existing file holds,
     created exclusively), renamed into place once written; a failure removes the temporary file."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".pmsp-", suffix=".png.tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            Image.fromarray(picture).save(stream, format="PNG", **options)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda stream: Image.fromarray(picture).save(stream, format="PNG", **options))
 
 
 class RunFolder:
@@ -236,21 +229,7 @@ class RunFolder:
             self._unlock()
 
     def _write(self) -> None:
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)  # csv quotes names with commas or quotes
-        writer.writerow(self.header)
-        writer.writerows(self.rows)
-        handle, temporary = tempfile.mkstemp(dir=self.out, prefix=".pmsp-", suffix=".csv.tmp")
-        try:
-            with os.fdopen(handle, "w", newline="") as stream:
-                stream.write(buffer.getvalue())
-            os.replace(temporary, self.out / self.PARTIAL)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_csv(self.out / self.PARTIAL, self.rows, self.header)
 
     def _ledger(self) -> set[str]:
         import json
@@ -263,7 +242,7 @@ class RunFolder:
     def _record(self, *names: str) -> None:
         import json
 
-        (self.out / self.LEDGER).write_text(json.dumps(sorted(self._ledger() | set(names))))
+        write_text_atomic(self.out / self.LEDGER, json.dumps(sorted(self._ledger() | set(names))))
 
     def _lock(self) -> None:
         lock = self.out / self.LOCK

@@ -43,16 +43,15 @@ class LoadedModel:
 def save_model(model, path: str | Path, settings: ModelSettings, *, members: dict[str, dict] | None = None) -> Path:
     """Save ``model`` as ``.keras`` with its settings (and any other JSON ``members``) inside the archive, written to a
     temporary name and renamed once: the model and what travels with it change together."""
-    import os
+    from .files import save_atomic
 
-    path = Path(path)
-    temporary = path.with_name(path.stem + ".tmp.keras")
-    model.save(temporary)
-    with zipfile.ZipFile(temporary, "a") as archive:
-        for name, values in {SETTINGS_MEMBER: settings.to_dict(), **(members or {})}.items():
-            archive.writestr(name, json.dumps(values, indent=2))
-    os.replace(temporary, path)
-    return path
+    def save(temporary: Path) -> None:
+        model.save(temporary)
+        with zipfile.ZipFile(temporary, "a") as archive:
+            for name, values in {SETTINGS_MEMBER: settings.to_dict(), **(members or {})}.items():
+                archive.writestr(name, json.dumps(values, indent=2))
+
+    return save_atomic(path, save, suffix=".keras")
 
 
 def load_model(spec: str | Path = pretrained.DEFAULT_MODEL, *, input_size: int | None = None, inference: bool = False) -> LoadedModel:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .architecture import ModelSettings
+from .files import save_npz_atomic, write_text_atomic
 from .runs import read_history, settings_of_run
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -139,7 +140,7 @@ def _assign(network, path: Path) -> None:
 def _store(network, path: Path) -> None:
     """Write ``network``'s weights as one shipped float16 file."""
     values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(network.weights)}
-    np.savez_compressed(path, **values)
+    save_npz_atomic(path, values)
 
 
 def settings_of_card(card: dict, source: str) -> ModelSettings:
@@ -171,14 +172,14 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
     if (run_dir / "snapshots.npz").exists():
         # Only the model's own predictions ship: the inputs and masks are the dataset's, which stays with its owners.
         shots = {key: value for key, value in np.load(run_dir / "snapshots.npz").items() if key.startswith("epoch_")}
-        np.savez_compressed(destination / f"{name}_snapshots.npz", **shots)
+        save_npz_atomic(destination / f"{name}_snapshots.npz", shots)
         validation = [key for key, _ in read_split_list(run_dir / "splits" / "validation.txt")]
         card["snapshot_images"] = validation[: len(next(iter(shots.values())))] if shots else []
     splits = destination / f"{name}_splits"
     splits.mkdir(exist_ok=True)
     for path in (run_dir / "splits").glob("*.txt"):
         shutil.copy(path, splits / path.name)
-    (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")  # last: with the snapshot images named
+    write_text_atomic(destination / f"{name}.json", json.dumps(card, indent=2) + "\n")  # last: with the snapshot images named
     return destination / f"{name}.npz"
 
 
@@ -220,7 +221,7 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
     for path in (Path(next(iter(members.values()))[0]) / "splits").glob("*.txt"):
         shutil.copy(path, splits / path.name)
     card = {**card, "settings": {**entries[0]["settings"], "flip": False}, "members": entries}
-    (destination / f"{name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_text_atomic(destination / f"{name}.json", json.dumps(card, indent=2) + "\n")
     return destination / f"{name}.json"
 
 

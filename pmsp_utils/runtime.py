@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -123,21 +122,12 @@ def _quiet_native_stderr():
 def export_lite(loaded, path: str | Path) -> Path:
     """Write ``loaded`` (a :class:`~pmsp_utils.models.LoadedModel`, ideally folded) as a LiteRT file at ``path``, with
     its settings in ``path.json``; both appear at once (written under temporary names, then renamed)."""
+    from .files import save_atomic, write_text_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tflite")
-    os.close(handle)
-    try:
-        loaded.model.export(temporary, format="litert", verbose=False)
-        settings = path.with_name(path.name + ".json")
-        settings_temporary = settings.with_name(settings.name + ".tmp")
-        settings_temporary.write_text(json.dumps({"settings": loaded.settings.to_dict(), "label": loaded.label}, indent=2))
-        os.replace(settings_temporary, settings)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    # the settings first, the model last: a reader finds the model only once both are whole (load_lite needs both)
+    write_text_atomic(path.with_name(path.name + ".json"), json.dumps({"settings": loaded.settings.to_dict(), "label": loaded.label}, indent=2))
+    return save_atomic(path, lambda temporary: loaded.model.export(str(temporary), format="litert", verbose=False), suffix=".tflite")
 
 
 def load_lite(spec: str | Path, *, input_size: int | None = None):

@@ -48,6 +48,7 @@ from .data.splits import SPLIT_PROTOCOLS, split_by
 from .data.sources import DATA_SOURCES
 from .data.synthetic import jpeg_roundtrip
 from .ela import ElaCache, save_npy_atomic
+from .files import save_atomic, save_npz_atomic, write_csv, write_text_atomic
 from .ela import ela as compute_ela
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
@@ -520,12 +521,6 @@ def evaluate_pixels(model, sequence, threshold: float = 0.5) -> dict[str, float]
     return result
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
 def environment_facts() -> dict:
     """Backend, versions and device, for the run directory."""
     import keras
@@ -602,9 +597,7 @@ def save_snapshot(run_dir: Path, model, validation, epoch: int) -> None:
         stored["rgb"] = shrink(inputs.get("rgb", inputs.get("ela")).astype(np.uint8))
         stored["mask"] = shrink((np.clip(masks[:count, ..., 0], 0, 1) * 255).astype(np.uint8))
     stored[f"epoch_{epoch:03d}"] = shrink((np.clip(probability, 0, 1) * 255).astype(np.uint8))
-    temporary = run_dir / "snapshots.tmp.npz"
-    np.savez_compressed(temporary, **stored)
-    os.replace(temporary, path)
+    save_npz_atomic(path, stored)
 
 
 MONITOR_LABELS = {"val_loss": "validation loss", "val_f1": "validation per-image F1@0.5"}
@@ -629,7 +622,7 @@ def save_checkpoint(model, run_dir: Path, state: dict, settings: ModelSettings) 
     the new one with its own: an epoch is never repeated or skipped on resume.
     """
     save_model(model, run_dir / "checkpoint.keras", settings, members={STATE_MEMBER: state})
-    _atomic_write_text(run_dir / "state.json", json.dumps(state, indent=2))
+    write_text_atomic(run_dir / "state.json", json.dumps(state, indent=2))
 
 
 def load_checkpoint(run_dir: Path):
@@ -686,8 +679,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             improved = is_better(config.monitor, logs, state)
             if improved:
                 state.update(best_val_loss=float(logs["val_loss"]), best_val_f1=float(logs["val_f1"]), best_epoch=epoch + 1, wait=0)
-                self.model.save_weights(run_dir / "best.weights.tmp.weights.h5")
-                os.replace(run_dir / "best.weights.tmp.weights.h5", run_dir / "best.weights.h5")
+                save_atomic(run_dir / "best.weights.h5", self.model.save_weights, suffix=".weights.h5")
             else:
                 state["wait"] += 1
                 if config.schedule == "plateau" and state["wait"] % PLATEAU_PATIENCE == 0:
@@ -834,8 +826,8 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         if state_file.exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
         state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_val_f1": -1.0, "best_epoch": 0, "wait": 0}
-        (run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))  # the model settings derive from it
-        (run_dir / "environment.json").write_text(json.dumps(environment_facts(), indent=2))
+        write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2))  # the model settings derive from it
+        write_text_atomic(run_dir / "environment.json", json.dumps(environment_facts(), indent=2))
         from .data.splits import write_split_list
 
         splits = run_dir / "splits"
@@ -843,7 +835,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         for part, records in (("train", train_records), ("validation", validation_records)):
             write_split_list(splits / f"{part}.txt", records)  # names and content hashes
         if split_protocol:
-            (splits / "protocol.txt").write_text(split_protocol + "\n")
+            write_text_atomic(splits / "protocol.txt", split_protocol + "\n")
         model = build_model(config, verbose=bool(verbose))
     ela_cache = ElaCache(settings=config.model_settings().ela_settings())
     train_records, validation_records, loaded = screen_records(train_records, validation_records, ela_cache, echo,
@@ -906,7 +898,7 @@ def record_resumed_changes(run_dir: Path, saved: dict, current: dict, epochs_don
     notes = dict(saved.get("notes") or {})
     notes["resumed"] = [*notes.get("resumed", []), f"after epoch {epochs_done}: " + ", ".join(changes)]
     updated = {**saved, **{name: current[name] for name in RECORDED_CHANGES}, "notes": notes}
-    _atomic_write_text(run_dir / "config.json", json.dumps(updated, indent=2))
+    write_text_atomic(run_dir / "config.json", json.dumps(updated, indent=2))
     echo(f"resumed with {', '.join(changes)} (recorded in config.json)")
 
 
@@ -937,16 +929,9 @@ def append_history(run_dir: Path, row: dict) -> None:
     (Keras' CSVLogger keeps the first header when appending, so a resumed run
     that logs a new value would shift the columns.)
     """
-    import csv
-    import io
-
     rows = [old for old in read_history(run_dir) if old["epoch"] != row["epoch"]] + [row]
     columns = ["epoch"] + sorted({key for item in rows for key in item} - {"epoch"})
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
-    writer.writeheader()
-    writer.writerows({**item, "epoch": int(item["epoch"])} for item in rows)
-    _atomic_write_text(run_dir / "history.csv", buffer.getvalue())
+    write_csv(run_dir / "history.csv", [{**item, "epoch": int(item["epoch"])} for item in rows], columns)
 
 
 

@@ -26,6 +26,7 @@ from pmsp_utils.data import load_casia1, load_casia2, load_folder  # noqa: E402
 from pmsp_utils.data.sources import load_source  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
 from pmsp_utils.ela import ElaCache  # noqa: E402
+from pmsp_utils.files import save_npz_atomic, write_csv  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
 from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_history  # noqa: E402
@@ -64,22 +65,18 @@ def synthetic_evaluations(model, config, args) -> list[dict]:
 
 def join_stages(previous: Path, name: str, card: dict) -> None:
     """Put an earlier stage's history and snapshots before this run's, with epochs counted on."""
-    import csv
 
     earlier = read_history(previous)
     offset = len(earlier)
     later = pretrained.history(name)
     rows = [{**row, "stage": 1} for row in earlier] + [{**row, "epoch": row["epoch"] + offset, "stage": 2} for row in later]
     columns = sorted({key for row in rows for key in row}, key=lambda key: (key != "epoch", key))
-    with open(pretrained.WEIGHTS_DIR / f"{name}_history.csv", "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(pretrained.WEIGHTS_DIR / f"{name}_history.csv", rows, columns)
     shots = dict(np.load(previous / "snapshots.npz"))
     for key, value in pretrained.snapshots(name).items():
         if key.startswith("epoch_"):
             shots[f"epoch_{int(key[6:]) + offset:03d}"] = value
-    np.savez_compressed(pretrained.WEIGHTS_DIR / f"{name}_snapshots.npz", **shots)
+    save_npz_atomic(pretrained.WEIGHTS_DIR / f"{name}_snapshots.npz", shots)
     card["training"].update(epochs_run=len(rows), best_epoch=card["training"]["best_epoch"] + offset,
                             seconds=card["training"]["seconds"] + round(sum(row.get("seconds", 0) for row in earlier)))
 

@@ -1,6 +1,7 @@
 """Run by test_model.py in a fresh process per Keras backend: build, forward, train a step, compare.
 
-usage: KERAS_BACKEND=jax python backend_check.py WORKDIR (save|compare)
+usage: KERAS_BACKEND=tensorflow python backend_check.py WORKDIR weights   (initialise and save every variant's weights)
+       KERAS_BACKEND=jax python backend_check.py WORKDIR check             (load them and check; both backends, at once)
 
 Every output-stride and decoder variant is checked at 192x192: its output,
 after weights saved by the first backend are loaded into the second, must agree;
@@ -24,13 +25,15 @@ rng = np.random.default_rng(0)
 inputs = {"rgb": rng.uniform(0, 255, (2, 192, 192, 3)).astype("float32"), "ela": rng.uniform(0, 30, (2, 192, 192, 3)).astype("float32")}
 target = (rng.random((2, 192, 192, 1)) < 0.1).astype("float32")
 reports, models = {}, {}
+if mode == "weights":
+    for name, variant in VARIANTS.items():
+        keras.utils.set_random_seed(0)
+        build_pmsp(192, dropout=0.0, verbose=False, **variant).save_weights(work / f"{name}.weights.h5")
+    print(json.dumps({"backend": keras.backend.backend(), "saved": len(VARIANTS)}))
+    sys.exit(0)
 for name, variant in VARIANTS.items():
-    keras.utils.set_random_seed(0)
     model = build_pmsp(192, dropout=0.0, verbose=False, **variant)
-    if mode == "save":
-        model.save_weights(work / f"{name}.weights.h5")
-    else:
-        model.load_weights(work / f"{name}.weights.h5")
+    model.load_weights(work / f"{name}.weights.h5")
     # Batch statistics (training=True) make the fresh network's output depend on every layer.
     output = keras.ops.convert_to_numpy(model(inputs, training=True))
     np.save(work / f"{keras.backend.backend()}_{name}.npy", output)

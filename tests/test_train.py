@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,9 +25,28 @@ def records(tmp_path_factory):
     return tampered[:6], tampered[6:8]
 
 
+@pytest.fixture(scope="module")
+def trained_runs(records, tmp_path_factory):
+    """Runs that several tests read or resume, each trained once for the module (one epoch, two epochs of
+    :func:`tiny`'s defaults): a test copies the one it needs (:func:`copy_run`) before resuming or damaging it."""
+    folder = tmp_path_factory.mktemp("shared_runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PMSP_CACHE_DIR", str(folder / "cache"))
+        for name, epochs in (("one_epoch", 1), ("two_epochs", 2)):
+            train(tiny(epochs=epochs), *records, folder / name, **QUIET)
+    return folder
+
+
+def copy_run(trained_runs, name: str, destination):
+    """A private copy of a shared run, free to resume or damage."""
+    import shutil
+
+    return Path(shutil.copytree(trained_runs / name, destination))
+
+
 def tiny(**changes) -> TrainConfig:
     """A small CPU run; one RGB stream (half the work, the same pipeline) unless a test asks for both."""
-    settings = dict(data="synthetic", input_size=192, batch_size=2, epochs=3, learning_rate=1e-3, weights=None,
+    settings = dict(data="synthetic", input_size=96, batch_size=2, epochs=3, learning_rate=1e-3, weights=None,
                     patience=10, workers=1, augment=True, streams="rgb")
     return TrainConfig(**{**settings, **changes})
 
@@ -45,19 +65,19 @@ def test_tiny_training_run_lowers_the_loss(records, tmp_path, cache_folder):
     assert (tmp_path / "run" / "splits" / "train.txt").read_text().count("\n") == 6
 
 
-def test_interrupted_run_resumed_equals_uninterrupted(records, tmp_path, cache_folder):
+def test_interrupted_run_resumed_equals_uninterrupted(records, trained_runs, tmp_path, cache_folder):
     whole, _ = train(tiny(), *records, tmp_path / "whole", **QUIET)
-    train(tiny(epochs=2), *records, tmp_path / "split", **QUIET)  # "interrupted" after two epochs
+    copy_run(trained_runs, "two_epochs", tmp_path / "split")  # "interrupted" after two epochs
     resumed, history = train(tiny(), *records, tmp_path / "split", resume=True, **QUIET)
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
     for mine, theirs in zip(resumed.weights, whole.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
 
 
-def test_resume_needs_a_checkpoint_and_the_same_settings(records, tmp_path, cache_folder):
+def test_resume_needs_a_checkpoint_and_the_same_settings(records, trained_runs, tmp_path, cache_folder):
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
         train(tiny(), *records, tmp_path / "empty", resume=True, **QUIET)
-    train(tiny(epochs=1), *records, tmp_path / "run", **QUIET)
+    copy_run(trained_runs, "one_epoch", tmp_path / "run")
     with pytest.raises(FileExistsError, match="already holds a run"):
         train(tiny(epochs=1), *records, tmp_path / "run", **QUIET)
     with pytest.raises(ValueError, match="settings differ"):
@@ -105,10 +125,11 @@ def test_train_command_bad_size(tmp_path, capsys, cache_folder):
     assert "multiple of 192. Nearest: 384 or 576" in capsys.readouterr().err
 
 
-def test_init_from_and_plateau_schedule(records, tmp_path, cache_folder, monkeypatch):
+def test_init_from_and_plateau_schedule(records, trained_runs, tmp_path, cache_folder, monkeypatch):
     import pmsp_utils.train as training
+    from pmsp_utils.models import load_model
 
-    first, _ = train(tiny(epochs=1), *records, tmp_path / "first", **QUIET)
+    first = load_model(copy_run(trained_runs, "one_epoch", tmp_path / "first")).model
     start = tmp_path / "first" / "best.weights.h5"
     # Only the first epoch counts as an improvement, so the plateau schedule must fire after two epochs without one.
     monkeypatch.setattr(training, "is_better", lambda monitor, logs, state: state["best_epoch"] == 0)
@@ -137,9 +158,8 @@ def test_resume_names_each_differing_setting_and_normalises_paths(records, tmp_p
     assert len(history) == 2
 
 
-def test_a_damaged_checkpoint_or_state_names_the_file(records, tmp_path, cache_folder):
-    run = tmp_path / "run"
-    train(tiny(epochs=1), *records, run, **QUIET)
+def test_a_damaged_checkpoint_or_state_names_the_file(records, trained_runs, tmp_path, cache_folder):
+    run = copy_run(trained_runs, "one_epoch", tmp_path / "run")
     (run / "checkpoint.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="checkpoint.keras: the checkpoint is damaged and cannot be resumed"):
         train(tiny(epochs=2), *records, run, resume=True, **QUIET)
@@ -148,12 +168,11 @@ def test_a_damaged_checkpoint_or_state_names_the_file(records, tmp_path, cache_f
         train(tiny(epochs=2), *records, run, resume=True, **QUIET)
 
 
-def test_checkpoint_carries_its_own_state(records, tmp_path, cache_folder):
+def test_checkpoint_carries_its_own_state(records, trained_runs, tmp_path, cache_folder):
     """A crash between writing the checkpoint and state.json cannot repeat an epoch: the state travels in the checkpoint."""
     import zipfile
 
-    run = tmp_path / "run"
-    train(tiny(epochs=2), *records, run, **QUIET)
+    run = copy_run(trained_runs, "two_epochs", tmp_path / "run")
     with zipfile.ZipFile(run / "checkpoint.keras") as archive:
         assert json.loads(archive.read("pmsp_state.json"))["epochs_done"] == 2
     stale = json.loads((run / "state.json").read_text())

@@ -1,0 +1,88 @@
+"""Writing files safely: whatever pmsp writes appears whole, or not at all.
+
+Every writer in the package goes through these helpers (the run folder's config, state, history and checkpoints,
+the shipped weights and cards, the localizer's pictures and tables, the ELA and input caches, the study's results):
+
+* the data goes to a fresh temporary file in the destination's folder, made by ``mkstemp`` (a name no existing file
+  holds, created exclusively, starting with ``.pmsp-``), and is renamed over the destination only once complete, so a
+  reader, a crash or a full disk never leaves half a file under the real name;
+* any failure removes the temporary file and raises;
+* the file gets the permissions a plain ``open(path, "w")`` would give (``mkstemp`` alone makes it private).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
+
+_UMASK = os.umask(0)  # read once (the only way to read it), and put back at once
+os.umask(_UMASK)
+TEMPORARY_PREFIX = ".pmsp-"
+
+
+def save_atomic(path: str | os.PathLike, save: Callable[[Path], Any], *, suffix: str | None = None) -> Path:
+    """Call ``save(temporary_path)`` (for libraries that want a file name: Keras, NumPy, LiteRT), then rename the
+    temporary file to ``path``. ``suffix``: the ending the library needs (default: ``path``'s own endings)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ending = suffix if suffix is not None else ("".join(path.suffixes) or ".tmp")
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=TEMPORARY_PREFIX, suffix=ending)
+    os.close(handle)
+    try:
+        save(Path(temporary))
+        os.chmod(temporary, 0o666 & ~_UMASK)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(stream)`` on a binary stream, then rename the finished file to ``path``."""
+
+    def save(temporary: Path) -> None:
+        with open(temporary, "wb") as stream:
+            write(stream)
+
+    return save_atomic(path, save, suffix=".tmp")
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
+    return write_atomic(path, lambda stream: stream.write(data))
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str] | None = None,
+              *, extrasaction: str = "raise") -> Path:
+    """A CSV table, atomically: ``rows`` as dictionaries (``columns``: their order; default the first row's keys and
+    then any new key in order of appearance) or as sequences under the header ``columns``."""
+    rows = list(rows)
+    buffer = io.StringIO()
+    if rows and not isinstance(rows[0], Mapping):
+        writer = csv.writer(buffer)  # quotes names with commas or quotes
+        if columns is not None:
+            writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        if columns is None:
+            columns = list(dict.fromkeys(key for row in rows for key in row))
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction=extrasaction)
+        writer.writeheader()
+        writer.writerows(rows)
+    return write_text_atomic(path, buffer.getvalue())
+
+
+def save_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any], *, compressed: bool = True) -> Path:
+    """NumPy arrays in one ``.npz`` file, atomically."""
+    import numpy as np
+
+    save = np.savez_compressed if compressed else np.savez
+    return write_atomic(path, lambda stream: save(stream, **arrays))
