@@ -19,8 +19,8 @@ def plain_model(size: int):
     import keras
     from keras import layers
 
-    from pmsp_utils.model.network import preprocess_ela, preprocess_rgb
-    from pmsp_utils.model.pyramid import pyramid_pooling
+    from pmsp_utils.network.build import preprocess_ela, preprocess_rgb
+    from pmsp_utils.network.pyramid import pyramid_pooling
 
     inputs, fifth = [], []
     for stream in ("rgb", "ela"):
@@ -66,7 +66,7 @@ def measure(size: int = 576, batch: int = 4, steps: int = 3, rounds: int = 2) ->
     """{'forward': (ours, plain), 'train': (ours, plain)} in images per second."""
     import keras
 
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
 
     keras.utils.set_random_seed(0)
     models = {"ours": build_pmsp(size, verbose=False), "plain": plain_model(size)}

@@ -30,7 +30,7 @@ VARIANTS = {
 
 def ceiling_masks(limit: int = 200) -> tuple[list[np.ndarray], str]:
     """Masks to compute the grid ceilings on: CASIA v1 (tampered) if a copy is reachable, else synthetic."""
-    from pmsp_utils.config import dataset_folder
+    from pmsp_utils.environment import dataset_folder
     from pmsp_utils.data.sources import load_source
 
     if dataset_folder("casia1") is not None:
@@ -46,8 +46,8 @@ def ceiling_masks(limit: int = 200) -> tuple[list[np.ndarray], str]:
 def measure(size: int = 384, batch: int = 4, steps: int = 3, rounds: int = 2) -> dict[str, dict]:
     import keras
 
-    from pmsp_utils.model import build_pmsp
-    from pmsp_utils.model.counting import multiply_adds
+    from pmsp_utils.network import build_pmsp
+    from pmsp_utils.network.counting import multiply_adds
 
     from bench_model import interleaved_rates
 

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 from pmsp_utils.data.sources import load_source  # noqa: E402
 from pmsp_utils.evaluate import miss_summary, select_records  # noqa: E402
-from pmsp_utils.files import save_npz_atomic  # noqa: E402
+from pmsp_utils.safe_write import save_npz_atomic  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 
 PARTS = ("validation", "test")

@@ -74,7 +74,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from pmsp_utils.data import load_casia1, load_folder, split_by
-    from pmsp_utils.files import write_csv
+    from pmsp_utils.safe_write import write_csv
     from pmsp_utils.data.forgeries import forged_parts, list_photos, reserved_ids
     from pmsp_utils.images import load_image
     from pmsp_utils.models import load_model

@@ -11,12 +11,12 @@ from __future__ import annotations
 import os
 import random
 
-from . import config
-from .config import smoke_mode
+from . import environment
+from .environment import smoke_mode
 
 __version__ = "0.1.0"
 
-#: True when notebooks run in smoke mode (seconds, tiny data). See ``pmsp_utils.config``.
+#: True when notebooks run in smoke mode (seconds, tiny data). See ``pmsp_utils.environment``.
 SMOKE: bool = smoke_mode()
 
 
@@ -90,11 +90,20 @@ def import_keras_quietly():
 def load_pretrained(name: str | None = None, *, input_size: int | None = None):
     """The model with shipped weights, offline (imports Keras on first use); ``name`` None: the default model
     (``pmsp_utils.pretrained.DEFAULT_MODEL``). One network, or for ``casia1`` a pair averaged as one Keras model
-    (``pmsp_utils.model.ensemble``). See ``pmsp_utils.pretrained``."""
+    (``pmsp_utils.network.ensemble``). See ``pmsp_utils.pretrained``."""
     from .pretrained import DEFAULT_MODEL
     from .pretrained import load_pretrained as load
 
     return load(name or DEFAULT_MODEL, input_size=input_size)
 
 
-__all__ = ["SMOKE", "__version__", "config", "import_keras_quietly", "load_pretrained", "setup"]
+def __getattr__(name: str):
+    """``pmsp_utils.config``, ``.localizer`` and ``.model``: the old names, for one release (they warn)."""
+    if f"pmsp_utils.{name}" in ("pmsp_utils.config", "pmsp_utils.localizer", "pmsp_utils.model"):
+        import importlib
+
+        return importlib.import_module(f"pmsp_utils.{name}")
+    raise AttributeError(f"module 'pmsp_utils' has no attribute {name!r}")
+
+
+__all__ = ["SMOKE", "__version__", "environment", "import_keras_quietly", "load_pretrained", "setup"]

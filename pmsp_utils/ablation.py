@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .architecture import ModelSettings
-from .files import save_npz_atomic, write_csv, write_text_atomic
+from .safe_write import save_npz_atomic, write_csv, write_text_atomic
 
 #: Every variant the runner knows: the build_pmsp arguments that differ from the paper's network.
 VARIANTS: dict[str, dict] = {
@@ -119,7 +119,7 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     scored images go to ``out/snapshots.npz`` (small uint8 maps), for Figure 7.
     """
     from .evaluate import evaluate, model_predictor
-    from .model.counting import multiply_adds
+    from .network.counting import multiply_adds
     from .robustness import robustness_curves
     from .runs import read_history
     from .train import train

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .config import keras_environment
+from .environment import keras_environment
 
 
 #: What a user's input, files or environment can raise; reported as one line, the batch goes on where it can.
@@ -25,7 +25,7 @@ USER_ERRORS = (ValueError, OSError, KeyError)
 
 
 def _notebooks(args: argparse.Namespace) -> int:
-    from .config import build_dir, smoke_mode
+    from .environment import build_dir, smoke_mode
     from .notebooks import find_notebooks, run_notebooks
 
     smoke_mode(strict=True)  # a malformed PMSP_SMOKE or CI is refused here, where the answer matters
@@ -45,7 +45,7 @@ def _ela(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .ela import ElaSettings, ela
-    from .localizer import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs, save_png_atomic
+    from .batch_files import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs, save_png_atomic
     from .viz import ela_for_display
 
     ElaSettings(quality=args.quality, scaling=args.scaling)  # a bad setting is one error, before any file
@@ -142,7 +142,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     keras_environment()
     from .baselines import BASELINES
     from .data.sources import load_source
-    from .localizer import check_output_folder
+    from .batch_files import check_output_folder
     from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, evaluate, format_table, model_predictor,
                            paper_tables, select_records, write_tables)
     from .models import load_model
@@ -204,7 +204,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _robustness(args, model, records, out: Path) -> list[Path]:
     """Robustness curves on the first dataset's scored images (its tampered ones, up to --robustness-limit)."""
-    from .files import write_csv
+    from .safe_write import write_csv
     from .evaluate import model_predictor
     from .robustness import robustness_curves
 
@@ -257,7 +257,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _localize(args: argparse.Namespace) -> int:
     import errno
 
-    from .localizer import LOCALIZE_OUTPUTS, OutputFolderError, RunFolder, check_output_folder, expand_inputs, plan_outputs, write_outputs
+    from .batch_files import LOCALIZE_OUTPUTS, OutputFolderError, RunFolder, check_output_folder, expand_inputs, plan_outputs, write_outputs
 
     out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast
     files, problems = expand_inputs(args.images)

@@ -35,8 +35,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageChops, features
 
-from .config import cache_dir as default_cache_dir
-from .files import write_atomic, write_bytes_atomic
+from .environment import cache_dir as default_cache_dir
+from .safe_write import write_atomic, write_bytes_atomic
 from .images import JPEG_FORMATS, ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
 from .progress import progress
 

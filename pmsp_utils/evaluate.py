@@ -20,7 +20,7 @@ import numpy as np
 
 from .data.records import Record
 from .data.splits import SPLIT_PROTOCOL_WORDS, split_by
-from .files import write_csv, write_text_atomic
+from .safe_write import write_csv, write_text_atomic
 from .images import ImageReadError, LoadedImage, load_image
 from .metrics import PROTOCOL_NOTES, PixelMetrics
 from .progress import progress

@@ -57,7 +57,7 @@ def set_max_image_pixels(limit: int | None) -> None:
 def _apply_environment_limit() -> None:
     """Apply ``PMSP_MAX_IMAGE_PIXELS``; a malformed value is reported when an image is read, not at import."""
     global _ENVIRONMENT_ERROR
-    from .config import EnvironmentSettingError, max_image_pixels
+    from .environment import EnvironmentSettingError, max_image_pixels
 
     try:
         limit = max_image_pixels()

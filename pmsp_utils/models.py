@@ -43,7 +43,7 @@ class LoadedModel:
 def save_model(model, path: str | Path, settings: ModelSettings, *, members: dict[str, dict] | None = None) -> Path:
     """Save ``model`` as ``.keras`` with its settings (and any other JSON ``members``) inside the archive, written to a
     temporary name and renamed once: the model and what travels with it change together."""
-    from .files import save_atomic
+    from .safe_write import save_atomic
 
     def save(temporary: Path) -> None:
         model.save(temporary)
@@ -59,12 +59,12 @@ def load_model(spec: str | Path = pretrained.DEFAULT_MODEL, *, input_size: int |
 
     ``input_size`` (shipped models only) builds the network at another size; no weight depends on it.
     ``inference``: fold each batch normalisation into the convolution before it
-    (:func:`pmsp_utils.model.fold_batch_norm`): the same maps, about 1.2x faster
+    (:func:`pmsp_utils.network.fold_batch_norm`): the same maps, about 1.2x faster
     on a CPU, for prediction only (``pmsp localize`` and ``pmsp evaluate`` use it).
     """
     loaded = _load(spec, input_size)
     if inference:
-        from .model import fold_batch_norm
+        from .network import fold_batch_norm
 
         loaded = LoadedModel(fold_batch_norm(loaded.model), loaded.settings, loaded.splits, loaded.label)
     return loaded
@@ -114,7 +114,7 @@ def _keras_or_run_settings(run_dir: Path) -> ModelSettings:
 
 
 def _build(settings: ModelSettings):
-    from .model import build_pmsp
+    from .network import build_pmsp
 
     return build_pmsp(**settings.architecture(), weights=None, verbose=False)
 
@@ -122,7 +122,7 @@ def _build(settings: ModelSettings):
 def _load_keras(path: Path):
     import zipfile
 
-    from .model import load_pmsp
+    from .network import load_pmsp
 
     if not zipfile.is_zipfile(path):  # Keras says "File not found" for random bytes
         raise ValueError(f"{path}: not a Keras archive (a .keras file is a zip); the file is damaged or another format.")
@@ -164,7 +164,7 @@ def init_weights_from(model, spec: str | Path) -> str:
             raise ValueError(f"--init-from {spec}: these weights do not fit this model ({type(error).__name__}: {error}); "
                              "pass a shipped model's name, a run folder or a .keras file to copy matching layers only.") from None
         return f"{spec}: all weights loaded"
-    from .model import ensemble_members
+    from .network import ensemble_members
 
     source, origin = load_model(spec).model, f"{spec}"
     members = ensemble_members(source)

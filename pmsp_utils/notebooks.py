@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import build_dir, repo_root
+from .environment import build_dir, repo_root
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def shipped_artifacts(package: Path | None = None) -> dict[str, str]:
 def data_identity() -> dict:
     """Which data the notebooks found: for each real source under ``PMSP_DATA_DIR``, its dataset card's identity (a
     ``pmsp data download`` copy) or the count of its files (a copy made by hand); ``{}`` on the embedded data only."""
-    from .config import dataset_folder, smoke_mode
+    from .environment import dataset_folder, smoke_mode
     from .data.download import card_identity
 
     found = {}

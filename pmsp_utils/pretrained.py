@@ -5,7 +5,7 @@ variable path, cast back to float32 on loading) beside ``<name>.json`` (the
 model card: architecture, data, split lists, initialisation, recipe, epochs,
 validation metrics with their protocol, history) and ``<name>.md`` (the same,
 for people). A card with ``members`` describes an ensemble (``casia1``: two
-networks averaged, :mod:`pmsp_utils.model.ensemble`), each member with its own
+networks averaged, :mod:`pmsp_utils.network.ensemble`), each member with its own
 settings, view, training and history. Nothing is downloaded.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .architecture import ModelSettings
-from .files import save_npz_atomic, write_text_atomic
+from .safe_write import save_npz_atomic, write_text_atomic
 from .runs import read_history, settings_of_run
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -85,13 +85,13 @@ def load_pretrained(name: str = DEFAULT_MODEL, *, input_size: int | None = None)
 def load_pretrained_with_settings(name: str = DEFAULT_MODEL, *, input_size: int | None = None):
     """(model, settings) of a shipped model; the settings come from its card.
 
-    A card with ``members`` is an ensemble (:func:`pmsp_utils.model.build_ensemble`):
+    A card with ``members`` is an ensemble (:func:`pmsp_utils.network.build_ensemble`):
     each member is built from its own settings, and ``settings`` holds what
     their inputs share (input size, ELA, policy, flip).
     """
     from dataclasses import replace
 
-    from .model import build_ensemble, build_pmsp
+    from .network import build_ensemble, build_pmsp
     card = model_card(name)
     source = str(WEIGHTS_DIR / f"{name}.json")
     settings = settings_of_card(card, source)
@@ -158,7 +158,7 @@ def weight_key(index: int, variable) -> str:
 def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
     """Store a run's best weights (``best.weights.h5``) as shipped float16 weights with its card, history and split lists."""
     from .data.splits import read_split_list
-    from .model import build_pmsp
+    from .network import build_pmsp
 
     run_dir = Path(run_dir)
     settings = settings_of_run(run_dir)
@@ -191,7 +191,7 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
     split lists ship (the members must share the split and the input settings); the card
     gains ``members``. Returns the card's path.
     """
-    from .model import build_ensemble, build_pmsp
+    from .network import build_ensemble, build_pmsp
 
     destination.mkdir(parents=True, exist_ok=True)
     built, entries, first = {}, [], None

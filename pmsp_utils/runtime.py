@@ -62,7 +62,7 @@ def model_identity(spec: str | Path, input_size: int | None = None) -> str:
 
 def lite_path(spec: str | Path, input_size: int | None = None) -> Path:
     """Where the exported copy of ``spec`` lives (``PMSP_CACHE_DIR/lite/<identity>.tflite``)."""
-    from .config import cache_dir
+    from .environment import cache_dir
 
     return cache_dir() / "lite" / f"{model_identity(spec, input_size)}.tflite"
 
@@ -122,7 +122,7 @@ def _quiet_native_stderr():
 def export_lite(loaded, path: str | Path) -> Path:
     """Write ``loaded`` (a :class:`~pmsp_utils.models.LoadedModel`, ideally folded) as a LiteRT file at ``path``, with
     its settings in ``path.json``; both appear at once (written under temporary names, then renamed)."""
-    from .files import save_atomic, write_text_atomic
+    from .safe_write import save_atomic, write_text_atomic
 
     path = Path(path)
     # the settings first, the model last: a reader finds the model only once both are whole (load_lite needs both)
@@ -157,7 +157,7 @@ def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: i
         loaded = load_lite(spec, input_size=input_size)
         if loaded is not None:
             return loaded
-    from .config import keras_environment
+    from .environment import keras_environment
     from .models import load_model
 
     keras_environment()

@@ -48,7 +48,7 @@ from .data.splits import SPLIT_PROTOCOLS, split_by
 from .data.sources import DATA_SOURCES
 from .data.synthetic import jpeg_roundtrip
 from .ela import ElaCache, save_npy_atomic
-from .files import save_atomic, save_npz_atomic, write_csv, write_text_atomic
+from .safe_write import save_atomic, save_npz_atomic, write_csv, write_text_atomic
 from .ela import ela as compute_ela
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
@@ -485,7 +485,7 @@ def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=
 def make_loss(name: str = "bce", positive_weight: float = 1.0):
     """The training loss: BCE (optionally weighting tampered pixels), BCE + soft Dice, or focal."""
 
-    from .model.losses import BinaryFocal, WeightedBinaryCrossentropy, WeightedBceDice
+    from .network.losses import BinaryFocal, WeightedBinaryCrossentropy, WeightedBceDice
 
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {name!r}.")
@@ -629,8 +629,8 @@ def load_checkpoint(run_dir: Path):
     """(model, state) from ``checkpoint.keras``; a damaged file gets an error naming it and what to do."""
     import zipfile
 
-    from .model import load_pmsp
-    from .model import losses  # noqa: F401  (registers the custom losses for deserialisation)
+    from .network import load_pmsp
+    from .network import losses  # noqa: F401  (registers the custom losses for deserialisation)
 
     path = run_dir / "checkpoint.keras"
     try:
@@ -763,7 +763,7 @@ def build_model(config: TrainConfig, verbose: bool = True):
     """The network and its compiled recipe (loss, Adam, schedule, mixed precision)."""
     import keras
 
-    from .model import build_pmsp
+    from .network import build_pmsp
 
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")

@@ -4,7 +4,7 @@
         --data-root PATH --card card.json
 
 VIEW is ``image`` or ``mirror`` (that member sees the horizontally mirrored image;
-pmsp_utils.model.ensemble). ``--card`` is a JSON file with the card's prose:
+pmsp_utils.network.ensemble). ``--card`` is a JSON file with the card's prose:
 ``data``, ``initialisation``, ``reproduce``, ``training`` (``stages``; ``device``),
 ``members`` (per role: ``initialisation``, ``training``), ``targets``,
 ``reference``, ``limitations``. The members must share the split and the input

@@ -26,7 +26,7 @@ from pmsp_utils.data import load_casia1, load_casia2, load_folder  # noqa: E402
 from pmsp_utils.data.sources import load_source  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
 from pmsp_utils.ela import ElaCache  # noqa: E402
-from pmsp_utils.files import save_npz_atomic, write_csv  # noqa: E402
+from pmsp_utils.safe_write import save_npz_atomic, write_csv  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
 from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_history  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pmsp_utils.model import build_ensemble, build_pmsp, fold_batch_norm
+from pmsp_utils.network import build_ensemble, build_pmsp, fold_batch_norm
 
 VARIANTS = {"os32": {"output_stride": 32}, "os16": {"output_stride": 16}, "os8": {"output_stride": 8},
             "os32_f3": {"output_stride": 32, "decoder": "f3"}}

@@ -114,7 +114,7 @@ def test_the_shipped_study_is_what_build_pmsp_builds():
     """Each shipped variant name builds, and builds a network of the parameter count the study recorded."""
     from pmsp_utils.ablation import load_study, variant_settings
     from pmsp_utils.architecture import ModelSettings
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
 
     study = load_study()
     base = ModelSettings(input_size=study.settings["recipe"]["input_size"])

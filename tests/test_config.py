@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import pmsp_utils
-from pmsp_utils import config
+from pmsp_utils import environment as config
 
 
 def set_environment(monkeypatch, **values):

@@ -18,7 +18,7 @@ STEP = textwrap.dedent('''
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     os.environ["KERAS_BACKEND"] = "jax"
     import numpy as np, keras
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
     from pmsp_utils.train import make_loss, use_devices
     devices, out = int(sys.argv[1]), sys.argv[2]
     with use_devices(devices):

@@ -68,8 +68,8 @@ keras = pytest.importorskip("keras", reason="the network exercises need Keras")
 
 
 def test_03_add_concat_ratio_under_pspnet_rule():
-    from pmsp_utils.model import build_pmsp
-    from pmsp_utils.model.counting import count_after
+    from pmsp_utils.network import build_pmsp
+    from pmsp_utils.network.counting import count_after
 
     add = build_pmsp(192, fusion="add", pyramid_channels=1024 // 4, verbose=False)
     concat = build_pmsp(192, fusion="concat", pyramid_channels=2048 // 4, verbose=False)
@@ -92,7 +92,7 @@ def pyramid_by_hand(x, bins=(1, 2, 3, 6), channels=256):
 
 
 def test_03_pyramid_by_hand_matches_the_package():
-    from pmsp_utils.model.pyramid import pyramid_pooling
+    from pmsp_utils.network.pyramid import pyramid_pooling
 
     inputs = keras.Input((12, 12, 64))
     mine, theirs = keras.Model(inputs, pyramid_by_hand(inputs)), keras.Model(inputs, pyramid_pooling(inputs))
@@ -109,7 +109,7 @@ def test_03_pyramid_by_hand_matches_the_package():
 def test_04_bce_plus_my_dice_is_the_package_loss():
     from keras import ops
 
-    from pmsp_utils.model.losses import WeightedBceDice
+    from pmsp_utils.network.losses import WeightedBceDice
 
     rng = np.random.default_rng(0)
     target = (rng.random((3, 16, 16, 1)) < 0.2).astype("float32")

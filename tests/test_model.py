@@ -13,7 +13,7 @@ import pytest
 
 keras = pytest.importorskip("keras", reason="the model needs Keras: pip install -e '.[keras]'")
 
-from pmsp_utils.model import (  # noqa: E402
+from pmsp_utils.network import (  # noqa: E402
     FEATURE_LAYERS,
     CoordinateAttention,
     WeightsUnavailableError,
@@ -24,7 +24,7 @@ from pmsp_utils.model import (  # noqa: E402
     mobilenet_v1_stream,
     nearest_valid_sizes,
 )
-from pmsp_utils.model import weights as weights_module  # noqa: E402
+from pmsp_utils.network import imagenet as weights_module  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
 
 SIZE = 192
@@ -334,7 +334,7 @@ def test_folded_network_predicts_the_same_maps(variant):
 
 def test_ensemble_averages_each_members_view_and_folds_and_saves(tmp_path):
     from pmsp_utils.architecture import ModelSettings
-    from pmsp_utils.model import build_ensemble, ensemble_members
+    from pmsp_utils.network import build_ensemble, ensemble_members
     from pmsp_utils.models import load_model, save_model
 
     keras.utils.set_random_seed(0)
@@ -362,7 +362,7 @@ def test_ensemble_averages_each_members_view_and_folds_and_saves(tmp_path):
 
 
 def test_ensemble_refuses_what_does_not_fit():
-    from pmsp_utils.model import build_ensemble
+    from pmsp_utils.network import build_ensemble
 
     one = build_pmsp(SIZE, verbose=False)
     with pytest.raises(ValueError, match="at least two members"):
@@ -413,7 +413,7 @@ def test_tensorflow_and_jax_agree(tmp_path):
 def test_multiply_adds_by_hand():
     from keras import layers
 
-    from pmsp_utils.model.counting import count_after, multiply_adds
+    from pmsp_utils.network.counting import count_after, multiply_adds
 
     inputs = keras.Input((72, 72, 256))
     standard = keras.Model(inputs, layers.Conv2D(256, 3, padding="same", use_bias=False)(inputs))
@@ -433,7 +433,7 @@ def test_multiply_adds_by_hand():
 
 
 def test_available_imagenet_weights_never_downloads(tmp_path, monkeypatch):
-    from pmsp_utils.model.weights import available_imagenet_weights
+    from pmsp_utils.network.imagenet import available_imagenet_weights
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     monkeypatch.delenv("PMSP_IMAGENET_WEIGHTS", raising=False)

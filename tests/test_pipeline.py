@@ -166,7 +166,7 @@ def test_losses_ignore_the_padding():
     pytest.importorskip("keras")
     import keras
 
-    from pmsp_utils.model.losses import BinaryFocal, WeightedBceDice, WeightedBinaryCrossentropy
+    from pmsp_utils.network.losses import BinaryFocal, WeightedBceDice, WeightedBinaryCrossentropy
 
     target = np.zeros((1, 16, 16, 1), np.float32)
     target[0, 4:8, 4:8] = 1.0
@@ -218,7 +218,7 @@ def test_keras_file_settings_errors_name_the_file(tmp_path):
 def test_settings_round_trip_through_keras_file_run_folder_and_card(tmp_path):
     pytest.importorskip("keras")
     from pmsp_utils import pretrained
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
     from pmsp_utils.models import load_model, save_model, settings_of_run
 
     settings = ModelSettings(input_size=96, streams="rgb", output_stride=16, decoder="f3", ela_quality=85, policy="pad")
@@ -280,7 +280,7 @@ def test_other_models_and_files_are_refused_with_the_file_named(tmp_path):
     pytest.importorskip("keras")
     import keras
 
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
     from pmsp_utils.models import init_weights_from, load_model
 
     other = keras.Sequential([keras.Input((8,)), keras.layers.Dense(2)])

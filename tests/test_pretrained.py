@@ -46,7 +46,7 @@ def test_casia1_weights_ship_small_and_documented():
 def test_load_pretrained_offline(photo):
     from pmsp_utils.pipeline import localize
 
-    from pmsp_utils.model import ensemble_members
+    from pmsp_utils.network import ensemble_members
 
     model = pmsp_utils.load_pretrained("casia1")
     card = pretrained.model_card("casia1")
@@ -93,7 +93,7 @@ def _fake_run(folder, output_stride: int, *, seed: int, ela_quality: int = 90, v
 
     import keras
 
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
 
     folder.mkdir()
     keras.utils.set_random_seed(seed)
@@ -108,7 +108,7 @@ def _fake_run(folder, output_stride: int, *, seed: int, ela_quality: int = 90, v
 
 
 def test_an_ensemble_ships_one_file_per_member_and_loads_as_the_pair(tmp_path, monkeypatch):
-    from pmsp_utils.model import build_ensemble, build_pmsp
+    from pmsp_utils.network import build_ensemble, build_pmsp
 
     fine, coarse = _fake_run(tmp_path / "fine", 16, seed=0), _fake_run(tmp_path / "coarse", 32, seed=1)
     shipped = tmp_path / "weights"
@@ -148,7 +148,7 @@ def test_the_default_model_is_one_small_network_and_reproduces_its_recorded_map(
     """The default (issue 22): one network, at most 12 M parameters and 20 MB shipped, loaded offline, giving the map
     recorded when it shipped on a packaged photo."""
     from pmsp_utils.data import load_photo
-    from pmsp_utils.model import ensemble_members
+    from pmsp_utils.network import ensemble_members
     from pmsp_utils.pipeline import localize
 
     name = pretrained.DEFAULT_MODEL

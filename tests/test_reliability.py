@@ -118,7 +118,7 @@ def test_a_users_scores_csv_is_never_replaced(photos, tmp_path, capsys):
 
 
 def test_the_table_lists_exactly_the_finished_images_after_an_interruption(photos, tmp_path, monkeypatch):
-    import pmsp_utils.localizer as localizer
+    import pmsp_utils.batch_files as localizer
 
     out = tmp_path / "out"
     assert localize(photos, out) == 0  # a first, complete run: scores.csv is pmsp's
@@ -159,7 +159,7 @@ def test_a_second_run_into_the_same_folder_is_refused(photos, tmp_path, capsys):
 def test_a_full_disk_is_one_line_and_leaves_no_partial_image(photos, tmp_path, monkeypatch, capsys):
     import errno
 
-    import pmsp_utils.localizer as localizer
+    import pmsp_utils.batch_files as localizer
 
     real, calls = localizer.save_png_atomic, []
 
@@ -324,7 +324,7 @@ def test_damaged_model_files_are_named(tmp_path, monkeypatch):
 def test_non_finite_weights_are_refused(tmp_path):
     pytest.importorskip("keras")
     from pmsp_utils.architecture import ModelSettings
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
     from pmsp_utils.models import load_model, save_model
 
     settings = ModelSettings(input_size=96, output_stride=16)
@@ -417,7 +417,7 @@ def test_large_arrays_convert_and_resize_in_parts_to_the_same_values(monkeypatch
 
 
 def test_the_written_pictures_are_the_formulas_band_by_band(monkeypatch):
-    from pmsp_utils import localizer
+    from pmsp_utils import batch_files as localizer
 
     rng = np.random.default_rng(6)
     image, probability = rng.integers(0, 255, (300, 90, 3), dtype=np.uint8), rng.random((300, 90), dtype=np.float32)

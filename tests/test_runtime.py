@@ -18,7 +18,7 @@ from pmsp_utils.runtime import export_lite, lite_path, load_for_inference, load_
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """A 96x96 network (stride 16, F3 decoder) saved as .keras with its settings."""
-    from pmsp_utils.model import build_pmsp
+    from pmsp_utils.network import build_pmsp
     from pmsp_utils.models import save_model
 
     settings = ModelSettings(input_size=96, output_stride=16, decoder="f3")

@@ -470,7 +470,7 @@ def write_card(folder: Path, entry: Downloadable, report: dict, licence: str, ci
 
 def data_list(entries: dict[str, Downloadable] | None = None) -> list[dict]:
     """One row per manifest source: present (where, complete or not), downloadable, size, licence, citation."""
-    from ..config import data_dir
+    from ..environment import data_dir
     from .manifest import read_manifest
 
     entries = registry() if entries is None else entries
@@ -501,7 +501,7 @@ def notebook_copy(source: str = "casia1", *, accept_terms: bool = False, echo: C
     Binder, downloaded (into ``PMSP_DATA_DIR``, default ``~/pmsp_data``) once the terms are accepted; elsewhere (CI,
     smoke runs, a laptop without the data) None, with one line saying how to get it. Paths are printed relative to
     ``$PMSP_DATA_DIR``, so a saved notebook holds no local path."""
-    from ..config import dataset_folder, smoke_mode
+    from ..environment import dataset_folder, smoke_mode
 
     found = dataset_folder(source)
     if found is not None:

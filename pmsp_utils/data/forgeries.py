@@ -458,7 +458,7 @@ def forged_parts(photos: Sequence[Path], counts: dict[str, int], *, seed: int = 
                  show_progress: bool | None = None) -> dict[str, Dataset]:
     """{part: Dataset} of forgeries made from each part's own photos (:func:`split_photos`), written once under
     ``cache`` (default ``PMSP_CACHE_DIR/forgeries``) and read back after that."""
-    from ..config import cache_dir
+    from ..environment import cache_dir
     from .folder import load_folder
 
     split = split_photos(photos, reserved=reserved)

@@ -19,7 +19,7 @@ def load_source(data: str, root: str | Path | None = None, *, synthetic_count: i
     of its forgeries that are copy-moves (None: the generator's default; the
     authentic share stays the same).
     """
-    from ..config import cache_dir, dataset_folder
+    from ..environment import cache_dir, dataset_folder
     from . import load_casia1, load_casia2, load_folder
     from .synthetic import SyntheticConfig, SyntheticForgerySet
 

@@ -17,7 +17,7 @@ from ..architecture import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, FU
                              check_input_size, read_keras_settings, nearest_valid_sizes, prediction_stride)
 from .backbone import mobilenet_v1_stream
 from .pyramid import BINS, pyramid_pooling
-from .weights import load_backbone_weights
+from .imagenet import load_backbone_weights
 
 __all__ = ["ATTENTION_PLACEMENTS", "BINS", "DECODERS", "DEFAULT_ELA_GAIN", "FUSIONS", "OUTPUT_STRIDES", "STREAMS",
            "build_pmsp", "check_input_size", "load_pmsp", "nearest_valid_sizes", "prediction_stride"]

@@ -1,4 +1,4 @@
-"""One safe-write helper (pmsp_utils.files) that every writer uses: files appear whole or not at all."""
+"""One safe-write helper (pmsp_utils.safe_write) that every writer uses: files appear whole or not at all."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pmsp_utils.files import save_atomic, save_npz_atomic, write_csv, write_text_atomic
+from pmsp_utils.safe_write import save_atomic, save_npz_atomic, write_csv, write_text_atomic
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
@@ -45,21 +45,21 @@ def test_csv_tables_from_dictionaries_and_rows(tmp_path):
 
 
 def test_no_writer_renames_its_own_temporary_files():
-    """mkstemp, os.replace and .npz saving live in pmsp_utils.files. Left elsewhere: two renames that are not writes
+    """mkstemp, os.replace and .npz saving live in pmsp_utils.safe_write. Left elsewhere: two renames that are not writes
     (a finished table renamed to its final name, a downloaded dataset's folder moved into place) and the GPU machine's
     weight splitter, which runs there without the package."""
     root = Path(__file__).resolve().parents[1]
-    allowed = {("pmsp_utils/localizer.py", "os.replace(self.out / self.PARTIAL"), ("pmsp_utils/data/download.py", "os.replace(layout"),
+    allowed = {("pmsp_utils/batch_files.py", "os.replace(self.out / self.PARTIAL"), ("pmsp_utils/data/download.py", "os.replace(layout"),
                ("benchmarks/gpu_weights.py", "np.savez_compressed(prefix")}
     pattern = re.compile(r"tempfile\.mkstemp\(|os\.replace\(|np\.savez(_compressed)?\(")
     found = []
     for folder in ("pmsp_utils", "scripts", "benchmarks"):
         for path in sorted((root / folder).rglob("*.py")):
             name = str(path.relative_to(root))
-            if name == "pmsp_utils/files.py":
+            if name == "pmsp_utils/safe_write.py":
                 continue
             for line in path.read_text().splitlines():
                 code = line.split("#")[0]
                 if pattern.search(code) and not any(name == file and text in code for file, text in allowed):
                     found.append(f"{name}: {line.strip()[:80]}")
-    assert not found, f"hand-written safe writes (use pmsp_utils.files): {found}"
+    assert not found, f"hand-written safe writes (use pmsp_utils.safe_write): {found}"

@@ -1,0 +1,278 @@
+"""Localize files: inputs expanded from files, folders and globs; maps, masks and overlays written.
+
+Defined in 05_evaluation; behind ``pmsp localize IMAGE... --out DIR``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from PIL import Image
+
+from .data.records import IMAGE_SUFFIXES
+from .safe_write import write_atomic, write_csv, write_text_atomic
+
+TOP_FRACTION = 0.01  # the tamper score averages the top 1% of probabilities
+
+
+def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
+    """(image files, problems) from files, folders (their image files) and glob patterns, in order, without repeats."""
+    files, problems, seen = [], [], set()
+
+    def add(path: Path) -> None:
+        key = _resolved(path)
+        if key not in seen:
+            seen.add(key)
+            files.append(path)
+
+    for item in items:
+        path = Path(item)
+        if path.exists() and not path.is_dir():
+            add(path)  # a name that exists is a name, whatever characters it holds ('img[1].jpg' is not a pattern)
+        elif path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                problems.append(f"{item}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+            for found_path in found:
+                add(found_path)
+        elif any(character in item for character in "*?["):
+            matches = sorted(Path(match) for match in glob.glob(item, recursive=True) if Path(match).is_file())
+            if not matches:
+                problems.append(f"{item}: the pattern matches no file.")
+            for match in matches:
+                add(match)
+        else:
+            add(path)  # a missing or unreadable file is reported when it is read
+    return files, problems
+
+
+def _resolved(path: Path) -> Path:
+    """``path`` with links resolved; a symlink loop stays as it is named (it is reported by name when read)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return path.absolute()
+
+
+class OutputFolderError(ValueError):
+    """The output folder cannot be created or written to."""
+
+
+def check_output_folder(out: str | Path) -> Path:
+    """Create ``out`` if needed and prove it is writable, with an error that says what to do."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"--out {out}: exists and is not a folder; choose a folder path.")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".pmsp-write-test-"):
+            pass
+    except OSError as error:
+        raise OutputFolderError(f"--out {out}: cannot write there ({error.strerror or error}); choose a folder you can write to.") from error
+    return out
+
+
+def tamper_score(probability: np.ndarray, top_fraction: float = TOP_FRACTION) -> float:
+    """An image-level score: the mean of the highest ``top_fraction`` of the pixel probabilities."""
+    flat = np.asarray(probability, np.float32).ravel()
+    count = max(1, int(round(flat.size * top_fraction)))
+    return float(np.partition(flat, flat.size - count)[flat.size - count :].mean())
+
+
+BAND_ROWS = 512  # rows of a full-size output computed at a time: float copies of one band, not of the whole photo
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 0, 0), alpha: float = 0.45) -> np.ndarray:
+    """The image with the predicted tampered pixels tinted (uint8 (H, W, 3); worked out a band of rows at a time)."""
+    out = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else np.array(image[..., :3], dtype=np.uint8)
+    tint = alpha * np.asarray(colour, np.float32)
+    for top in range(0, out.shape[0], BAND_ROWS):
+        band, inside = out[top : top + BAND_ROWS], mask[top : top + BAND_ROWS]
+        band[inside] = np.clip(np.round((1 - alpha) * band[inside].astype(np.float32) + tint), 0, 255).astype(np.uint8)
+    return out
+
+
+def probability_picture(probability: np.ndarray) -> np.ndarray:
+    """The probability map as uint8 0..255 (``round(p * 255)``), a band of rows at a time."""
+    out = np.empty(probability.shape, np.uint8)
+    for top in range(0, out.shape[0], BAND_ROWS):
+        out[top : top + BAND_ROWS] = np.round(probability[top : top + BAND_ROWS] * 255)
+    return out
+
+
+@dataclass(frozen=True)
+class Written:
+    source: Path
+    score: float
+    tampered_fraction: float
+    files: tuple[Path, ...]
+
+
+def output_stem(path: Path) -> str:
+    """The base of an input's output names: its name with the extension kept, so a.jpg and a.png stay apart (a_jpg, a_png)."""
+    suffix = path.suffix.lstrip(".").lower()
+    return f"{path.stem}_{suffix}" if suffix else path.stem
+
+
+def unique_stem(path: Path, used: set[str]) -> str:
+    """:func:`output_stem`, with _2, _3 ... when another input (same name, another folder) already used it."""
+    base = output_stem(path)
+    stem, number = base, 1
+    while stem in used:
+        number += 1
+        stem = f"{base}_{number}"
+    used.add(stem)
+    return stem
+
+
+LOCALIZE_OUTPUTS = ("_probability.png", "_mask.png", "_overlay.png")
+ELA_OUTPUTS = ("_ela.png",)
+
+
+def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict[Path, str]:
+    """{input: output stem}, after checking that no output can overwrite an input or another output of the run.
+
+    Raises :class:`OutputFolderError` when ``out`` holds inputs whose names could
+    collide with the outputs (an input named like an output, e.g. the output of
+    an earlier run into the same folder): choose another ``--out``.
+    """
+    used: set[str] = set()
+    stems = {path: unique_stem(path, used) for path in files}
+    inputs = {_resolved(path) for path in files}
+    out_resolved = out.resolve()
+    inside = [path for path in files if _resolved(path).parent == out_resolved]
+    lookalikes = [path.name for path in inside if path.name.endswith(LOCALIZE_OUTPUTS + ELA_OUTPUTS)]
+    if lookalikes:
+        raise OutputFolderError(f"--out {out}: the folder holds inputs named like this command's outputs ({', '.join(lookalikes[:3])}"
+                                f"{' ...' if len(lookalikes) > 3 else ''}), perhaps from an earlier run; choose an output folder that "
+                                "holds no inputs, or move those files.")
+    for path, stem in stems.items():
+        for ending in endings:
+            target = (out / f"{stem}{ending}").resolve()
+            if target in inputs:
+                raise OutputFolderError(f"--out {out}: writing {target.name} would overwrite the input {target}; choose an output folder "
+                                        "that holds no inputs.")
+    return stems
+
+
+def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probability: np.ndarray, threshold: float) -> Written:
+    """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.png``."""
+    mask = probability >= threshold
+    files = (out / f"{stem}_probability.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
+    pictures = (lambda: probability_picture(probability), lambda: mask.view(np.uint8) * np.uint8(255), lambda: overlay(image, mask))
+    written = []
+    try:
+        for path, picture in zip(files, pictures):  # one full-size picture alive at a time
+            save_png_atomic(path, picture(), compress_level=1)  # fast; maps compress well anyway
+            written.append(path)
+    except OSError:
+        for path in written:  # no image leaves half its outputs behind
+            path.unlink(missing_ok=True)
+        raise
+    return Written(source, tamper_score(probability), float(mask.mean()), files)
+
+
+def save_png_atomic(path: Path, picture: np.ndarray, **options) -> Path:
+    """Save ``picture`` as PNG at ``path`` through a fresh temporary file (``mkstemp``: a name no existing file holds,
+    created exclusively), renamed into place once written; a failure removes the temporary file."""
+    return write_atomic(path, lambda stream: Image.fromarray(picture).save(stream, format="PNG", **options))
+
+
+class RunFolder:
+    """One command's output folder, kept safe: a lock against a second run, a table written as the run goes, and a
+    ledger of what pmsp wrote there.
+
+    * A second run into the same folder is refused while the first holds the lock (a lock left by a killed run, whose
+      process is gone, is taken over).
+    * A ``scores.csv`` that pmsp did not write there (the ledger does not list it) is never replaced: the run is refused.
+    * While the run goes, its table is ``scores.incomplete.csv``, rewritten atomically after every image, so after any
+      interruption it lists exactly the images whose outputs exist; only a finished run renames it ``scores.csv``
+      (an earlier run's ``scores.csv`` is removed first, so it cannot pass for this run's).
+    """
+
+    TABLE, PARTIAL, LEDGER, LOCK = "scores.csv", "scores.incomplete.csv", ".pmsp-written.json", ".pmsp.lock"
+
+    def __init__(self, out: Path, header: list[str]) -> None:
+        self.out, self.header, self.rows = Path(out), header, []
+
+    def __enter__(self) -> "RunFolder":
+        self._lock()
+        try:
+            ours = self._ledger()
+            for name in (self.TABLE, self.PARTIAL):
+                if (self.out / name).exists() and name not in ours:
+                    raise OutputFolderError(f"--out {self.out}: it holds a {name} that pmsp did not write; it is never replaced. "
+                                            "Move it, or choose another output folder.")
+                (self.out / name).unlink(missing_ok=True)
+            self._record(self.PARTIAL, self.TABLE)
+            self._write()
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def add(self, row: list[str]) -> None:
+        self.rows.append(row)
+        self._write()
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                os.replace(self.out / self.PARTIAL, self.out / self.TABLE)
+        finally:
+            self._unlock()
+
+    def _write(self) -> None:
+        write_csv(self.out / self.PARTIAL, self.rows, self.header)
+
+    def _ledger(self) -> set[str]:
+        import json
+
+        try:
+            return set(json.loads((self.out / self.LEDGER).read_text()))
+        except (OSError, ValueError, TypeError):
+            return set()
+
+    def _record(self, *names: str) -> None:
+        import json
+
+        write_text_atomic(self.out / self.LEDGER, json.dumps(sorted(self._ledger() | set(names))))
+
+    def _lock(self) -> None:
+        lock = self.out / self.LOCK
+        for _ in range(2):
+            try:
+                handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    owner = int(lock.read_text().strip() or 0)
+                except (OSError, ValueError):
+                    owner = 0
+                if owner and _alive(owner):
+                    raise OutputFolderError(f"--out {self.out}: another pmsp run (process {owner}) is writing there; wait for it to "
+                                            "finish, or choose another output folder.") from None
+                lock.unlink(missing_ok=True)  # left by a run that was killed: take it over
+                continue
+            with os.fdopen(handle, "w") as stream:
+                stream.write(str(os.getpid()))
+            return
+        raise OutputFolderError(f"--out {self.out}: cannot take the lock {lock}; remove it if no pmsp run is writing there.")
+
+    def _unlock(self) -> None:
+        (self.out / self.LOCK).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
