@@ -39,6 +39,7 @@ def test_summary_and_words_by_hand():
 keras = pytest.importorskip("keras", reason="training the grid needs Keras")
 
 
+@pytest.mark.slow
 def test_tiny_grid_writes_rows_and_resumes(tmp_path, cache_folder):
     from pmsp_utils.ablation import run_ablation
     from pmsp_utils.data.synthetic import SyntheticConfig, SyntheticForgerySet

@@ -48,6 +48,7 @@ def test_localize_command_fails_fast_on_bad_output_or_weights(tmp_path, photo, c
     assert "must be between 0 and 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_command_on_held_out_synthetic_images(tmp_path, cache_folder, capsys):
     from pmsp_utils.cli import main
 

@@ -144,6 +144,7 @@ def test_prefetching_threads_give_the_same_batches_in_any_order(tmp_path, photo)
         np.testing.assert_array_equal(one[position][0]["rgb"], threaded[position][0]["rgb"])
 
 
+@pytest.mark.slow
 def test_training_stops_its_prefetching_threads(tmp_path, cache_folder):
     """A finished run leaves no batch threads behind (an ablation trains dozens of runs in one process)."""
     import threading

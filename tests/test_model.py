@@ -332,6 +332,7 @@ def test_folded_network_predicts_the_same_maps(variant):
 # --- ensembles: several networks averaged, each seeing the image or its mirror ---------
 
 
+@pytest.mark.slow
 def test_ensemble_averages_each_members_view_and_folds_and_saves(tmp_path):
     from pmsp_utils.architecture import ModelSettings
     from pmsp_utils.network import build_ensemble, ensemble_members
@@ -392,6 +393,7 @@ def run_backend(backend: str, work: Path, mode: str) -> dict:
     return report_of(start_backend(backend, work, mode))
 
 
+@pytest.mark.slow
 def test_tensorflow_and_jax_agree(tmp_path):
     pytest.importorskip("jax", reason="the JAX backend check needs jax: pip install -e '.[test]'")
     assert run_backend("tensorflow", tmp_path, "weights")["saved"] == 4  # TensorFlow initialises and saves the weights ...

@@ -237,6 +237,7 @@ def test_settings_round_trip_through_keras_file_run_folder_and_card(tmp_path):
     assert load_model("casia1").settings == ModelSettings.from_dict(card["settings"])
 
 
+@pytest.mark.slow
 def test_shipped_model_loaded_for_inference_localizes_the_same(photo):
     pytest.importorskip("keras")
     from pmsp_utils.models import load_model

@@ -107,6 +107,7 @@ def _fake_run(folder, output_stride: int, *, seed: int, ela_quality: int = 90, v
     return folder
 
 
+@pytest.mark.slow
 def test_an_ensemble_ships_one_file_per_member_and_loads_as_the_pair(tmp_path, monkeypatch):
     from pmsp_utils.network import build_ensemble, build_pmsp
 
@@ -134,6 +135,7 @@ def test_an_ensemble_ships_one_file_per_member_and_loads_as_the_pair(tmp_path, m
     assert pretrained.available() == []
 
 
+@pytest.mark.slow
 def test_an_ensemble_refuses_members_that_read_other_inputs_or_another_split(tmp_path):
     first = _fake_run(tmp_path / "first", 32, seed=0)
     other_quality = _fake_run(tmp_path / "quality", 32, seed=1, ela_quality=75)

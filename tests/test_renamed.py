@@ -20,6 +20,7 @@ import pytest
 from pmsp_utils._renamed import RENAMED
 
 
+@pytest.mark.slow
 def test_each_old_name_warns_and_is_the_new_module():
     """In a fresh interpreter, so that nothing imported earlier hides a warning: each old top name warns once, and
     every old name, submodules included, is the new module itself."""

@@ -14,6 +14,8 @@ from pmsp_utils.cli import main  # noqa: E402
 from pmsp_utils.data.synthetic import SyntheticConfig, SyntheticForgerySet  # noqa: E402
 from pmsp_utils.train import TrainConfig, read_history, train  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
+
 QUIET = {"verbose": 0, "echo": lambda message: None}
 
 
