@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_command.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     train_command.add_argument("--positive-weight", type=_positive_float, default=1.0, help="weight of tampered pixels in BCE")
     train_command.add_argument("--schedule", choices=SCHEDULES, default="constant",
-                               help="plateau: learning rate x0.3 after 2 epochs without a better validation loss")
+                               help="plateau: learning rate x0.3 after every 2 epochs without a better --monitor (validation loss or per-image F1)")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
     train_command.add_argument("--seed", type=int, default=0)

@@ -19,11 +19,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import pretrained
 from .architecture import SETTINGS_MEMBER, ModelSettings, read_keras_settings
 from .runs import read_json, settings_of_run
 
-__all__ = ["LoadedModel", "init_weights_from", "load_model", "read_json", "save_model", "settings_of_run", "transfer_weights"]
+__all__ = ["LoadedModel", "init_weights_from", "load_model", "load_run_best", "load_shipped", "read_json", "read_keras", "save_model",
+           "settings_of_run", "transfer_weights"]
 
 
 
@@ -74,7 +77,7 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
     spec_text = str(spec)
     if spec_text in pretrained.available():
         splits = pretrained.WEIGHTS_DIR / f"{spec_text}_splits"
-        model, settings = pretrained.load_pretrained_with_settings(spec_text, input_size=input_size)
+        model, settings = load_shipped(spec_text, input_size=input_size)
         return LoadedModel(model, settings, splits if splits.is_dir() else None, f"shipped {spec_text}")
     path = Path(spec)
     if path.is_dir():
@@ -86,14 +89,7 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
                                     "or the weights in best.weights.h5 cannot be built into a network.")
         if (path / "best.weights.h5").is_file():  # a run still going: its best epoch so far
             settings = settings_of_run(path)
-            model = _build(settings)
-            try:
-                model.load_weights(path / "best.weights.h5")
-            except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file
-                raise ValueError(f"{path / 'best.weights.h5'}: cannot be loaded into the network its config.json describes "
-                                 f"({type(error).__name__}: {error}).") from None
-            check_finite(model, path / "best.weights.h5")
-            return LoadedModel(model, settings, splits, f"run {path.name} (best epoch so far)")
+            return LoadedModel(load_run_best(path, settings), settings, splits, f"run {path.name} (best epoch so far)")
         raise FileNotFoundError(f"{path}: a folder without model.keras or best.weights.h5; pass a training run's folder.")
     if path.suffix == ".keras":
         if not path.is_file():
@@ -104,6 +100,21 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
         f"{spec_text!r}: not a shipped model ({', '.join(pretrained.available()) or 'none shipped'}), "
         "a training run folder, nor a .keras file."
     )
+
+
+def load_run_best(run_dir: str | Path, settings: ModelSettings | None = None):
+    """The network a run's ``config.json`` describes, with its best epoch so far (``best.weights.h5``): what
+    :func:`load_model` gives for a run still going, and what the ship scripts export."""
+    run_dir = Path(run_dir)
+    settings = settings or settings_of_run(run_dir)
+    model = _build(settings)
+    try:
+        model.load_weights(run_dir / "best.weights.h5")
+    except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file
+        raise ValueError(f"{run_dir / 'best.weights.h5'}: cannot be loaded into the network its config.json describes "
+                         f"({type(error).__name__}: {error}).") from None
+    check_finite(model, run_dir / "best.weights.h5")
+    return model
 
 
 def _keras_or_run_settings(run_dir: Path) -> ModelSettings:
@@ -119,21 +130,94 @@ def _build(settings: ModelSettings):
     return build_pmsp(**settings.architecture(), weights=None, verbose=False)
 
 
+def read_keras(path: str | Path):
+    """The one reader of ``.keras`` archives (finished runs, checkpoints, files saved by :func:`save_model`): safe mode
+    on (no code in the file runs), the package's layers and losses registered, and the settings attached as
+    ``model.pmsp_settings`` when the archive carries them (a checkpoint's come from its run folder)."""
+    import keras
+
+    from .network import attention, losses  # noqa: F401  (registers CoordinateAttention and the losses)
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file.")
+    model = keras.models.load_model(path, safe_mode=True)
+    try:
+        model.pmsp_settings = read_keras_settings(path)
+    except ValueError:
+        pass
+    return model
+
+
 def _load_keras(path: Path):
     import zipfile
-
-    from .network import load_pmsp
 
     if not zipfile.is_zipfile(path):  # Keras says "File not found" for random bytes
         raise ValueError(f"{path}: not a Keras archive (a .keras file is a zip); the file is damaged or another format.")
     try:
-        model = load_pmsp(path)
+        model = read_keras(path)
     except (FileNotFoundError, ValueError):
         raise
     except Exception as error:  # Keras raises KeyError, TypeError ... for archives of other models
         raise ValueError(f"{path}: not a PMSP model this version can load ({type(error).__name__}: {error}).") from None
     check_finite(model, path)
     return model
+
+
+def load_shipped(name: str, *, input_size: int | None = None):
+    """(model, settings) of a shipped model; the settings come from its card.
+
+    A card with ``members`` is an ensemble (:func:`pmsp_utils.network.build_ensemble`):
+    each member is built from its own settings, and ``settings`` holds what
+    their inputs share (input size, ELA, policy, flip).
+    """
+    from dataclasses import replace
+
+    from .network import build_ensemble, build_pmsp
+
+    card = pretrained.model_card(name)
+    source = str(pretrained.WEIGHTS_DIR / f"{name}.json")
+    settings = pretrained.settings_of_card(card, source)
+    if input_size is not None:
+        settings = replace(settings, input_size=input_size)
+    if card.get("members"):
+        members = {}
+        for member in card["members"]:
+            own = pretrained.settings_of_card(member, f"{source} (member {member.get('name')!r})")
+            network = build_pmsp(**{**own.architecture(), "input_size": settings.input_size}, weights=None, verbose=False)
+            _assign_shipped(network, pretrained.WEIGHTS_DIR / member["weights"])
+            members[member["name"]] = (network, member["view"])
+        model = build_ensemble(members)
+    else:
+        model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
+        _assign_shipped(model, pretrained.WEIGHTS_DIR / f"{name}.npz")
+    model.pmsp_settings = settings  # localize() reads ELA quality, input size and policy from here
+    return model, settings
+
+
+def _assign_shipped(network, path: Path) -> None:
+    """Fill ``network`` with the float16 values of one shipped weight file (keyed by :func:`pmsp_utils.pretrained.weight_key`)."""
+    import zipfile
+    import zlib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the shipped weight file is missing; reinstall pmsp-utils (or git checkout the file).")
+    keys = [pretrained.weight_key(index, variable) for index, variable in enumerate(network.weights)]
+    try:
+        with np.load(path) as stored:
+            missing = [key for key in keys if key not in stored.files]
+            if missing or len(keys) != len(stored.files):
+                raise ValueError(f"{path}: does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
+            values = [stored[key].astype(np.float32) for key in keys]
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as error:
+        raise ValueError(f"{path}: the weight file is damaged ({type(error).__name__}: {error}); reinstall pmsp-utils or restore the file "
+                         "from git.") from None
+    for key, variable, value in zip(keys, network.weights, values):
+        if value.shape != tuple(variable.shape):
+            raise ValueError(f"{path}: {key} has shape {value.shape}, the network expects {tuple(variable.shape)}; the file does not fit.")
+        if not np.isfinite(value).all():
+            raise ValueError(f"{path}: {key} holds non-finite values (NaN or infinity); the file is damaged.")
+        variable.assign(value)
 
 
 def check_finite(model, source) -> None:

@@ -83,58 +83,11 @@ def load_pretrained(name: str = DEFAULT_MODEL, *, input_size: int | None = None)
 
 
 def load_pretrained_with_settings(name: str = DEFAULT_MODEL, *, input_size: int | None = None):
-    """(model, settings) of a shipped model; the settings come from its card.
+    """(model, settings) of a shipped model; the settings come from its card. Loading lives in
+    :func:`pmsp_utils.models.load_shipped` (the one room that loads weights); this name stays for the notebooks."""
+    from .models import load_shipped
 
-    A card with ``members`` is an ensemble (:func:`pmsp_utils.network.build_ensemble`):
-    each member is built from its own settings, and ``settings`` holds what
-    their inputs share (input size, ELA, policy, flip).
-    """
-    from dataclasses import replace
-
-    from .network import build_ensemble, build_pmsp
-    card = model_card(name)
-    source = str(WEIGHTS_DIR / f"{name}.json")
-    settings = settings_of_card(card, source)
-    if input_size is not None:
-        settings = replace(settings, input_size=input_size)
-    if card.get("members"):
-        members = {}
-        for member in card["members"]:
-            own = settings_of_card(member, f"{source} (member {member.get('name')!r})")
-            network = build_pmsp(**{**own.architecture(), "input_size": settings.input_size}, weights=None, verbose=False)
-            _assign(network, WEIGHTS_DIR / member["weights"])
-            members[member["name"]] = (network, member["view"])
-        model = build_ensemble(members)
-    else:
-        model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
-        _assign(model, WEIGHTS_DIR / f"{name}.npz")
-    model.pmsp_settings = settings  # localize() reads ELA quality, input size and policy from here
-    return model, settings
-
-
-def _assign(network, path: Path) -> None:
-    """Fill ``network`` with the float16 values of one shipped weight file (keyed by :func:`weight_key`)."""
-    import zipfile
-    import zlib
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the shipped weight file is missing; reinstall pmsp-utils (or git checkout the file).")
-    keys = [weight_key(index, variable) for index, variable in enumerate(network.weights)]
-    try:
-        with np.load(path) as stored:
-            missing = [key for key in keys if key not in stored.files]
-            if missing or len(keys) != len(stored.files):
-                raise ValueError(f"{path}: does not fit this version of the network ({len(missing)} weights missing, e.g. {missing[:1]}).")
-            values = [stored[key].astype(np.float32) for key in keys]
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as error:
-        raise ValueError(f"{path}: the weight file is damaged ({type(error).__name__}: {error}); reinstall pmsp-utils or restore the file "
-                         "from git.") from None
-    for key, variable, value in zip(keys, network.weights, values):
-        if value.shape != tuple(variable.shape):
-            raise ValueError(f"{path}: {key} has shape {value.shape}, the network expects {tuple(variable.shape)}; the file does not fit.")
-        if not np.isfinite(value).all():
-            raise ValueError(f"{path}: {key} holds non-finite values (NaN or infinity); the file is damaged.")
-        variable.assign(value)
+    return load_shipped(name, input_size=input_size)
 
 
 def _store(network, path: Path) -> None:
@@ -158,12 +111,11 @@ def weight_key(index: int, variable) -> str:
 def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
     """Store a run's best weights (``best.weights.h5``) as shipped float16 weights with its card, history and split lists."""
     from .data.splits import read_split_list
-    from .network import build_pmsp
+    from .models import load_run_best
 
     run_dir = Path(run_dir)
     settings = settings_of_run(run_dir)
-    model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
-    model.load_weights(run_dir / "best.weights.h5")
+    model = load_run_best(run_dir, settings)
     destination.mkdir(parents=True, exist_ok=True)
     _store(model, destination / f"{name}.npz")
     card = {**card, "settings": settings.to_dict()}
@@ -191,7 +143,8 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
     split lists ship (the members must share the split and the input settings); the card
     gains ``members``. Returns the card's path.
     """
-    from .network import build_ensemble, build_pmsp
+    from .models import load_run_best
+    from .network import build_ensemble
 
     destination.mkdir(parents=True, exist_ok=True)
     built, entries, first = {}, [], None
@@ -206,8 +159,7 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
                              "an ensemble's members must read the same inputs.")
         if lists != first[1]:
             raise ValueError(f"{run_dir}: its split lists differ from the first member's; an ensemble's members must share the split.")
-        network = build_pmsp(**settings.architecture(), weights=None, verbose=False)
-        network.load_weights(run_dir / "best.weights.h5")
+        network = load_run_best(run_dir, settings)
         _store(network, destination / f"{name}_{role}.npz")
         built[role] = (network, view)
         entry = {"name": role, "view": view, "settings": settings.to_dict(), "run": run_dir.name, "weights": f"{name}_{role}.npz"}

@@ -58,7 +58,7 @@ from .runs import read_history, read_json
 LOSSES = ("bce", "bce+dice", "focal")
 SCHEDULES = ("constant", "cosine", "plateau")
 MONITORS = ("val_loss", "val_f1")  # what picks the best epoch and stops early
-PLATEAU_PATIENCE = 2  # epochs without a better validation loss before the learning rate drops
+PLATEAU_PATIENCE = 2  # epochs without a better --monitor value (config.monitor) before the learning rate drops
 PLATEAU_FACTOR = 0.3
 
 
@@ -629,14 +629,13 @@ def load_checkpoint(run_dir: Path):
     """(model, state) from ``checkpoint.keras``; a damaged file gets an error naming it and what to do."""
     import zipfile
 
-    from .network import load_pmsp
-    from .network import losses  # noqa: F401  (registers the custom losses for deserialisation)
+    from .models import read_keras
 
     path = run_dir / "checkpoint.keras"
     try:
         with zipfile.ZipFile(path) as archive:
             state = json.loads(archive.read(STATE_MEMBER)) if STATE_MEMBER in archive.namelist() else None
-        model = load_pmsp(path)
+        model = read_keras(path)
     except Exception as error:  # zipfile, h5py and Keras raise many types for a damaged archive
         raise ValueError(f"{path}: the checkpoint is damaged and cannot be resumed ({type(error).__name__}: {error}); "
                          "restore it from a backup, or start again in a new --run-dir (--init-from RUN_DIR/best.weights.h5 "

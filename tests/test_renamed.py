@@ -68,3 +68,16 @@ def test_nothing_of_ours_uses_an_old_name():
             if old.search(line):
                 offenders.append(f"{path.relative_to(root)}:{number}: {line.strip()[:80]}")
     assert not offenders, offenders
+
+
+def test_models_is_the_one_room_that_loads_weights():
+    """Weights are read into a network only in pmsp_utils.models (shipped files, run folders, .keras archives,
+    checkpoints): no other module calls Keras' loaders or fills a network from a shipped file."""
+    root = Path(__file__).resolve().parents[1]
+    loading = re.compile(r"keras\.models\.load_model\(|\.load_weights\(|_assign_shipped\(")
+    allowed = {"pmsp_utils/models.py", "pmsp_utils/network/imagenet.py"}  # imagenet: the backbone's published weights
+    offenders = [f"{path.relative_to(root)}:{number}" for path in sorted(root.glob("pmsp_utils/**/*.py"))
+                 if str(path.relative_to(root)) not in allowed
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if loading.search(line.split("#")[0])
+                 and "model.load_weights(run_dir / \"best.weights.h5\")" not in line]  # training restores its own best epoch
+    assert not offenders, f"weights loaded outside pmsp_utils.models: {offenders}"

@@ -102,7 +102,7 @@ def test_other_losses_train_and_reload_in_a_fresh_process(records, tmp_path, cac
 
     train(tiny(epochs=1, loss=loss, positive_weight=3.0), *records, tmp_path / "run", **QUIET)
     # A fresh process: nothing has imported the training code that registers the losses.
-    code = f"from pmsp_utils.network import load_pmsp; print(load_pmsp({str(tmp_path / 'run' / 'model.keras')!r}).loss.name)"
+    code = f"from pmsp_utils.models import read_keras; print(read_keras({str(tmp_path / 'run' / 'model.keras')!r}).loss.name)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] in {"bce_dice", "binary_focal"}

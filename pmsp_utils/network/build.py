@@ -14,7 +14,7 @@ import keras
 from keras import layers
 
 from ..architecture import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, FUSIONS, OUTPUT_STRIDES, STREAMS, ModelSettings,
-                             check_input_size, read_keras_settings, nearest_valid_sizes, prediction_stride)
+                             check_input_size, nearest_valid_sizes, prediction_stride)
 from .backbone import mobilenet_v1_stream
 from .pyramid import BINS, pyramid_pooling
 from .imagenet import load_backbone_weights
@@ -134,15 +134,12 @@ def _decoder(high, low, output_stride: int, channels: int):
 
 
 def load_pmsp(path: str | Path) -> keras.Model:
-    """Load a trained model saved as ``.keras`` (safe mode on: no arbitrary code is run)."""
-    from . import attention, losses  # noqa: F401  (register CoordinateAttention and the losses for deserialisation)
+    """Deprecated: :func:`pmsp_utils.models.read_keras` (where every model is loaded) or
+    :func:`pmsp_utils.models.load_model` (which also returns the settings). Kept for one release."""
+    import warnings
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such model file.")
-    model = keras.models.load_model(path, safe_mode=True)
-    try:
-        model.pmsp_settings = read_keras_settings(path)  # saved by pmsp_utils.models.save_model
-    except ValueError:
-        pass  # a checkpoint or a file saved by hand: settings come from its run folder (pmsp_utils.models.load_model)
-    return model
+    from ..models import read_keras
+
+    warnings.warn("pmsp_utils.network.load_pmsp is now pmsp_utils.models.read_keras (or load_model); the old name will be removed "
+                  "in the next release.", FutureWarning, stacklevel=2)
+    return read_keras(path)
