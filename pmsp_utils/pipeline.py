@@ -36,6 +36,17 @@ from .images import pillow_to_numpy
 
 #: Mask value of pixels that are not part of the image (padding): skipped by the loss and the metrics.
 IGNORE = 255
+#: The same, in the float32 targets the losses take (where masks are 0..1, soft targets included).
+TARGET_IGNORE = -1.0
+#: Input value of padding pixels (RGB and ELA).
+PAD_VALUE = 0
+
+
+def empty_batch(count: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rgb, ela, targets) for ``count`` images of a ``size`` x ``size`` input, all padding: uint8 RGB and ELA at
+    :data:`PAD_VALUE`, float32 targets at :data:`TARGET_IGNORE`; training fills each image's extent (top left)."""
+    return (np.full((count, size, size, 3), PAD_VALUE, np.uint8), np.full((count, size, size, 3), PAD_VALUE, np.uint8),
+            np.full((count, size, size, 1), TARGET_IGNORE, np.float32))
 
 
 @dataclass(frozen=True)
@@ -83,7 +94,7 @@ def to_input(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray | None, in
     """
     rgb, ela_small, mask_small, where = to_placed(image, ela_map, mask, input_size, policy)
     if policy == "pad":
-        rgb, ela_small = _place(rgb, input_size, 0), _place(ela_small, input_size, 0)
+        rgb, ela_small = _place(rgb, input_size, PAD_VALUE), _place(ela_small, input_size, PAD_VALUE)
         mask_small = None if mask_small is None else _place(mask_small, input_size, IGNORE)
     return rgb, ela_small, mask_small, where
 

@@ -321,3 +321,22 @@ def test_flip_follows_the_model_settings_unless_forced(photo):
     localize(model, photo, settings=settings, flip=False)
     assert len(model.fed[-1]["rgb"]) == 1
     assert ModelSettings.from_dict({**ModelSettings(192).to_dict(), "flip": True}).flip is True
+
+
+def test_training_batches_pad_as_the_pipeline_says():
+    """Padding has one source: the feed's empty batch is pipeline's pad value in the inputs and its ignored value
+    in the targets, which the losses and the validation scoring skip."""
+    from pmsp_utils.pipeline import PAD_VALUE, TARGET_IGNORE, empty_batch, valid_region
+
+    rgb, ela, targets = empty_batch(2, 96)
+    assert rgb.dtype == ela.dtype == np.uint8 and (rgb == PAD_VALUE).all() and (ela == PAD_VALUE).all()
+    assert targets.shape == (2, 96, 96, 1) and (targets == TARGET_IGNORE).all()
+    targets[0, :40, :30, 0] = 0.0  # an image of 40 x 30 placed top left
+    rows, columns = valid_region(targets[0, ..., 0], ignore=TARGET_IGNORE)
+    assert (rows.stop, columns.stop) == (40, 30)
+    import inspect
+
+    from pmsp_utils import feed, train
+
+    assert "np.full(" not in inspect.getsource(feed) and "np.zeros((len(chosen)" not in inspect.getsource(feed)
+    assert not hasattr(train, "ForgerySequence") and train.make_sequence is feed.make_sequence
