@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image, ImageChops, features
 
 from .environment import cache_dir as default_cache_dir
-from .safe_write import write_atomic, write_bytes_atomic
+from .safe_write import write_atomic
 from .images import JPEG_FORMATS, ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
 from .progress import progress
 
@@ -259,8 +259,6 @@ def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     """Write ``array`` to ``path`` as ``.npy`` under a temporary name, then rename: readers never see half a file."""
     write_atomic(path, lambda stream: np.save(stream, array))
 
-
-atomic_write_bytes = write_bytes_atomic  # the name the generators use
 
 
 class ElaCache:

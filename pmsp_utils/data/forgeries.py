@@ -344,7 +344,7 @@ class PhotoForgerySet:
 
     def write(self, folder: str | Path, *, show_progress: bool | None = None) -> Dataset:
         """Write images and masks (and ``recipes.jsonl``) into ``folder``; returns the Dataset."""
-        from ..ela import atomic_write_bytes
+        from ..safe_write import write_bytes_atomic
         from ..progress import progress
 
         folder = Path(folder)
@@ -355,19 +355,19 @@ class PhotoForgerySet:
             kind = forgery.recipe["kind"]
             suffix = ".png" if forgery.format == "PNG" else ".jpg"
             image_path = folder / ("authentic" if kind == "authentic" else "images") / f"{self.name(index)}{suffix}"
-            atomic_write_bytes(image_path, forgery.data)
+            write_bytes_atomic(image_path, forgery.data)
             mask_path = None
             if kind != "authentic":
                 mask_path = folder / "masks" / f"{self.name(index)}.png"
                 buffer = io.BytesIO()
                 Image.fromarray(forgery.mask * 255).save(buffer, format="PNG")
-                atomic_write_bytes(mask_path, buffer.getvalue())
+                write_bytes_atomic(mask_path, buffer.getvalue())
             sources = tuple(dict.fromkeys((forgery.recipe["host"], forgery.recipe.get("donor", forgery.recipe["host"]))))
             dataset.records.append(Record("forged", self.name(index), kind, image_path, mask_path, source_ids=sources,
                                           notes=(describe(forgery.recipe),)))
             recipes.append(forgery.recipe)
         dataset.records.sort(key=lambda record: (record.kind, record.name))  # as the folder loader reads them back
-        atomic_write_bytes(folder / "recipes.jsonl", "".join(json.dumps(recipe) + "\n" for recipe in recipes).encode())
+        write_bytes_atomic(folder / "recipes.jsonl", "".join(json.dumps(recipe) + "\n" for recipe in recipes).encode())
         return dataset
 
 
