@@ -19,7 +19,7 @@ import csv
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -76,9 +76,7 @@ def variant_settings(name: str, base: ModelSettings) -> ModelSettings:
 def variant_config(config, name: str, seed: int | None = None):
     """The training config of one cell of a study: the recipe (``config``, initialisation and averaging included) with
     the variant's architecture and the cell's seed."""
-    settings = variant_settings(name, config.model_settings())
-    changes = {key: getattr(settings, key) for key in ("attention", "fusion", "streams", "output_stride", "decoder")}
-    return replace(config, **changes, **({} if seed is None else {"seed": seed}))
+    return config.changed(model=variant_settings(name, config.model), **({} if seed is None else {"seed": seed}))
 
 
 def read_results(path: str | Path) -> list[dict]:
@@ -133,7 +131,7 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     results_path = out / "results.csv"
     rows = read_results(results_path)
     done = {(row["variant"], row["seed"]) for row in rows}
-    study = {"variants": names, "seeds": list(seeds), "recipe": {k: v for k, v in asdict(config).items() if k != "notes"},
+    study = {"variants": names, "seeds": list(seeds), "recipe": {k: v for k, v in config.flat().items() if k != "notes"},
              "train_images": len(train_records), "validation_images": len(validation_records), "scored_part": score_part,
              "scored_images": len(score_records), "split": split_protocol,
              "metrics": "per-image F1 at 0.5 (mean over scored images of each image's F1), pooled F1 at 0.5 and pooled pixel AUC "

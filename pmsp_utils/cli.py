@@ -71,11 +71,9 @@ def _ela(args: argparse.Namespace) -> int:
 
 def _train_config(args: argparse.Namespace):
     """The TrainConfig the options describe (``train`` and ``ablate``); a resumed run keeps the settings not typed again."""
-    from dataclasses import asdict, fields
-
     from .train import TrainConfig
 
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    values = {name: getattr(args, name) for name in TrainConfig.setting_names() if hasattr(args, name)}
     typed = set(getattr(args, "explicit", ()))
     if getattr(args, "recipe", None):  # the recipe's fields replace the defaults; what was typed replaces the recipe's
         from .recipes import recipe
@@ -86,7 +84,7 @@ def _train_config(args: argparse.Namespace):
         # Resuming takes the run's own settings; only what the user typed again is compared with them.
         from .runs import read_json
 
-        saved = asdict(TrainConfig.from_saved(read_json(args.run_dir / "config.json"), source=str(args.run_dir / "config.json")))
+        saved = TrainConfig.from_saved(read_json(args.run_dir / "config.json"), source=str(args.run_dir / "config.json")).flat()
         values = {**values, **{key: value for key, value in saved.items() if key in values and key not in typed}}
     config = TrainConfig(**values)
     config.check()
@@ -351,47 +349,48 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _recipe_arguments(command, *, epochs: int, patience: int, input_size: int, loss: str, monitor: str) -> None:
-    """The options a training recipe shares between ``pmsp train`` and ``pmsp ablate`` (defaults differ)."""
+def _recipe_arguments(command, defaults: dict) -> None:
+    """The options a training recipe shares between ``pmsp train`` and ``pmsp ablate``, with their defaults from
+    ``defaults`` (:meth:`TrainConfig.defaults`, with the ``ablation`` recipe on top for ``pmsp ablate``)."""
     from .architecture import INPUT_POLICIES
     from .data.sources import DATA_SOURCES
     from .train import LOSSES, MONITORS, SPLIT_PROTOCOLS
 
     command.add_argument("--recipe", metavar="NAME", help="start from a named recipe (pmsp_utils/recipes.toml: paper, synthetic, ablation, "
                          "casia1-stride16, casia1-synthetic-start, one-network); options typed here override its fields")
-    command.add_argument("--data", choices=DATA_SOURCES, default="synthetic")
+    command.add_argument("--data", choices=DATA_SOURCES, default=defaults["data"])
     command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
-    command.add_argument("--epochs", type=_positive_int, default=epochs)
-    command.add_argument("--batch-size", type=_positive_int, default=4)
-    command.add_argument("--input-size", type=_positive_int, default=input_size,
-                         help=f"a multiple of 96 at output stride 16, of 192 at 32 (default {input_size})")
-    command.add_argument("--learning-rate", type=_positive_float, default=1e-4)
-    command.add_argument("--patience", type=_positive_int, default=patience, help="early stopping: epochs without a better --monitor")
-    command.add_argument("--loss", choices=LOSSES, default=loss)
-    command.add_argument("--monitor", choices=MONITORS, default=monitor, help="what picks the best epoch and stops early")
-    command.add_argument("--split", choices=SPLIT_PROTOCOLS, default="paper",
+    command.add_argument("--epochs", type=_positive_int, default=defaults["epochs"])
+    command.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"])
+    command.add_argument("--input-size", type=_positive_int, default=defaults["input_size"],
+                         help=f"a multiple of 96 at output stride 16, of 192 at 32 (default {defaults['input_size']})")
+    command.add_argument("--learning-rate", type=_positive_float, default=defaults["learning_rate"])
+    command.add_argument("--patience", type=_positive_int, default=defaults["patience"], help="early stopping: epochs without a better --monitor")
+    command.add_argument("--loss", choices=LOSSES, default=defaults["loss"])
+    command.add_argument("--monitor", choices=MONITORS, default=defaults["monitor"], help="what picks the best epoch and stops early")
+    command.add_argument("--split", choices=SPLIT_PROTOCOLS, default=defaults["split"],
                          help="paper: 90/5/5 by name hash; grouped: forgeries sharing a source photo on one side")
-    command.add_argument("--policy", choices=INPUT_POLICIES, default="resize",
+    command.add_argument("--policy", choices=INPUT_POLICIES, default=defaults["policy"],
                          help="how images reach the square input: resize (the paper) or pad (own pixels, padding ignored)")
-    command.add_argument("--weights", default="imagenet", help="'imagenet', a legacy .h5 path, or 'none'")
-    command.add_argument("--synthetic-count", type=_positive_int, default=400)
-    command.add_argument("--synthetic-copy-move", type=float, default=None, metavar="SHARE",
+    command.add_argument("--weights", default=defaults["weights"], help="'imagenet', a legacy .h5 path, or 'none'")
+    command.add_argument("--synthetic-count", type=_positive_int, default=defaults["synthetic_count"])
+    command.add_argument("--synthetic-copy-move", type=float, default=defaults["synthetic_copy_move"], metavar="SHARE",
                          help="share of the synthetic forgeries that are copy-moves (default: the generator's 0.44; 0.5: as many as splicings)")
-    command.add_argument("--workers", type=_positive_int, default=2)
-    command.add_argument("--devices", type=_positive_int, default=1, metavar="N",
+    command.add_argument("--workers", type=_positive_int, default=defaults["workers"])
+    command.add_argument("--devices", type=_positive_int, default=defaults["devices"], metavar="N",
                          help="data-parallel: split each batch across N GPUs (or TPU cores); --batch-size must divide by N")
-    command.add_argument("--max-train-images", type=_positive_int, default=None,
+    command.add_argument("--max-train-images", type=_positive_int, default=defaults["max_train_images"],
                          help="train on this many images of the training part (a fixed name-hash sample, the same for every run)")
-    command.add_argument("--recompress", type=float, default=0.0, metavar="P",
+    command.add_argument("--recompress", type=float, default=defaults["recompress"], metavar="P",
                          help="probability of re-saving a training image as JPEG (quality 70..100) before ELA")
     command.add_argument("--init-from", help="start from another model: a shipped name (e.g. synthetic), a run folder or a .keras "
                          "file (layers copied by name where shapes agree), or a whole model's .weights.h5")
-    command.add_argument("--ema", type=float, default=0.0, metavar="MOMENTUM",
+    command.add_argument("--ema", type=float, default=defaults["ema"], metavar="MOMENTUM",
                          help="score and keep an exponential moving average of the weights (e.g. 0.99; default 0: off)")
-    command.add_argument("--postprocess", type=_postprocessing, default={}, metavar="SPEC",
+    command.add_argument("--postprocess", type=_postprocessing, default=defaults["postprocess"], metavar="SPEC",
                          help="post-process whole training images before ELA: 'photo' (resize 0.3, jpeg 0.5, blur 0.15, noise 0.15), "
                          "or STEP=P pairs, e.g. resize=0.3,jpeg=0.5 (steps: resize 0.5-1.0x, jpeg quality 50-100, blur, noise; default: off)")
-    command.add_argument("--forgeries", type=_count, default=0, metavar="N",
+    command.add_argument("--forgeries", type=_count, default=defaults["forgeries"], metavar="N",
                          help="add N forgeries made on real photos to the training part (split by photo; default 0)")
     command.add_argument("--forgery-photos", metavar="FOLDER", help="authentic photos for --forgeries (default: ROOT/authentic)")
 
@@ -413,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .pretrained import DEFAULT_MODEL
     from .evaluate import SPLITS
     from .runtime import RUNTIMES
-    from .train import SPLIT_PROTOCOLS
+    from .train import MODEL_FIELDS, SPLIT_PROTOCOLS, TrainConfig
+    from .recipes import recipe
 
     parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
@@ -438,25 +438,27 @@ def build_parser() -> argparse.ArgumentParser:
     ela_command.set_defaults(handler=_ela)
 
     train_command = commands.add_parser("train", help="train the network (the paper's recipe by default)")
-    _recipe_arguments(train_command, epochs=50, patience=5, input_size=576, loss="bce", monitor="val_loss")
+    training = TrainConfig.defaults()  # every default of the options below, from the one source
+    _recipe_arguments(train_command, training)
     train_command.add_argument("--run-dir", required=True, type=Path, help="where checkpoints, history and the model go")
     train_command.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    train_command.add_argument("--positive-weight", type=_positive_float, default=1.0, help="weight of tampered pixels in BCE")
-    train_command.add_argument("--schedule", choices=SCHEDULES, default="constant",
+    train_command.add_argument("--positive-weight", type=_positive_float, default=training["positive_weight"], help="weight of tampered pixels in BCE")
+    train_command.add_argument("--schedule", choices=SCHEDULES, default=training["schedule"],
                                help="plateau: learning rate x0.3 after every 2 epochs without a better --monitor (validation loss or per-image F1)")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
-    train_command.add_argument("--seed", type=int, default=0)
-    train_command.add_argument("--attention", choices=ATTENTION_PLACEMENTS, default="features")
-    train_command.add_argument("--fusion", choices=FUSIONS, default="add")
-    train_command.add_argument("--streams", choices=STREAMS, default="both")
-    train_command.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=16,
+    train_command.add_argument("--seed", type=int, default=training["seed"])
+    train_command.add_argument("--attention", choices=ATTENTION_PLACEMENTS, default=training["attention"])
+    train_command.add_argument("--fusion", choices=FUSIONS, default=training["fusion"])
+    train_command.add_argument("--streams", choices=STREAMS, default=training["streams"])
+    train_command.add_argument("--output-stride", type=int, choices=OUTPUT_STRIDES, default=training["output_stride"],
                                help="F5's stride: 16 (default: the last stage dilated, as in PSPNet), 8, or 32 (the paper)")
-    train_command.add_argument("--decoder", choices=DECODERS, default="none", help="f3: refine the pyramid output with F3 (stride 8)")
+    train_command.add_argument("--decoder", choices=DECODERS, default=training["decoder"], help="f3: refine the pyramid output with F3 (stride 8)")
     train_command.add_argument("--include-authentic", action="store_true", help="also train on authentic images (all-zero masks)")
     train_command.add_argument("--distill-from", metavar="MODEL", help="a teacher (shipped name, run folder or .keras) whose maps of the "
                                "dataset's training images are mixed into their targets (cached once)")
-    train_command.add_argument("--distill-weight", type=_share, default=0.5, metavar="W", help="target = (1 - W) * mask + W * teacher (default 0.5)")
+    train_command.add_argument("--distill-weight", type=_share, default=training["distill_weight"], metavar="W",
+                               help=f"target = (1 - W) * mask + W * teacher (default {training['distill_weight']})")
     train_command.set_defaults(handler=_train)
 
     ablate_command = commands.add_parser("ablate", help="train a grid of the paper's ablation variants over seeds (resumable)")
@@ -466,8 +468,9 @@ def build_parser() -> argparse.ArgumentParser:
     ablate_command.add_argument("--robustness", type=int, default=0, metavar="N", help="also score N of the scored images under JPEG and resizing")
     ablate_command.add_argument("--score", choices=("test", "validation"), default="test",
                                 help="which part the results table scores: test (never used to pick an epoch, the default) or validation")
-    _recipe_arguments(ablate_command, epochs=8, patience=4, input_size=192, loss="bce+dice", monitor="val_f1")
-    ablate_command.set_defaults(handler=_ablate, output_stride=32)  # its variants change the paper's network, at its stride 32
+    ablation = {**training, **recipe("ablation")}  # its variants change the paper's network (stride 32) at a small scale
+    _recipe_arguments(ablate_command, ablation)
+    ablate_command.set_defaults(handler=_ablate, **{name: ablation[name] for name in MODEL_FIELDS if name not in ("input_size", "policy")})
 
     evaluate_command = commands.add_parser("evaluate", help="score the network and the classic baselines (Tables I and II)")
     evaluate_command.add_argument("--data", nargs="+", choices=DATA_SOURCES, default=["synthetic"],

@@ -126,7 +126,7 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
     from .augment import PostProcessing, apply_steps
     from .distill import mix_targets
 
-    inputs = input_cache or InputCache(ela_cache, config.input_size, config.policy)
+    inputs = input_cache or InputCache(ela_cache, config.model.input_size, config.model.policy)
     postprocessing = PostProcessing.from_dict(config.postprocess)
 
     class ForgerySequence(keras.utils.PyDataset):
@@ -219,7 +219,7 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             with self.lock:
                 chosen = self.order(epoch)[position * self.batch : (position + 1) * self.batch]
             rng = np.random.default_rng([config.seed, epoch, position])
-            size = config.input_size
+            size = config.model.input_size
             # The batch is filled in place: pipeline's padding around a padded image, its ignored value in the targets.
             # Inputs stay uint8, a quarter of float32's bytes to copy and to send to a GPU; the network's inputs
             # are float32 and Keras casts them there, inside the compiled step.
@@ -238,7 +238,7 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
                         low, high = config.recompress_qualities
                         image = jpeg_roundtrip(image, int(rng.integers(low, high + 1)))
                     image, mask = apply_steps(image, mask, steps, rng)
-                    placed = placed_entry(image, compute_ela(image, quality=config.ela_quality), mask, size, config.policy)
+                    placed = placed_entry(image, compute_ela(image, quality=config.model.ela_quality), mask, size, config.model.policy)
                 else:
                     # Flips keep the forensic traces (no pixel leaves the JPEG grid), so they apply to the cached input.
                     placed = _flipped(inputs.get(self.records[index], lambda index=index: self.example(index)), flips)
@@ -249,8 +249,8 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
                 soft = None if soft is None else _flipped(soft, flips)
                 targets[slot, :height, :width, 0] = mix_targets(placed[..., 6], soft, config.distill_weight)
             batch = {"rgb": rgbs, "ela": elas}
-            if config.streams != "both":
-                batch = {config.streams: batch[config.streams]}
+            if config.model.streams != "both":
+                batch = {config.model.streams: batch[config.model.streams]}
             return batch, targets
 
     return ForgerySequence()

@@ -10,7 +10,6 @@ name the same recipe instead of copying its options.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import fields
 from pathlib import Path
 
 RECIPES_FILE = Path(__file__).resolve().parent / "recipes.toml"
@@ -26,7 +25,7 @@ def recipes(path: str | Path = RECIPES_FILE) -> dict[str, dict]:
         table = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error}).") from None
-    known = {item.name for item in fields(TrainConfig)} - set(NOT_IN_A_RECIPE)
+    known = set(TrainConfig.setting_names()) - set(NOT_IN_A_RECIPE)
     for name, values in table.items():
         unknown = sorted(set(values) - known)
         if unknown:

@@ -38,10 +38,13 @@ def read_json(path: str | Path) -> dict:
 
 
 def settings_of_run(run_dir: str | Path) -> ModelSettings:
-    """The settings of a training run, from the fields of its ``config.json`` (named as in :class:`ModelSettings`);
-    what a run from before a setting existed lacks takes the only behaviour the suite had then."""
+    """The settings of a training run, from its ``config.json``: its ``"model"`` object (runs since 2026-12-03), or
+    the fields named as in :class:`ModelSettings` beside the run's (runs before), where what a run from before a setting
+    existed lacks takes the only behaviour the suite had then."""
     path = Path(run_dir) / "config.json"
     config = read_json(path)
+    if "model" in config:
+        return ModelSettings.from_dict(config["model"], source=f"{path} (its \"model\")", required=ModelSettings.ARCHITECTURE)
     known = {field.name for field in fields(ModelSettings)}
     values = {**LEGACY_SETTINGS, **{key: value for key, value in config.items() if key in known}}
     return ModelSettings.from_dict(values, source=str(path), required=("input_size",))

@@ -26,14 +26,14 @@ import os
 import platform
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from .architecture import DECODERS, INPUT_POLICIES, OUTPUT_STRIDES, ModelSettings
+from .architecture import ModelSettings
 from .data.records import Record
 from .data.splits import SPLIT_PROTOCOLS, split_by
 from .data.sources import DATA_SOURCES
@@ -47,27 +47,48 @@ from .feed import InputCache, load_example, make_sequence, placed_entry, screen_
 
 LOSSES = ("bce", "bce+dice", "focal")
 SCHEDULES = ("constant", "cosine", "plateau")
+MODEL_FIELDS = tuple(item.name for item in fields(ModelSettings))  # the settings a TrainConfig keeps in .model
 MONITORS = ("val_loss", "val_f1")  # what picks the best epoch and stops early
 PLATEAU_PATIENCE = 2  # epochs without a better --monitor value (config.monitor) before the learning rate drops
 PLATEAU_FACTOR = 0.3
 
 
 def saved_settings(values: dict) -> dict:
-    """A saved ``config.json`` with every setting it lacks filled in: added settings at their defaults, settings whose
-    default changed since at the value they had then (:data:`pmsp_utils.runs.LEGACY_SETTINGS`, the one such table)."""
+    """A saved ``config.json`` as flat settings (:meth:`TrainConfig.flat`), with every setting it lacks filled in: added
+    settings at their defaults, settings whose default changed since at the value they had then
+    (:data:`pmsp_utils.runs.LEGACY_SETTINGS`, the one such table). Reads both layouts: the model's settings in their own
+    ``"model"`` object (since 2026-12-03), or beside the run's (before)."""
     from .runs import LEGACY_SETTINGS
 
-    defaults = asdict(TrainConfig())
-    return {**defaults, **{key: value for key, value in LEGACY_SETTINGS.items() if key in defaults}, **values}
+    values = dict(values)
+    model = values.pop("model", None)
+    values.pop("model_settings", None)  # a copy of the flat fields in some older files
+    if isinstance(model, dict):
+        values = {**model, **values}
+    else:
+        values = {**{key: value for key, value in LEGACY_SETTINGS.items() if key in TrainConfig.setting_names()}, **values}
+    return {**TrainConfig.defaults(), **values}
 
 
-@dataclass
+#: The network training builds unless told otherwise: the paper's (ModelSettings' defaults, which are build_pmsp's),
+#: with one departure, output stride 16 (the last MobileNetV1 stage dilated, as PSPNet runs its pyramid), which gave the
+#: best validation F1 per CPU-hour of the output variants (benchmarks/RESULTS.md; ``--output-stride 32`` is the paper's).
+TRAINING_NETWORK = ModelSettings(output_stride=16)
+
+
+@dataclass(init=False)
 class TrainConfig:
-    """Everything a run depends on; saved as config.json in the run directory."""
+    """Everything a run depends on; saved as config.json in the run directory.
 
+    ``model`` holds the trained model's own settings (:class:`~pmsp_utils.architecture.ModelSettings`: architecture,
+    ELA, input policy), the ones saved with the model; the other fields are the recipe. Both can be given by name:
+    ``TrainConfig(input_size=192, output_stride=32, epochs=3)`` sets ``model.input_size``, ``model.output_stride``
+    and ``epochs``, on top of ``model=`` when that is given too (default :data:`TRAINING_NETWORK`).
+    """
+
+    model: ModelSettings = field(default_factory=lambda: TRAINING_NETWORK)
     data: str = "synthetic"
     root: str | None = None
-    input_size: int = 576
     batch_size: int = 4
     epochs: int = 50
     learning_rate: float = 1e-4
@@ -81,12 +102,6 @@ class TrainConfig:
     seed: int = 0
     weights: str | None = "imagenet"
     init_from: str | None = None  # a whole model's .weights.h5 (e.g. another run's best) to start from
-    attention: str = "features"
-    fusion: str = "add"
-    streams: str = "both"
-    output_stride: int = 16  # the paper's 32 halved by dilation: best validation F1 per CPU-hour (benchmarks/RESULTS.md)
-    decoder: str = "none"
-    policy: str = "resize"  # how an image reaches the square input: "resize" or "pad" (pipeline.py)
     recompress: float = 0.0  # probability of re-saving a training image as JPEG (quality from recompress_qualities) before ELA
     recompress_qualities: tuple = (70, 100)
     postprocess: dict = field(default_factory=dict)  # whole-image resize/JPEG/blur/noise before ELA, each with a probability (augment.PostProcessing)
@@ -98,12 +113,45 @@ class TrainConfig:
     split: str = "paper"
     synthetic_count: int = 400
     synthetic_copy_move: float | None = None  # share of the synthetic forgeries that are copy-moves (None: the generator's 0.35/0.80)
-    ela_quality: int = 90
     workers: int = 2
     devices: int = 1  # data-parallel training: each batch split across this many accelerators (use_devices)
     cache_in_memory: bool = True
     max_train_images: int | None = None
     notes: dict = field(default_factory=dict)
+
+    def __init__(self, *, model: ModelSettings | None = None, **settings) -> None:
+        own = {item.name: item for item in fields(TrainConfig) if item.name != "model"}
+        network = {name: settings.pop(name) for name in list(settings) if name in MODEL_FIELDS}
+        unknown = sorted(set(settings) - set(own))
+        if unknown:
+            raise TypeError(f"TrainConfig has no setting {', '.join(map(repr, unknown))}; the settings are {', '.join(self.setting_names())}.")
+        for name, item in own.items():
+            setattr(self, name, settings[name] if name in settings else item.default_factory() if item.default_factory is not MISSING
+                    else item.default)
+        if model is not None and not isinstance(model, ModelSettings):
+            raise TypeError(f"model must be a ModelSettings, got {type(model).__name__}.")
+        self.model = replace(TRAINING_NETWORK if model is None else model, **network)  # checked by ModelSettings itself
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        """Every setting by its flat name (the CLI's options, a recipe's keys): the model's, then the run's."""
+        return (*MODEL_FIELDS, *(item.name for item in fields(cls) if item.name != "model"))
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Every setting's default, by flat name."""
+        return cls().flat()
+
+    def flat(self) -> dict:
+        """The settings by flat name (``input_size`` rather than ``model.input_size``): what a recipe, the CLI, a card and
+        a study record, and what :func:`setting_differences` compares."""
+        values = asdict(self)
+        return {**values.pop("model"), **values}
+
+    def changed(self, **settings) -> "TrainConfig":
+        """A copy with ``settings`` (flat names, or ``model=``) changed."""
+        values = {key: value for key, value in asdict(self).items() if key != "model"}
+        return TrainConfig(**{"model": self.model, **values, **settings})
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
@@ -125,9 +173,7 @@ class TrainConfig:
             raise ValueError(f"learning_rate must be finite, got {self.learning_rate}.")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema is a momentum in [0, 1) (0: off; 0.99 averages about 100 steps), got {self.ema}.")
-        for value, allowed, what in ((self.output_stride, OUTPUT_STRIDES, "output_stride"), (self.decoder, DECODERS, "decoder"),
-                                     (self.policy, INPUT_POLICIES, "policy"), (self.monitor, MONITORS, "monitor"),
-                                     (self.split, SPLIT_PROTOCOLS, "split")):
+        for value, allowed, what in ((self.monitor, MONITORS, "monitor"), (self.split, SPLIT_PROTOCOLS, "split")):
             if value not in allowed:
                 raise ValueError(f"{what} must be one of {allowed}, got {value!r}.")
         if self.synthetic_copy_move is not None and not 0.0 <= self.synthetic_copy_move <= 1.0:
@@ -146,16 +192,17 @@ class TrainConfig:
             raise ValueError(f"distill_weight is the teacher's share of the target in [0, 1], got {self.distill_weight}.")
         if self.batch_size % self.devices:
             raise ValueError(f"batch_size {self.batch_size} must divide evenly across {self.devices} devices (each takes an equal share).")
-        self.model_settings()  # the input size must fit the output stride
 
     #: Settings by kind, for :meth:`check`: a bool is never taken for a number, nor a string for a bool.
-    WHOLE_NUMBERS = ("input_size", "batch_size", "epochs", "patience", "seed", "output_stride", "forgeries", "synthetic_count",
-                     "ela_quality", "workers", "devices")
+    WHOLE_NUMBERS = ("batch_size", "epochs", "patience", "seed", "forgeries", "synthetic_count", "workers", "devices")
     NUMBERS = ("learning_rate", "positive_weight", "ema", "recompress", "distill_weight")
     SWITCHES = ("mixed_precision", "augment", "cache_in_memory")
     OPTIONAL_TEXT = ("root", "weights", "init_from", "forgery_photos", "distill_from")
 
     def _check_types(self) -> None:
+        if not isinstance(self.model, ModelSettings):
+            raise ValueError(f"model must be a ModelSettings, got {type(self.model).__name__}.")
+
         def wrong(name: str, what: str) -> ValueError:
             value = getattr(self, name)
             return ValueError(f"{name} must be {what}, got {value!r} ({type(value).__name__}).")
@@ -188,7 +235,7 @@ class TrainConfig:
         a damaged or hand-edited file gives one ValueError naming ``source``."""
         if not isinstance(values, dict):
             raise ValueError(f"{source}: holds a JSON {type(values).__name__}, not the run's settings; start a new --run-dir.")
-        known = {item.name for item in fields(cls)}
+        known = set(cls.setting_names())
         try:
             config = cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in saved_settings(values).items()
                             if key in known})
@@ -197,12 +244,6 @@ class TrainConfig:
             raise ValueError(f"{source}: the run's saved settings do not work ({error}); restore the file or start a new "
                              "--run-dir.") from None
         return config
-
-    def model_settings(self) -> ModelSettings:
-        """The settings saved with the trained model (architecture, ELA, input policy)."""
-        return ModelSettings(input_size=self.input_size, attention=self.attention, fusion=self.fusion, streams=self.streams,
-                             output_stride=self.output_stride, decoder=self.decoder, ela_quality=self.ela_quality,
-                             policy=self.policy)
 
 
 # --- losses ---------------------------------------------------------------------------
@@ -399,7 +440,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
                 self.score_and_keep(epoch, logs)
             state["epochs_done"] = epoch + 1
             state["seed_generators"] = seed_generator_states(self.model)
-            save_checkpoint(self.model, run_dir, state, config.model_settings())  # the raw weights, the average in the optimizer
+            save_checkpoint(self.model, run_dir, state, config.model)  # the raw weights, the average in the optimizer
             echo(
                 f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
                 f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}"
@@ -507,7 +548,7 @@ def build_model(config: TrainConfig, verbose: bool = True):
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(config.seed)
-    model = build_pmsp(**config.model_settings().architecture(), weights=None if config.init_from else config.weights, verbose=verbose)
+    model = build_pmsp(**config.model.architecture(), weights=None if config.init_from else config.weights, verbose=verbose)
     if config.init_from:
         report = init_weights_from(model, config.init_from)
         if verbose:
@@ -552,7 +593,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         if not (run_dir / "checkpoint.keras").exists():
             raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).")
         saved = read_json(run_dir / "config.json")
-        differences = setting_differences(saved, asdict(config))
+        differences = setting_differences(saved, config.flat())
         if differences:
             raise ValueError(f"{run_dir}: the settings differ from the run being resumed: "
                              + "; ".join(f"{name} was {old!r}, now {new!r}" for name, old, new in differences)
@@ -560,7 +601,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         model, state = load_checkpoint(run_dir)
         restore_seed_generators(model, state.get("seed_generators", {}))
         echo(f"resuming {run_dir} after epoch {state['epochs_done']}")
-        record_resumed_changes(run_dir, saved, asdict(config), state["epochs_done"], echo)
+        record_resumed_changes(run_dir, saved, config.flat(), state["epochs_done"], echo)
     else:
         if state_file.exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
@@ -576,7 +617,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         if split_protocol:
             write_text_atomic(splits / "protocol.txt", split_protocol + "\n")
         model = build_model(config, verbose=bool(verbose))
-    ela_cache = ElaCache(settings=config.model_settings().ela_settings())
+    ela_cache = ElaCache(settings=config.model.ela_settings())
     train_records, validation_records, loaded = screen_records(train_records, validation_records, ela_cache, echo,
                                                                keep=config.cache_in_memory)
     teacher = prepare_teacher(config, train_records, ela_cache, loaded, echo)
@@ -600,7 +641,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         validation.close()
     if (run_dir / "best.weights.h5").exists():
         model.load_weights(run_dir / "best.weights.h5")
-    model.pmsp_settings = config.model_settings()  # what localize needs, for every caller of train()
+    model.pmsp_settings = config.model  # what localize needs, for every caller of train()
     save_model(model, run_dir / "model.keras", model.pmsp_settings)  # the settings travel inside the file
     return model, read_history(run_dir)
 
@@ -612,7 +653,7 @@ def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_ca
         return None
     from .distill import TeacherMaps
 
-    inputs = InputCache(ela_cache, config.input_size, config.policy)
+    inputs = InputCache(ela_cache, config.model.input_size, config.model.policy)
     teacher = TeacherMaps(config.distill_from, inputs)
     own = [record for record in train_records if record.dataset != "forged"]
     teacher.prepare(own, lambda index: loaded.get(own[index].image_path) or load_example(own[index], ela_cache), echo=echo)
@@ -621,7 +662,7 @@ def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_ca
 
 
 #: Settings a resumed run may change: how long it runs and how it loads data, not what it learns.
-RESUMABLE_CHANGES = {"epochs", "patience", "workers", "devices", "notes", "model_settings"}  # model_settings: a copy of other fields in older config.json files
+RESUMABLE_CHANGES = {"epochs", "patience", "workers", "devices", "notes"}
 #: Of those, the ones that decide which epochs exist: a change is written into config.json and listed in its notes.
 RECORDED_CHANGES = ("epochs", "patience")
 
@@ -686,7 +727,7 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
     from .data.sources import load_source
 
     dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
-                          size=config.input_size, copy_move_share=config.synthetic_copy_move)
+                          size=config.model.input_size, copy_move_share=config.synthetic_copy_move)
     for line in getattr(dataset, "loading_report", lambda: [])():
         echo(line)
     records = [record for record in dataset if include_authentic or record.is_tampered]

@@ -47,7 +47,7 @@ def main() -> None:
     config = TrainConfig.from_saved(json.loads((first / "config.json").read_text()))
     card = {key: value for key, value in prose.items() if key not in ("members", "targets", "reference", "limitations")}
     card["name"] = args.name
-    card["architecture"] = {"input_size": config.input_size, "members": list(members)}
+    card["architecture"] = {"input_size": config.model.input_size, "members": list(members)}
     card.setdefault("recipe", {})
     pretrained.export_ensemble({role: (str(run), view) for role, (run, view) in members.items()}, args.name, card=card)
     card = pretrained.model_card(args.name)

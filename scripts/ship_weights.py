@@ -34,7 +34,7 @@ from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_h
 
 def score(model, records, config) -> dict:
     """Both protocols on the validation records."""
-    sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=config.model_settings().ela_settings()))
+    sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=config.model.ela_settings()))
     return {"at_input_size": evaluate_pixels(model, sequence), "at_original_size": at_original_size(model, records)}
 
 
@@ -52,9 +52,9 @@ def _scored(model, records) -> dict:
 
 def synthetic_evaluations(model, config, args) -> list[dict]:
     """A synthetic-trained model on held-out synthetic images and, when given, on real CASIA v1.0 images."""
-    held_out = [r for r in load_source("synthetic", synthetic_count=args.held_out_count, seed=1, size=config.input_size) if r.is_tampered]
+    held_out = [r for r in load_source("synthetic", synthetic_count=args.held_out_count, seed=1, size=config.model.input_size) if r.is_tampered]
     rows = [{"on": f"{len(held_out)} held-out synthetic tampered images (seed 1; training used seed {config.seed}; "
-                   f"{config.input_size}x{config.input_size}; the same packaged photos, other crops and forgeries)", **_scored(model, held_out)}]
+                   f"{config.model.input_size}x{config.model.input_size}; the same packaged photos, other crops and forgeries)", **_scored(model, held_out)}]
     if args.casia_root:
         casia = [r for r in load_casia1(args.casia_root) if r.is_tampered]
         rows.append({"on": f"{len(casia)} real CASIA v1.0 tampered images (never seen: another dataset)", **_scored(model, casia)})
@@ -137,7 +137,7 @@ def main() -> None:
     state = json.loads((args.run_dir / "state.json").read_text())
     names = {key for key, _ in read_split_list(args.run_dir / "splits" / "validation.txt")}
     if config.data == "synthetic":
-        every = load_source("synthetic", synthetic_count=config.synthetic_count, seed=config.seed, size=config.input_size)
+        every = load_source("synthetic", synthetic_count=config.synthetic_count, seed=config.seed, size=config.model.input_size)
     else:
         every = {"casia1": load_casia1, "casia2": load_casia2, "folder": load_folder}[config.data](args.data_root)
     records = [r for r in every if f"{r.dataset}/{r.name}" in names]
@@ -155,15 +155,14 @@ def main() -> None:
         if config.augment and config.postprocess else "")
     card = {
         "name": args.name,
-        "architecture": {"input_size": config.input_size, "attention": config.attention, "fusion": config.fusion, "streams": config.streams,
-                         "output_stride": config.output_stride, "decoder": config.decoder},
+        "architecture": {key: value for key, value in config.model.architecture().items() if key != "ela_gain"},
         "data": args.data_description,
         "initialisation": args.init,
         "recipe": {"loss": config.loss, "positive_weight": config.positive_weight, "optimizer": "Adam", "learning_rate": config.learning_rate,
-                   "schedule": config.schedule, "batch_size": config.batch_size, "input_size": config.input_size,
-                   "input_policy": config.policy, "max_epochs": config.epochs, "patience": config.patience,
+                   "schedule": config.schedule, "batch_size": config.batch_size, "input_size": config.model.input_size,
+                   "input_policy": config.model.policy, "max_epochs": config.epochs, "patience": config.patience,
                    "early_stopping": f"{monitor}, best weights restored", "augmentation": augmentation,
-                   "split": split.protocol, "seed": config.seed, "ela": f"quality {config.ela_quality}, raw difference",
+                   "split": split.protocol, "seed": config.seed, "ela": f"quality {config.model.ela_quality}, raw difference",
                    **({"generated_forgeries": f"{config.forgeries} forgeries made on the training part's own CASIA v1 authentic photos "
                                               "(pmsp_utils.data.forgeries; the photos behind validation and test forgeries excluded)"}
                       if config.forgeries else {}),
@@ -185,9 +184,9 @@ def main() -> None:
     scores = score(model, records, config)
     policy_words = {"resize": "RGB and ELA resized to the model input, probability resized back to the image's own size",
                     "pad": "the image at its own pixels in the top-left of the model input (larger ones shrunk to fit), the padding "
-                           "cropped from the probability"}[config.policy]
+                           "cropped from the probability"}[config.model.policy]
     protocol = (f"the {len(records)} tampered validation images of the run's split (they chose the best epoch); shipped float16 "
-                f"weights; localize with the model's own settings ({config.policy} policy: {policy_words}), scored against the "
+                f"weights; localize with the model's own settings ({config.model.policy} policy: {policy_words}), scored against the "
                 "original mask at each image's own size; per-image F1 at threshold 0.5 averaged over tampered images; pooled "
                 "pixel AUC over all their pixels (1000-bin histogram)")
     card["validation"] = validation_entry(records, scores, protocol)

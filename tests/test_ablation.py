@@ -144,8 +144,8 @@ def test_ablate_takes_the_recipe_options_train_has(tmp_path):
 
     args = build_parser().parse_args(["ablate", "--grid", "paper", "--out", str(tmp_path), "--init-from", "synthetic", "--ema", "0.99"])
     cell = variant_config(_train_config(args), "stride16")
-    assert (cell.init_from, cell.ema, cell.output_stride, cell.input_size) == ("synthetic", 0.99, 16, 192)
+    assert (cell.init_from, cell.ema, cell.model.output_stride, cell.model.input_size) == ("synthetic", 0.99, 16, 192)
     paper = variant_config(_train_config(args), "paper")  # the paper's network, although pmsp train's default stride is 16
-    assert (paper.output_stride, paper.decoder, paper.fusion, paper.attention) == (32, "none", "add", "features")
+    assert (paper.model.output_stride, paper.model.decoder, paper.model.fusion, paper.model.attention) == (32, "none", "add", "features")
     with pytest.raises(ValueError, match="ema is a momentum"):
         _train_config(build_parser().parse_args(["ablate", "--out", str(tmp_path), "--ema", "1.5"]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields
-
 from pmsp_utils.cli import _all_actions, build_parser
 
 
@@ -18,14 +16,43 @@ def test_train_options_default_to_trainconfig():
 
     actions = actions_of("train")
     different = []
-    for item in fields(TrainConfig):
-        action = actions.get(item.name)
-        if action is None or item.name in {"weights"}:  # 'weights' is "imagenet" on both sides, spelled for the CLI
+    compared = 0
+    for name, default in TrainConfig.defaults().items():  # the model's settings (TRAINING_NETWORK) and the run's
+        action = actions.get(name)
+        if action is None or name in {"weights"}:  # 'weights' is "imagenet" on both sides, spelled for the CLI
             continue
-        default = item.default_factory() if callable(item.default_factory) else item.default
+        compared += 1
         if action.default != default:
-            different.append(f"--{item.name.replace('_', '-')}: CLI {action.default!r}, TrainConfig {default!r}")
+            different.append(f"--{name.replace('_', '-')}: CLI {action.default!r}, TrainConfig {default!r}")
     assert not different, different
+    assert compared >= 30 and {"input_size", "output_stride", "decoder", "policy", "epochs"} <= set(actions)
+
+
+def test_ablate_options_default_to_the_ablation_recipe():
+    from pmsp_utils.recipes import recipe
+    from pmsp_utils.train import TrainConfig
+
+    args = build_parser().parse_args(["ablate", "--out", "study"])
+    expected = {**TrainConfig.defaults(), **recipe("ablation")}
+    different = [name for name, value in expected.items() if hasattr(args, name) and name != "weights" and getattr(args, name) != value]
+    assert not different, different
+    assert args.output_stride == 32 and args.input_size == 192 and args.loss == "bce+dice"
+
+
+def test_the_network_has_one_set_of_defaults():
+    """build_pmsp's signature defaults are ModelSettings' (the paper's network); training departs only where
+    TRAINING_NETWORK says so."""
+    import inspect
+
+    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.network.build import build_pmsp
+    from pmsp_utils.train import TRAINING_NETWORK
+
+    signature = inspect.signature(build_pmsp).parameters
+    paper = ModelSettings()
+    assert {name: signature[name].default for name in ModelSettings.ARCHITECTURE} == paper.architecture()
+    departures = {name for name, value in TRAINING_NETWORK.to_dict().items() if getattr(paper, name) != value}
+    assert departures == {"output_stride"}
 
 
 def test_choice_lists_are_the_packages_tuples():

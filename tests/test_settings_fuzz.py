@@ -54,7 +54,8 @@ def _mutations(base: dict):
 def test_mutated_run_configs_load_or_name_the_file(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    base = {**ModelSettings(input_size=192, output_stride=16, decoder="f3").to_dict(), "epochs": 3, "learning_rate": 1e-4}
+    base_model = ModelSettings(input_size=192, output_stride=16, decoder="f3").to_dict()
+    base = {**base_model, "epochs": 3, "learning_rate": 1e-4}
     outcomes = {}
     for label, config in _mutations(base):
         (run / "config.json").write_text(json.dumps(config))
@@ -62,13 +63,23 @@ def test_mutated_run_configs_load_or_name_the_file(tmp_path):
     for text in WRONG_SHAPES:
         (run / "config.json").write_text(text)
         outcomes[f"file {text!r}"] = _outcome(lambda: settings_of_run(run), run / "config.json")
+    for label, model in _mutations(base):  # the layout since 2026-12-03: the model's settings in their own object
+        if label in ("without epochs", "without learning_rate"):
+            continue
+        (run / "config.json").write_text(json.dumps({"model": {k: v for k, v in model.items() if k in base_model}, "epochs": 3}))
+        outcomes[f"model: {label}"] = _outcome(lambda: settings_of_run(run), run / "config.json")
+    for value in PALETTE:
+        (run / "config.json").write_text(json.dumps({"model": value, "epochs": 3}))
+        outcomes[f"model={value!r}"] = _outcome(lambda: settings_of_run(run), run / "config.json")
     (run / "config.json").unlink()
     outcomes["no file"] = _outcome(lambda: settings_of_run(run), run / "config.json")
     # the fuzzer must exercise both outcomes, and the obvious cases must come out right
     assert outcomes["input_size=192"] == "ok" and outcomes["input_size='576'"] == "ValueError"
     assert outcomes["flip='true'"] == "ValueError" and outcomes["ela_gain=nan"] == "ValueError"
     assert outcomes["file '[]'"] == "ValueError" and outcomes["no file"] == "FileNotFoundError"
-    assert sum(outcome == "ok" for outcome in outcomes.values()) >= 10
+    assert outcomes["model: input_size=192"] == "ok" and outcomes["model: without input_size"] == "ValueError"
+    assert outcomes["model=[]"] == "ValueError" and outcomes["model: flip='true'"] == "ValueError"
+    assert sum(outcome == "ok" for outcome in outcomes.values()) >= 20
 
 
 def test_mutated_cards_load_or_name_the_card(tmp_path, monkeypatch):
@@ -122,21 +133,30 @@ def test_mutated_training_configs_resume_or_name_the_file(tmp_path):
     from pmsp_utils.train import TrainConfig
 
     path = tmp_path / "config.json"
-    base = json.loads(json.dumps(asdict(TrainConfig(data="synthetic", input_size=192, epochs=3))))
+    nested = json.loads(json.dumps(asdict(TrainConfig(data="synthetic", input_size=192, epochs=3))))  # as written since 2026-12-03
+    flat = json.loads(json.dumps(TrainConfig(data="synthetic", input_size=192, epochs=3).flat()))  # as written before
+
+    def read(values) -> str:
+        try:
+            config = TrainConfig.from_saved(values, source=str(path))
+        except ValueError as error:
+            assert str(path) in str(error) and "\n" not in str(error), error
+            return "ValueError"
+        config.check()  # what came back is a working config
+        return "ok"
+
     outcomes = {}
-    for name in base:
+    for name in flat:
         for value in PALETTE:
             label = f"{name}={value!r}"
-            try:
-                config = TrainConfig.from_saved({**base, name: value}, source=str(path))
-            except ValueError as error:
-                assert str(path) in str(error) and "\n" not in str(error), error
-                outcomes[label] = "ValueError"
-                continue
-            config.check()  # what came back is a working config
-            outcomes[label] = "ok"
+            outcomes[label] = read({**flat, name: value})
+            in_model = {**nested, "model": {**nested["model"], name: value}} if name in nested["model"] else {**nested, name: value}
+            assert read(in_model) == outcomes[label], f"the two layouts disagree on {label}"
+    for value in PALETTE:
+        outcomes[f"model={value!r}"] = read({**nested, "model": value})
     assert outcomes["epochs=True"] == "ValueError" and outcomes["epochs='576'"] == "ValueError"  # a bool is no count
     assert outcomes["augment='true'"] == "ValueError" and outcomes["learning_rate=nan"] == "ValueError"
     assert outcomes["epochs=7"] == "ok" and outcomes["decoder='f3'"] == "ok"
+    assert outcomes["model={}"] == "ok" and outcomes["model='x'"] == "ok"  # no model object: the flat fields (here the defaults)
     with pytest.raises(ValueError, match="config.json: holds a JSON list"):
         TrainConfig.from_saved([], source=str(path))

@@ -5,6 +5,8 @@ These run without a Keras backend installed (test_train.py holds the tests that 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from pmsp_utils.cli import main
@@ -84,26 +86,44 @@ def test_synthetic_copy_move_share(cache_folder):
 
 
 def test_default_output_stride_is_16_and_older_runs_keep_32():
-    from dataclasses import asdict
-
     from pmsp_utils.cli import _train_config, build_parser
     from pmsp_utils.train import TrainConfig
 
-    assert TrainConfig().output_stride == 16
-    assert _train_config(build_parser().parse_args(["train", "--run-dir", "r"])).output_stride == 16
-    saved = asdict(TrainConfig(output_stride=8))
-    assert TrainConfig.from_saved(saved).output_stride == 8
+    assert TrainConfig().model.output_stride == 16
+    assert _train_config(build_parser().parse_args(["train", "--run-dir", "r"])).model.output_stride == 16
+    saved = TrainConfig(output_stride=8).flat()  # a config.json as written before the model's settings had their own object
+    assert TrainConfig.from_saved(saved).model.output_stride == 8
     del saved["output_stride"]  # a run saved before the setting existed was trained at the paper's 32
-    assert TrainConfig.from_saved(saved).output_stride == 32
-    assert TrainConfig.from_saved(saved).model_settings().output_stride == 32
+    assert TrainConfig.from_saved(saved).model.output_stride == 32
 
 
 def test_a_run_saved_before_the_stride_setting_resumes_at_32_without_a_false_difference():
-    from dataclasses import asdict
-
     from pmsp_utils.train import setting_differences
 
-    saved = asdict(TrainConfig())
+    saved = TrainConfig().flat()
     del saved["output_stride"]
-    assert setting_differences(saved, asdict(TrainConfig.from_saved(saved))) == []
-    assert setting_differences(saved, asdict(TrainConfig())) == [("output_stride", 32, 16)]
+    assert setting_differences(saved, TrainConfig.from_saved(saved).flat()) == []
+    assert setting_differences(saved, TrainConfig().flat()) == [("output_stride", 32, 16)]
+
+
+def test_trainconfig_holds_the_models_settings_once():
+    """The model's settings live in ``config.model`` (a ModelSettings), given by flat name or whole; config.json keeps
+    them in their own object, and both layouts read back to the same config."""
+    from dataclasses import asdict
+
+    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.train import TRAINING_NETWORK, TrainConfig
+
+    config = TrainConfig(input_size=192, decoder="f3", epochs=3)
+    assert config.model == ModelSettings(input_size=192, output_stride=16, decoder="f3") and config.epochs == 3
+    assert not hasattr(config, "input_size")  # one place, not a copy beside it
+    assert TrainConfig(model=ModelSettings(input_size=384), policy="pad").model == ModelSettings(input_size=384, policy="pad")
+    assert TrainConfig().model == TRAINING_NETWORK == ModelSettings(output_stride=16)
+    saved = json.loads(json.dumps(asdict(config)))
+    assert saved["model"]["decoder"] == "f3" and "decoder" not in saved
+    assert TrainConfig.from_saved(saved) == config == TrainConfig.from_saved(config.flat())
+    assert config.changed(streams="rgb", seed=4).model.streams == "rgb" and config.changed(seed=4).model == config.model
+    with pytest.raises(TypeError, match="no setting 'imput_size'"):
+        TrainConfig(imput_size=192)
+    with pytest.raises(ValueError, match="input size 200 does not work"):
+        TrainConfig(input_size=200)
