@@ -33,9 +33,13 @@ browser:
 	   ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium chromium-driver >/dev/null)) || \
 	  echo "warning: could not install chromium and chromium-driver; tests/test_browser.py will fail in CI and skip elsewhere"
 
+# Two test processes (pytest-xdist) for the two cores CI has, a file at a time (a notebook's cells share one kernel, a
+# module's tests its fixtures), the costly files first (tests/conftest.py). JOBS=0 runs everything in this one process.
+JOBS ?= 2
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check pmsp_utils tests benchmarks scripts
-	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+	  -n $(JOBS) --dist loadfile --no-loadscope-reorder
 
 # A quick loop while developing: everything but the tests marked slow and the notebooks (make test runs them all, as CI does).
 test-fast: $(VENV)/.installed-test

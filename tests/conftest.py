@@ -48,3 +48,19 @@ def encode(array: np.ndarray | Image.Image, format: str, **options) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format, **options)
     return buffer.getvalue()
+
+
+#: ``make test`` runs two pytest-xdist processes with ``--dist loadfile --no-loadscope-reorder``: a file is the unit
+#: of work (a notebook's cells share one kernel, a module's tests its module-scoped fixtures) and files are handed out
+#: in collection order, which the hook below sets. (It sees the notebooks too: ``make test`` collects tests/ and
+#: notebooks/ in one session.)
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The costly files first (notebooks, and files with tests marked ``slow``), each file kept whole and in order,
+    so that no long one starts last while the other process idles."""
+    def costly(item) -> bool:
+        path = getattr(item, "path", None)
+        return (path is not None and path.suffix == ".ipynb") or item.get_closest_marker("slow") is not None
+
+    costly_files = {item.path for item in items if costly(item)}
+    items[:] = [item for item in items if item.path in costly_files] + [item for item in items if item.path not in costly_files]

@@ -1,0 +1,82 @@
+"""Training recipes end to end: a tiny run lowers the loss, other losses, unusable images, weight averaging."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras", reason="training needs Keras: pip install -e '.[keras]'")
+
+from pmsp_utils.train import train  # noqa: E402
+from tiny_training import QUIET, synthetic_records, tiny  # noqa: E402
+
+pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return synthetic_records(tmp_path_factory.mktemp("synthetic"))
+
+
+def test_tiny_training_run_lowers_the_loss(records, tmp_path, cache_folder):
+    model, history = train(tiny(epochs=4, augment=False, streams="both"), *records, tmp_path / "run", **QUIET)
+    losses = [row["loss"] for row in history]
+    assert len(history) == 4 and losses[-1] < losses[0]
+    for name in ("config.json", "environment.json", "history.csv", "checkpoint.keras", "best.weights.h5", "model.keras",
+                 "state.json", "snapshots.npz", "splits/train.txt", "splits/validation.txt"):
+        assert (tmp_path / "run" / name).exists(), name
+    assert json.loads((tmp_path / "run" / "environment.json").read_text())["backend"] == keras.backend.backend()
+    assert {"val_f1", "val_auc", "val_loss"} <= set(history[0])
+    snapshots = np.load(tmp_path / "run" / "snapshots.npz")
+    assert {"rgb", "mask", "epoch_001", "epoch_004"} <= set(snapshots.files)
+    assert (tmp_path / "run" / "splits" / "train.txt").read_text().count("\n") == 6
+
+@pytest.mark.parametrize("loss", ["bce+dice", "focal"])
+def test_other_losses_train_and_reload_in_a_fresh_process(records, tmp_path, cache_folder, loss):
+    import subprocess
+    import sys
+
+    train(tiny(epochs=1, loss=loss, positive_weight=3.0), *records, tmp_path / "run", **QUIET)
+    # A fresh process: nothing has imported the training code that registers the losses.
+    code = f"from pmsp_utils.models import read_keras; print(read_keras({str(tmp_path / 'run' / 'model.keras')!r}).loss.name)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] in {"bce_dice", "binary_focal"}
+
+def test_training_skips_unusable_images_with_a_list(records, tmp_path, cache_folder):
+    from dataclasses import replace
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(records[0][0].image_path.read_bytes()[:300])  # truncated
+    damaged = replace(records[0][0], name="broken", image_path=broken)
+    said = []
+    _, history = train(tiny(epochs=1), [damaged, *records[0][1:]], records[1], tmp_path / "run", verbose=0, echo=said.append)
+    assert len(history) == 1
+    assert "skipped 1 of 6 training images that cannot be used:" in said
+    assert any(line.startswith("  broken.png: cannot be used:") and ("truncated" in line or "corrupt" in line) for line in said), said
+
+def test_ema_keeps_the_average_as_best_and_resumes_exactly(records, tmp_path, cache_folder):
+    from pmsp_utils.train import averaged_weights, load_checkpoint
+
+    one, _ = train(tiny(ema=0.5, epochs=1), *records, tmp_path / "one", **QUIET)  # one epoch: it is the best one
+    raw, _ = load_checkpoint(tmp_path / "one")  # the raw weights, with the optimizer and its average
+    averaged = [keras.ops.convert_to_numpy(v) for v in raw.optimizer._model_variables_moving_average]
+    before = [keras.ops.convert_to_numpy(v) for v in raw.trainable_weights]
+    assert max(float(np.abs(a - b).max()) for a, b in zip(averaged, before)) > 1e-4  # the average is not the raw weights
+    for a, b in zip(one.trainable_weights, averaged):  # what training kept and returns is the average
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, rtol=1e-6, atol=1e-7)
+    with averaged_weights(raw):
+        for a, b in zip(raw.trainable_weights, averaged):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
+    for a, b in zip(raw.trainable_weights, before):  # the raw weights come back after the block
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
+    config = tiny(ema=0.5)
+    whole, _ = train(config, *records, tmp_path / "whole", **QUIET)
+    train(tiny(ema=0.5, epochs=2), *records, tmp_path / "split", **QUIET)
+    resumed, _ = train(config, *records, tmp_path / "split", resume=True, **QUIET)
+    for mine, theirs in zip(resumed.weights, whole.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
+    with pytest.raises(ValueError, match="ema is a momentum"):
+        train(tiny(ema=1.0), *records, tmp_path / "bad", **QUIET)

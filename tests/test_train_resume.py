@@ -1,0 +1,49 @@
+"""Resuming a run: each differing setting named, paths normalised, settings not typed again kept (the command line)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+keras = pytest.importorskip("keras", reason="training needs Keras: pip install -e '.[keras]'")
+
+from pmsp_utils.cli import main  # noqa: E402
+from pmsp_utils.train import read_history, train  # noqa: E402
+from tiny_training import QUIET, synthetic_records, tiny  # noqa: E402
+
+pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    return synthetic_records(tmp_path_factory.mktemp("synthetic"))
+
+
+def test_resume_names_each_differing_setting_and_normalises_paths(records, tmp_path, cache_folder, monkeypatch):
+    run = tmp_path / "run"
+    train(tiny(epochs=1, root=str(tmp_path)), *records, run, **QUIET)
+    with pytest.raises(ValueError, match=r"learning_rate was 0.001, now 0.5; loss was 'bce', now 'focal'"):
+        train(tiny(epochs=2, learning_rate=0.5, loss="focal", root=str(tmp_path)), *records, run, resume=True, **QUIET)
+    monkeypatch.chdir(tmp_path.parent)
+    spelled = f"{tmp_path.name}/"  # the same folder, relative and with a trailing slash
+    _, history = train(tiny(epochs=2, root=spelled), *records, run, resume=True, **QUIET)
+    assert len(history) == 2
+
+def test_resume_keeps_settings_the_user_did_not_repeat(tmp_path, cache_folder, capsys):
+    arguments = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "192", "--batch-size", "2",
+                 "--weights", "none", "--streams", "rgb", "--loss", "bce+dice", "--workers", "1", "--run-dir", str(tmp_path / "r")]
+    assert main([*arguments, "--epochs", "1"]) == 0
+    # The README's sequence: resume without repeating --loss and the rest.
+    assert main(["train", "--data", "synthetic", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "2"]) == 0, capsys.readouterr().err
+    assert len(read_history(tmp_path / "r")) == 2
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "3", "--loss", "focal"]) == 2
+    assert "loss was 'bce+dice', now 'focal'" in capsys.readouterr().err
+    # Running longer or waiting longer is allowed, and the run's config.json says so.
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "2", "--patience", "20"]) == 0
+    assert "resumed with patience 5 -> 20" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (saved["epochs"], saved["patience"], saved["loss"]) == (2, 20, "bce+dice")
+    assert saved["notes"]["resumed"] == ["after epoch 1: epochs 1 -> 2", "after epoch 2: patience 5 -> 20"]
+    assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume"]) == 0  # nothing typed: nothing changes
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["notes"]["resumed"] == saved["notes"]["resumed"]
