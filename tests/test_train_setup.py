@@ -1,6 +1,6 @@
 """Training's Keras-free parts: its command-line checks, the data it reads, its history file.
 
-These run without a Keras backend installed (test_train.py holds the tests that train).
+These run without a Keras backend installed (test_train.py, test_train_recipes.py and test_train_resume.py hold the tests that train).
 """
 
 from __future__ import annotations
