@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -238,7 +239,7 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
                         low, high = config.recompress_qualities
                         image = jpeg_roundtrip(image, int(rng.integers(low, high + 1)))
                     image, mask = apply_steps(image, mask, steps, rng)
-                    placed = placed_entry(image, compute_ela(image, quality=config.model.ela_quality), mask, size, config.model.policy)
+                    placed = placed_entry(image, compute_ela(image, **asdict(ela_cache.settings)), mask, size, config.model.policy)
                 else:
                     # Flips keep the forensic traces (no pixel leaves the JPEG grid), so they apply to the cached input.
                     placed = _flipped(inputs.get(self.records[index], lambda index=index: self.example(index)), flips)

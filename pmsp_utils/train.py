@@ -66,7 +66,7 @@ def saved_settings(values: dict) -> dict:
     if isinstance(model, dict):
         values = {**model, **values}
     else:
-        values = {**{key: value for key, value in LEGACY_SETTINGS.items() if key in TrainConfig.setting_names()}, **values}
+        values = {**LEGACY_SETTINGS, **values}  # every legacy default is a model setting
     return {**TrainConfig.defaults(), **values}
 
 
@@ -150,8 +150,7 @@ class TrainConfig:
 
     def changed(self, **settings) -> "TrainConfig":
         """A copy with ``settings`` (flat names, or ``model=``) changed."""
-        values = {key: value for key, value in asdict(self).items() if key != "model"}
-        return TrainConfig(**{"model": self.model, **values, **settings})
+        return replace(self, **settings)  # through __init__, so flat names reach .model
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
