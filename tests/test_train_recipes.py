@@ -80,3 +80,12 @@ def test_ema_keeps_the_average_as_best_and_resumes_exactly(records, tmp_path, ca
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
     with pytest.raises(ValueError, match="ema is a momentum"):
         train(tiny(ema=1.0), *records, tmp_path / "bad", **QUIET)
+
+def test_a_fresh_model_has_its_optimizer_slots_before_the_first_step():
+    """Built in ``build_model``, not in the first traced step: TensorFlow traces a step that creates variables twice."""
+    from pmsp_utils.train import build_model
+
+    model = build_model(tiny(ema=0.9), verbose=False)
+    optimizer = model.optimizer
+    assert optimizer.built
+    assert len(optimizer.variables) >= 3 * len(model.trainable_variables)  # Adam's two moments and the average of each
