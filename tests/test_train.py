@@ -12,7 +12,7 @@ keras = pytest.importorskip("keras", reason="training needs Keras: pip install -
 
 from pmsp_utils.cli import main  # noqa: E402
 from pmsp_utils.train import train  # noqa: E402
-from tiny_training import QUIET, synthetic_records, tiny  # noqa: E402
+from tiny_training import QUIET, synthetic_records, tiny, train_interrupted  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
 
@@ -24,25 +24,38 @@ def records(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained_runs(records, tmp_path_factory):
-    """Runs that several tests read or resume, each trained once for the module (one epoch, two epochs of
-    :func:`tiny`'s defaults): a test copies the one it needs (:func:`copy_run`) before resuming or damaging it."""
+    """One run of :func:`tiny`'s three epochs, trained once for the module, with copies of its folder as a kill after
+    its first and second epochs left it ("one_epoch", "two_epochs"): a test copies the one it needs
+    (:func:`copy_run`) before resuming or damaging it; "whole" holds the uninterrupted run and its model."""
     folder = tmp_path_factory.mktemp("shared_runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PMSP_CACHE_DIR", str(folder / "cache"))
-        for name, epochs in (("one_epoch", 1), ("two_epochs", 2)):
-            train(tiny(epochs=epochs), *records, folder / name, **QUIET)
-    return folder
+        model, _, copies = train_interrupted(tiny(), records, folder / "whole", after=(1, 2))
+    copies[1].rename(folder / "one_epoch")
+    copies[2].rename(folder / "two_epochs")
+    return folder, model
 
 def copy_run(trained_runs, name: str, destination):
     """A private copy of a shared run, free to resume or damage."""
     import shutil
 
-    return Path(shutil.copytree(trained_runs / name, destination))
+    return Path(shutil.copytree(trained_runs[0] / name, destination))
 
-def test_interrupted_run_resumed_equals_uninterrupted(records, trained_runs, tmp_path, cache_folder):
-    whole, _ = train(tiny(), *records, tmp_path / "whole", **QUIET)
-    copy_run(trained_runs, "two_epochs", tmp_path / "split")  # "interrupted" after two epochs
-    resumed, history = train(tiny(), *records, tmp_path / "split", resume=True, **QUIET)
+@pytest.fixture(scope="module")
+def resumed_from_a_stale_state(records, trained_runs, tmp_path_factory):
+    """The run interrupted after two epochs, resumed to its three, after a crash between writing the checkpoint and
+    ``state.json`` (which still says one epoch): (run folder, model, history)."""
+    run = copy_run(trained_runs, "two_epochs", tmp_path_factory.mktemp("resumed") / "run")
+    stale = json.loads((run / "state.json").read_text())
+    (run / "state.json").write_text(json.dumps({**stale, "epochs_done": 1}))  # as if the crash came before state.json
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PMSP_CACHE_DIR", str(run.parent / "cache"))
+        model, history = train(tiny(), *records, run, resume=True, **QUIET)
+    return run, model, history
+
+def test_interrupted_run_resumed_equals_uninterrupted(trained_runs, resumed_from_a_stale_state):
+    _, whole = trained_runs
+    _, resumed, history = resumed_from_a_stale_state
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
     for mine, theirs in zip(resumed.weights, whole.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
@@ -109,14 +122,12 @@ def test_a_damaged_checkpoint_or_state_names_the_file(records, trained_runs, tmp
     with pytest.raises(ValueError, match="config.json: not valid JSON"):
         train(tiny(epochs=2), *records, run, resume=True, **QUIET)
 
-def test_checkpoint_carries_its_own_state(records, trained_runs, tmp_path, cache_folder):
+def test_checkpoint_carries_its_own_state(trained_runs, resumed_from_a_stale_state):
     """A crash between writing the checkpoint and state.json cannot repeat an epoch: the state travels in the checkpoint."""
     import zipfile
 
-    run = copy_run(trained_runs, "two_epochs", tmp_path / "run")
-    with zipfile.ZipFile(run / "checkpoint.keras") as archive:
+    with zipfile.ZipFile(trained_runs[0] / "two_epochs" / "checkpoint.keras") as archive:
         assert json.loads(archive.read("pmsp_state.json"))["epochs_done"] == 2
-    stale = json.loads((run / "state.json").read_text())
-    (run / "state.json").write_text(json.dumps({**stale, "epochs_done": 1}))  # as if the crash came before state.json
-    _, history = train(tiny(epochs=3), *records, run, resume=True, **QUIET)
+    run, _, history = resumed_from_a_stale_state  # resumed with state.json saying one epoch
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]  # epoch 2 (index 1) was not run twice
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 3

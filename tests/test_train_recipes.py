@@ -10,7 +10,7 @@ import pytest
 keras = pytest.importorskip("keras", reason="training needs Keras: pip install -e '.[keras]'")
 
 from pmsp_utils.train import train  # noqa: E402
-from tiny_training import QUIET, synthetic_records, tiny  # noqa: E402
+from tiny_training import QUIET, synthetic_records, tiny, train_interrupted  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
 
@@ -33,17 +33,29 @@ def test_tiny_training_run_lowers_the_loss(records, tmp_path, cache_folder):
     assert {"rgb", "mask", "epoch_001", "epoch_004"} <= set(snapshots.files)
     assert (tmp_path / "run" / "splits" / "train.txt").read_text().count("\n") == 6
 
-@pytest.mark.parametrize("loss", ["bce+dice", "focal"])
-def test_other_losses_train_and_reload_in_a_fresh_process(records, tmp_path, cache_folder, loss):
+@pytest.fixture(scope="module")
+def reloaded_losses(records, tmp_path_factory):
+    """{loss: the loss name its model.keras has when read in a fresh process}: one epoch of each other loss, then one
+    fresh process (nothing in it has imported the training code that registers the losses) reads both files."""
     import subprocess
     import sys
 
-    train(tiny(epochs=1, loss=loss, positive_weight=3.0), *records, tmp_path / "run", **QUIET)
-    # A fresh process: nothing has imported the training code that registers the losses.
-    code = f"from pmsp_utils.models import read_keras; print(read_keras({str(tmp_path / 'run' / 'model.keras')!r}).loss.name)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    folder = tmp_path_factory.mktemp("losses")
+    files = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PMSP_CACHE_DIR", str(folder / "cache"))
+        for loss in ("bce+dice", "focal"):
+            train(tiny(epochs=1, loss=loss, positive_weight=3.0), *records, folder / loss, **QUIET)
+            files[loss] = str(folder / loss / "model.keras")
+    code = ("import json, sys; from pmsp_utils.models import read_keras; "
+            "print(json.dumps({loss: read_keras(path).loss.name for loss, path in json.loads(sys.argv[1]).items()}))")
+    result = subprocess.run([sys.executable, "-c", code, json.dumps(files)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip().splitlines()[-1] in {"bce_dice", "binary_focal"}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+@pytest.mark.parametrize("loss, name", [("bce+dice", "bce_dice"), ("focal", "binary_focal")])
+def test_other_losses_train_and_reload_in_a_fresh_process(reloaded_losses, loss, name):
+    assert reloaded_losses[loss] == name
 
 def test_training_skips_unusable_images_with_a_list(records, tmp_path, cache_folder):
     from dataclasses import replace
@@ -60,22 +72,21 @@ def test_training_skips_unusable_images_with_a_list(records, tmp_path, cache_fol
 def test_ema_keeps_the_average_as_best_and_resumes_exactly(records, tmp_path, cache_folder):
     from pmsp_utils.train import averaged_weights, load_checkpoint
 
-    one, _ = train(tiny(ema=0.5, epochs=1), *records, tmp_path / "one", **QUIET)  # one epoch: it is the best one
-    raw, _ = load_checkpoint(tmp_path / "one")  # the raw weights, with the optimizer and its average
+    whole, _, interrupted = train_interrupted(tiny(ema=0.5), records, tmp_path / "whole", after=(1, 2))
+    raw, _ = load_checkpoint(interrupted[1])  # after one epoch: the raw weights, with the optimizer and its average
     averaged = [keras.ops.convert_to_numpy(v) for v in raw.optimizer._model_variables_moving_average]
     before = [keras.ops.convert_to_numpy(v) for v in raw.trainable_weights]
     assert max(float(np.abs(a - b).max()) for a, b in zip(averaged, before)) > 1e-4  # the average is not the raw weights
-    for a, b in zip(one.trainable_weights, averaged):  # what training kept and returns is the average
+    kept, _ = load_checkpoint(interrupted[1])
+    kept.load_weights(interrupted[1] / "best.weights.h5")  # the first epoch is the best so far: what training keeps (and returns)
+    for a, b in zip(kept.trainable_weights, averaged):  # is the average
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, rtol=1e-6, atol=1e-7)
     with averaged_weights(raw):
         for a, b in zip(raw.trainable_weights, averaged):
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
     for a, b in zip(raw.trainable_weights, before):  # the raw weights come back after the block
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
-    config = tiny(ema=0.5)
-    whole, _ = train(config, *records, tmp_path / "whole", **QUIET)
-    train(tiny(ema=0.5, epochs=2), *records, tmp_path / "split", **QUIET)
-    resumed, _ = train(config, *records, tmp_path / "split", resume=True, **QUIET)
+    resumed, _ = train(tiny(ema=0.5), *records, interrupted[2], resume=True, **QUIET)
     for mine, theirs in zip(resumed.weights, whole.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
     with pytest.raises(ValueError, match="ema is a momentum"):
