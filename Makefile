@@ -22,8 +22,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) -e ".[test]"
 	@touch $@
 
+# Two notebooks (make run) or two test processes (make test) at once, for two cores; JOBS=1 runs one at a time
+# (make test JOBS=0: in this one process).
+JOBS ?= 2
+
 run: $(VENV)/.installed-all
-	$(BIN)/pmsp notebooks --out build
+	$(BIN)/pmsp notebooks --out build --jobs $(or $(filter-out 0,$(JOBS)),1)
 
 # Debian's Chromium and its driver for tests/test_browser.py (JupyterLab in a real browser); skipped when present.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -35,7 +39,6 @@ browser:
 
 # Two test processes (pytest-xdist) for the two cores CI has, a file at a time (a notebook's cells share one kernel, a
 # module's tests its fixtures), the costly files first (tests/conftest.py). JOBS=0 runs everything in this one process.
-JOBS ?= 2
 test: $(VENV)/.installed-test browser
 	$(BIN)/ruff check pmsp_utils tests benchmarks scripts
 	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \

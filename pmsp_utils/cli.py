@@ -33,7 +33,8 @@ def _notebooks(args: argparse.Namespace) -> int:
     every = find_notebooks(args.notebooks)
     notebooks = [_notebook_named(name, every) for name in args.only] if args.only else every
     out = (args.out or build_dir()).resolve()
-    runs = run_notebooks(notebooks, out, in_place=args.in_place, smoke=True if args.smoke else None, timeout=args.timeout)
+    runs = run_notebooks(notebooks, out, in_place=args.in_place, smoke=True if args.smoke else None, timeout=args.timeout,
+                         jobs=args.jobs)
     print("\nExecuted notebooks:")
     for run in runs:
         print(f"  {run.executed}")
@@ -427,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--smoke", action="store_true", help="smoke mode: every notebook in seconds")
     run.add_argument("--in-place", action="store_true", help="write executed notebooks over their sources")
     run.add_argument("--timeout", type=_positive_int, default=1800, help="seconds allowed per cell (enforced: a cell that runs longer fails)")
+    run.add_argument("--jobs", type=_positive_int, default=1,
+                     help="notebooks run at once, each in its own kernel (make run uses 2; each kernel needs about 2 GB)")
     run.set_defaults(handler=_notebooks)
 
     ela_command = commands.add_parser("ela", help="write ELA maps of images as PNG files")

@@ -96,44 +96,37 @@ def strip_native_logs(notebook) -> None:
 
 
 def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke: bool | None = None):
-    """Run one notebook top to bottom in its own folder and save the executed copy."""
+    """Run one notebook top to bottom in its own folder and save the executed copy.
+
+    The kernel gets this process's environment with the notebook settings on top; this process's own environment is
+    left alone, so several notebooks can run at once (:func:`run_notebooks` with ``jobs``)."""
+    import tempfile
+
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
     notebook = nbformat.read(source, as_version=4)
-    settings = {"PMSP_PROGRESS": "0"}  # a progress bar saved in a notebook would read 0% forever
+    environment = {**os.environ, "PMSP_PROGRESS": "0"}  # a progress bar saved in a notebook would read 0% forever
     if smoke is not None:
-        settings["PMSP_SMOKE"] = "1" if smoke else "0"
-    saved = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)  # the kernel inherits this process's environment
-    try:
-        import tempfile
-
-        from jupyter_client.manager import KernelManager
-
-        with tempfile.TemporaryDirectory(prefix="pmsp-kernel-") as sockets:
-            # IPC (Unix sockets in a private folder) instead of TCP: a local kernel needs no network, and the kernel
-            # then has no reason to warn that TCP traffic is unencrypted.
-            manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
-            client = NotebookClient(
-                notebook,
-                km=manager,
-                timeout=timeout,
-                kernel_name="python3",
-                resources={"metadata": {"path": str(source.parent)}},
-                store_widget_state=True,  # False breaks Output widgets in nbclient; stripped below
-            )
-            try:
-                client.execute()
-            finally:
-                if manager.has_kernel:  # the client does not shut down a kernel it was handed
-                    manager.shutdown_kernel()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        environment["PMSP_SMOKE"] = "1" if smoke else "0"
+    with tempfile.TemporaryDirectory(prefix="pmsp-kernel-") as sockets:
+        # IPC (Unix sockets in a private folder) instead of TCP: a local kernel needs no network, and the kernel
+        # then has no reason to warn that TCP traffic is unencrypted.
+        manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        client = NotebookClient(
+            notebook,
+            km=manager,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(source.parent)}},
+            store_widget_state=True,  # False breaks Output widgets in nbclient; stripped below
+        )
+        try:
+            client.execute(env=environment)  # passed on to the kernel's start
+        finally:
+            if manager.has_kernel:  # the client does not shut down a kernel it was handed
+                manager.shutdown_kernel()
     strip_widget_state(notebook)
     strip_native_logs(notebook)
     notebook.metadata["pmsp"] = {"executed_with": shipped_artifacts(), "data": data_identity()}
@@ -189,6 +182,22 @@ def drift(notebook_path: Path, package: Path | None = None) -> list[str]:
     return lines
 
 
+def recorded_seconds(notebook_path: Path) -> float:
+    """Seconds the notebook's cells took when its saved outputs were made (nbclient's per-cell timing), 0 if none."""
+    import json
+    from datetime import datetime
+
+    total = 0.0
+    for cell in json.loads(Path(notebook_path).read_text()).get("cells", []):
+        timing = cell.get("metadata", {}).get("execution", {})
+        try:
+            start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00")) for key in ("iopub.execute_input", "shell.execute_reply"))
+        except (KeyError, ValueError, AttributeError):
+            continue
+        total += max((end - start).total_seconds(), 0.0)
+    return total
+
+
 def run_notebooks(
     notebooks: list[Path] | None = None,
     out: Path | None = None,
@@ -196,25 +205,36 @@ def run_notebooks(
     in_place: bool = False,
     smoke: bool | None = None,
     timeout: int = 1800,
+    jobs: int = 1,
     echo=None,
 ) -> list[NotebookRun]:
-    """Execute ``notebooks`` (default: all numbered ones) and collect executed copies and figures.
+    """Execute ``notebooks`` (default: all numbered ones) and collect executed copies and figures, in their order.
 
     ``in_place`` writes the executed notebook over its source (how the
     committed outputs are made); figures still go to ``out``.
+    ``jobs`` notebooks run at once, each in its own kernel, the longest first (by the cell times their saved outputs
+    recorded): much of a notebook's time is one busy core (imports, tracing the network), so two kernels keep two
+    cores busy. Each uses its own memory (about 2 GB for the training notebooks).
     """
-    notebooks = notebooks or find_notebooks()
+    from concurrent.futures import ThreadPoolExecutor
+
+    notebooks = [Path(source).resolve() for source in (notebooks or find_notebooks())]
     out = Path(out) if out is not None else build_dir()
     echo = echo or (lambda message: print(message, flush=True))
-    runs = []
-    for source in notebooks:
-        source = Path(source).resolve()
+
+    def run(source: Path) -> NotebookRun:
         executed = source if in_place else out / "notebooks" / source.name
         echo(f"running {source.name} ...")
         start = time.perf_counter()
         notebook = execute_notebook(source, executed, timeout=timeout, smoke=smoke)
         seconds = time.perf_counter() - start
         figures = extract_figures(notebook, out / "figures" / source.stem)
-        runs.append(NotebookRun(source, executed, tuple(figures), seconds))
         echo(f"  done in {seconds:.0f} s: {executed} ({len(figures)} figures)")
-    return runs
+        return NotebookRun(source, executed, tuple(figures), seconds)
+
+    if jobs <= 1 or len(notebooks) == 1:
+        return [run(source) for source in notebooks]
+    longest_first = sorted(notebooks, key=recorded_seconds, reverse=True)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # threads suffice: each notebook runs in a kernel process
+        futures = {source: pool.submit(run, source) for source in longest_first}
+        return [futures[source].result() for source in notebooks]

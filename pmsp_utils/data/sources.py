@@ -37,8 +37,10 @@ def load_source(data: str, root: str | Path | None = None, *, synthetic_count: i
             dataset = load_folder(folder, "synthetic")
             dataset.records = [_with_kind(record, generator) for record in dataset.records]
         else:
+            from ..safe_write import write_text_atomic
+
             dataset = generator.write(folder)
-            (folder / "complete").write_text("written\n")
+            write_text_atomic(folder / "complete", "written\n")
         return dataset
     root = Path(root) if root else dataset_folder(data)
     if root is None:

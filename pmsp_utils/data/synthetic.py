@@ -213,6 +213,7 @@ class SyntheticForgerySet:
         from pathlib import Path
 
         from ..progress import progress
+        from ..safe_write import write_atomic, write_bytes_atomic
         from .records import Dataset, Record
 
         folder = Path(folder)
@@ -222,13 +223,13 @@ class SyntheticForgerySet:
             kind = forgery.recipe["kind"]
             subfolder = "authentic" if kind == "authentic" else "images"
             image_path = folder / subfolder / f"{self.name(index)}.{forgery.format.lower().replace('jpeg', 'jpg')}"
-            image_path.parent.mkdir(parents=True, exist_ok=True)
-            image_path.write_bytes(forgery.data)
+            # Each file whole or not at all: two processes may write the same set into a shared cache at once
+            # (pmsp notebooks --jobs 2), and a reader must never see half an image.
+            write_bytes_atomic(image_path, forgery.data)
             mask_path = None
             if kind != "authentic":
                 mask_path = folder / "masks" / f"{self.name(index)}.png"
-                mask_path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(forgery.mask * 255).save(mask_path)
+                write_atomic(mask_path, lambda stream, mask=forgery.mask: Image.fromarray(mask * 255).save(stream, format="PNG"))
             dataset.records.append(Record("synthetic", self.name(index), kind, image_path, mask_path))
         return dataset
 

@@ -1,0 +1,60 @@
+"""pmsp notebooks' runner: several notebooks at once (make run's --jobs 2), each in its own kernel and environment."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import nbformat
+import pytest
+
+from pmsp_utils.notebooks import recorded_seconds, run_notebooks
+
+
+def write_notebook(path, source: str, recorded: float | None = None):
+    """A one-cell notebook; ``recorded``: the seconds its saved outputs say the cell took (nbclient's timing)."""
+    cell = nbformat.v4.new_code_cell(source)
+    if recorded is not None:
+        cell.metadata["execution"] = {"iopub.execute_input": "2026-12-03T10:00:00.000000Z",
+                                      "shell.execute_reply": f"2026-12-03T10:00:{recorded:09.6f}Z"}
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    return path
+
+
+RECORD = """import json, os, time
+start = time.time()
+time.sleep(3)
+json.dump({"start": start, "end": time.time(), "progress": os.environ.get("PMSP_PROGRESS"), "smoke": os.environ.get("PMSP_SMOKE")},
+          open("{name}.json", "w"))
+"""
+
+
+def test_two_notebooks_run_at_once_longest_first_and_come_back_in_order(tmp_path, monkeypatch):
+    monkeypatch.delenv("PMSP_PROGRESS", raising=False)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    short = write_notebook(folder / "01_short.ipynb", RECORD.replace("{name}", "short"), recorded=1.0)
+    unrecorded = write_notebook(folder / "02_unrecorded.ipynb", RECORD.replace("{name}", "unrecorded"))
+    long = write_notebook(folder / "03_long.ipynb", RECORD.replace("{name}", "long"), recorded=40.0)
+    assert (recorded_seconds(long), recorded_seconds(short), recorded_seconds(unrecorded)) == (40.0, 1.0, 0.0)
+    said = []
+    runs = run_notebooks([short, unrecorded, long], tmp_path / "out", smoke=True, jobs=2, echo=said.append)
+    assert [run.source.name for run in runs] == ["01_short.ipynb", "02_unrecorded.ipynb", "03_long.ipynb"]  # the order asked for
+    assert all(run.executed.exists() for run in runs)
+    started = [line for line in said if line.startswith("running")]
+    assert started[-1] == "running 02_unrecorded.ipynb ...", said  # the two with recorded times went first
+    times = {name: json.loads((folder / f"{name}.json").read_text()) for name in ("short", "unrecorded", "long")}
+    assert times["short"]["start"] < times["long"]["end"] and times["long"]["start"] < times["short"]["end"]  # at once
+    assert {(entry["progress"], entry["smoke"]) for entry in times.values()} == {("0", "1")}  # each kernel's settings
+    assert "PMSP_PROGRESS" not in os.environ  # ... and not this process's
+
+
+def test_a_failing_notebook_fails_the_run_with_its_error(tmp_path):
+    from nbclient.exceptions import CellExecutionError
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    good = write_notebook(folder / "01_good.ipynb", "x = 1")
+    bad = write_notebook(folder / "02_bad.ipynb", "raise RuntimeError('the cell that broke')")
+    with pytest.raises(CellExecutionError, match="the cell that broke"):
+        run_notebooks([good, bad], tmp_path / "out", smoke=True, jobs=2, echo=lambda line: None)
