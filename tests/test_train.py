@@ -11,7 +11,7 @@ import pytest
 keras = pytest.importorskip("keras", reason="training needs Keras: pip install -e '.[keras]'")
 
 from pmsp_utils.cli import main  # noqa: E402
-from pmsp_utils.train import train  # noqa: E402
+from pmsp_utils.train import read_history, train  # noqa: E402
 from tiny_training import QUIET, synthetic_records, tiny, train_interrupted  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
@@ -129,5 +129,7 @@ def test_checkpoint_carries_its_own_state(trained_runs, resumed_from_a_stale_sta
     with zipfile.ZipFile(trained_runs[0] / "two_epochs" / "checkpoint.keras") as archive:
         assert json.loads(archive.read("pmsp_state.json"))["epochs_done"] == 2
     run, _, history = resumed_from_a_stale_state  # resumed with state.json saying one epoch
-    assert [int(row["epoch"]) for row in history] == [0, 1, 2]  # epoch 2 (index 1) was not run twice
+    assert [int(row["epoch"]) for row in history] == [0, 1, 2]
+    interrupted = read_history(trained_runs[0] / "two_epochs")
+    assert history[1]["loss"] == interrupted[1]["loss"]  # epoch 2 (index 1) is the interrupted run's, not run again
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
