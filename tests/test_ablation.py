@@ -45,9 +45,9 @@ def test_tiny_grid_writes_rows_and_resumes(tmp_path, cache_folder):
     from pmsp_utils.data.synthetic import SyntheticConfig, SyntheticForgerySet
     from pmsp_utils.train import TrainConfig
 
-    dataset = SyntheticForgerySet(8, seed=5, config=SyntheticConfig(size=192, splicing=0.6, copy_move=0.4)).write(tmp_path / "s", show_progress=False)
+    dataset = SyntheticForgerySet(8, seed=5, config=SyntheticConfig(size=96, splicing=0.6, copy_move=0.4)).write(tmp_path / "s", show_progress=False)
     tampered = [record for record in dataset if record.is_tampered]
-    config = TrainConfig(data="synthetic", input_size=192, batch_size=2, epochs=1, weights=None, workers=1, streams="rgb")
+    config = TrainConfig(data="synthetic", input_size=96, batch_size=2, epochs=1, weights=None, workers=1, streams="rgb")
     said = []
     rows = run_ablation(["streams-rgb", "attention-none"], [0], config, tampered[:4], tampered[4:6], tmp_path / "study",
                         robustness=1, echo=said.append)

@@ -37,16 +37,21 @@ STEP = textwrap.dedent('''
 ''')
 
 
-def run_step(devices: int, out) -> dict:
-    done = subprocess.run([sys.executable, "-c", STEP, str(devices), str(out)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def start_step(devices: int, out) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", STEP, str(devices), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+
+
+def report_of(process: subprocess.Popen) -> dict:
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-2000:]
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_two_devices_take_the_step_of_one(tmp_path):
-    one, two = run_step(1, tmp_path / "one.npz"), run_step(2, tmp_path / "two.npz")
+    processes = [start_step(devices, tmp_path / f"{name}.npz") for devices, name in ((1, "one"), (2, "two"))]  # at once
+    one, two = (report_of(process) for process in processes)
     assert two["devices"] == 2 and two["sharded"] == "DataParallel" and one["sharded"] == "NoneType"
     assert abs(one["loss"] - two["loss"]) < 1e-5 * abs(one["loss"])  # the same forward pass on the whole batch
     steps_one, steps_two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")

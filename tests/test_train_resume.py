@@ -31,7 +31,7 @@ def test_resume_names_each_differing_setting_and_normalises_paths(records, tmp_p
     assert len(history) == 2
 
 def test_resume_keeps_settings_the_user_did_not_repeat(tmp_path, cache_folder, capsys):
-    arguments = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "192", "--batch-size", "2",
+    arguments = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "96", "--batch-size", "2",
                  "--weights", "none", "--streams", "rgb", "--loss", "bce+dice", "--workers", "1", "--run-dir", str(tmp_path / "r")]
     assert main([*arguments, "--epochs", "1"]) == 0
     # The README's sequence: resume without repeating --loss and the rest.
