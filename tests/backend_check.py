@@ -1,7 +1,7 @@
 """Run by test_model.py in a fresh process per Keras backend: build, forward, train a step, compare.
 
-usage: KERAS_BACKEND=tensorflow python backend_check.py WORKDIR weights   (initialise and save every variant's weights)
-       KERAS_BACKEND=jax python backend_check.py WORKDIR check             (load them and check; both backends, at once)
+usage: KERAS_BACKEND=tensorflow python backend_check.py WORKDIR weights+check   (save every variant's weights, then check)
+       KERAS_BACKEND=jax python backend_check.py WORKDIR check                   (started at once: wait for them, then check)
 
 Every output-stride and decoder variant is checked at 192x192 (and takes one training step): its output,
 after weights saved by the first backend are loaded into the second, must agree;
@@ -11,6 +11,7 @@ An ensemble of two of them (one on the mirrored input) must give the mean of the
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -25,12 +26,20 @@ rng = np.random.default_rng(0)
 inputs = {"rgb": rng.uniform(0, 255, (2, 192, 192, 3)).astype("float32"), "ela": rng.uniform(0, 30, (2, 192, 192, 3)).astype("float32")}
 target = (rng.random((2, 192, 192, 1)) < 0.1).astype("float32")
 reports, models = {}, {}
-if mode == "weights":
+saved = 0
+if mode == "weights+check":  # this backend initialises and saves the weights, then says so, then checks them too
     for name, variant in VARIANTS.items():
         keras.utils.set_random_seed(0)
         build_pmsp(192, dropout=0.0, verbose=False, **variant).save_weights(work / f"{name}.weights.h5")
-    print(json.dumps({"backend": keras.backend.backend(), "saved": len(VARIANTS)}))
-    sys.exit(0)
+        saved += 1
+    (work / "weights.ready").write_text(str(saved))
+else:  # the other backend, started at the same time, waits for them
+    waited = 0.0
+    while not (work / "weights.ready").exists():
+        if waited > 600:
+            sys.exit("no weights.ready after 600 s: the process saving the weights failed")
+        time.sleep(0.2)
+        waited += 0.2
 for name, variant in VARIANTS.items():
     model = build_pmsp(192, dropout=0.0, verbose=False, **variant)
     model.load_weights(work / f"{name}.weights.h5")
@@ -59,4 +68,4 @@ by_hand = 0.5 * (keras.ops.convert_to_numpy(models["os16"](mirrored, training=Fa
                  + keras.ops.convert_to_numpy(models["os32"](inputs, training=False)))
 pair = build_ensemble({"os16": (models["os16"], "mirror"), "os32": (models["os32"], "image")})
 ensemble_error = float(np.abs(keras.ops.convert_to_numpy(pair(inputs, training=False)) - by_hand).max())
-print(json.dumps({"backend": keras.backend.backend(), "variants": reports, "ensemble_error": ensemble_error}))
+print(json.dumps({"backend": keras.backend.backend(), "saved": saved, "variants": reports, "ensemble_error": ensemble_error}))
