@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
-from PIL import Image
 
 from .data.records import IMAGE_SUFFIXES
-from .safe_write import write_atomic, write_csv, write_text_atomic
+from .safe_write import save_png_atomic, write_csv, write_text_atomic
 
 TOP_FRACTION = 0.01  # the tamper score averages the top 1% of probabilities
 
@@ -176,12 +175,6 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
             path.unlink(missing_ok=True)
         raise
     return Written(source, tamper_score(probability), float(mask.mean()), files)
-
-
-def save_png_atomic(path: Path, picture: np.ndarray, **options) -> Path:
-    """Save ``picture`` as PNG at ``path`` through a fresh temporary file (``mkstemp``: a name no existing file holds,
-    created exclusively), renamed into place once written; a failure removes the temporary file."""
-    return write_atomic(path, lambda stream: Image.fromarray(picture).save(stream, format="PNG", **options))
 
 
 class RunFolder:

@@ -46,7 +46,8 @@ def _ela(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .ela import ElaSettings, ela
-    from .batch_files import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs, save_png_atomic
+    from .batch_files import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs
+    from .safe_write import save_png_atomic
     from .viz import ela_for_display
 
     ElaSettings(quality=args.quality, scaling=args.scaling)  # a bad setting is one error, before any file

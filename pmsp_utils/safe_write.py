@@ -60,6 +60,13 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def save_png_atomic(path: str | os.PathLike, picture, **options) -> Path:
+    """Save ``picture`` (a uint8 array) as PNG at ``path``, renamed into place once written (Pillow's ``options``)."""
+    from PIL import Image
+
+    return write_atomic(path, lambda stream: Image.fromarray(picture).save(stream, format="PNG", **options))
+
+
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str] | None = None,
               *, extrasaction: str = "raise") -> Path:
     """A CSV table, atomically: ``rows`` as dictionaries (``columns``: their order; default the first row's keys and

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
 pytest.importorskip("jax", reason="the virtual-device check runs on JAX")
+
+from processes import reports_of, start_python  # noqa: E402
 
 STEP = textwrap.dedent('''
     import json, os, sys
@@ -37,21 +35,10 @@ STEP = textwrap.dedent('''
 ''')
 
 
-def start_step(devices: int, out) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", STEP, str(devices), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-
-
-def report_of(process: subprocess.Popen) -> dict:
-    stdout, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-2000:]
-    return json.loads(stdout.strip().splitlines()[-1])
-
-
 @pytest.mark.slow
 def test_two_devices_take_the_step_of_one(tmp_path):
-    processes = [start_step(devices, tmp_path / f"{name}.npz") for devices, name in ((1, "one"), (2, "two"))]  # at once
-    one, two = (report_of(process) for process in processes)
+    one, two = reports_of([start_python(["-c", STEP, devices, tmp_path / f"{name}.npz"]) for devices, name in ((1, "one"), (2, "two"))],
+                          timeout=300)  # both at once
     assert two["devices"] == 2 and two["sharded"] == "DataParallel" and one["sharded"] == "NoneType"
     assert abs(one["loss"] - two["loss"]) < 1e-5 * abs(one["loss"])  # the same forward pass on the whole batch
     steps_one, steps_two = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +22,7 @@ from pmsp_utils.network import (  # noqa: E402
 )
 from pmsp_utils.network import imagenet as weights_module  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
+from processes import reports_of, start_python  # noqa: E402
 
 SIZE = 192
 
@@ -381,16 +378,8 @@ def test_ensemble_refuses_what_does_not_fit():
 # --- two backends ---------------------------------------------------------------------
 
 
-def start_backend(backend: str, work: Path, mode: str) -> subprocess.Popen:
-    environment = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}
-    script = Path(__file__).with_name("backend_check.py")
-    return subprocess.Popen([sys.executable, str(script), str(work), mode], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
-
-
-def report_of(process: subprocess.Popen) -> dict:
-    out, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err[-3000:]
-    return json.loads(out.strip().splitlines()[-1])
+def start_backend(backend: str, work: Path, mode: str):
+    return start_python([Path(__file__).with_name("backend_check.py"), work, mode], KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
 
 
 @pytest.mark.slow
@@ -398,11 +387,7 @@ def test_tensorflow_and_jax_agree(tmp_path):
     pytest.importorskip("jax", reason="the JAX backend check needs jax: pip install -e '.[test]'")
     # Both at once: TensorFlow initialises and saves the weights (JAX, importing meanwhile, waits for them), both check them.
     processes = [start_backend("tensorflow", tmp_path, "weights+check"), start_backend("jax", tmp_path, "check")]
-    try:
-        tensorflow, jax = (report_of(process) for process in processes)
-    finally:  # a failed TensorFlow process leaves JAX waiting for weights that never come
-        for process in processes:
-            process.kill()
+    tensorflow, jax = reports_of(processes)
     assert (tensorflow["saved"], jax["saved"]) == (4, 0)
     assert (tensorflow["backend"], jax["backend"]) == ("tensorflow", "jax")
     assert set(tensorflow["variants"]) == set(jax["variants"]) == {"os32", "os16", "os8", "os32_f3"}

@@ -11,12 +11,7 @@ import pytest
 
 from pmsp_utils.cli import main
 from pmsp_utils.train import TrainConfig, read_history, training_records
-
-
-def tiny(**changes) -> TrainConfig:
-    settings = dict(data="synthetic", input_size=192, batch_size=2, epochs=3, learning_rate=1e-3, weights=None,
-                    patience=10, workers=1, augment=True, streams="rgb")
-    return TrainConfig(**{**settings, **changes})
+from tiny_training import tiny
 
 
 @pytest.mark.parametrize(

@@ -32,7 +32,6 @@ forgeries are made from its own photos only.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -344,7 +343,7 @@ class PhotoForgerySet:
 
     def write(self, folder: str | Path, *, show_progress: bool | None = None) -> Dataset:
         """Write images and masks (and ``recipes.jsonl``) into ``folder``; returns the Dataset."""
-        from ..safe_write import write_bytes_atomic
+        from ..safe_write import save_png_atomic, write_bytes_atomic
         from ..progress import progress
 
         folder = Path(folder)
@@ -359,9 +358,7 @@ class PhotoForgerySet:
             mask_path = None
             if kind != "authentic":
                 mask_path = folder / "masks" / f"{self.name(index)}.png"
-                buffer = io.BytesIO()
-                Image.fromarray(forgery.mask * 255).save(buffer, format="PNG")
-                write_bytes_atomic(mask_path, buffer.getvalue())
+                save_png_atomic(mask_path, forgery.mask * 255)
             sources = tuple(dict.fromkeys((forgery.recipe["host"], forgery.recipe.get("donor", forgery.recipe["host"]))))
             dataset.records.append(Record("forged", self.name(index), kind, image_path, mask_path, source_ids=sources,
                                           notes=(describe(forgery.recipe),)))

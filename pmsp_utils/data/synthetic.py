@@ -213,7 +213,7 @@ class SyntheticForgerySet:
         from pathlib import Path
 
         from ..progress import progress
-        from ..safe_write import write_atomic, write_bytes_atomic
+        from ..safe_write import save_png_atomic, write_bytes_atomic
         from .records import Dataset, Record
 
         folder = Path(folder)
@@ -229,7 +229,7 @@ class SyntheticForgerySet:
             mask_path = None
             if kind != "authentic":
                 mask_path = folder / "masks" / f"{self.name(index)}.png"
-                write_atomic(mask_path, lambda stream, mask=forgery.mask: Image.fromarray(mask * 255).save(stream, format="PNG"))
+                save_png_atomic(mask_path, forgery.mask * 255)
             dataset.records.append(Record("synthetic", self.name(index), kind, image_path, mask_path))
         return dataset
 
