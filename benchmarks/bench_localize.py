@@ -1,8 +1,8 @@
 """``pmsp localize`` speed: seconds per 576x576 JPEG once the model is loaded (target <= 0.3 s on a 2-core CPU).
 
 End to end as the command does it: read the JPEG, ELA at full resolution,
-resize to the model, forward pass, resize back, write probability, mask and
-overlay PNGs, with the model as the command loads it (batch normalisation
+resize to the model, forward pass, resize back, write the probability and mask PNGs and the
+overlay JPEG, with the model as the command loads it (batch normalisation
 folded into the convolutions). References in the same run: the bare forward
 pass of the same model on a ready batch of one, so the overhead of everything
 else shows as a ratio; and the same model unfolded (as training builds it),
@@ -70,7 +70,7 @@ def report(quick: bool = False, weights: str = "casia1") -> list[str]:
         "",
         f"`pmsp localize` on {count} 576x576 JPEGs ({'shipped ' if shipped else 'run '}{weights}, Keras {keras.__version__} on {keras.backend.backend()}, "
         f"CPU, best of {rounds} rounds; end to end = read, ELA, the model's input policy, forward (once per ensemble member; twice with flipped TTA), "
-        "back to the image's size, three PNGs written; target <= 0.3 s/image with the model's own TTA setting; "
+        "back to the image's size, the probability and mask PNGs and the overlay JPEG written; target <= 0.3 s/image with the model's own TTA setting; "
         "the model loaded as the command loads it, batch normalisation folded, against the same model unfolded):",
         "",
         "| model input, its TTA setting | end to end, its own setting (s/image) | end to end, flip toggled | "

@@ -19,7 +19,6 @@ only place where choices are made. Writes ``results.csv`` (one row per model and
 from __future__ import annotations
 
 import argparse
-import io
 import os
 from pathlib import Path
 
@@ -57,7 +56,7 @@ def record_items(records, perturbation=None):
         mask = record.load_mask(image.shape[:2])
         if perturbation is not None:
             source, mask = perturb(image, mask, *perturbation)
-            yield record.name, io.BytesIO(source) if isinstance(source, bytes) else source, mask
+            yield record.name, source, mask  # a JPEG re-save as bytes: every model reads it afresh (a BytesIO reads once)
         else:
             yield record.name, record.image_path, mask
 
@@ -71,7 +70,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("build/generalization"))
     parser.add_argument("--part", choices=("validation", "test"), default="test",
                         help="which part the post-processed and generated sets come from (validation: where choices are made)")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="leave out the clean test part too (with --part validation: for choosing, nothing of test is read)")
     args = parser.parse_args()
+    if args.validation_only and args.part != "validation":
+        parser.error("--validation-only needs --part validation")
 
     from pmsp_utils.data import load_casia1, load_folder, split_by
     from pmsp_utils.safe_write import write_csv
@@ -84,7 +87,8 @@ def main() -> None:
     split = split_by("grouped", [record for record in casia if record.is_tampered])
     part = args.part
     chosen = getattr(split, part)
-    sets = {"casia1 validation": list(record_items(split.validation)), "casia1 test": list(record_items(split.test)),
+    sets = {"casia1 validation": list(record_items(split.validation)),
+            **({} if args.validation_only else {"casia1 test": list(record_items(split.test))}),
             f"{part}, JPEG 90": list(record_items(chosen, ("jpeg", 90))),
             f"{part}, x0.75": list(record_items(chosen, ("resize", 0.75)))}
     forged_labels = {}

@@ -15,7 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from .data.records import IMAGE_SUFFIXES
-from .safe_write import save_png_atomic, write_csv, write_text_atomic
+from .safe_write import save_picture_atomic, write_csv, write_text_atomic
 
 TOP_FRACTION = 0.01  # the tamper score averages the top 1% of probabilities
 
@@ -130,8 +130,15 @@ def unique_stem(path: Path, used: set[str]) -> str:
     return stem
 
 
-LOCALIZE_OUTPUTS = ("_probability.png", "_mask.png", "_overlay.png")
+#: What ``pmsp localize`` writes per image, with Pillow's format and options. The probability and the mask carry the
+#: result and stay lossless; the overlay is a picture for the eye, and a JPEG writes about 15x faster than a PNG of a
+#: photo (1 ms against 19 ms at 576x576, 0.05 s against 0.5 s at 12 MP) at a sixth of the size.
+LOCALIZE_PICTURES = (("_probability.png", "PNG", {"compress_level": 1}), ("_mask.png", "PNG", {"compress_level": 1}),
+                     ("_overlay.jpg", "JPEG", {"quality": 95}))
+LOCALIZE_OUTPUTS = tuple(ending for ending, _, _ in LOCALIZE_PICTURES)
 ELA_OUTPUTS = ("_ela.png",)
+#: Endings of outputs of earlier versions (before 2026-12-03 the overlay was a PNG): still never taken as inputs.
+FORMER_OUTPUTS = ("_overlay.png",)
 
 
 def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict[Path, str]:
@@ -146,7 +153,7 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict
     inputs = {_resolved(path) for path in files}
     out_resolved = out.resolve()
     inside = [path for path in files if _resolved(path).parent == out_resolved]
-    lookalikes = [path.name for path in inside if path.name.endswith(LOCALIZE_OUTPUTS + ELA_OUTPUTS)]
+    lookalikes = [path.name for path in inside if path.name.endswith(LOCALIZE_OUTPUTS + ELA_OUTPUTS + FORMER_OUTPUTS)]
     if lookalikes:
         raise OutputFolderError(f"--out {out}: the folder holds inputs named like this command's outputs ({', '.join(lookalikes[:3])}"
                                 f"{' ...' if len(lookalikes) > 3 else ''}), perhaps from an earlier run; choose an output folder that "
@@ -161,14 +168,15 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict
 
 
 def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probability: np.ndarray, threshold: float) -> Written:
-    """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.png``."""
+    """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.jpg``
+    (:data:`LOCALIZE_PICTURES`)."""
     mask = probability >= threshold
-    files = (out / f"{stem}_probability.png", out / f"{stem}_mask.png", out / f"{stem}_overlay.png")
+    files = tuple(out / f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES)
     pictures = (lambda: probability_picture(probability), lambda: mask.view(np.uint8) * np.uint8(255), lambda: overlay(image, mask))
     written = []
     try:
-        for path, picture in zip(files, pictures):  # one full-size picture alive at a time
-            save_png_atomic(path, picture(), compress_level=1)  # fast; maps compress well anyway
+        for path, picture, (_, format, options) in zip(files, pictures, LOCALIZE_PICTURES):  # one full-size picture alive at a time
+            save_picture_atomic(path, picture(), format, **options)
             written.append(path)
     except OSError:
         for path in written:  # no image leaves half its outputs behind

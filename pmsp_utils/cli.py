@@ -297,7 +297,8 @@ def _localize(args: argparse.Namespace) -> int:
             table.add([str(written.source), f"{written.score:.4f}", f"{written.tampered_fraction:.4f}", written.files[0].name])
             count += 1
             print(f"{_printable(path.name)[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
-    print(f"wrote {count} x 3 PNG files and scores.csv to {out}" + (f"; {failures} input(s) failed" if failures else ""))
+    failed = f"; {failures} input(s) failed" if failures else ""
+    print(f"wrote {count} x 3 pictures (probability and mask PNG, overlay JPEG) and scores.csv to {out}{failed}")
     return 1 if failures else 0
 
 

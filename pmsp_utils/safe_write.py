@@ -62,9 +62,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 def save_png_atomic(path: str | os.PathLike, picture, **options) -> Path:
     """Save ``picture`` (a uint8 array) as PNG at ``path``, renamed into place once written (Pillow's ``options``)."""
+    return save_picture_atomic(path, picture, "PNG", **options)
+
+
+def save_picture_atomic(path: str | os.PathLike, picture, format: str, **options) -> Path:
+    """Save ``picture`` (a uint8 array) in ``format`` (Pillow's name: PNG, JPEG) at ``path``, renamed into place once
+    written (Pillow's ``options``, e.g. ``compress_level`` or ``quality``)."""
     from PIL import Image
 
-    return write_atomic(path, lambda stream: Image.fromarray(picture).save(stream, format="PNG", **options))
+    return write_atomic(path, lambda stream: Image.fromarray(picture).save(stream, format=format, **options))
 
 
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str] | None = None,

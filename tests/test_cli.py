@@ -132,3 +132,14 @@ def test_a_keras_backend_that_is_not_installed_is_one_line(tmp_path, photo):
     assert f"KERAS_BACKEND='{missing}', but {missing} is not installed" in result.stderr
     unknown = run_pmsp("localize", "a.jpg", "--out", str(tmp_path / "o"), KERAS_BACKEND="theano")
     assert unknown.returncode == 2 and "KERAS_BACKEND='theano' is not a Keras backend; accepted: tensorflow, jax, torch" in unknown.stderr
+
+
+def test_an_overlay_png_of_an_earlier_version_counts_as_an_output_not_an_input(photo, tmp_path):
+    from pmsp_utils.batch_files import LOCALIZE_OUTPUTS, OutputFolderError, plan_outputs
+
+    (tmp_path / "a.jpg").write_bytes(encode(photo, "JPEG", quality=80))
+    old = tmp_path / "a_jpg_overlay.png"  # what pmsp localize wrote before the overlay became a JPEG
+    old.write_bytes(encode(photo, "PNG"))
+    with pytest.raises(OutputFolderError, match="a_jpg_overlay.png"):
+        plan_outputs(sorted(tmp_path.iterdir()), tmp_path, LOCALIZE_OUTPUTS)
+    assert plan_outputs([tmp_path / "a.jpg"], tmp_path, LOCALIZE_OUTPUTS) == {tmp_path / "a.jpg": "a_jpg"}

@@ -27,11 +27,11 @@ def test_localize_command_writes_outputs_and_survives_bad_input(tmp_path, photo,
         probability = np.asarray(Image.open(out / f"{stem}_probability.png"))
         assert probability.shape == photo.shape[:2] and probability.dtype == np.uint8
         assert set(np.unique(np.asarray(Image.open(out / f"{stem}_mask.png")))) <= {0, 255}
-        assert np.asarray(Image.open(out / f"{stem}_overlay.png")).shape == photo.shape
+        assert np.asarray(Image.open(out / f"{stem}_overlay.jpg")).shape == photo.shape
     rows = list(csv.DictReader((out / "scores.csv").open()))
     assert [row["image"].rsplit("/", 1)[1] for row in rows] == ["good.jpg", "grey.png"]
     assert all(0.0 <= float(row["tamper_score"]) <= 1.0 for row in rows)
-    assert "wrote 2 x 3 PNG files" in captured.out and "2 input(s) failed" in captured.out
+    assert "wrote 2 x 3 pictures" in captured.out and "2 input(s) failed" in captured.out
 
 
 def test_localize_command_fails_fast_on_bad_output_or_weights(tmp_path, photo, capsys):

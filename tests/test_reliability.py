@@ -161,20 +161,20 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_image(photos, tmp_path, m
 
     import pmsp_utils.batch_files as localizer
 
-    real, calls = localizer.save_png_atomic, []
+    real, calls = localizer.save_picture_atomic, []
 
-    def full(path, picture, **options):
+    def full(path, picture, format, **options):
         calls.append(path)
-        if len(calls) == 5:  # the second image's second PNG
+        if len(calls) == 5:  # the second image's second picture
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(path, picture, **options)
+        return real(path, picture, format, **options)
 
-    monkeypatch.setattr(localizer, "save_png_atomic", full)
+    monkeypatch.setattr(localizer, "save_picture_atomic", full)
     out = tmp_path / "out"
     assert localize(photos, out) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "the disk is full after 1 image(s)" in err[0]
-    assert sorted(path.name for path in out.glob("*.png")) == ["a_jpg_mask.png", "a_jpg_overlay.png", "a_jpg_probability.png"]
+    assert sorted(path.name for path in out.glob("*_*.*g")) == ["a_jpg_mask.png", "a_jpg_overlay.jpg", "a_jpg_probability.png"]
     assert not list(out.glob(".pmsp-*.tmp"))
 
 
