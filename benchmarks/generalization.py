@@ -13,7 +13,8 @@ missed (F1 < 0.1), each image at its own size, with the model's own settings:
 * ``casia2 samples``: the CASIA v2.0 samples, a cross-dataset check only (nothing was chosen on them).
 
 The cross-dataset protocol: nothing here trains, tunes or picks a threshold; the CASIA v1 validation part is the
-only place where choices are made. Writes ``results.csv`` (one row per model and set) and prints a table.
+only place where choices are made (``--part validation --validation-only`` scores it alone, so that choosing reads
+nothing of the test part). Writes ``results.csv`` (one row per model and set) and prints a table.
 """
 
 from __future__ import annotations
