@@ -33,8 +33,10 @@ def main() -> None:
         parser.error(f"{args.out}: exists; choose a new folder (nothing is overwritten).")
 
     from pmsp_utils.environment import keras_environment
-    from pmsp_utils.models import _build, init_weights_from
+    from pmsp_utils.models import init_weights_from
+    from pmsp_utils.network import build_pmsp
     from pmsp_utils.runs import settings_of_run
+    from pmsp_utils.safe_write import write_text_atomic
 
     keras_environment()
     settings = settings_of_run(args.template)
@@ -45,11 +47,11 @@ def main() -> None:
     weights = weights / weights.sum()
     model, total = None, None
     for spec, weight in zip(specs, weights):
-        model = _build(settings)
-        report = init_weights_from(model, spec)
-        print(report, flush=True)
-        if "kept fresh" in report:  # a layer the model lacks would enter the mean as random values
-            parser.error(f"{spec}: not the template's architecture ({report}).")
+        model = build_pmsp(**settings.architecture(), weights=None, verbose=False)
+        try:  # strict: a layer the source lacks would enter the mean as random values
+            print(init_weights_from(model, spec, strict=True), flush=True)
+        except (ValueError, FileNotFoundError) as error:
+            parser.error(str(error))
         values = [weight * np.asarray(variable, np.float64) for variable in model.weights]
         total = values if total is None else [sum_ + value for sum_, value in zip(total, values)]
     for variable, value in zip(model.weights, total):
@@ -59,7 +61,7 @@ def main() -> None:
     if (args.template / "splits").is_dir():
         shutil.copytree(args.template / "splits", args.out / "splits")
     model.save_weights(args.out / "best.weights.h5")
-    (args.out / "average.json").write_text(json.dumps({"models": specs, "weights": weights.tolist()}, indent=2) + "\n")
+    write_text_atomic(args.out / "average.json", json.dumps({"models": specs, "weights": weights.tolist()}, indent=2) + "\n")
     print(f"wrote {args.out} (the mean of {len(specs)} models)")
 
 

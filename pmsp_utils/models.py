@@ -230,11 +230,12 @@ def check_finite(model, source) -> None:
                              "damaged or its training diverged.")
 
 
-def init_weights_from(model, spec: str | Path) -> str:
+def init_weights_from(model, spec: str | Path, *, strict: bool = False) -> str:
     """Fill ``model`` with the weights of another model (shipped name, run folder, ``.keras`` or whole-model
     ``.weights.h5``), layer by layer by name where the shapes agree; returns a one-line report.
 
-    Layers the source lacks (a new decoder) or holds in another shape stay as they are.
+    Layers the source lacks (a new decoder) or holds in another shape stay as they are; ``strict``: refuse instead
+    (ValueError), for when every layer must come from ``spec`` (averaging weights).
     Dilation and the output stride change no weight, so a stride-32 model fills a stride-8 one.
     An ensemble (the shipped ``casia1``) gives its first member's weights.
     """
@@ -255,7 +256,11 @@ def init_weights_from(model, spec: str | Path) -> str:
     if members:  # an ensemble: start from its first member, the one network whose layers match by name
         role, source = next(iter(members.items()))
         origin += f" (member {role!r} of the ensemble)"
-    filled, skipped = transfer_weights(source, model)
+    pairs, skipped = _matching_layers(source, model)
+    if strict and skipped:  # refused before anything is copied: the model stays as it was
+        raise ValueError(f"{spec}: not this network's architecture; {len(skipped)} layer(s) missing or of another shape there "
+                         f"({', '.join(skipped[:3])}{' ...' if len(skipped) > 3 else ''}).")
+    filled = _copy_layers(pairs)
     return f"{origin}: filled {filled} layers with weights by name" + (f"; kept fresh: {', '.join(skipped)}" if skipped else "")
 
 
@@ -273,13 +278,24 @@ def _layers_by_path(model, prefix: str = "") -> dict[str, object]:
 
 def transfer_weights(source, target) -> tuple[int, list[str]]:
     """Copy weights from ``source`` to ``target`` for every layer (nested paths) present in both with equal shapes."""
+    pairs, skipped = _matching_layers(source, target)
+    return _copy_layers(pairs), skipped
+
+
+def _matching_layers(source, target) -> tuple[list[tuple[object, object]], list[str]]:
+    """(source layer, target layer) pairs with the same nested path and weight shapes, and the target paths left out."""
     sources = _layers_by_path(source)
-    filled, skipped = 0, []
+    pairs, skipped = [], []
     for path, layer in _layers_by_path(target).items():
         other = sources.get(path)
         if other is None or [tuple(w.shape) for w in other.weights] != [tuple(w.shape) for w in layer.weights]:
             skipped.append(path)
-            continue
+        else:
+            pairs.append((other, layer))
+    return pairs, skipped
+
+
+def _copy_layers(pairs) -> int:
+    for other, layer in pairs:
         layer.set_weights(other.get_weights())
-        filled += 1
-    return filled, skipped
+    return len(pairs)

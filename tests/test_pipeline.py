@@ -298,8 +298,10 @@ def test_other_models_and_files_are_refused_with_the_file_named(tmp_path):
     assert "filled" in report and "synthetic" in report
     # The shipped casia1 is an ensemble: a start from it takes its first member, whose layer names match.
     single = build_pmsp(192, output_stride=16, decoder="f3", verbose=False)
-    report = init_weights_from(single, "casia1")
+    report = init_weights_from(single, "casia1", strict=True)
     assert "member 'stride16' of the ensemble" in report and "kept fresh" not in report
+    with pytest.raises(ValueError, match="not this network's architecture"):  # synthetic has no F3 decoder to give
+        init_weights_from(single, "synthetic", strict=True)
     member = load_model("casia1").model.get_layer("stride16")
     np.testing.assert_array_equal(np.asarray(single.get_layer("head_logits").kernel),
                                   np.asarray(member.get_layer("head_logits").kernel))
