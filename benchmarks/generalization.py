@@ -14,7 +14,8 @@ missed (F1 < 0.1), each image at its own size, with the model's own settings:
 
 The cross-dataset protocol: nothing here trains, tunes or picks a threshold; the CASIA v1 validation part is the
 only place where choices are made (``--part validation --validation-only`` scores it alone, so that choosing reads
-nothing of the test part). Writes ``results.csv`` (one row per model and set) and prints a table.
+nothing of the test part). Writes ``results.csv`` (one row per model and set), ``per_image.csv`` (each tampered
+image's F1 at 0.5, for paired comparisons between models) and prints a table.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def main() -> None:
         samples = load_folder(args.casia2, "casia2")
         sets["casia2 samples"] = list(record_items([record for record in samples if record.is_tampered]))
 
-    rows = []
+    rows, per_image = [], []
     for entry in args.model:
         label, _, spec = entry.partition("=")
         model = load_model(spec or label, inference=True)
@@ -113,6 +114,7 @@ def main() -> None:
         for name, items in sets.items():
             metrics = score(predict, items)
             rows.append({"model": label, "set": name, **summary(metrics)})
+            per_image += [{"model": label, "set": name, "image": image.name, "f1@0.5": image.f1} for image in metrics.tampered_images]
             if name == f"forged {part}":
                 for group, names in sorted(forged_labels.items()):
                     rows.append({"model": label, "set": group, **summary(metrics, names)})
@@ -120,6 +122,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     columns = ["model", "set", "images", "f1_per_image@0.5", "pooled_auc", "missed_share", "f1_found"]
     write_csv(args.out / "results.csv", rows, columns, extrasaction="ignore")
+    write_csv(args.out / "per_image.csv", per_image, ["model", "set", "image", "f1@0.5"])
     print(f"\n{'model':12s} {'set':26s} {'n':>4s} {'F1@0.5':>7s} {'AUC':>6s} {'missed':>7s}")
     for row in rows:
         print(f"{row['model']:12s} {row['set']:26s} {row['images']:4d} {row['f1_per_image@0.5']:7.3f} {row['pooled_auc']:6.3f} {row['missed_share']:7.1%}")
