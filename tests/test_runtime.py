@@ -46,6 +46,26 @@ def test_the_exported_copy_gives_keras_maps(small_model, cache_folder, photo):
     assert np.abs(localize(lite, photo, policy="tile").probability - localize(keras_model, photo, policy="tile").probability).max() < 1e-4
 
 
+@pytest.mark.slow
+def test_the_fast_export_matches_keras_own_and_falls_back_to_it(small_model, tmp_path, photo, monkeypatch):
+    from pmsp_utils import runtime
+    from pmsp_utils.models import LoadedModel, load_model
+    from pmsp_utils.pipeline import localize
+
+    keras_model = load_model(small_model, inference=True)
+    fast = export_lite(keras_model, tmp_path / "fast.tflite")
+
+    def moved(model):
+        raise ImportError("convert_variables_to_constants_v2 moved")
+
+    monkeypatch.setattr(runtime, "_frozen_flatbuffer", moved)
+    kept = export_lite(keras_model, tmp_path / "keras.tflite")  # Keras' own export, through a SavedModel
+    assert fast.read_bytes() != kept.read_bytes()  # two converters really ran
+    maps = [localize(LoadedModel(runtime.LiteModel(path, keras_model.settings), keras_model.settings, None, "lite"), photo).probability
+            for path in (fast, kept)]
+    assert np.array_equal(maps[0], maps[1])
+
+
 def test_the_identity_follows_the_weights(small_model, tmp_path):
     copy = tmp_path / "copy.keras"
     copy.write_bytes(small_model.read_bytes())
