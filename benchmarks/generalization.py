@@ -4,7 +4,7 @@
         --model pair=casia1 --model single=runs/single [--forged 120] [--out build/generalization]
 
 For each model, every score is per-image F1 at 0.5 (mean over tampered images), pooled pixel AUC, and the share
-missed (F1 < 0.1), each image at its own size, with the model's own settings:
+missed (F1 < 0.1), each image at its own size, with the model's own settings (``--flip``: with test-time flips, or both ways):
 
 * ``casia1 validation`` / ``casia1 test``: the grouped split's parts (validation chose; test is read afterwards);
 * ``test, JPEG 90`` and ``test, x0.75``: the test part (``--part``) re-saved at JPEG quality 90, or downscaled by 0.75, first;
@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("build/generalization"))
     parser.add_argument("--part", choices=("validation", "test"), default="test",
                         help="which part the post-processed and generated sets come from (validation: where choices are made)")
+    parser.add_argument("--flip", choices=("off", "on", "both"), default="off",
+                        help="test-time flip augmentation (pmsp localize --flip); both: each model scored twice, the second as NAME+flip")
     parser.add_argument("--validation-only", action="store_true",
                         help="leave out the clean test part too (with --part validation: for choosing, nothing of test is read)")
     args = parser.parse_args()
@@ -107,10 +109,13 @@ def main() -> None:
         sets["casia2 samples"] = list(record_items([record for record in samples if record.is_tampered]))
 
     rows, per_image = [], []
-    for entry in args.model:
+    flips = {"off": (False,), "on": (True,), "both": (False, True)}[args.flip]
+    runs = [(entry, flip) for entry in args.model for flip in flips]
+    for entry, flip in runs:
         label, _, spec = entry.partition("=")
         model = load_model(spec or label, inference=True)
-        predict = lambda source: localize(model, load_image(source)).probability  # noqa: E731
+        label += "+flip" if flip and args.flip == "both" else ""
+        predict = lambda source: localize(model, load_image(source), flip=flip).probability  # noqa: E731
         for name, items in sets.items():
             metrics = score(predict, items)
             rows.append({"model": label, "set": name, **summary(metrics)})
