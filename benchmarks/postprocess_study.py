@@ -17,7 +17,8 @@ holds 0 is not told apart from noise by this data.
 
 Each step alone is drawn with probability 0.5 (the ``photo`` preset draws them at 0.3, 0.5, 0.15 and 0.15 together),
 so that one short fine-tune shows what the step does. Resumable: a run folder that already holds ``model.keras`` is
-not trained again. Writes ``summary.csv`` and ``summary.md`` in ``--out`` and prints the table.
+not trained again, and a setting already scored is not scored again (``--setting`` adds one to the table).
+Writes ``summary.csv`` and ``summary.md`` in ``--out`` and prints the table.
 """
 
 from __future__ import annotations
@@ -56,6 +57,19 @@ def train(name: str, spec: str, args, runs: Path) -> Path:
     print(f"{name}: pmsp train ... --postprocess {spec}", flush=True)
     subprocess.run(command, check=True)
     return run
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A CSV table's rows ([] when there is no such file)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def scored_models(path: Path) -> set[str]:
+    """The models a results.csv of generalization.py already holds."""
+    return {row["model"] for row in read_rows(path)}
 
 
 def selection_table(results: Path, names: list[str]) -> list[dict]:
@@ -113,27 +127,30 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--setting", action="append", default=[], metavar="NAME=SPEC",
-                        help="measure these instead of the default settings (SPEC as --postprocess takes it)")
+                        help="measure this setting too, after the default ones (SPEC as --postprocess takes it)")
     parser.add_argument("--train-option", action="append", default=[], help="one more token for every pmsp train")
     args = parser.parse_args()
-    if args.setting:
-        SETTINGS.clear()
-        SETTINGS.update(item.split("=", 1) for item in args.setting)
+    SETTINGS.update(item.split("=", 1) for item in args.setting)
 
     runs = args.out / "runs"
     names = list(SETTINGS)
     for name in names:
         train(name, SETTINGS[name], args, runs)
 
+    from pmsp_utils.safe_write import write_csv, write_text_atomic
+
     scores = args.out / "scores"
-    if not (scores / "results.csv").is_file():
+    missing = [name for name in names if name not in scored_models(scores / "results.csv")]
+    if missing:  # score only the settings not scored yet, then add their rows to the tables
+        fresh = scores / "fresh"
         command = [sys.executable, str(Path(__file__).with_name("generalization.py")), "--root", str(args.root),
-                   "--part", "validation", "--validation-only", "--out", str(scores)]
-        for name in names:
+                   "--part", "validation", "--validation-only", "--out", str(fresh)]
+        for name in missing:
             command += ["--model", f"{name}={runs / name}"]
         subprocess.run(command, check=True, env={**os.environ, "KERAS_BACKEND": os.environ.get("KERAS_BACKEND", "tensorflow")})
-
-    from pmsp_utils.safe_write import write_csv, write_text_atomic
+        for table in ("results.csv", "per_image.csv"):
+            rows = read_rows(scores / table) + read_rows(fresh / table)
+            write_csv(scores / table, rows, list(rows[0]))
 
     rows = selection_table(scores / "results.csv", names)
     control = names[0]
