@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from .data.records import Record
-from .ela import save_npy_atomic
+from .ela import load_npy, save_npy_atomic
 
 
 def mix_targets(mask: np.ndarray, teacher: np.ndarray | None, weight: float) -> np.ndarray:
@@ -96,7 +96,7 @@ class TeacherMaps:
             known = self._maps.get(path)
         if known is None:
             try:
-                known = np.load(path)
+                known = load_npy(path)
             except (OSError, ValueError):
                 return None
             with self._lock:

@@ -25,6 +25,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from collections import deque
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -260,6 +261,19 @@ def save_npy_atomic(path: Path, array: np.ndarray) -> None:
     write_atomic(path, lambda stream: np.save(stream, array))
 
 
+#: One ``.npy`` header parsed at a time. NumPy parses the header with ``ast.literal_eval``, and CPython before 3.11.8
+#: could fail two threads parsing at once with "SystemError: AST constructor recursion depth mismatch" (gh-106905);
+#: the batch threads of a training hit it once in a notebook run. Opening a memory map holds the lock for
+#: microseconds; its pages are read afterwards, outside it.
+_NPY_LOCK = threading.Lock()
+
+
+def load_npy(path: str | Path, *, mmap_mode: str | None = None) -> np.ndarray:
+    """``np.load`` of a ``.npy`` file, safe from threads (see ``_NPY_LOCK``); errors as ``np.load`` raises them."""
+    with _NPY_LOCK:
+        return np.load(path, mmap_mode=mmap_mode)
+
+
 
 class ElaCache:
     """ELA maps on disk, keyed by the file's content and the settings.
@@ -295,7 +309,7 @@ class ElaCache:
         data = read_bytes(source)
         path = self.path_for(self.key(data))
         try:
-            cached = np.load(path, mmap_mode="r")
+            cached = load_npy(path, mmap_mode="r")
             if cached.dtype == np.uint8 and cached.ndim == 3:
                 return data, path, cached
             logger.warning("ELA cache entry %s holds %s %s; recomputing it.", path, cached.dtype, cached.shape)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .data.records import Record
 from .data.synthetic import jpeg_roundtrip
-from .ela import ElaCache, save_npy_atomic
+from .ela import ElaCache, load_npy, save_npy_atomic
 from .ela import ela as compute_ela
 from .pipeline import empty_batch, to_placed
 
@@ -91,7 +91,7 @@ class InputCache:
         """uint8 (h, w, 7) of ``record``; ``load()`` gives its (image, ela, mask) when the entry is missing."""
         path = self.path_for(record)
         try:
-            entry = np.load(path, mmap_mode="r")
+            entry = load_npy(path, mmap_mode="r")
             if entry.dtype == np.uint8 and entry.ndim == 3 and entry.shape[2] == 7:
                 return entry
         except (ValueError, OSError, EOFError):  # missing or damaged: prepare it (again)

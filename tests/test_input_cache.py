@@ -162,3 +162,41 @@ def test_training_stops_its_prefetching_threads(tmp_path, cache_folder):
             break
         threading.Event().wait(0.05)
     assert not alive
+
+
+def test_cached_arrays_are_opened_one_header_at_a_time(tmp_path, monkeypatch):
+    """NumPy parses a .npy header with ast.literal_eval, which CPython before 3.11.8 could fail when two threads parse
+    at once (gh-106905; it stopped a notebook's training once). The caches read on the batch threads open their entries
+    through ela.load_npy, which holds one lock around the parse, and nowhere call np.load themselves."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from pmsp_utils import ela
+
+    array = np.arange(2 * 3 * 7, dtype=np.uint8).reshape(2, 3, 7)
+    np.save(tmp_path / "entry.npy", array)
+    opened = ela.load_npy(tmp_path / "entry.npy", mmap_mode="r")
+    assert isinstance(opened, np.memmap) and np.array_equal(opened, array)
+    assert np.array_equal(ela.load_npy(tmp_path / "entry.npy"), array)
+    with pytest.raises(OSError):
+        ela.load_npy(tmp_path / "missing.npy")
+
+    held = []
+    real_load = np.load
+
+    def watched(*args, **kwargs):
+        held.append(ela._NPY_LOCK.locked())
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(np, "load", watched)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: ela.load_npy(tmp_path / "entry.npy", mmap_mode="r"), range(16)))
+    monkeypatch.undo()
+    assert held == [True] * 16 and not ela._NPY_LOCK.locked()
+
+    root = Path(ela.__file__).resolve().parent
+    for module in ("feed.py", "distill.py", "ela.py"):
+        calls = [line.strip() for line in (root / module).read_text().splitlines() if re.search(r"\bnp\.load\(", line.split("#")[0])]
+        allowed = ["return np.load(path, mmap_mode=mmap_mode)"] if module == "ela.py" else []
+        assert calls == allowed, f"{module} calls np.load directly: {calls} (use ela.load_npy)"
