@@ -110,10 +110,10 @@ def main() -> None:
 
     rows, per_image = [], []
     flips = {"off": (False,), "on": (True,), "both": (False, True)}[args.flip]
-    runs = [(entry, flip) for entry in args.model for flip in flips]
-    for entry, flip in runs:
+    loaded = {}  # each model once, however many flip settings score it
+    for entry, flip in [(entry, flip) for entry in args.model for flip in flips]:
         label, _, spec = entry.partition("=")
-        model = load_model(spec or label, inference=True)
+        model = loaded.get(entry) or loaded.setdefault(entry, load_model(spec or label, inference=True))
         label += "+flip" if flip and args.flip == "both" else ""
         predict = lambda source: localize(model, load_image(source), flip=flip).probability  # noqa: E731
         for name, items in sets.items():

@@ -26,9 +26,9 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-from collections import defaultdict
 import subprocess
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 #: The settings measured by default: the control, each step alone, and the preset the shipped model trained with.
@@ -73,18 +73,14 @@ def scored_models(path: Path) -> set[str]:
 
 
 def selection_table(results: Path, names: list[str]) -> list[dict]:
-    with results.open(newline="") as handle:
-        scores = {(row["model"], row["set"]): row for row in csv.DictReader(handle)}
+    scores = {(row["model"], row["set"]): row for row in read_rows(results)}
     rows = []
     for name in names:
         row = {"setting": name, "postprocess": SETTINGS.get(name, "")}
-        values = []
         for condition in CONDITIONS:
-            value = float(scores[(name, condition)]["f1_per_image@0.5"])
-            row[condition] = value
-            values.append(value)
+            row[condition] = float(scores[(name, condition)]["f1_per_image@0.5"])
         row["missed x0.75"] = float(scores[(name, "validation, x0.75")]["missed_share"])
-        row["selection mean"] = sum(values) / len(values)
+        row["selection mean"] = sum(row[condition] for condition in CONDITIONS) / len(CONDITIONS)
         rows.append(row)
     return rows
 
@@ -92,16 +88,17 @@ def selection_table(results: Path, names: list[str]) -> list[dict]:
 def per_image_scores(path: Path) -> dict:
     """{(model, condition): {image: F1@0.5}} from generalization.py's per_image.csv."""
     scores = defaultdict(dict)
-    with path.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            scores[(row["model"], row["set"])][row["image"]] = float(row["f1@0.5"])
+    for row in read_rows(path):
+        scores[(row["model"], row["set"])][row["image"]] = float(row["f1@0.5"])
     return scores
 
 
 def paired_difference(scores: dict, model: str, control: str, *, draws: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """(difference, 2.5th, 97.5th percentile) of ``model``'s selection mean minus ``control``'s: each condition's
-    images resampled with replacement, the same draw for both models."""
+    images resampled with replacement (pmsp_utils.compare's paired bootstrap), the same draw for both models."""
     import numpy as np
+
+    from pmsp_utils.compare import bootstrap_means
 
     rng = np.random.default_rng(seed)
     observed, samples = 0.0, np.zeros(draws)
@@ -109,11 +106,9 @@ def paired_difference(scores: dict, model: str, control: str, *, draws: int = 20
         ours, theirs = scores[(model, condition)], scores[(control, condition)]
         if set(ours) != set(theirs):
             raise ValueError(f"{model} and {control} were not scored on the same images of {condition!r}")
-        names = sorted(ours)
-        difference = np.array([ours[name] - theirs[name] for name in names])
+        difference = np.array([ours[name] - theirs[name] for name in sorted(ours)])
         observed += difference.mean() / len(CONDITIONS)
-        picks = rng.integers(0, len(names), size=(draws, len(names)))
-        samples += difference[picks].mean(axis=1) / len(CONDITIONS)
+        samples += bootstrap_means(difference, draws, rng) / len(CONDITIONS)
     low, high = np.percentile(samples, [2.5, 97.5])
     return float(observed), float(low), float(high)
 

@@ -99,6 +99,12 @@ def _verdict(low: float, high: float) -> str:
     return "within noise"
 
 
+def bootstrap_means(difference: np.ndarray, resamples: int, random: np.random.Generator) -> np.ndarray:
+    """The means of ``resamples`` resamplings (with replacement) of paired per-image differences."""
+    picks = random.integers(0, len(difference), size=(resamples, len(difference)))
+    return difference[picks].mean(axis=1)
+
+
 def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 10000, seed: int = 0) -> Comparison:
     """B's per-image F1 minus A's on the images both scored, with a paired bootstrap interval, overall and per kind.
 
@@ -123,8 +129,7 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
         first = np.array([a.f1[image] for image in images])
         second = np.array([b.f1[image] for image in images])
         difference = second - first
-        picks = random.integers(0, len(images), size=(resamples, len(images)))
-        means = difference[picks].mean(axis=1)
+        means = bootstrap_means(difference, resamples, random)
         low, high = np.percentile(means, [tail, 100 - tail])
         if not rows:
             draws = means  # the first group is all images together

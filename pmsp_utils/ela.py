@@ -263,15 +263,17 @@ def save_npy_atomic(path: Path, array: np.ndarray) -> None:
 
 #: One ``.npy`` header parsed at a time. NumPy parses the header with ``ast.literal_eval``, and CPython before 3.11.8
 #: could fail two threads parsing at once with "SystemError: AST constructor recursion depth mismatch" (gh-106905);
-#: the batch threads of a training hit it once in a notebook run. Opening a memory map holds the lock for
-#: microseconds; its pages are read afterwards, outside it.
+#: the batch threads of a training hit it once in a notebook run. Only the opening (header and memory map) holds the
+#: lock, for microseconds; the pages are read afterwards, outside it.
 _NPY_LOCK = threading.Lock()
 
 
 def load_npy(path: str | Path, *, mmap_mode: str | None = None) -> np.ndarray:
-    """``np.load`` of a ``.npy`` file, safe from threads (see ``_NPY_LOCK``); errors as ``np.load`` raises them."""
+    """``np.load`` of a ``.npy`` file, safe from threads (see ``_NPY_LOCK``): a memory map with ``mmap_mode``, else
+    an array in memory; errors as ``np.load`` raises them."""
     with _NPY_LOCK:
-        return np.load(path, mmap_mode=mmap_mode)
+        opened = np.load(path, mmap_mode=mmap_mode or "r")
+    return opened if mmap_mode else np.array(opened)
 
 
 
