@@ -26,8 +26,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 # (make test JOBS=0: in this one process).
 JOBS ?= 2
 
+# Then the default model's LiteRT copy is exported once, so that the first `pmsp localize` starts in about a second.
 run: $(VENV)/.installed-all
 	$(BIN)/pmsp notebooks --out build --jobs $(or $(filter-out 0,$(JOBS)),1)
+	$(BIN)/pmsp prepare
 
 # Debian's Chromium and its driver for tests/test_browser.py (JupyterLab in a real browser); skipped when present.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

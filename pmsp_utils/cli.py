@@ -302,6 +302,31 @@ def _localize(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _prepare(args: argparse.Namespace) -> int:
+    import time
+
+    from .runtime import lite_path, litert_available, prepare_lite
+
+    if not litert_available():
+        print("ai-edge-litert is not installed: pmsp localize runs Keras, and there is nothing to prepare "
+              "(pip install ai-edge-litert for a start-up of about a second).")
+        return 0
+    failures = 0
+    for spec in args.weights:
+        try:
+            path = lite_path(spec)
+            ready = path.is_file()
+            start = time.perf_counter()
+            prepare_lite(spec, echo=lambda message: None)
+        except USER_ERRORS as error:  # one model never stops the others
+            print(f"error: {spec}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        done = "already prepared" if ready else f"exported in {time.perf_counter() - start:.1f} s"
+        print(f"{spec}: {done}, {path}")
+    return 1 if failures else 0
+
+
 def _printable(text: str) -> str:
     """``text`` as the console can print it (a name it cannot encode gets escapes, not an exception that stops the batch)."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
@@ -527,6 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
                                   "(starts in about a second), else Keras; keras or litert to choose (default from PMSP_RUNTIME)")
     _inference_arguments(localize_command)
     localize_command.set_defaults(handler=_localize)
+
+    prepare_command = commands.add_parser("prepare", help="export models' LiteRT copies now, so that the first pmsp localize starts in about a second")
+    prepare_command.add_argument("--weights", nargs="+", default=[DEFAULT_MODEL], metavar="MODEL",
+                                 help=f"shipped models' names, run folders or .keras files (default: {DEFAULT_MODEL})")
+    prepare_command.set_defaults(handler=_prepare)
     return parser
 
 

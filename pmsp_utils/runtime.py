@@ -7,7 +7,8 @@ than the map of one photo. So the first time a model localizes with the
 exported as a LiteRT flatbuffer into ``PMSP_CACHE_DIR/lite`` (keyed by the
 model's weights, its settings and the input size), with its settings beside it.
 Every later ``pmsp localize`` loads that file in milliseconds and never imports
-TensorFlow. The maps agree with Keras' within 1e-4 (tests/test_runtime.py), and
+TensorFlow; ``pmsp prepare`` (which ``make run`` calls) exports it ahead of time, so
+that even the first photo a user tries starts in about a second. The maps agree with Keras' within 1e-4 (tests/test_runtime.py), and
 on 2 cores LiteRT's XNNPACK kernels are also faster per image
 (``benchmarks/bench_localize.py``).
 """
@@ -169,6 +170,26 @@ def load_lite(spec: str | Path, *, input_size: int | None = None):
     return LoadedModel(LiteModel(path, settings), settings, None, facts.get("label", str(spec)) + " (LiteRT)")
 
 
+def prepare_lite(spec: str | Path, *, input_size: int | None = None, loaded=None, echo=print) -> Path | None:
+    """Export ``spec``'s LiteRT copy now unless it is already in the cache; its path, or None without LiteRT.
+
+    ``pmsp prepare`` (and ``make run`` after the notebooks) calls it so that even the first ``pmsp localize`` starts
+    without TensorFlow. ``loaded``: the folded Keras model when the caller already has it (else it is loaded here)."""
+    if not litert_available():
+        return None
+    path = lite_path(spec, input_size)
+    if path.is_file() and path.with_name(path.name + ".json").is_file():
+        return path
+    if loaded is None:
+        from .environment import keras_environment
+        from .models import load_model
+
+        keras_environment()
+        loaded = load_model(spec, input_size=input_size, inference=True)
+    echo(f"first use of {loaded.label}: exporting a LiteRT copy for fast start-up to {path.parent} (once)")
+    return export_lite(loaded, path)
+
+
 def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: int | None = None, echo=print):
     """A model ready to localize: LiteRT's exported copy where there is one (exported now, once, when LiteRT is
     installed and ``runtime`` allows it), else the folded Keras model. ``runtime``: auto, keras or litert."""
@@ -187,7 +208,5 @@ def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: i
     loaded = load_model(spec, input_size=input_size, inference=True)
     if runtime == "keras" or not litert_available():
         return loaded
-    path = lite_path(spec, input_size)
-    echo(f"first use of {loaded.label}: exporting a LiteRT copy for fast start-up to {path.parent} (once)")
-    export_lite(loaded, path)
+    prepare_lite(spec, input_size=input_size, loaded=loaded, echo=echo)
     return load_lite(spec, input_size=input_size) or loaded

@@ -100,3 +100,22 @@ def test_auto_exports_once_then_starts_without_tensorflow(small_model, cache_fol
 def test_runtime_choices_are_checked(small_model):
     with pytest.raises(ValueError, match="PMSP_RUNTIME"):
         load_for_inference(small_model, runtime="fast")
+
+
+@pytest.mark.slow
+def test_prepare_exports_each_model_once_and_goes_on_past_a_bad_one(small_model, cache_folder, tmp_path, capsys, monkeypatch):
+    from pmsp_utils import runtime
+    from pmsp_utils.cli import main
+
+    missing = tmp_path / "missing.keras"
+    assert main(["prepare", "--weights", str(missing), str(small_model)]) == 1
+    printed = capsys.readouterr()
+    assert f"error: {missing}" in printed.err and "not a shipped model" in printed.err
+    copy = lite_path(small_model)
+    assert copy.is_file() and "exported in" in printed.out and str(copy) in printed.out  # the bad one did not stop it
+    made = copy.stat().st_mtime_ns
+    assert main(["prepare", "--weights", str(small_model)]) == 0
+    assert "already prepared" in capsys.readouterr().out and copy.stat().st_mtime_ns == made  # not exported twice
+    assert load_for_inference(small_model, echo=pytest.fail).label.endswith("(LiteRT)")  # localize finds it: no export
+    monkeypatch.setattr(runtime, "litert_available", lambda: False)
+    assert main(["prepare"]) == 0 and "nothing to prepare" in capsys.readouterr().out
