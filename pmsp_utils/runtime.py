@@ -186,7 +186,7 @@ def prepare_lite(spec: str | Path, *, input_size: int | None = None, loaded=None
 
         keras_environment()
         loaded = load_model(spec, input_size=input_size, inference=True)
-    echo(f"first use of {loaded.label}: exporting a LiteRT copy for fast start-up to {path.parent} (once)")
+    echo(f"first use of {loaded.label}: exporting a LiteRT copy for fast start-up to {path.parent} (once; pmsp prepare does it ahead of time)")
     return export_lite(loaded, path)
 
 
