@@ -315,11 +315,11 @@ def _prepare(args: argparse.Namespace) -> int:
     for spec in args.weights:
         try:
             path = lite_path(spec)
-            ready = path.is_file()
+            ready = path.is_file() and path.with_name(path.name + ".json").is_file()
             start = time.perf_counter()
             prepare_lite(spec, echo=lambda message: None)
         except USER_ERRORS as error:  # one model never stops the others
-            print(f"error: {spec}: {error}", file=sys.stderr)
+            print(f"error: {_with_file(error, Path(spec))}", file=sys.stderr)
             failures += 1
             continue
         done = "already prepared" if ready else f"exported in {time.perf_counter() - start:.1f} s"

@@ -52,7 +52,8 @@ def model_identity(spec: str | Path, input_size: int | None = None) -> str:
     elif path.is_file():
         files = [path]
     else:
-        raise FileNotFoundError(f"{spec_text!r}: not a shipped model, a run folder nor a model file.")
+        raise FileNotFoundError(f"{spec_text!r}: not a shipped model ({', '.join(pretrained.available())}), a run folder nor a model file; "
+                                "name one of those, or the run folder pmsp train wrote.")
     for file in files:
         digest.update(file.name.encode() + b"\0")
         with open(file, "rb") as stream:

@@ -110,7 +110,7 @@ def test_prepare_exports_each_model_once_and_goes_on_past_a_bad_one(small_model,
     missing = tmp_path / "missing.keras"
     assert main(["prepare", "--weights", str(missing), str(small_model)]) == 1
     printed = capsys.readouterr()
-    assert f"error: {missing}" in printed.err and "not a shipped model" in printed.err
+    assert f"error: '{missing}'" in printed.err and "not a shipped model" in printed.err
     copy = lite_path(small_model)
     assert copy.is_file() and "exported in" in printed.out and str(copy) in printed.out  # the bad one did not stop it
     made = copy.stat().st_mtime_ns
