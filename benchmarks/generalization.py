@@ -110,20 +110,20 @@ def main() -> None:
 
     rows, per_image = [], []
     flips = {"off": (False,), "on": (True,), "both": (False, True)}[args.flip]
-    loaded = {}  # each model once, however many flip settings score it
-    for entry, flip in [(entry, flip) for entry in args.model for flip in flips]:
-        label, _, spec = entry.partition("=")
-        model = loaded.get(entry) or loaded.setdefault(entry, load_model(spec or label, inference=True))
-        label += "+flip" if flip and args.flip == "both" else ""
-        predict = lambda source: localize(model, load_image(source), flip=flip).probability  # noqa: E731
-        for name, items in sets.items():
-            metrics = score(predict, items)
-            rows.append({"model": label, "set": name, **summary(metrics)})
-            per_image += [{"model": label, "set": name, "image": image.name, "f1@0.5": image.f1} for image in metrics.tampered_images]
-            if name == f"forged {part}":
-                for group, names in sorted(forged_labels.items()):
-                    rows.append({"model": label, "set": group, **summary(metrics, names)})
-            print(f"{label}: {name} scored", flush=True)
+    for entry in args.model:
+        base, _, spec = entry.partition("=")
+        model = load_model(spec or base, inference=True)  # once, however many flip settings score it
+        for flip in flips:
+            label = base + ("+flip" if flip and args.flip == "both" else "")
+            predict = lambda source: localize(model, load_image(source), flip=flip).probability  # noqa: E731
+            for name, items in sets.items():
+                metrics = score(predict, items)
+                rows.append({"model": label, "set": name, **summary(metrics)})
+                per_image += [{"model": label, "set": name, "image": image.name, "f1@0.5": image.f1} for image in metrics.tampered_images]
+                if name == f"forged {part}":
+                    for group, names in sorted(forged_labels.items()):
+                        rows.append({"model": label, "set": group, **summary(metrics, names)})
+                print(f"{label}: {name} scored", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     columns = ["model", "set", "images", "f1_per_image@0.5", "pooled_auc", "missed_share", "f1_found"]
     write_csv(args.out / "results.csv", rows, columns, extrasaction="ignore")

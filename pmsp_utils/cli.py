@@ -305,7 +305,7 @@ def _localize(args: argparse.Namespace) -> int:
 def _prepare(args: argparse.Namespace) -> int:
     import time
 
-    from .runtime import lite_path, litert_available, prepare_lite
+    from .runtime import litert_available, prepare_lite
 
     if not litert_available():
         print("ai-edge-litert is not installed: pmsp localize runs Keras, and there is nothing to prepare "
@@ -313,16 +313,14 @@ def _prepare(args: argparse.Namespace) -> int:
         return 0
     failures = 0
     for spec in args.weights:
+        exported, start = [], time.perf_counter()
         try:
-            path = lite_path(spec)
-            ready = path.is_file() and path.with_name(path.name + ".json").is_file()
-            start = time.perf_counter()
-            prepare_lite(spec, echo=lambda message: None)
+            path = prepare_lite(spec, echo=exported.append)  # echo is called only when it exports
         except USER_ERRORS as error:  # one model never stops the others
             print(f"error: {_with_file(error, Path(spec))}", file=sys.stderr)
             failures += 1
             continue
-        done = "already prepared" if ready else f"exported in {time.perf_counter() - start:.1f} s"
+        done = f"exported in {time.perf_counter() - start:.1f} s" if exported else "already prepared"
         print(f"{spec}: {done}, {path}")
     return 1 if failures else 0
 

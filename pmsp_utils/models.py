@@ -96,10 +96,13 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
             raise FileNotFoundError(f"{path}: no such model file.")
         settings = read_keras_settings(path)
         return LoadedModel(_load_keras(path), settings, None, path.name)
-    raise FileNotFoundError(
-        f"{spec_text!r}: not a shipped model ({', '.join(pretrained.available()) or 'none shipped'}), "
-        "a training run folder, nor a .keras file."
-    )
+    raise unknown_model(spec_text)
+
+
+def unknown_model(spec_text: str) -> FileNotFoundError:
+    """The error for a model that is neither a shipped name, a run folder nor a model file (it lists the names)."""
+    return FileNotFoundError(f"{spec_text!r}: not a shipped model ({', '.join(pretrained.available()) or 'none shipped'}), "
+                             "a training run folder, nor a .keras file.")
 
 
 def load_run_best(run_dir: str | Path, settings: ModelSettings | None = None):

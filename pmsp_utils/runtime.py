@@ -8,9 +8,9 @@ exported as a LiteRT flatbuffer into ``PMSP_CACHE_DIR/lite`` (keyed by the
 model's weights, its settings and the input size), with its settings beside it.
 Every later ``pmsp localize`` loads that file in milliseconds and never imports
 TensorFlow; ``pmsp prepare`` (which ``make run`` calls) exports it ahead of time, so
-that even the first photo a user tries starts in about a second. The maps agree with Keras' within 1e-4 (tests/test_runtime.py), and
-on 2 cores LiteRT's XNNPACK kernels are also faster per image
-(``benchmarks/bench_localize.py``).
+that even the first photo a user tries starts in about a second. The maps agree
+with Keras' within 1e-4 (tests/test_runtime.py), and on 2 cores LiteRT's XNNPACK
+kernels are also faster per image (``benchmarks/bench_localize.py``).
 """
 
 from __future__ import annotations
@@ -52,8 +52,9 @@ def model_identity(spec: str | Path, input_size: int | None = None) -> str:
     elif path.is_file():
         files = [path]
     else:
-        raise FileNotFoundError(f"{spec_text!r}: not a shipped model ({', '.join(pretrained.available())}), a run folder nor a model file; "
-                                "name one of those, or the run folder pmsp train wrote.")
+        from .models import unknown_model
+
+        raise unknown_model(spec_text)
     for file in files:
         digest.update(file.name.encode() + b"\0")
         with open(file, "rb") as stream:
@@ -161,25 +162,31 @@ def load_lite(spec: str | Path, *, input_size: int | None = None):
     if not litert_available():
         return None
     path = lite_path(spec, input_size)
-    described = path.with_name(path.name + ".json")
-    if not (path.is_file() and described.is_file()):
+    if not _whole(path):
         return None
     from .models import LoadedModel
 
+    described = path.with_name(path.name + ".json")
     facts = json.loads(described.read_text())
     settings = ModelSettings.from_dict(facts["settings"], source=str(described))
     return LoadedModel(LiteModel(path, settings), settings, None, facts.get("label", str(spec)) + " (LiteRT)")
 
 
+def _whole(path: Path) -> bool:
+    """Whether an exported copy and its settings are both there (export_lite writes the settings first)."""
+    return path.is_file() and path.with_name(path.name + ".json").is_file()
+
+
 def prepare_lite(spec: str | Path, *, input_size: int | None = None, loaded=None, echo=print) -> Path | None:
     """Export ``spec``'s LiteRT copy now unless it is already in the cache; its path, or None without LiteRT.
+    ``echo`` is called (with the first-use message) only when it exports.
 
     ``pmsp prepare`` (and ``make run`` after the notebooks) calls it so that even the first ``pmsp localize`` starts
     without TensorFlow. ``loaded``: the folded Keras model when the caller already has it (else it is loaded here)."""
     if not litert_available():
         return None
     path = lite_path(spec, input_size)
-    if path.is_file() and path.with_name(path.name + ".json").is_file():
+    if _whole(path):
         return path
     if loaded is None:
         from .environment import keras_environment
