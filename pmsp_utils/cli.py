@@ -375,6 +375,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be 0 or more and finite, got {value}")
+    return value
+
+
 def _recipe_arguments(command, defaults: dict) -> None:
     """The options a training recipe shares between ``pmsp train`` and ``pmsp ablate``, with their defaults from
     ``defaults`` (:meth:`TrainConfig.defaults`, with the ``ablation`` recipe on top for ``pmsp ablate``)."""
@@ -419,6 +426,8 @@ def _recipe_arguments(command, defaults: dict) -> None:
     command.add_argument("--forgeries", type=_count, default=defaults["forgeries"], metavar="N",
                          help="add N forgeries made on real photos to the training part (split by photo; default 0)")
     command.add_argument("--forgery-photos", metavar="FOLDER", help="authentic photos for --forgeries (default: ROOT/authentic)")
+    command.add_argument("--authentic", type=_count, default=defaults["authentic"], metavar="N",
+                         help="add N untouched photos of the training side as negatives (all-zero masks; default 0)")
 
 
 def _inference_arguments(command) -> None:
@@ -470,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     _recipe_arguments(train_command, training)
     train_command.add_argument("--run-dir", required=True, type=Path, help="where checkpoints, history and the model go")
     train_command.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    train_command.add_argument("--budget-minutes", type=_nonnegative_float, default=training["budget_minutes"], metavar="N",
+                               help="stop cleanly after the last epoch that fits N minutes (set-up included; 0: no budget); "
+                               "--resume continues later")
     train_command.add_argument("--positive-weight", type=_positive_float, default=training["positive_weight"], help="weight of tampered pixels in BCE")
     train_command.add_argument("--schedule", choices=SCHEDULES, default=training["schedule"],
                                help="plateau: learning rate x0.3 after every 2 epochs without a better --monitor (validation loss or per-image F1)")

@@ -107,6 +107,7 @@ class TrainConfig:
     postprocess: dict = field(default_factory=dict)  # whole-image resize/JPEG/blur/noise before ELA, each with a probability (augment.PostProcessing)
     forgeries: int = 0  # forgeries made on real photos (data.forgeries) added to the training part
     forgery_photos: str | None = None  # their folder of authentic photos (default: the dataset's authentic/ folder)
+    authentic: int = 0  # untouched photos of the training side (the dataset's own, camera JPEG history) added as negatives
     distill_from: str | None = None  # a teacher model whose maps are mixed into the targets of the dataset's own images
     distill_weight: float = 0.5  # target = (1 - w) * mask + w * teacher
     monitor: str = "val_loss"
@@ -117,6 +118,7 @@ class TrainConfig:
     devices: int = 1  # data-parallel training: each batch split across this many accelerators (use_devices)
     cache_in_memory: bool = True
     max_train_images: int | None = None
+    budget_minutes: float = 0.0  # stop cleanly after the last epoch that fits this many minutes of the run (0: no budget); --resume goes on
     notes: dict = field(default_factory=dict)
 
     def __init__(self, *, model: ModelSettings | None = None, **settings) -> None:
@@ -170,6 +172,8 @@ class TrainConfig:
             raise ValueError(f"positive_weight must be a finite positive number, got {self.positive_weight}.")
         if not math.isfinite(self.learning_rate):
             raise ValueError(f"learning_rate must be finite, got {self.learning_rate}.")
+        if self.budget_minutes < 0:
+            raise ValueError(f"budget_minutes is a time in minutes (0: no budget), got {self.budget_minutes}.")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema is a momentum in [0, 1) (0: off; 0.99 averages about 100 steps), got {self.ema}.")
         for value, allowed, what in ((self.monitor, MONITORS, "monitor"), (self.split, SPLIT_PROTOCOLS, "split")):
@@ -187,14 +191,16 @@ class TrainConfig:
         PostProcessing.from_dict(self.postprocess)  # names and probabilities
         if self.forgeries < 0:
             raise ValueError(f"forgeries is a count of generated training images, got {self.forgeries}.")
+        if self.authentic < 0:
+            raise ValueError(f"authentic is a count of untouched training photos, got {self.authentic}.")
         if not 0.0 <= self.distill_weight <= 1.0:
             raise ValueError(f"distill_weight is the teacher's share of the target in [0, 1], got {self.distill_weight}.")
         if self.batch_size % self.devices:
             raise ValueError(f"batch_size {self.batch_size} must divide evenly across {self.devices} devices (each takes an equal share).")
 
     #: Settings by kind, for :meth:`check`: a bool is never taken for a number, nor a string for a bool.
-    WHOLE_NUMBERS = ("batch_size", "epochs", "patience", "seed", "forgeries", "synthetic_count", "workers", "devices")
-    NUMBERS = ("learning_rate", "positive_weight", "ema", "recompress", "distill_weight")
+    WHOLE_NUMBERS = ("batch_size", "epochs", "patience", "seed", "forgeries", "authentic", "synthetic_count", "workers", "devices")
+    NUMBERS = ("learning_rate", "positive_weight", "ema", "recompress", "distill_weight", "budget_minutes")
     SWITCHES = ("mixed_precision", "augment", "cache_in_memory")
     OPTIONAL_TEXT = ("root", "weights", "init_from", "forgery_photos", "distill_from")
 
@@ -411,7 +417,26 @@ def load_checkpoint(run_dir: Path):
     return model, state
 
 
-def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: dict, echo):
+class TimeBudget:
+    """``minutes`` of wall-clock time from ``started`` (``time.monotonic``): an epoch is begun only when the slowest
+    epoch so far, plus its validation pass, still fits in what is left. The run then ends at an epoch boundary, with
+    its checkpoint whole, and ``--resume`` continues it."""
+
+    def __init__(self, minutes: float, started: float | None = None, clock=time.monotonic) -> None:
+        self.seconds, self.clock = minutes * 60.0, clock
+        self.started = clock() if started is None else started
+        self.slowest = 0.0
+
+    def next_epoch_would_overrun(self, epoch_seconds: float) -> bool:
+        self.slowest = max(self.slowest, float(epoch_seconds))
+        return self.clock() - self.started + self.slowest > self.seconds
+
+    def describe(self) -> str:
+        used = (self.clock() - self.started) / 60.0
+        return f"{used:.1f} of {self.seconds / 60.0:g} minutes used, the slowest epoch took {self.slowest / 60.0:.1f}"
+
+
+def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: dict, echo, budget: TimeBudget | None = None):
     """The callback that, each epoch, scores the validation split and writes checkpoints atomically.
 
     Its jobs stay in one hand-written callback because resume must be exact after a kill -9 at any moment, and
@@ -430,8 +455,13 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
     import keras
 
     class EpochEnd(keras.callbacks.Callback):
+        train_images = 0
+
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.trained_seconds = time.perf_counter() - self.started  # training only, before the validation pass
 
         def on_epoch_end(self, epoch, logs=None):
             logs = logs if logs is not None else {}
@@ -442,11 +472,18 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             save_checkpoint(self.model, run_dir, state, config.model)  # the raw weights, the average in the optimizer
             echo(
                 f"epoch {epoch + 1}/{config.epochs}: loss {logs['loss']:.4f}, val_loss {logs['val_loss']:.4f}, "
-                f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}"
+                f"val per-image F1@0.5 {logs['val_f1']:.3f}, val pooled AUC {logs['val_auc']:.3f}, "
+                f"{logs.get('images_per_second', 0.0):.2f} images/s, {logs['seconds']:.0f} s"
                 + (" (best)" if state["wait"] == 0 else f" (no improvement for {state['wait']})")  # wait is 0 only after a better epoch
             )
             if state["wait"] >= config.patience:
                 echo(f"early stopping: no better {MONITOR_LABELS[config.monitor]} for {config.patience} epochs")
+                self.model.stop_training = True
+            elif budget is not None and epoch + 1 < config.epochs and budget.next_epoch_would_overrun(logs["seconds"]):
+                echo(f"time budget: stopping after epoch {epoch + 1} ({budget.describe()}); continue with --resume "
+                     f"(and --budget-minutes for the next session's time)")
+                state["budget_stops"] = state.get("budget_stops", 0) + 1
+                write_text_atomic(run_dir / "state.json", json.dumps(state, indent=2))
                 self.model.stop_training = True
 
         def score_and_keep(self, epoch, logs):
@@ -455,6 +492,7 @@ def make_epoch_callback(run_dir: Path, validation, config: TrainConfig, state: d
             logs["val_f1"] = scores["per_image_f1@0.5"]
             logs["val_auc"] = scores["pooled_auc"]
             logs["seconds"] = time.perf_counter() - self.started
+            logs["images_per_second"] = self.train_images / max(self.trained_seconds, 1e-9)
             improved = is_better(config.monitor, logs, state)
             if improved:
                 state.update(best_val_loss=float(logs["val_loss"]), best_val_f1=float(logs["val_f1"]), best_epoch=epoch + 1, wait=0)
@@ -588,6 +626,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
     """:func:`train`'s body, inside the devices' scope."""
     import keras
 
+    budget = TimeBudget(config.budget_minutes) if config.budget_minutes else None  # counted from here: set-up included
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_file = run_dir / "state.json"
@@ -627,7 +666,9 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
                               input_cache=teacher.input_cache if teacher else None, teacher=teacher)
     validation = make_sequence(validation_records, config, shuffle=False, augment=False, ela_cache=ela_cache, preloaded=loaded)
     training.set_epoch(state["epochs_done"])
-    callbacks = [make_epoch_callback(run_dir, validation, config, state, echo)]
+    epoch_end = make_epoch_callback(run_dir, validation, config, state, echo, budget)
+    epoch_end.train_images = len(training.records)
+    callbacks = [epoch_end]
     if config.schedule == "cosine":
         total = config.epochs
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / total))))
@@ -664,7 +705,7 @@ def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_ca
 
 
 #: Settings a resumed run may change: how long it runs and how it loads data, not what it learns.
-RESUMABLE_CHANGES = {"epochs", "patience", "workers", "devices", "notes"}
+RESUMABLE_CHANGES = {"epochs", "patience", "workers", "devices", "notes", "budget_minutes"}
 #: Of those, the ones that decide which epochs exist: a change is written into config.json and listed in its notes.
 RECORDED_CHANGES = ("epochs", "patience")
 
@@ -750,7 +791,28 @@ def training_records(config: TrainConfig, *, include_authentic: bool = False, ec
         protocol += (f"; plus {len(forged.records)} forgeries made on {forged.name.split(', ', 1)[1].rstrip(')')} of the training "
                      f"part's photos (data.forgeries, seed {config.seed}; the photos behind validation and test forgeries excluded)")
         echo(f"added {len(forged.records)} generated forgeries to the training part ({forged.name})")
+    if config.authentic:
+        negatives = authentic_negatives(dataset, split, config.authentic)
+        train_records += negatives
+        protocol += (f"; plus {len(negatives)} untouched photos of the training side as negatives (all-zero masks; the photos "
+                     "behind validation and test kept out)")
+        echo(f"added {len(negatives)} untouched training-side photos as negatives")
     return train_records, list(split.validation), list(split.test), protocol
+
+
+def authentic_negatives(dataset, split, count: int) -> list[Record]:
+    """Up to ``count`` of ``dataset``'s untouched photos that belong to the training side: dealt to parts as the
+    forgeries' photos are (:func:`~pmsp_utils.data.forgeries.split_photos`, the photos behind the validation and test
+    forgeries reserved there), the training part's taken in name-hash order."""
+    from .data.forgeries import photo_id, reserved_ids, split_photos
+    from .data.splits import name_hash
+
+    untouched = {record.image_path: record for record in dataset if not record.is_tampered}
+    if not untouched:
+        raise ValueError(f"{dataset.root}: --authentic {count}, but the dataset has no untouched photos.")
+    train_side = split_photos(list(untouched), reserved=reserved_ids(split))["train"]
+    chosen = sorted(train_side, key=lambda path: (name_hash(photo_id(path), "negatives"), path.name))[:count]
+    return [untouched[path] for path in sorted(chosen, key=lambda path: path.name)]
 
 
 def forged_sets(config: TrainConfig, root, split, counts: dict[str, int]) -> dict:

@@ -134,3 +134,26 @@ def test_too_few_photos_is_a_clear_error(tmp_path):
         list_photos(tmp_path / "nowhere")
     with pytest.raises(ValueError, match="at least two"):
         list_photos(tmp_path)
+
+
+def test_authentic_negatives_come_from_the_training_side_only(tmp_path):
+    """``--authentic N``: untouched photos whose forgeries are in validation or test never train, and the choice is a
+    fixed sample of the training side's photos."""
+    from types import SimpleNamespace
+
+    from pmsp_utils.data.records import Record
+    from pmsp_utils.train import authentic_negatives
+
+    photos = [Record("casia1", f"Au_ani_{index:04d}", "authentic", tmp_path / f"Au_ani_{index:04d}.jpg") for index in range(40)]
+    held = Record("casia1", "Sp_D_CNN_A_ani0003_ani0007_0001", "splicing", tmp_path / "x.jpg", source_ids=("ani0003", "ani0007"))
+    tested = Record("casia1", "Sp_S_CNN_A_ani0011_ani0011_0002", "copy-move", tmp_path / "y.jpg", source_ids=("ani0011",))
+    split = SimpleNamespace(parts=lambda: {"train": (), "validation": (held,), "test": (tested,)})
+    dataset = [*photos, held, tested]
+    chosen = authentic_negatives(dataset, split, 1000)
+    names = {record.name for record in chosen}
+    assert names and not names & {"Au_ani_0003", "Au_ani_0007", "Au_ani_0011"}
+    assert all(not record.is_tampered for record in chosen)
+    assert len(chosen) < len(photos) - 3  # the photo split keeps some untouched photos for validation and test too
+    few = authentic_negatives(dataset, split, 5)
+    assert len(few) == 5 and {record.name for record in few} <= names
+    assert few == authentic_negatives(dataset, split, 5)  # the same sample every time

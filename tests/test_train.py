@@ -133,3 +133,35 @@ def test_checkpoint_carries_its_own_state(trained_runs, resumed_from_a_stale_sta
     interrupted = read_history(trained_runs[0] / "two_epochs")
     assert history[1]["loss"] == interrupted[1]["loss"]  # epoch 2 (index 1) is the interrupted run's, not run again
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
+
+
+def test_time_budget_stops_at_an_epoch_boundary_and_resume_continues_exactly(records, trained_runs, tmp_path, cache_folder):
+    """``--budget-minutes``: a budget one epoch fits ends the run after that epoch, its checkpoint whole; resuming
+    without the budget gives the uninterrupted run's history and weights."""
+    _, whole = trained_runs
+    run = tmp_path / "budget"
+    said = []
+    _, history = train(tiny(budget_minutes=1e-4), *records, run, verbose=0, echo=said.append)
+    assert [int(row["epoch"]) for row in history] == [0], said
+    assert any(line.startswith("time budget: stopping after epoch 1") for line in said), said
+    assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
+    model, history = train(tiny(), *records, run, resume=True, **QUIET)  # a budget is not what the run learns: resumable
+    assert [int(row["epoch"]) for row in history] == [0, 1, 2]
+    reference = read_history(trained_runs[0] / "whole")
+    for mine, theirs in zip(history, reference):
+        assert mine["loss"] == pytest.approx(theirs["loss"], rel=1e-3, abs=1e-4)
+        assert mine["images_per_second"] > 0
+    for mine, theirs in zip(model.weights, whole.weights):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
+
+
+def test_time_budget_counts_the_slowest_epoch():
+    from pmsp_utils.train import TimeBudget
+
+    now = [0.0]
+    budget = TimeBudget(10, clock=lambda: now[0])  # 600 s
+    now[0] = 200.0
+    assert not budget.next_epoch_would_overrun(150.0)  # 200 used + 150 fits
+    now[0] = 480.0
+    assert budget.next_epoch_would_overrun(100.0)  # the slowest epoch (150 s) no longer fits the 120 s left
+    assert "8.0 of 10 minutes used" in budget.describe()
