@@ -29,7 +29,7 @@ FUSIONS = ("add", "concat")
 STREAMS = ("both", "rgb", "ela")
 OUTPUT_STRIDES = (8, 16, 32)
 DECODERS = ("none", "f3")
-INPUT_POLICIES = ("resize", "pad")
+INPUT_POLICIES = ("resize", "pad", "native")
 BINS = (1, 2, 3, 6)
 DEFAULT_ELA_GAIN = 8.0
 DECODER_STRIDE = 8  # F3, the level the decoder reads, is at stride 8
@@ -74,7 +74,9 @@ class ModelSettings:
     ``policy``: how an image reaches the square input. ``"resize"`` stretches it
     to the input (the paper); ``"pad"`` keeps an image that fits at its own
     pixels in the top-left corner of the input and ignores the rest (larger
-    images are resized to fit, keeping their aspect ratio, then padded).
+    images are resized to fit, keeping their aspect ratio, then padded);
+    ``"native"`` never resamples: an image that fits is padded as with ``"pad"``, a larger one is cropped (training,
+    a window on the 8x8 JPEG grid) or covered by overlapping tiles with blended seams (inference).
     ``flip``: whether inference averages the map with the flipped input's.
     """
 

@@ -25,7 +25,7 @@ from .data.records import Record
 from .data.synthetic import jpeg_roundtrip
 from .ela import ElaCache, load_npy, save_npy_atomic
 from .ela import ela as compute_ela
-from .pipeline import empty_batch, to_placed
+from .pipeline import crop_window, empty_batch, to_placed
 
 if TYPE_CHECKING:
     from .train import TrainConfig
@@ -42,7 +42,11 @@ def load_example(record: Record, ela_cache: ElaCache) -> tuple[np.ndarray, np.nd
 
 def placed_entry(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray, input_size: int, policy: str) -> np.ndarray:
     """uint8 (h, w, 7): RGB, ELA and the 0/1 mask at the image's extent in the model's input (:func:`pipeline.to_placed`),
-    the layout of :class:`InputCache` entries and of every image a training batch is filled from."""
+    the layout of :class:`InputCache` entries and of every image a training batch is filled from. Under the
+    ``"native"`` policy nothing is resampled: the entry is the whole image, and each batch crops its own window
+    (:func:`~pmsp_utils.pipeline.crop_window`), so a crop's ELA is the whole image's ELA at that place."""
+    if policy == "native":
+        return np.concatenate([image, ela_map, mask[..., None]], axis=2)
     rgb, ela_small, mask_small, _ = to_placed(image, ela_map, mask, input_size, policy)
     return np.concatenate([rgb, ela_small, mask_small[..., None]], axis=2)
 
@@ -243,11 +247,16 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
                 else:
                     # Flips keep the forensic traces (no pixel leaves the JPEG grid), so they apply to the cached input.
                     placed = _flipped(inputs.get(self.records[index], lambda index=index: self.example(index)), flips)
+                window = (slice(None), slice(None))
+                if placed.shape[0] > size or placed.shape[1] > size:  # the native policy: a window at the image's own pixels
+                    top, left = crop_window(placed.shape[0], placed.shape[1], size, rng)
+                    window = (slice(top, top + size), slice(left, left + size))
+                    placed = placed[window]
                 height, width = placed.shape[:2]
                 rgbs[slot, :height, :width] = placed[..., 0:3]
                 elas[slot, :height, :width] = placed[..., 3:6]
                 soft = teacher.get(self.records[index]) if teacher is not None else None
-                soft = None if soft is None else _flipped(soft, flips)
+                soft = None if soft is None else _flipped(soft, flips)[window]
                 targets[slot, :height, :width, 0] = mix_targets(placed[..., 6], soft, config.distill_weight)
             batch = {"rgb": rgbs, "ela": elas}
             if config.model.streams != "both":

@@ -14,6 +14,12 @@ Two policies bring an image of any size to the model's square input:
   mask, so the loss and the metrics skip it, and it is cropped from the map.
   CASIA's 384x256 images then reach a 384x384 network without resampling the
   JPEG grid that ELA reads.
+- ``"native"``: nothing is ever resampled. An image that fits is padded exactly
+  as with ``"pad"``; a larger one is, in training, cropped to a window of the
+  input's size whose corner lies on the 8x8 JPEG grid (:func:`crop_window`), and
+  at inference covered by overlapping tiles on that grid whose maps are blended
+  with weights that fall towards each tile's edge (:func:`blend_weights`), so no
+  seam shows where two tiles meet.
 
 ELA is always computed before this step, on the image at its full resolution.
 
@@ -93,7 +99,7 @@ def to_input(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray | None, in
     :data:`IGNORE` outside the image.
     """
     rgb, ela_small, mask_small, where = to_placed(image, ela_map, mask, input_size, policy)
-    if policy == "pad":
+    if policy in ("pad", "native"):
         rgb, ela_small = _place(rgb, input_size, PAD_VALUE), _place(ela_small, input_size, PAD_VALUE)
         mask_small = None if mask_small is None else _place(mask_small, input_size, IGNORE)
     return rgb, ela_small, mask_small, where
@@ -106,6 +112,9 @@ def to_placed(image: np.ndarray, ela_map: np.ndarray, mask: np.ndarray | None, i
     height, width = image.shape[:2]
     if ela_map.shape[:2] != (height, width) or (mask is not None and mask.shape[:2] != (height, width)):
         raise ValueError(f"image {image.shape[:2]}, ELA {ela_map.shape[:2]} and mask {None if mask is None else mask.shape} differ in size.")
+    if policy == "native" and max(height, width) > input_size:
+        raise ValueError(f"an image of {width}x{height} does not fit a {input_size} input whole under the native policy: "
+                         "crop it first (crop_window) or localize it in tiles.")
     where = geometry(height, width, input_size, policy)
     rgb = _resize(image, where.placed_height, where.placed_width, Image.Resampling.BILINEAR)
     ela_small = _resize(ela_map, where.placed_height, where.placed_width, Image.Resampling.BILINEAR)
@@ -122,7 +131,7 @@ def _place(array: np.ndarray, size: int, fill: int) -> np.ndarray:
 def from_output(probability: np.ndarray, where: Geometry) -> np.ndarray:
     """The network's (S, S) map back at the image's own size (H, W), float32 in [0, 1]."""
     probability = np.asarray(probability, dtype=np.float32)
-    if where.policy == "pad":
+    if where.policy in ("pad", "native"):
         probability = probability[: where.placed_height, : where.placed_width]
     if (where.height, where.width) == probability.shape:
         return np.clip(probability, 0.0, 1.0)
@@ -218,6 +227,8 @@ def localize(model, source, *, settings: ModelSettings | None = None, policy: st
     names, size = input_names(network), settings.input_size
     if policy == "tile":
         probability = _tiled(network, {"rgb": image, "ela": ela_map}, names, size, overlap, batch_size, flip)
+    elif policy == "native" and max(image.shape[:2]) > size:
+        probability = native_tiles(network, {"rgb": image, "ela": ela_map}, names, size, overlap, batch_size, flip)
     else:
         rgb, ela_small, _, where = to_input(image, np.ascontiguousarray(ela_map), None, size, policy)
         arrays = {"rgb": rgb, "ela": ela_small}
@@ -250,6 +261,71 @@ def _tiled(model, sources, names, size, overlap, batch_size, flip) -> np.ndarray
             total[top : top + size, left : left + size] += tile
             count[top : top + size, left : left + size] += 1.0
     return (total / count)[:height, :width]
+
+
+#: The JPEG block: native crops and tiles start on multiples of it, so each window sees the 8x8 grid where the
+#: whole image has it.
+JPEG_BLOCK = 8
+
+
+def crop_window(height: int, width: int, size: int, rng: np.random.Generator, *, grid: int = JPEG_BLOCK) -> tuple[int, int]:
+    """(top, left) of a random ``size`` window of an image, on the ``grid`` (multiples of 8 by default); 0 along a side
+    the window covers whole."""
+
+    def start(length: int) -> int:
+        room = max(0, length - size)
+        return int(rng.integers(0, room // grid + 1)) * grid if room else 0
+
+    return start(height), start(width)
+
+
+def blend_weights(size: int, overlap: int) -> np.ndarray:
+    """(size, size) float32 weights of one tile's map: 1 in the middle, falling linearly over the ``overlap`` pixels at
+    each edge to a small positive floor. Neighbours' maps fade into each other across their shared band instead of
+    switching at a line; where one tile alone covers a pixel, its map comes through unchanged (the weights divide out)."""
+    ramp = max(1, int(overlap))
+    positions = np.arange(size, dtype=np.float32) + 0.5
+    one_side = np.clip(np.minimum(positions, size - positions) / ramp, 1e-3, 1.0)
+    return np.outer(one_side, one_side).astype(np.float32)
+
+
+def native_tile_starts(length: int, size: int, stride: int, grid: int = JPEG_BLOCK) -> list[int]:
+    """Tile starts along one side: every ``stride`` (a multiple of ``grid``), the last flush with the padded end."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size, stride))
+    return starts + [length - size]
+
+
+def native_tiles(model, sources, names, size, overlap, batch_size, flip) -> np.ndarray:
+    """The map of an image larger than the input, from overlapping tiles at its own pixels (the ``"native"`` policy).
+
+    The image is padded with zeros below and to the right to a multiple of 8, so every tile starts on the JPEG grid;
+    tiles overlap by ``overlap`` of their size (rounded to the grid) and their maps are blended with
+    :func:`blend_weights`. Memory: one batch of tiles and two float32 maps of the image."""
+    height, width = sources["rgb"].shape[:2]
+    grid = JPEG_BLOCK
+    full_height, full_width = max(size, -(-height // grid) * grid), max(size, -(-width // grid) * grid)
+    band = max(grid, int(round(size * overlap / grid)) * grid)
+    stride = max(grid, size - band)
+    corners = [(top, left) for top in native_tile_starts(full_height, size, stride) for left in native_tile_starts(full_width, size, stride)]
+    weights = blend_weights(size, band)
+    total = np.zeros((full_height, full_width), np.float32)
+    count = np.zeros((full_height, full_width), np.float32)
+
+    def window(name, top, left):
+        tile = np.full((size, size, 3), PAD_VALUE, np.float32)
+        part = sources[name][top : top + size, left : left + size]
+        tile[: part.shape[0], : part.shape[1]] = part
+        return tile
+
+    for first in range(0, len(corners), batch_size):
+        chunk = corners[first : first + batch_size]
+        inputs = {name: np.stack([window(name, top, left) for top, left in chunk]) for name in names}
+        for (top, left), tile in zip(chunk, predict_inputs(model, inputs, flip=flip)):
+            total[top : top + size, left : left + size] += tile * weights
+            count[top : top + size, left : left + size] += weights
+    return np.clip(total[:height, :width] / count[:height, :width], 0.0, 1.0)
 
 
 def _pad_to(array: np.ndarray, size: int) -> np.ndarray:
