@@ -91,6 +91,7 @@ class ModelSettings:
     ela_scaling: str = "raw"
     policy: str = "resize"
     flip: bool = False  # test-time augmentation: average with the horizontally flipped input's map (on where it was measured to win)
+    score_calibration: tuple = ()  # (slope, intercept): tamper_score = sigmoid(slope * raw + intercept), fitted on validation; (): raw
 
     ARCHITECTURE = ("input_size", "attention", "fusion", "streams", "output_stride", "decoder", "ela_gain")
 
@@ -108,6 +109,11 @@ class ModelSettings:
         if not np.isfinite(float(self.ela_gain)):
             raise ValueError(f"ela_gain must be a finite positive number, got {self.ela_gain!r}.")
         object.__setattr__(self, "flip", bool(self.flip))
+        calibration = self.score_calibration
+        if not isinstance(calibration, (tuple, list)) or len(calibration) not in (0, 2) or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in calibration):
+            raise ValueError(f"score_calibration is () or two finite numbers (slope, intercept), got {calibration!r}.")
+        object.__setattr__(self, "score_calibration", tuple(float(value) for value in calibration))
         check_input_size(self.input_size, output_stride=self.output_stride)
         for value, allowed, what in ((self.attention, ATTENTION_PLACEMENTS, "attention"), (self.fusion, FUSIONS, "fusion"),
                                      (self.streams, STREAMS, "streams"), (self.decoder, DECODERS, "decoder"),

@@ -77,11 +77,22 @@ def check_output_folder(out: str | Path) -> Path:
     return out
 
 
-def tamper_score(probability: np.ndarray, top_fraction: float = TOP_FRACTION) -> float:
-    """An image-level score: the mean of the highest ``top_fraction`` of the pixel probabilities."""
+def raw_tamper_score(probability: np.ndarray, top_fraction: float = TOP_FRACTION) -> float:
+    """The mean of the highest ``top_fraction`` of the pixel probabilities: how sure the map is of its strongest region."""
     flat = np.asarray(probability, np.float32).ravel()
     count = max(1, int(round(flat.size * top_fraction)))
     return float(np.partition(flat, flat.size - count)[flat.size - count :].mean())
+
+
+def tamper_score(probability: np.ndarray, calibration: tuple = (), top_fraction: float = TOP_FRACTION) -> float:
+    """An image-level score in [0, 1]: :func:`raw_tamper_score`, mapped through the model's ``calibration`` (slope,
+    intercept of a logistic fit on validation, tampered images against untouched photos weighted equally; its card says
+    what 0.5 means and how often an untouched photo passes it). Without a calibration, the raw score."""
+    raw = raw_tamper_score(probability, top_fraction)
+    if not calibration:
+        return raw
+    slope, intercept = calibration
+    return float(1.0 / (1.0 + np.exp(-(slope * raw + intercept))))
 
 
 BAND_ROWS = 512  # rows of a full-size output computed at a time: float copies of one band, not of the whole photo
@@ -167,7 +178,8 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict
     return stems
 
 
-def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probability: np.ndarray, threshold: float) -> Written:
+def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probability: np.ndarray, threshold: float,
+                  calibration: tuple = ()) -> Written:
     """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.jpg``
     (:data:`LOCALIZE_PICTURES`)."""
     mask = probability >= threshold
@@ -182,7 +194,7 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
         for path in written:  # no image leaves half its outputs behind
             path.unlink(missing_ok=True)
         raise
-    return Written(source, tamper_score(probability), float(mask.mean()), files)
+    return Written(source, tamper_score(probability, calibration), float(mask.mean()), files)
 
 
 class RunFolder:

@@ -281,7 +281,7 @@ def _localize(args: argparse.Namespace) -> int:
                 result = localize(model, path, policy=args.policy, flip=args.flip)
                 image, probability = result.image, result.probability
                 result = None  # the full-size ELA map is not written: free it before the pictures are made
-                written = write_outputs(out, stem, path, image, probability, args.threshold)
+                written = write_outputs(out, stem, path, image, probability, args.threshold, model.settings.score_calibration)
                 image = probability = None
             except OSError as error:
                 if error.errno == errno.ENOSPC:  # nothing more can be written: say so once, keep what is complete
