@@ -199,8 +199,13 @@ def predict_inputs(model, inputs: dict[str, np.ndarray], *, flip: bool = False) 
     return 0.5 * (maps[:count] + maps[count:, :, ::-1])
 
 
+#: Share of a tile its neighbour repeats, by policy: "native" blends its seams, so a narrower band does (a 12 MP photo
+#: takes 108 tiles of 384 at 1/8 against 165 at 1/4; benchmarks/bench_native.py).
+DEFAULT_OVERLAP = {"tile": 0.25, "native": 0.125}
+
+
 def localize(model, source, *, settings: ModelSettings | None = None, policy: str | None = None, flip: bool | None = None,
-             overlap: float = 0.25, batch_size: int = 4) -> Localization:
+             overlap: float | None = None, batch_size: int = 4) -> Localization:
     """Predict the tampered probability of every pixel of ``source`` (a path, bytes, an array or a loaded image).
 
     ``model``: a :class:`~pmsp_utils.models.LoadedModel` (it carries its settings) or a Keras
@@ -216,6 +221,7 @@ def localize(model, source, *, settings: ModelSettings | None = None, policy: st
     flip = settings.flip if flip is None else flip
     if policy not in LOCALIZE_POLICIES:
         raise ValueError(f"policy must be one of {LOCALIZE_POLICIES}, got {policy!r}.")
+    overlap = DEFAULT_OVERLAP.get(policy, 0.25) if overlap is None else overlap
     if not 0.0 <= overlap <= 0.9:  # 0.99 would mean a tile every few pixels: hours for one image
         raise ValueError(f"overlap is the share of a tile its neighbour repeats, in [0, 0.9], got {overlap}.")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

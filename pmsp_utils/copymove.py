@@ -1,0 +1,500 @@
+"""Copy-move detection: find the region that appears twice. Explained in 07_copy_move.
+
+A copy-moved region comes from the same photo, with the same camera, noise and compression history as the rest, so
+ELA has little to see. What gives it away is that its content appears twice. This module is a training-free dense-field
+detector in the line of Cozzolino, Poggi and Verdoliva (2015), in four steps, each a function:
+
+1. :func:`patch_features`: for every pixel, Zernike moments of the disc of radius :data:`RADIUS` around it, the
+   magnitudes (unchanged by a rotation of the patch) and the two real m = 0 moments, with the patch's mean left out
+   and its contrast divided out (unchanged by a brightness or contrast change). Flat patches (sky, walls) are gated
+   out by their standard deviation.
+2. :func:`match`: for every pixel, the most similar patch at least ``min_offset`` pixels away: PatchMatch (Barnes et
+   al. 2009) in vectorised NumPy, its propagation by jump flooding (neighbours 1, 4 and 16 pixels away along each axis,
+   so a good offset crosses a region in a few passes) and its random search at halving radii.
+3. :func:`regular_matches`: keep a match only where the offset field is locally regular (its median over a window
+   agrees with it), its distance is small, and the pixel it points to points back.
+4. :func:`duplicated_pairs`: group the kept pixels by offset into pairs of regions, drop small ones, drop a pair
+   whose pattern repeats one more step along its offset (a periodic texture: bricks, tiles, fences), close small
+   holes, and score each pair.
+
+Then :func:`which_is_copy` decides which region of a pair is the pasted copy (CASIA's masks and most benchmarks'
+mark only the copy) from evidence the two share nothing else of: their ELA (same content, so a difference comes
+from their compression history) and, when given, the network's map; when the evidence is weak it says so and both are
+marked. :func:`detect` runs it all; :func:`fuse` combines its result with the network's map (the rule is in its
+docstring).
+
+Scale: matching works on at most :data:`WORKING_PIXELS` pixels (a larger photo is shrunk for matching only, and the
+regions are brought back to its size): a copied region is still duplicated at the smaller scale, and memory stays
+bounded on a 12-megapixel photo. Above :data:`GRID_PIXELS` pixels the matching runs on every second pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image
+
+#: Radius of the patch each feature describes (a disc of 2 * 8 + 1 = 17 pixels across).
+RADIUS = 8
+#: Zernike orders (n, m) used: every n <= 5 with n - m even, but (0, 0), the patch's mean.
+ORDERS = tuple((n, m) for n in range(1, 6) for m in range(n % 2, n + 1, 2))
+#: A patch whose standard deviation is below this (grey levels, 0..255) is flat: it is never matched.
+FLAT_STD = 4.0
+#: ... and one whose fine detail (the RMS of the image minus its 3x3 mean, over the patch) is below this: smooth
+#: gradients (a sky, a lit wall) have a large standard deviation but no detail, and every one of their patches
+#: looks like every other.
+FLAT_DETAIL = 1.5
+#: A match must be this many times closer than the patch a few pixels beside its match (a copy's content is
+#: distinctive; in fur, foliage or a gradient, a shifted target matches nearly as well).
+DISTINCT_RATIO = 1.8
+#: Matching works on at most this many pixels: larger photos are shrunk for matching only.
+WORKING_PIXELS = 1_000_000
+#: Above this many working pixels, matching runs on every second pixel (its offsets are then spread to the rest).
+GRID_PIXELS = 400_000
+#: The smallest distance, in pixels, between a patch and its match (a patch must not match its own neighbourhood).
+MIN_OFFSET = 24
+#: Feature distance (Euclidean, features normalised by contrast) under which a match counts.
+MATCH_DISTANCE = 0.35
+#: A pair whose regions together cover less than this share of the image is dropped (noise-level coincidences).
+MIN_AREA = 0.002
+#: ... and less than this many working pixels in all.
+MIN_PIXELS = 200
+#: A pair whose pattern repeats one more step along its offset nearly as well as it matches is a periodic texture.
+PERIODIC_RATIO = 1.6
+#: Score at or above which a pair is reported.
+PAIR_THRESHOLD = 0.5
+#: |evidence| below this: the copy cannot be told from its source, and both are marked.
+UNDECIDED = 0.08
+
+
+# --- 1. features ------------------------------------------------------------------------
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """float32 (H, W) grey levels 0..255 of a uint8 RGB or grey image (ITU-R 601 weights, as JPEG's Y)."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return image.astype(np.float32)
+    rgb = image[..., :3].astype(np.float32)
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def zernike_kernels(radius: int = RADIUS, orders=ORDERS) -> dict[tuple[int, int], np.ndarray]:
+    """{(n, m): complex64 (2r+1, 2r+1) kernel}: the Zernike polynomial V_nm conjugated, on the unit disc sampled at
+    the pixels, zero outside, each with its mean over the disc removed (so a constant patch gives 0)."""
+    axis = np.arange(-radius, radius + 1, dtype=np.float64) / radius
+    x, y = np.meshgrid(axis, axis)
+    rho, theta = np.hypot(x, y), np.arctan2(y, x)
+    disc = rho <= 1.0
+    kernels = {}
+    for n, m in orders:
+        radial = np.zeros_like(rho)
+        for k in range((n - m) // 2 + 1):
+            radial += ((-1) ** k * math.factorial(n - k) / (math.factorial(k) * math.factorial((n + m) // 2 - k)
+                       * math.factorial((n - m) // 2 - k))) * rho ** (n - 2 * k)
+        kernel = (n + 1) / math.pi * radial * np.exp(-1j * m * theta) * disc
+        kernel[disc] -= kernel[disc].mean()
+        kernels[(n, m)] = (kernel / disc.sum()).astype(np.complex64)
+    return kernels
+
+
+def _box_mean(values: np.ndarray, radius: int) -> np.ndarray:
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(values, size=2 * radius + 1, mode="reflect")
+
+
+def patch_features(grey: np.ndarray, radius: int = RADIUS, orders=ORDERS) -> tuple[np.ndarray, np.ndarray]:
+    """(features float32 (H, W, F), textured bool (H, W)) of a grey image.
+
+    Features: per order (n, m), |Z_nm| for m > 0 (a rotation of the patch only turns the phase) and Z_n0 for m = 0
+    (real, and unchanged by a rotation), each divided by the patch's standard deviation (a contrast change cancels;
+    the kernels have zero mean, so a brightness change does too). ``textured``: the patch's standard deviation is at
+    least :data:`FLAT_STD`, and the whole disc lies inside the image.
+    """
+    from scipy.signal import fftconvolve
+
+    grey = np.asarray(grey, np.float32)
+    height, width = grey.shape
+    mean = _box_mean(grey, radius)
+    std = np.sqrt(np.maximum(_box_mean(grey * grey, radius) - mean * mean, 0.0))
+    scale = 1.0 / np.maximum(std, FLAT_STD)
+    features = np.empty((height, width, len(orders)), np.float32)
+    for index, (order, kernel) in enumerate(zernike_kernels(radius, orders).items()):
+        # correlation with the conjugated polynomial = convolution with the kernel flipped
+        response = fftconvolve(grey, kernel[::-1, ::-1], mode="same")
+        features[..., index] = (np.abs(response) if order[1] else response.real) * scale
+    detail = grey - _box_mean(grey, 1)
+    detail = np.sqrt(np.maximum(_box_mean(detail * detail, radius), 0.0))
+    textured = (std >= FLAT_STD) & (detail >= FLAT_DETAIL)
+    textured[:radius], textured[height - radius :], textured[:, :radius], textured[:, width - radius :] = False, False, False, False
+    return features, textured
+
+
+# --- 2. matching ------------------------------------------------------------------------
+
+
+class _Field:
+    """The textured pixels of a feature image as flat arrays, for :func:`match`'s many distance evaluations."""
+
+    def __init__(self, features: np.ndarray, textured: np.ndarray, min_offset: int) -> None:
+        self.height, self.width = textured.shape
+        self.index = np.flatnonzero(textured.ravel())
+        self.rows, self.columns = np.divmod(self.index, self.width)
+        self.flat = features.reshape(-1, features.shape[-1])
+        self.own = self.flat[self.index]
+        self.textured = textured.ravel()
+        self.min_offset = min_offset
+
+    def cost(self, offsets: np.ndarray) -> np.ndarray:
+        """(V,) feature distances of the textured pixels to the pixels ``offsets`` (V, 2) away (inf where that is
+        outside the image, flat, or nearer than ``min_offset``)."""
+        target_rows, target_columns = self.rows + offsets[:, 0], self.columns + offsets[:, 1]
+        inside = (target_rows >= 0) & (target_rows < self.height) & (target_columns >= 0) & (target_columns < self.width)
+        target = np.where(inside, target_rows * self.width + target_columns, 0)
+        difference = self.own - self.flat[target]
+        distance = np.sqrt(np.einsum("ij,ij->i", difference, difference))
+        far = offsets[:, 0] * offsets[:, 0] + offsets[:, 1] * offsets[:, 1] >= self.min_offset * self.min_offset
+        distance[~(inside & far & self.textured[target])] = np.inf
+        return distance
+
+
+def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_OFFSET, iterations: int = 5,
+          seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets int32 (H, W, 2), distance float32 (H, W)): for every pixel, the offset (rows, columns) to the most
+    similar textured patch at least ``min_offset`` away that PatchMatch found, and its feature distance (inf where
+    none was found, flat pixels included). Deterministic for a ``seed``."""
+    rng = np.random.default_rng(seed)
+    height, width = textured.shape
+    field = _Field(features, textured, min_offset)
+    count = len(field.index)
+    offsets = np.zeros((height, width, 2), np.int64)  # 2D, so that neighbours' offsets can be rolled in
+    mine = np.stack([rng.integers(0, height, count) - field.rows, rng.integers(0, width, count) - field.columns], axis=1)
+    distance = field.cost(mine)
+
+    def consider(candidate):
+        nonlocal mine, distance
+        trial = field.cost(candidate)
+        better = trial < distance
+        mine[better], distance[better] = candidate[better], trial[better]
+
+    jumps = [step for step in (16, 4, 1) if step < max(height, width)]
+    for _ in range(iterations):
+        offsets.reshape(-1, 2)[field.index] = mine
+        for step in jumps:  # jump flooding: take a neighbour's offset, from near and far, along each axis
+            for axis, sign in ((0, 1), (0, -1), (1, 1), (1, -1)):
+                consider(np.roll(offsets, sign * step, axis=axis).reshape(-1, 2)[field.index])
+        radius = max(height, width)
+        while radius >= 1:  # random search around the current offset, at halving radii
+            consider(mine + rng.integers(-radius, radius + 1, mine.shape))
+            radius //= 2
+    offsets = np.zeros((height, width, 2), np.int32)
+    offsets.reshape(-1, 2)[field.index] = mine
+    full = np.full(height * width, np.inf, np.float32)
+    full[field.index] = distance
+    return offsets, full.reshape(height, width)
+
+
+# --- 3. filtering -----------------------------------------------------------------------
+
+
+def regular_matches(offsets: np.ndarray, distance: np.ndarray, *, window: int = 7, tolerance: float = 2.0,
+                    max_distance: float = MATCH_DISTANCE) -> np.ndarray:
+    """bool (H, W): the pixels whose match is close (``max_distance``), agrees with the median offset of its
+    ``window`` (the field is locally regular, as a copied region's is and chance matches are not) and is returned
+    (the pixel it points to points back within ``tolerance``)."""
+    from scipy.ndimage import median_filter
+
+    height, width = distance.shape
+    close = np.isfinite(distance) & (distance <= max_distance)
+    regular = close.copy()
+    for axis in range(2):
+        median = median_filter(offsets[..., axis], size=window, mode="nearest")
+        regular &= np.abs(offsets[..., axis] - median) <= tolerance
+    rows, columns = np.mgrid[0:height, 0:width]
+    target_rows = np.clip(rows + offsets[..., 0], 0, height - 1)
+    target_columns = np.clip(columns + offsets[..., 1], 0, width - 1)
+    back = offsets[target_rows, target_columns]
+    returned = (np.abs(back[..., 0] + offsets[..., 0]) <= tolerance) & (np.abs(back[..., 1] + offsets[..., 1]) <= tolerance)
+    return regular & returned & close[target_rows, target_columns]
+
+
+# --- 4. pairs ---------------------------------------------------------------------------
+
+
+@dataclass
+class DuplicatedPair:
+    """Two regions of one image with the same content: ``region_b`` is ``region_a`` moved by ``offset`` (rows,
+    columns; approximately, when the copy was rotated or scaled). Masks are bool at the image's own size.
+    ``copy``: "a", "b", or None when the evidence cannot tell; ``evidence``: the log-ratio it was told from (positive
+    points to b)."""
+
+    offset: tuple[int, int]
+    score: float
+    region_a: np.ndarray
+    region_b: np.ndarray
+    copy: str | None = None
+    evidence: float = 0.0
+
+    @property
+    def copy_region(self) -> np.ndarray:
+        """The copy's mask, or both regions when the copy cannot be told from its source."""
+        if self.copy == "a":
+            return self.region_a
+        if self.copy == "b":
+            return self.region_b
+        return self.region_a | self.region_b
+
+    @property
+    def source_region(self) -> np.ndarray | None:
+        return {"a": self.region_b, "b": self.region_a}.get(self.copy)
+
+    def centres(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """(row, column) centres of region a and region b."""
+        return tuple(tuple(float(v) for v in np.argwhere(region).mean(axis=0)) for region in (self.region_a, self.region_b))
+
+
+def _canonical(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets turned to point down, or right on a row; +1/-1 where each pixel's offset was kept/turned)."""
+    forward = (offsets[..., 0] > 0) | ((offsets[..., 0] == 0) & (offsets[..., 1] > 0))
+    sign = np.where(forward, 1, -1)
+    return offsets * sign[..., None], sign
+
+
+def duplicated_pairs(features: np.ndarray, offsets: np.ndarray, distance: np.ndarray, kept: np.ndarray, *,
+                     min_area: float = MIN_AREA, min_pixels: int = MIN_PIXELS, periodic_ratio: float = PERIODIC_RATIO,
+                     textured: np.ndarray | None = None) -> list[tuple[tuple[int, int], float, np.ndarray, np.ndarray]]:
+    """[(offset, score, region a, region b)] at the working scale, best first.
+
+    Kept pixels are grouped by their offset turned to point one way (a pixel of region a points to b, one of b back
+    to a); each group of at least ``min_pixels`` and ``min_area`` of the image becomes a pair. A pair is dropped as
+    periodic when the pixels one more offset before region a (and after b) match nearly as well as the pair does
+    (``periodic_ratio``). The score grows with the regions' size and the closeness of their match, from 0 to 1.
+    """
+    from scipy.ndimage import binary_closing, binary_fill_holes
+
+    height, width = kept.shape
+    if not kept.any():
+        return []
+    canonical, sign = _canonical(offsets)
+    smallest = max(min_pixels, int(min_area * height * width))
+    # group by offset, 6-pixel bins (copies that were rotated or scaled a little drift across one bin, so a bin's
+    # neighbours join it)
+    bins = np.round(canonical[kept] / 6.0).astype(np.int64)
+    keys, counts = np.unique(bins, axis=0, return_counts=True)
+    inverse = _bin_index(bins)
+    pairs, taken = [], np.zeros(len(keys), bool)
+    rows, columns = np.nonzero(kept)
+    for index in np.argsort(-counts):
+        if taken[index] or counts[index] < smallest // 4:
+            continue
+        near = np.all(np.abs(keys - keys[index]) <= 1, axis=1) & ~taken
+        taken |= near
+        members = near[inverse]
+        if members.sum() < smallest:
+            continue
+        member_rows, member_columns = rows[members], columns[members]
+        offset = tuple(int(v) for v in np.median(canonical[member_rows, member_columns], axis=0))
+        region_a, region_b = np.zeros((height, width), bool), np.zeros((height, width), bool)
+        forward = sign[member_rows, member_columns] > 0
+        region_a[member_rows[forward], member_columns[forward]] = True
+        region_b[member_rows[~forward], member_columns[~forward]] = True
+        # a region's largest pieces only: stray matches elsewhere with the same offset are coincidences
+        region_a, region_b = (_main_pieces(region, smallest // 4) for region in (region_a, region_b))
+        if region_a.sum() + region_b.sum() < smallest or not region_a.any() or not region_b.any():
+            continue
+        match_distance = float(np.median(distance[region_a | region_b]))
+        if _periodic(features, region_a, offset, match_distance, periodic_ratio, textured):
+            continue
+        if not _distinct(features, region_a, offset, match_distance):
+            continue
+        structure = np.ones((5, 5), bool)
+        region_a, region_b = (binary_fill_holes(binary_closing(region, structure)) for region in (region_a, region_b))
+        area = (region_a.sum() + region_b.sum()) / (height * width)
+        size_term = min(1.0, math.sqrt(area / (4 * min_area)))
+        closeness = max(0.0, 1.0 - match_distance / MATCH_DISTANCE)
+        pairs.append((offset, float(0.5 * size_term + 0.5 * closeness), region_a, region_b))
+    return sorted(pairs, key=lambda pair: -pair[1])
+
+
+def _bin_index(bins: np.ndarray) -> np.ndarray:
+    """For each row of ``bins``, its row among np.unique's sorted rows of them."""
+    _, inverse = np.unique(bins, axis=0, return_inverse=True)
+    return inverse.ravel()
+
+
+def _main_pieces(region: np.ndarray, smallest: int) -> np.ndarray:
+    from scipy.ndimage import label
+
+    labels, count = label(region, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return region
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return np.isin(labels, np.flatnonzero(sizes >= max(1, smallest)))
+
+
+def _periodic(features, region_a, offset, match_distance, ratio, textured) -> bool:
+    """Whether region a also matches the pixels one offset before it (a repeating pattern, not one copy)."""
+    height, width = region_a.shape
+    rows, columns = np.nonzero(region_a)
+    before_rows, before_columns = rows - offset[0], columns - offset[1]
+    inside = (before_rows >= 0) & (before_rows < height) & (before_columns >= 0) & (before_columns < width)
+    if inside.sum() < 0.3 * len(rows):
+        return False  # no room for a further repeat: nothing to say
+    rows, columns, before_rows, before_columns = rows[inside], columns[inside], before_rows[inside], before_columns[inside]
+    if textured is not None:
+        flat = ~textured[before_rows, before_columns]
+        if flat.mean() > 0.5:
+            return False
+    difference = features[rows, columns] - features[before_rows, before_columns]
+    repeat = float(np.median(np.sqrt(np.einsum("ij,ij->i", difference, difference))))
+    return repeat <= ratio * max(match_distance, 1e-3) and repeat <= MATCH_DISTANCE
+
+
+def _distinct(features, region_a, offset, match_distance, ratio: float = DISTINCT_RATIO, shift: int = 6) -> bool:
+    """Whether region a's pixels match their partner clearly better than the patches ``shift`` pixels beside it, in
+    eight directions (the median over the region of the nearest of those eight)."""
+    height, width = region_a.shape
+    rows, columns = np.nonzero(region_a)
+    target_rows, target_columns = rows + offset[0], columns + offset[1]
+    nearest = np.full(len(rows), np.inf, np.float32)
+    for delta_rows, delta_columns in ((shift, 0), (-shift, 0), (0, shift), (0, -shift), (shift, shift), (-shift, -shift), (shift, -shift), (-shift, shift)):
+        beside_rows, beside_columns = target_rows + delta_rows, target_columns + delta_columns
+        inside = (beside_rows >= 0) & (beside_rows < height) & (beside_columns >= 0) & (beside_columns < width)
+        difference = features[rows[inside], columns[inside]] - features[beside_rows[inside], beside_columns[inside]]
+        nearest[inside] = np.minimum(nearest[inside], np.sqrt(np.einsum("ij,ij->i", difference, difference)))
+    finite = np.isfinite(nearest)
+    if finite.sum() < 0.3 * len(rows):
+        return True  # nothing beside to compare with
+    return float(np.median(nearest[finite])) >= ratio * max(match_distance, 0.02)
+
+
+# --- source or copy ---------------------------------------------------------------------
+
+
+def which_is_copy(region_a: np.ndarray, region_b: np.ndarray, ela_map: np.ndarray | None, network: np.ndarray | None = None,
+                  *, undecided: float = UNDECIDED, network_weight: float = 1.0) -> tuple[str | None, float]:
+    """("a", "b" or None, evidence): which region of a pair is the pasted copy.
+
+    The two regions hold the same content, so what differs between them comes from their history. Evidence, positive
+    for b: the log-ratio of their mean ELA (a pasted copy has been through one more resampling and save, off the 8x8
+    grid the rest of the photo was compressed on, and its error level is higher), plus ``network_weight`` times the
+    difference of the network's mean probability in them, when a map is given. Below ``undecided`` in size: None.
+    """
+    evidence = 0.0
+    if ela_map is not None:
+        energy = np.asarray(ela_map, np.float32)
+        energy = energy.mean(axis=2) if energy.ndim == 3 else energy
+        inside_a, inside_b = float(energy[region_a].mean()), float(energy[region_b].mean())
+        evidence += math.log((inside_b + 0.5) / (inside_a + 0.5))
+    if network is not None:
+        evidence += network_weight * float(np.mean(network[region_b]) - np.mean(network[region_a]))
+    if abs(evidence) < undecided:
+        return None, evidence
+    return ("b" if evidence > 0 else "a"), evidence
+
+
+# --- the whole detector -----------------------------------------------------------------
+
+
+@dataclass
+class CopyMoveResult:
+    """What :func:`detect` found in one image: its pairs (best first), the working scale, and the mask of every
+    reported pair's copy (both regions where the copy could not be told)."""
+
+    pairs: list[DuplicatedPair]
+    shape: tuple[int, int]
+    scale: float = 1.0
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.pairs)
+
+    @property
+    def score(self) -> float:
+        """The best pair's score (0 without a pair)."""
+        return max((pair.score for pair in self.pairs), default=0.0)
+
+    def copy_mask(self) -> np.ndarray:
+        mask = np.zeros(self.shape, bool)
+        for pair in self.pairs:
+            mask |= pair.copy_region
+        return mask
+
+    def both_mask(self) -> np.ndarray:
+        mask = np.zeros(self.shape, bool)
+        for pair in self.pairs:
+            mask |= pair.region_a | pair.region_b
+        return mask
+
+
+def working_scale(height: int, width: int, working_pixels: int = WORKING_PIXELS) -> float:
+    """The factor a photo is shrunk by for matching (1.0 when it has at most ``working_pixels``)."""
+    return min(1.0, math.sqrt(working_pixels / max(1, height * width)))
+
+
+def detect(image: np.ndarray, *, ela_map: np.ndarray | None = None, network: np.ndarray | None = None,
+           min_offset: int = MIN_OFFSET, radius: int = RADIUS, threshold: float = PAIR_THRESHOLD,
+           working_pixels: int = WORKING_PIXELS, seed: int = 0) -> CopyMoveResult:
+    """Duplicated regions of ``image`` (uint8 RGB or grey (H, W)), at its own size.
+
+    ``ela_map`` and ``network`` (the network's probability map), both at the image's size, are the evidence
+    :func:`which_is_copy` tells the copy from its source with; without either, every pair is undecided.
+    ``min_offset`` and ``radius`` are in the image's own pixels; ``threshold``: the score a pair must reach.
+    """
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    scale = working_scale(height, width, working_pixels)
+    grey = luminance(image)
+    if scale < 1.0:
+        small = (max(1, round(width * scale)), max(1, round(height * scale)))
+        grey = np.asarray(Image.fromarray(grey).resize(small, Image.Resampling.BOX), np.float32)
+    features, textured = patch_features(grey, radius)
+    step = 2 if grey.size > GRID_PIXELS else 1
+    near = max(1, int(round(min_offset * scale / step)))
+    offsets, distance = match(features[::step, ::step], textured[::step, ::step], min_offset=near, seed=seed)
+    kept = regular_matches(offsets, distance)
+    found = duplicated_pairs(features[::step, ::step], offsets, distance, kept, textured=textured[::step, ::step])
+    pairs = []
+    grow = max(1, radius // step)
+    for offset, score, region_a, region_b in found:
+        if score < threshold:
+            continue
+        region_a, region_b = (_to_image(_grown(region, grow), height, width) for region in (region_a, region_b))
+        copy, evidence = which_is_copy(region_a, region_b, ela_map, network)
+        factor = step / scale
+        pairs.append(DuplicatedPair((int(round(offset[0] * factor)), int(round(offset[1] * factor))), score, region_a, region_b, copy, evidence))
+    return CopyMoveResult(pairs, (height, width), scale,
+                          {"min_offset": min_offset, "radius": radius, "threshold": threshold, "grid_step": step})
+
+
+def _grown(region: np.ndarray, by: int) -> np.ndarray:
+    """The region dilated by ``by`` pixels: a kept pixel is a patch centre, and its patch reaches past it."""
+    from scipy.ndimage import binary_dilation
+
+    return binary_dilation(region, structure=np.ones((3, 3), bool), iterations=by)
+
+
+def _to_image(region: np.ndarray, height: int, width: int) -> np.ndarray:
+    if region.shape == (height, width):
+        return region
+    return np.asarray(Image.fromarray(region.view(np.uint8) * np.uint8(255)).resize((width, height), Image.Resampling.NEAREST)) > 127
+
+
+def fuse(network: np.ndarray, result: CopyMoveResult) -> np.ndarray:
+    """The network's map with the copy-move evidence: float32 (H, W) in [0, 1].
+
+    Rule: inside each reported pair's copy (both regions when the copy could not be told) the probability is raised to
+    at least ``0.5 + 0.5 * score`` of the pair, so the region is marked at the default threshold 0.5 whatever the
+    network said; elsewhere the network's map is kept unchanged. Nothing is lowered: a splicing the network found
+    stays found.
+    """
+    fused = np.array(network, np.float32, copy=True)
+    for pair in result.pairs:
+        region = pair.copy_region
+        fused[region] = np.maximum(fused[region], 0.5 + 0.5 * pair.score)
+    return fused
