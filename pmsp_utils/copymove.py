@@ -63,6 +63,10 @@ MIN_AREA = 0.002
 MIN_PIXELS = 200
 #: A pair whose pattern repeats one more step along its offset nearly as well as it matches is a periodic texture.
 PERIODIC_RATIO = 1.6
+#: The two regions' pixels, one brought onto the other by the affine map fitted to the offset field, must correlate
+#: at least this much (a copy, even rotated, scaled and re-saved, correlates above 0.95; lattices and other repeated
+#: structures seen at another angle fall below 0.85).
+ALIGNED_CORRELATION = 0.92
 #: Score at or above which a pair is reported.
 PAIR_THRESHOLD = 0.5
 #: |evidence| below this: the copy cannot be told from its source, and both are marked.
@@ -181,10 +185,11 @@ def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_O
         mine[better], distance[better] = candidate[better], trial[better]
 
     jumps = [step for step in (16, 4, 1) if step < max(height, width)]
+    flat = offsets.reshape(-1, 2)
     for _ in range(iterations):
-        offsets.reshape(-1, 2)[field.index] = mine
         for step in jumps:  # jump flooding: take a neighbour's offset, from near and far, along each axis
             for axis, sign in ((0, 1), (0, -1), (1, 1), (1, -1)):
+                flat[field.index] = mine  # what the pixels found so far, for their neighbours to take
                 consider(np.roll(offsets, sign * step, axis=axis).reshape(-1, 2)[field.index])
         radius = max(height, width)
         while radius >= 1:  # random search around the current offset, at halving radii
@@ -265,13 +270,17 @@ def _canonical(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def duplicated_pairs(features: np.ndarray, offsets: np.ndarray, distance: np.ndarray, kept: np.ndarray, *,
                      min_area: float = MIN_AREA, min_pixels: int = MIN_PIXELS, periodic_ratio: float = PERIODIC_RATIO,
-                     textured: np.ndarray | None = None) -> list[tuple[tuple[int, int], float, np.ndarray, np.ndarray]]:
+                     textured: np.ndarray | None = None, grey: np.ndarray | None = None,
+                     min_correlation: float = ALIGNED_CORRELATION) -> list[tuple[tuple[int, int], float, np.ndarray, np.ndarray]]:
     """[(offset, score, region a, region b)] at the working scale, best first.
 
     Kept pixels are grouped by their offset turned to point one way (a pixel of region a points to b, one of b back
     to a); each group of at least ``min_pixels`` and ``min_area`` of the image becomes a pair. A pair is dropped as
     periodic when the pixels one more offset before region a (and after b) match nearly as well as the pair does
-    (``periodic_ratio``). The score grows with the regions' size and the closeness of their match, from 0 to 1.
+    (``periodic_ratio``), or when its patches match only roughly: with ``grey`` (the image the features came from),
+    the affine map that best explains region a's offsets (dense linear fitting) must bring its pixels onto region
+    b's with a correlation of at least ``min_correlation``. The score, from 0 to 1, grows with the regions' size and
+    that correlation (or, without ``grey``, the closeness of the features' match).
     """
     from scipy.ndimage import binary_closing, binary_fill_holes
 
@@ -310,13 +319,39 @@ def duplicated_pairs(features: np.ndarray, offsets: np.ndarray, distance: np.nda
             continue
         if not _distinct(features, region_a, offset, match_distance):
             continue
+        correlation = aligned_correlation(grey, offsets, np.nonzero(region_a & kept & (sign > 0))) if grey is not None else None
+        if correlation is not None and correlation < min_correlation:
+            continue
         structure = np.ones((5, 5), bool)
         region_a, region_b = (binary_fill_holes(binary_closing(region, structure)) for region in (region_a, region_b))
         area = (region_a.sum() + region_b.sum()) / (height * width)
         size_term = min(1.0, math.sqrt(area / (4 * min_area)))
-        closeness = max(0.0, 1.0 - match_distance / MATCH_DISTANCE)
+        if correlation is not None:
+            closeness = min(1.0, max(0.0, (correlation - min_correlation) / (0.98 - min_correlation)))
+        else:
+            closeness = max(0.0, 1.0 - match_distance / MATCH_DISTANCE)
         pairs.append((offset, float(0.5 * size_term + 0.5 * closeness), region_a, region_b))
     return sorted(pairs, key=lambda pair: -pair[1])
+
+
+def aligned_correlation(grey: np.ndarray, offsets: np.ndarray, members: tuple[np.ndarray, np.ndarray]) -> float:
+    """The correlation of the pixels at ``members`` (rows, columns) with the pixels the affine map fitted to their
+    offsets brings them to (least squares, as Cozzolino et al.'s dense linear fitting; bilinear sampling)."""
+    from scipy.ndimage import map_coordinates
+
+    rows, columns = members
+    if len(rows) < 6:
+        return 0.0
+    here = np.stack([rows, columns], axis=1).astype(np.float64)
+    there = here + offsets[rows, columns]
+    design = np.c_[here, np.ones(len(here))]
+    affine, *_ = np.linalg.lstsq(design, there, rcond=None)
+    mapped = design @ affine
+    a = grey[rows, columns].astype(np.float64)
+    b = map_coordinates(np.asarray(grey, np.float64), mapped.T, order=1, mode="nearest")
+    a, b = a - a.mean(), b - b.mean()
+    scale = math.sqrt(float((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / scale) if scale > 0 else 0.0
 
 
 def _bin_index(bins: np.ndarray) -> np.ndarray:
@@ -458,7 +493,8 @@ def detect(image: np.ndarray, *, ela_map: np.ndarray | None = None, network: np.
     near = max(1, int(round(min_offset * scale / step)))
     offsets, distance = match(features[::step, ::step], textured[::step, ::step], min_offset=near, seed=seed)
     kept = regular_matches(offsets, distance)
-    found = duplicated_pairs(features[::step, ::step], offsets, distance, kept, textured=textured[::step, ::step])
+    found = duplicated_pairs(features[::step, ::step], offsets, distance, kept, textured=textured[::step, ::step],
+                             grey=grey[::step, ::step])
     pairs = []
     grow = max(1, radius // step)
     for offset, score, region_a, region_b in found:

@@ -1,0 +1,115 @@
+"""The copy-move matcher (pmsp_utils.copymove, issue 36): each test fails on a broken matcher."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pmsp_utils import copymove
+from pmsp_utils.ela import ela
+
+data = pytest.importorskip("skimage.data")
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def photo(name: str = "coffee") -> np.ndarray:
+    image = getattr(data, name)()
+    return jpeg(np.stack([image] * 3, axis=2) if image.ndim == 2 else image, 85)
+
+
+def box(shape, top, left, height, width) -> np.ndarray:
+    mask = np.zeros(shape, bool)
+    mask[top : top + height, left : left + width] = True
+    return mask
+
+
+def covered(found: np.ndarray, truth: np.ndarray) -> float:
+    return float((found & truth).sum() / truth.sum())
+
+
+def test_a_translated_copy_is_found_with_both_regions():
+    image = photo()
+    forged = image.copy()
+    forged[203:283, 261:361] = image[60:140, 70:170]
+    result = copymove.detect(forged)
+    assert len(result.pairs) == 1, [(pair.offset, pair.score) for pair in result.pairs]
+    pair = result.pairs[0]
+    assert pair.offset == (143, 191) and pair.score >= copymove.PAIR_THRESHOLD
+    assert covered(pair.region_a, box(image.shape[:2], 60, 70, 80, 100)) > 0.6
+    assert covered(pair.region_b, box(image.shape[:2], 203, 261, 80, 100)) > 0.6
+    assert not (pair.region_b & ~box(image.shape[:2], 190, 250, 106, 126)).any()  # nothing far outside the copy
+
+
+@pytest.mark.parametrize("degrees, scale", [(15, 1.0), (-10, 0.9), (8, 1.1)])
+def test_a_rotated_and_scaled_copy_is_found(degrees, scale):
+    image = photo("chelsea")
+    piece = Image.fromarray(image[40:160, 60:200]).rotate(degrees, resample=Image.Resampling.BICUBIC)
+    piece = np.asarray(piece.resize((round(140 * scale), round(120 * scale)), Image.Resampling.BICUBIC))
+    middle = piece[piece.shape[0] // 2 - 35 : piece.shape[0] // 2 + 35, piece.shape[1] // 2 - 45 : piece.shape[1] // 2 + 45]
+    forged = image.copy()
+    forged[180:250, 300:390] = middle
+    result = copymove.detect(jpeg(forged, 95))
+    assert result.found
+    assert covered(result.both_mask(), box(image.shape[:2], 180, 300, 70, 90)) > 0.4
+
+
+@pytest.mark.parametrize("name", ["coffee", "astronaut", "rocket", "camera", "immunohistochemistry"])
+def test_a_photo_without_a_copy_gives_no_pair(name):
+    result = copymove.detect(photo(name))
+    assert not result.found, [(pair.offset, round(pair.score, 2), int(pair.region_a.sum())) for pair in result.pairs]
+
+
+def test_flat_and_periodic_images_give_no_pair():
+    rng = np.random.default_rng(0)
+    flat = np.clip(128 + rng.normal(0, 1.0, (256, 320, 3)), 0, 255).astype(np.uint8)
+    assert not copymove.detect(flat).found
+    tile = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    periodic = jpeg(np.tile(tile, (11, 14, 1)), 90)
+    features, textured = copymove.patch_features(copymove.luminance(periodic))
+    assert textured.mean() > 0.5  # the pattern is detailed: it is the periodicity check that must reject it
+    assert not copymove.detect(periodic).found
+
+
+def test_the_copy_is_told_from_its_source_by_its_second_compression():
+    image = photo()  # the host: one JPEG compression (quality 85)
+    piece = jpeg(image[60:140, 70:170].copy(), 70)  # the pasted piece went through one more
+    forged = image.copy()
+    forged[203:283, 261:361] = piece  # off the 8x8 grid
+    final = jpeg(forged, 95)
+    result = copymove.detect(final, ela_map=ela(final))
+    assert result.found
+    pair = result.pairs[0]
+    assert pair.copy == "b" and pair.evidence > copymove.UNDECIDED
+    assert covered(pair.copy_region, box(image.shape[:2], 203, 261, 80, 100)) > 0.6
+    assert covered(pair.copy_region, box(image.shape[:2], 60, 70, 80, 100)) == 0.0
+    undecided = copymove.which_is_copy(pair.region_a, pair.region_b, None)  # no evidence: both marked
+    assert undecided[0] is None
+
+
+def test_fuse_raises_the_copy_and_keeps_the_network_elsewhere():
+    network = np.full((50, 60), 0.2, np.float32)
+    network[0:5, 0:5] = 0.9
+    region_a, region_b = box((50, 60), 10, 10, 10, 10), box((50, 60), 30, 40, 10, 10)
+    result = copymove.CopyMoveResult([copymove.DuplicatedPair((20, 30), 0.8, region_a, region_b, "b", 0.5)], (50, 60))
+    fused = copymove.fuse(network, result)
+    assert np.all(fused[region_b] == pytest.approx(0.9)) and np.all(fused[region_a] == pytest.approx(0.2))
+    assert fused[0, 0] == pytest.approx(0.9) and fused[45, 5] == pytest.approx(0.2)
+    result.pairs[0].copy = None
+    assert np.all(copymove.fuse(network, result)[region_a] >= 0.5)  # undecided: both marked
+
+
+def test_a_large_photo_is_matched_at_a_bounded_scale():
+    image = np.asarray(Image.fromarray(photo()).resize((2400, 1600), Image.Resampling.BICUBIC))
+    forged = image.copy()
+    forged[800:1100, 1300:1700] = image[200:500, 300:700]
+    result = copymove.detect(forged)
+    assert result.scale < 1.0 and result.found
+    assert covered(result.both_mask(), box(image.shape[:2], 800, 1300, 300, 400)) > 0.5
