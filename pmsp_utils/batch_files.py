@@ -108,6 +108,32 @@ def overlay(image: np.ndarray, mask: np.ndarray, colour=(255, 0, 0), alpha: floa
     return out
 
 
+def draw_pairs(picture: np.ndarray, pairs: list) -> np.ndarray:
+    """``picture`` with each duplicated pair outlined (yellow) and an arrow from its source's centre to its copy's
+    (both ends headed when the copy could not be told from its source)."""
+    if not pairs:
+        return picture
+    from PIL import Image, ImageDraw
+
+    canvas = Image.fromarray(picture)
+    draw = ImageDraw.Draw(canvas)
+    width = max(2, round(max(picture.shape[:2]) / 300))
+    for pair in pairs:
+        for region in (pair.region_a, pair.region_b):
+            rows, columns = np.nonzero(region)
+            draw.rectangle([int(columns.min()), int(rows.min()), int(columns.max()), int(rows.max())], outline=(255, 220, 0), width=width)
+        (row_a, column_a), (row_b, column_b) = pair.centres()
+        start, end = ((column_b, row_b), (column_a, row_a)) if pair.copy == "a" else ((column_a, row_a), (column_b, row_b))
+        draw.line([start, end], fill=(255, 220, 0), width=width)
+        for tip, tail in ((end, start), (start, end)) if pair.copy is None else ((end, start),):
+            angle = np.arctan2(tip[1] - tail[1], tip[0] - tail[0])
+            size = 6 * width
+            head = [tip, (tip[0] - size * np.cos(angle - 0.4), tip[1] - size * np.sin(angle - 0.4)),
+                    (tip[0] - size * np.cos(angle + 0.4), tip[1] - size * np.sin(angle + 0.4))]
+            draw.polygon(head, fill=(255, 220, 0))
+    return np.asarray(canvas)
+
+
 def probability_picture(probability: np.ndarray) -> np.ndarray:
     """The probability map as uint8 0..255 (``round(p * 255)``), a band of rows at a time."""
     out = np.empty(probability.shape, np.uint8)
@@ -179,12 +205,14 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict
 
 
 def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probability: np.ndarray, threshold: float,
-                  calibration: tuple = ()) -> Written:
+                  calibration: tuple = (), pairs: list | None = None) -> Written:
     """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.jpg``
-    (:data:`LOCALIZE_PICTURES`)."""
+    (:data:`LOCALIZE_PICTURES`); ``pairs``: duplicated regions (:class:`~pmsp_utils.copymove.DuplicatedPair`) drawn on
+    the overlay, an arrow from each source to its copy."""
     mask = probability >= threshold
     files = tuple(out / f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES)
-    pictures = (lambda: probability_picture(probability), lambda: mask.view(np.uint8) * np.uint8(255), lambda: overlay(image, mask))
+    pictures = (lambda: probability_picture(probability), lambda: mask.view(np.uint8) * np.uint8(255),
+                lambda: draw_pairs(overlay(image, mask), pairs or []))
     written = []
     try:
         for path, picture, (_, format, options) in zip(files, pictures, LOCALIZE_PICTURES):  # one full-size picture alive at a time

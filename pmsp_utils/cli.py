@@ -275,13 +275,22 @@ def _localize(args: argparse.Namespace) -> int:
     failures, count = len(problems), 0
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
     print(f"{'image':40s} {'score':>6s} {'area':>7s}")
-    with RunFolder(out, ["image", "tamper_score", "tampered_fraction", "probability_png"]) as table:
+    columns = ["image", "tamper_score", "tampered_fraction", "probability_png"]
+    if args.copy_move:
+        columns += ["copy_move_pair", "copy_move_score", "copy_move_copy"]
+    with RunFolder(out, columns) as table:
         for path, stem in stems.items():
             try:
                 result = localize(model, path, policy=args.policy, flip=args.flip)
-                image, probability = result.image, result.probability
+                image, probability, found = result.image, result.probability, None
+                if args.copy_move:  # the matcher's pairs, their copies told by ELA and the network's map, fused in
+                    from .copymove import detect, fuse
+
+                    found = detect(image, ela_map=result.ela, network=probability)
+                    probability = fuse(probability, found)
                 result = None  # the full-size ELA map is not written: free it before the pictures are made
-                written = write_outputs(out, stem, path, image, probability, args.threshold, model.settings.score_calibration)
+                written = write_outputs(out, stem, path, image, probability, args.threshold, model.settings.score_calibration,
+                                        pairs=found.pairs if found else None)
                 image = probability = None
             except OSError as error:
                 if error.errno == errno.ENOSPC:  # nothing more can be written: say so once, keep what is complete
@@ -294,7 +303,11 @@ def _localize(args: argparse.Namespace) -> int:
                 print(f"error: {_with_file(error, path) if not isinstance(error, MemoryError) else f'{path}: out of memory'}", file=sys.stderr)
                 failures += 1
                 continue
-            table.add([str(written.source), f"{written.score:.4f}", f"{written.tampered_fraction:.4f}", written.files[0].name])
+            row = [str(written.source), f"{written.score:.4f}", f"{written.tampered_fraction:.4f}", written.files[0].name]
+            if found is not None:
+                best = found.pairs[0] if found.pairs else None
+                row += ["yes" if best else "no", f"{found.score:.3f}", "" if best is None else {"a": "first", "b": "second"}.get(best.copy, "undecided")]
+            table.add(row)
             count += 1
             print(f"{_printable(path.name)[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
     failed = f"; {failures} input(s) failed" if failures else ""
@@ -561,6 +574,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="auto (default): a LiteRT copy of the model, exported once, when ai-edge-litert is installed "
                                   "(starts in about a second), else Keras; keras or litert to choose (default from PMSP_RUNTIME)")
     _inference_arguments(localize_command)
+    from .copymove import ON_BY_DEFAULT
+
+    localize_command.add_argument("--copy-move", action=argparse.BooleanOptionalAction, default=ON_BY_DEFAULT,
+                                  help="also look for a region that appears twice (pmsp_utils.copymove) and mark its copy; adds "
+                                  f"copy_move_* columns to scores.csv and arrows to the overlays (default: {'on' if ON_BY_DEFAULT else 'off'}, "
+                                  "as measured on validation: benchmarks/RESULTS.md)")
     localize_command.set_defaults(handler=_localize)
 
     prepare_command = commands.add_parser("prepare", help="export models' LiteRT copies now, so that the first pmsp localize starts in about a second")

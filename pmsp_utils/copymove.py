@@ -69,6 +69,9 @@ PERIODIC_RATIO = 1.6
 ALIGNED_CORRELATION = 0.92
 #: Score at or above which a pair is reported.
 PAIR_THRESHOLD = 0.5
+#: Whether ``pmsp localize`` runs the matcher unless told (``--copy-move``/``--no-copy-move``): off until it wins on
+#: validation under the selection rule (benchmarks/RESULTS.md, issue 36).
+ON_BY_DEFAULT = False
 #: |evidence| below this: the copy cannot be told from its source, and both are marked.
 UNDECIDED = 0.08
 

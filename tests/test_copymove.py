@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,30 @@ def test_a_large_photo_is_matched_at_a_bounded_scale():
     result = copymove.detect(forged)
     assert result.scale < 1.0 and result.found
     assert covered(result.both_mask(), box(image.shape[:2], 800, 1300, 300, 400)) > 0.5
+
+
+def test_pmsp_localize_copy_move_marks_the_copy_and_reports_the_pair(tmp_path, cache_folder):
+    pytest.importorskip("keras")
+    import csv
+
+    from pmsp_utils.cli import main
+
+    image = photo()
+    forged = image.copy()
+    forged[203:283, 261:361] = image[60:140, 70:170]
+    Image.fromarray(forged).save(tmp_path / "forged.png")
+    Image.fromarray(image).save(tmp_path / "clean.png")
+    out = tmp_path / "out"
+    assert main(["localize", str(tmp_path / "forged.png"), str(tmp_path / "clean.png"), "--out", str(out), "--weights", "synthetic",
+                 "--runtime", "keras", "--copy-move"]) == 0
+    rows = {Path(row["image"]).name: row for row in csv.DictReader((out / "scores.csv").open())}
+    assert rows["forged.png"]["copy_move_pair"] == "yes" and float(rows["forged.png"]["copy_move_score"]) >= 0.5
+    assert rows["clean.png"]["copy_move_pair"] == "no"
+    mask = np.asarray(Image.open(out / "forged_png_mask.png")) > 0
+    assert mask[203:283, 261:361].mean() > 0.6  # the copy is marked whatever the network said
+    overlay = np.asarray(Image.open(out / "forged_png_overlay.jpg")).astype(int)
+    yellow = (overlay[..., 0] > 200) & (overlay[..., 1] > 170) & (overlay[..., 2] < 90)
+    assert yellow.sum() > 200  # the pair's outlines and arrow are drawn
+    assert main(["localize", str(tmp_path / "forged.png"), "--out", str(tmp_path / "plain"), "--weights", "synthetic",
+                 "--runtime", "keras", "--no-copy-move"]) == 0
+    assert "copy_move_pair" not in (tmp_path / "plain" / "scores.csv").read_text().splitlines()[0]
