@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--part", choices=("train", "validation", "test"), default="validation")
     parser.add_argument("--forged", type=int, default=95, help="forgeries made on the part's photos (0: none)")
     parser.add_argument("--radius", type=int, default=None, help="the matcher's patch radius (default: copymove.RADIUS)")
+    parser.add_argument("--threshold", type=float, default=None, help="the score a pair must reach (default: copymove.PAIR_THRESHOLD)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images per set (0: all)")
     parser.add_argument("--out", type=Path, default=Path("build/copymove_study"))
     args = parser.parse_args()
@@ -68,13 +69,14 @@ def main() -> None:
     photos = split_photos(list_photos(args.root / "authentic"), reserved=reserved_ids(split))[args.part]
     model = load_for_inference(args.model, echo=lambda line: None)
     radius = args.radius or copymove.RADIUS
+    threshold = copymove.PAIR_THRESHOLD if args.threshold is None else args.threshold
     rows, started, count = [], time.perf_counter(), 0
     for name, items in sets.items():
         for record in items[: args.limit or None]:
             loaded = load_image(record.image_path)
             result = localize(model, loaded)
             mask = record.load_mask(result.image.shape[:2]).astype(bool)
-            found = copymove.detect(result.image, ela_map=result.ela, network=result.probability, radius=radius)
+            found = copymove.detect(result.image, ela_map=result.ela, network=result.probability, radius=radius, threshold=threshold)
             maps = {"network": result.probability >= 0.5, "matcher": found.copy_mask(),
                     "fused": copymove.fuse(result.probability, found) >= 0.5,
                     "fused, both": np.maximum(result.probability, found.both_mask()) >= 0.5}
@@ -91,7 +93,7 @@ def main() -> None:
     untouched = []
     for path in photos[: args.limit or None]:
         result = localize(model, path)
-        found = copymove.detect(result.image, ela_map=ela(path), network=result.probability, radius=radius)
+        found = copymove.detect(result.image, ela_map=ela(path), network=result.probability, radius=radius, threshold=threshold)
         untouched.append({"set": "untouched", "kind": "authentic", "image": path.stem, "pair": int(found.found), "pair_score": found.score,
                           "marked network": float((result.probability >= 0.5).mean()),
                           "marked fused": float((copymove.fuse(result.probability, found) >= 0.5).mean())})
@@ -122,7 +124,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     write_csv(args.out / "per_image.csv", rows + untouched, sorted({key for row in rows + untouched for key in row}))
     write_csv(args.out / "summary.csv", summary, sorted({key for row in summary for key in row}))
-    print(f"\n{args.model}, part {args.part}, matcher radius {radius}; per-image F1@0.5 (missed: F1 < 0.1); "
+    print(f"\n{args.model}, part {args.part}, matcher radius {radius}, pair threshold {threshold}; per-image F1@0.5 (missed: F1 < 0.1); "
           f"{seconds:.2f} s per image for network and matcher together")
     for entry in summary:
         if entry["set"] == "untouched":

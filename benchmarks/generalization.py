@@ -99,6 +99,9 @@ def main() -> None:
                         help="which part the post-processed and generated sets come from (validation: where choices are made)")
     parser.add_argument("--flip", choices=("off", "on", "both"), default="off",
                         help="test-time flip augmentation (pmsp localize --flip); both: each model scored twice, the second as NAME+flip")
+    parser.add_argument("--copy-move", choices=("off", "on", "both"), default="off",
+                        help="fuse the copy-move matcher's pairs into the map (pmsp localize --copy-move); both: each model scored twice, "
+                        "the second as NAME+cm")
     parser.add_argument("--selection", action="store_true",
                         help="the selection rule's extra conditions and its summary (with --part validation; see above)")
     parser.add_argument("--validation-only", action="store_true",
@@ -152,12 +155,23 @@ def main() -> None:
 
     rows, per_image = [], []
     flips = {"off": (False,), "on": (True,), "both": (False, True)}[args.flip]
+    matchers = {"off": (False,), "on": (True,), "both": (False, True)}[args.copy_move]
+    labels = []
     for entry in args.model:
         base, _, spec = entry.partition("=")
         model = load_model(spec or base, inference=True)  # once, however many flip settings score it
-        for flip in flips:
-            label = base + ("+flip" if flip and args.flip == "both" else "")
-            predict = lambda source: localize(model, load_image(source), flip=flip).probability  # noqa: E731
+        for flip, matcher in [(flip, matcher) for flip in flips for matcher in matchers]:
+            label = base + ("+flip" if flip and args.flip == "both" else "") + ("+cm" if matcher and args.copy_move == "both" else "")
+            labels.append(label)
+
+            def predict(source, flip=flip, matcher=matcher):
+                result = localize(model, load_image(source), flip=flip)
+                if not matcher:
+                    return result.probability
+                from pmsp_utils.copymove import detect, fuse
+
+                return fuse(result.probability, detect(result.image, ela_map=result.ela, network=result.probability))
+
             for name, items in sets.items():
                 scores = {}
                 metrics = score(predict, items, scores=scores)
@@ -183,7 +197,7 @@ def main() -> None:
         print(f"{row['model']:12s} {row['set']:26s} {row['images']:4d} {row['f1_per_image@0.5']:7.3f} {row['pooled_auc']:6.3f} {row['missed_share']:7.1%}")
     print(f"\n{args.out / 'results.csv'}")
     if args.selection:
-        selection_report(rows, per_image, [entry.partition("=")[0] for entry in args.model], part, args.out)
+        selection_report(rows, per_image, labels, part, args.out)
 
 
 def selection_report(rows: list[dict], per_image: list[dict], models: list[str], part: str, out: Path) -> list[dict]:

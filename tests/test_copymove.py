@@ -62,7 +62,7 @@ def test_a_rotated_and_scaled_copy_is_found(degrees, scale):
     assert covered(result.both_mask(), box(image.shape[:2], 180, 300, 70, 90)) > 0.4
 
 
-@pytest.mark.parametrize("name", ["coffee", "astronaut", "rocket", "camera", "immunohistochemistry"])
+@pytest.mark.parametrize("name", ["coffee", "chelsea", "astronaut", "rocket", "camera", "immunohistochemistry"])
 def test_a_photo_without_a_copy_gives_no_pair(name):
     result = copymove.detect(photo(name))
     assert not result.found, [(pair.offset, round(pair.score, 2), int(pair.region_a.sum())) for pair in result.pairs]
