@@ -141,3 +141,36 @@ def test_pmsp_localize_copy_move_marks_the_copy_and_reports_the_pair(tmp_path, c
     assert main(["localize", str(tmp_path / "forged.png"), "--out", str(tmp_path / "plain"), "--weights", "synthetic",
                  "--runtime", "keras", "--no-copy-move"]) == 0
     assert "copy_move_pair" not in (tmp_path / "plain" / "scores.csv").read_text().splitlines()[0]
+
+
+def notebook_definitions() -> dict:
+    """The functions notebook 07 defines in its cells tagged ``pmsp-defines``, executed in a fresh namespace."""
+    import json
+    import math
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "07_copy_move.ipynb"
+    namespace = {"np": np, "math": math, "Image": Image, "copymove": copymove}
+    cells = [cell for cell in json.loads(path.read_text())["cells"] if "pmsp-defines" in cell.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 3, "notebook 07 defines features, matching and filtering in three tagged cells"
+    for cell in cells:
+        exec(compile("".join(cell["source"]), str(path), "exec"), namespace)
+    return namespace
+
+
+def test_notebook_07s_matcher_is_the_packages():
+    """The code students read in notebook 07 gives the package's maps, step by step."""
+    ours = notebook_definitions()
+    image = photo("chelsea")[::2, ::2]
+    image = image.copy()
+    image[90:130, 150:200] = image[10:50, 20:70]
+    grey = ours["luminance"](image)
+    np.testing.assert_array_equal(grey, copymove.luminance(image))
+    features, textured = ours["patch_features"](grey)
+    package_features, package_textured = copymove.patch_features(grey)
+    np.testing.assert_array_equal(features, package_features)
+    np.testing.assert_array_equal(textured, package_textured)
+    offsets, distance = ours["match"](features, textured, seed=3)
+    package_offsets, package_distance = copymove.match(package_features, package_textured, seed=3)
+    np.testing.assert_array_equal(offsets, package_offsets)
+    np.testing.assert_array_equal(distance, package_distance)
+    np.testing.assert_array_equal(ours["regular_matches"](offsets, distance), copymove.regular_matches(offsets, distance))

@@ -219,3 +219,80 @@ def test_06_paired_difference_on_the_shipped_study():
     by_hand = np.mean([row["per_image_f1@0.5"] for row in study.rows if row["variant"] == "paper"]) - np.mean(
         [row["per_image_f1@0.5"] for row in study.rows if row["variant"] == "fusion-concat"])
     assert mean == pytest.approx(by_hand) and error > 0  # with every seed run for both, the paired mean is the difference of means
+
+
+# --- 07, exercise 2: rotation by 90 degrees leaves the features unchanged -------------------
+
+
+def features_after_quarter_turn(grey: np.ndarray, row: int, column: int) -> tuple[np.ndarray, np.ndarray]:
+    """(features at (row, column), features of np.rot90(grey) at where that pixel went)."""
+    from pmsp_utils.copymove import patch_features
+
+    features, _ = patch_features(grey)
+    turned, _ = patch_features(np.ascontiguousarray(np.rot90(grey)))
+    width = grey.shape[1]
+    return features[row, column], turned[width - 1 - column, row]  # np.rot90 turns counter-clockwise
+
+
+def test_07_a_quarter_turn_leaves_the_features_unchanged():
+    from pmsp_utils.copymove import luminance
+
+    grey = luminance(np.asarray(Image.open(io.BytesIO(_coffee_jpeg()))))
+    before, after = features_after_quarter_turn(grey, 120, 200)
+    np.testing.assert_allclose(before, after, rtol=1e-3, atol=1e-4)
+
+
+def _coffee_jpeg(quality: int = 85) -> bytes:
+    from pmsp_utils.data.photos import load_photo
+
+    buffer = io.BytesIO()
+    Image.fromarray(load_photo("coffee")).save(buffer, "JPEG", quality=quality, subsampling=0)
+    return buffer.getvalue()
+
+
+# --- 07, exercise 3: exact block matching (Fridrich et al. 2003) ------------------------------
+
+
+def exact_duplicates(grey: np.ndarray, block: int = 8, min_offset: int = 24, min_contrast: int = 10):
+    """The most common offset (rows, columns) between identical ``block`` x ``block`` blocks at least ``min_offset``
+    apart, or None. Every overlapping block is a row of pixel values; sorting the rows puts identical blocks side by side."""
+    from collections import Counter
+
+    grey = np.asarray(np.round(grey), np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(grey, (block, block))
+    rows, columns = windows.shape[:2]
+    values = windows.reshape(rows * columns, block * block)
+    detailed = values.max(axis=1).astype(int) - values.min(axis=1) >= min_contrast  # flat blocks match everywhere
+    index = np.flatnonzero(detailed)
+    order = index[np.lexsort(values[index].T[::-1])]
+    same = np.all(values[order[1:]] == values[order[:-1]], axis=1)
+    first, second = np.divmod(order[:-1][same], columns), np.divmod(order[1:][same], columns)
+    offsets = Counter()
+    for (r1, c1), (r2, c2) in zip(zip(*first), zip(*second)):
+        offset = (int(r2 - r1), int(c2 - c1))
+        if offset < (0, 0):
+            offset = (-offset[0], -offset[1])
+        if offset[0] ** 2 + offset[1] ** 2 >= min_offset ** 2:
+            offsets[offset] += 1
+    if not offsets:
+        return None
+    offset, count = offsets.most_common(1)[0]
+    return offset if count >= 50 else None
+
+
+def test_07_exact_block_matching_finds_a_copy_on_the_grid_only():
+    from pmsp_utils.copymove import luminance
+
+    def saved(image, quality):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=quality, subsampling=0)
+        return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+    host = np.asarray(Image.open(io.BytesIO(_coffee_jpeg())).convert("RGB"))
+    forged, shifted = host.copy(), host.copy()
+    forged[208:288, 256:352] = host[48:128, 64:160]
+    shifted[211:291, 259:355] = host[48:128, 64:160]
+    assert exact_duplicates(luminance(forged)) == (160, 192)
+    assert exact_duplicates(luminance(saved(forged, 90))) == (160, 192)  # on the grid, identical blocks stay identical
+    assert exact_duplicates(luminance(shifted)) == (163, 195)
+    assert exact_duplicates(luminance(saved(shifted, 90))) is None  # off the grid, the save quantizes them differently
