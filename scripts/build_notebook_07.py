@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the notebook's Markdown cells are prose: one paragraph a line, as in the .ipynb)
 """Maintainers: write notebooks/07_copy_move.ipynb from this script (then execute it with `make notebooks`).
 
 The cells that build the matcher (features, matching, filtering) are the package's own functions, copied from
