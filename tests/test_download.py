@@ -310,3 +310,39 @@ def test_the_notebook_cell_uses_a_copy_downloads_when_hosted_and_otherwise_says_
     assert found == tmp_path / "data" / "casia1" and (found / "DATASET.json").is_file()
     assert module.notebook_copy("casia1", echo=said.append) == found and said[-1].startswith("casia1: using $PMSP_DATA_DIR/casia1 (")
     assert all(str(tmp_path) not in line for line in said[-1:])  # no local path in a saved output
+
+
+def test_an_archive_member_that_inflates_past_any_dataset_file_is_refused_unread(tmp_path, monkeypatch):
+    """A zip bomb: one listed mask replaced by megabytes of zeros (a few kilobytes compressed). Its declared size is
+    refused before it is read; a member that lies about its size is stopped once it passes the limit, chunk by chunk."""
+    import pmsp_utils.data.download as download_module
+
+    monkeypatch.setattr(download_module, "MEMBER_LIMIT", 1 << 20)
+    images, masks = source_files()
+    name = "Sp/Sp_D_CNN_A_ani0001_nat0002_0101_gt.png"
+    bomb = tmp_path / "masks.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        for relative, data in masks.items():
+            archive.writestr(MASKS_PREFIX + relative, data if relative != name else bytes(8 << 20))
+    assert bomb.stat().st_size < 100_000
+    archive = Archive("masks", (), "zip", MASKS_PREFIX, {relative: hashlib.sha256(data).hexdigest() for relative, data in masks.items()})
+    with pytest.raises(DownloadError, match=r"declares 8,388,608 bytes, more than the 1,048,576"):
+        download_module.extract_verified(bomb, archive, tmp_path / "out")
+    assert not list((tmp_path / "out").rglob("*.pmsp-partial"))
+
+    class Endless(io.RawIOBase):  # a member whose header says 10 bytes and whose stream never ends
+        reads = 0
+
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            Endless.reads += 1
+            buffer[:] = bytes(len(buffer))
+            return len(buffer)
+
+    members = [(name, 10, lambda: io.BufferedReader(Endless()))]
+    with pytest.raises(DownloadError, match="inflates to more than"):
+        download_module._write_verified(members, archive, tmp_path / "out2", "liar.zip")
+    assert Endless.reads < 64  # stopped after about a megabyte, not read to the end
+    assert not list((tmp_path / "out2").rglob("*.pmsp-partial"))

@@ -166,18 +166,27 @@ def sha256_of(path: Path) -> str:
 # --- extracting and verifying -----------------------------------------------------------
 
 
-def _members(archive_path: Path, archive: Archive) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """(path under ``strip``, read) of every member of the archive under its folder."""
+#: The most bytes one listed file of an archive may hold (CASIA's largest is under 1 MB): a member that declares or
+#: inflates to more is refused before it can fill memory or disk (a zip bomb, or not the pinned archive).
+MEMBER_LIMIT = 64 << 20
+#: The most bytes all the listed files of one archive may hold together.
+TOTAL_LIMIT = 4 << 30
+READ_CHUNK = 1 << 20
+
+
+def _members(archive_path: Path, archive: Archive) -> Iterator[tuple[str, int, Callable[[], object]]]:
+    """(path under ``strip``, declared size, open) of every member of the archive under its folder; ``open()`` gives
+    a binary stream, read in chunks (nothing is inflated whole in memory)."""
     if archive.format == "zip":
         with zipfile.ZipFile(archive_path) as bundle:
-            for name in bundle.namelist():
-                if name.startswith(archive.strip) and not name.endswith("/"):
-                    yield name[len(archive.strip):], lambda name=name: bundle.read(name)
+            for info in bundle.infolist():
+                if info.filename.startswith(archive.strip) and not info.is_dir():
+                    yield info.filename[len(archive.strip):], info.file_size, lambda info=info: bundle.open(info)
     elif archive.format == "tar.gz":
         with tarfile.open(archive_path, "r:gz") as bundle:
             for member in bundle:
                 if member.isfile() and member.name.startswith(archive.strip):
-                    yield member.name[len(archive.strip):], lambda member=member: bundle.extractfile(member).read()
+                    yield member.name[len(archive.strip):], member.size, lambda member=member: bundle.extractfile(member)
     else:
         raise ValueError(f"archive format must be zip or tar.gz, got {archive.format!r}.")
 
@@ -185,7 +194,8 @@ def _members(archive_path: Path, archive: Archive) -> Iterator[tuple[str, Callab
 def extract_verified(archive_path: Path, archive: Archive, out: Path) -> int:
     """Write every listed file of ``archive_path`` under ``out`` after checking its SHA-256; returns how many.
 
-    Raises :class:`DownloadError` naming the first changed file (expected and actual hash) or the missing ones.
+    Raises :class:`DownloadError` naming the first changed file (expected and actual hash), a member larger than
+    :data:`MEMBER_LIMIT` (declared or inflated) or the missing ones.
     """
     try:
         return _write_verified(_members(archive_path, archive), archive, out, str(archive_path))  # read while the archive is open
@@ -193,22 +203,50 @@ def extract_verified(archive_path: Path, archive: Archive, out: Path) -> int:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
         raise DownloadError(f"{archive_path}: not a readable {archive.format} archive ({error}); delete it and download again.") from None
+    except MemoryError:
+        raise DownloadError(f"{archive_path}: ran out of memory while reading the archive; it is not the pinned copy (a member "
+                            "inflates far beyond any file of the dataset). Delete it and download again.") from None
 
 
-def _write_verified(members: Iterable[tuple[str, Callable[[], bytes]]], archive: Archive, out: Path, origin: str) -> int:
-    written = set()
-    for relative, read in members:
+def _too_large(relative: str, origin: str, size: int, limit: int, what: str) -> DownloadError:
+    return DownloadError(f"{relative} (in {origin}) {what} {size:,} bytes, more than the {limit:,} any file of this dataset can "
+                         "hold: the archive is not the pinned one (or is built to fill the disk), so nothing was placed. "
+                         "Delete it and download again, or --from a verified copy.")
+
+
+def _write_verified(members: Iterable[tuple[str, int, Callable[[], object]]], archive: Archive, out: Path, origin: str) -> int:
+    """Each listed member streamed through SHA-256 in chunks into a temporary file beside its target, renamed into place
+    once its hash matches; a member past :data:`MEMBER_LIMIT` (declared or read), or the total past
+    :data:`TOTAL_LIMIT`, stops the extraction."""
+    written, total = set(), 0
+    for relative, declared, open_member in members:
         expected = archive.files.get(relative)
         if expected is None or relative in written:
             continue
-        data = read()
-        actual = hashlib.sha256(data).hexdigest()
-        if actual != expected:
-            raise DownloadError(f"{relative} (in {origin}) has changed: expected SHA-256 {expected}, got {actual}; "
-                                "the copy is not the pinned one, so nothing was placed. Try another mirror or --from a verified copy.")
+        if declared > MEMBER_LIMIT:
+            raise _too_large(relative, origin, declared, MEMBER_LIMIT, "declares")
         target = out / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        temporary = target.with_name(f".{target.name}.pmsp-partial")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open_member() as stream, open(temporary, "wb") as sink:
+                for block in iter(lambda: stream.read(READ_CHUNK), b""):
+                    size += len(block)
+                    if size > MEMBER_LIMIT:
+                        raise _too_large(relative, origin, size, MEMBER_LIMIT, "inflates to more than")
+                    if total + size > TOTAL_LIMIT:
+                        raise _too_large(relative, origin, total + size, TOTAL_LIMIT, "brings the archive's files to")
+                    digest.update(block)
+                    sink.write(block)
+            actual = digest.hexdigest()
+            if actual != expected:
+                raise DownloadError(f"{relative} (in {origin}) has changed: expected SHA-256 {expected}, got {actual}; "
+                                    "the copy is not the pinned one, so nothing was placed. Try another mirror or --from a verified copy.")
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        total += size
         written.add(relative)
     missing = sorted(set(archive.files) - written)
     if missing:
@@ -225,7 +263,7 @@ def _from_folder(folder: Path, archive: Archive, out: Path) -> int:
     members = []
     for path in folder.rglob("*"):
         for relative in by_name.get(path.name, ()) if path.is_file() else ():
-            members.append((relative, lambda path=path: path.read_bytes()))
+            members.append((relative, path.stat().st_size, lambda path=path: open(path, "rb")))
     return _write_verified(members, archive, out, str(folder))
 
 
@@ -237,7 +275,7 @@ def _given_archive(candidates: list[Path], archive: Archive) -> Path | None:
         if archive.archive_sha256 and sha256_of(path) == archive.archive_sha256:
             return path
         try:
-            for relative, _ in _members(path, archive):
+            for relative, _, _ in _members(path, archive):
                 if relative in archive.files:
                     return path
         except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError):
