@@ -154,6 +154,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {sorted(BASELINES)} (or --baselines with none).")
     out = check_output_folder(args.out)
     model = load_model(args.weights, inference=True)
+    _warn_other_policy(args.policy, model.settings.policy, model.label)
     model_splits, model_label, size = model.splits, model.label, model.settings.input_size
     methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy, flip=args.flip)}
     methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
@@ -272,6 +273,7 @@ def _localize(args: argparse.Namespace) -> int:
 
     model = load_for_inference(args.weights, runtime=args.runtime)  # LiteRT's copy when there is one: no TensorFlow import
     label = model.label
+    _warn_other_policy(args.policy, model.settings.policy, label)
     failures, count = len(problems), 0
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
     print(f"{'image':40s} {'score':>6s} {'area':>7s}")
@@ -315,6 +317,14 @@ def _localize(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _warn_other_policy(chosen: str | None, own: str, label: str) -> None:
+    """One line when ``--policy`` is not the model's own: a network trained on squeezed squares sees other pixels when
+    images keep their own, and the other way round, and its maps are worse."""
+    if chosen and chosen != own and not (chosen == "tile" and own == "native"):
+        print(f"warning: --policy {chosen} is not {label}'s own policy ({own}), the one it was trained and measured with; "
+              f"expect worse maps (leave --policy out to use {own}).", file=sys.stderr)
+
+
 def _prepare(args: argparse.Namespace) -> int:
     import time
 
@@ -347,7 +357,7 @@ def _printable(text: str) -> str:
 def _threshold(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (0 and 1 themselves excluded), got {value:g}")
     return value
 
 

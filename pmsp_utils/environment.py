@@ -55,6 +55,12 @@ def _warn_once(message: str) -> None:
         print(f"warning: {message}", file=sys.stderr)
 
 
+def in_ci() -> bool:
+    """Whether ``CI`` is set to a true value (``CI=true``, ``1``, ``yes``): ``CI=false`` or ``CI=0`` in a terminal is
+    not CI. A malformed value warns and counts as unset."""
+    return bool(_flag("CI"))
+
+
 def smoke_mode(*, strict: bool = False) -> bool:
     """True when notebooks should run in seconds: ``PMSP_SMOKE``, else ``CI``.
 

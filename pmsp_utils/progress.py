@@ -21,7 +21,9 @@ def progress_wanted() -> bool:
         if value not in {"1", "true", "yes", "on", "0", "false", "no", "off", ""}:
             raise ValueError(f"PMSP_PROGRESS={setting!r}: use 1 (bars on) or 0 (off), or unset it (bars in terminals and notebooks).")
         return value in {"1", "true", "yes", "on"}
-    if os.environ.get("CI"):
+    from .environment import in_ci
+
+    if in_ci():
         return False
     if _in_notebook_kernel():
         return True

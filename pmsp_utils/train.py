@@ -673,7 +673,9 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         total = config.epochs
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / total))))
     if verbose is None:
-        verbose = 2 if os.environ.get("CI") else 1
+        from .environment import in_ci
+
+        verbose = 2 if in_ci() else 1
     try:
         if state["wait"] < config.patience and state["epochs_done"] < config.epochs:
             # No validation_data: the epoch callback computes the validation loss with F1 and AUC in one pass.

@@ -143,3 +143,25 @@ def test_an_overlay_png_of_an_earlier_version_counts_as_an_output_not_an_input(p
     with pytest.raises(OutputFolderError, match="a_jpg_overlay.png"):
         plan_outputs(sorted(tmp_path.iterdir()), tmp_path, LOCALIZE_OUTPUTS)
     assert plan_outputs([tmp_path / "a.jpg"], tmp_path, LOCALIZE_OUTPUTS) == {tmp_path / "a.jpg": "a_jpg"}
+
+
+def test_a_policy_other_than_the_models_own_is_named_and_ci_is_read_as_a_switch(tmp_path, capsys, monkeypatch):
+    """pmsp localize --policy pad on a model trained with resize says so in one line; CI=false is not CI."""
+    import numpy as np
+    from PIL import Image
+
+    from pmsp_utils.cli import main
+    from pmsp_utils.environment import in_ci
+
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 80, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    assert main(["localize", str(tmp_path / "a.png"), "--out", str(tmp_path / "out"), "--weights", "synthetic", "--policy", "pad"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --policy pad is not shipped synthetic's own policy (resize)" in err
+    assert main(["localize", str(tmp_path / "a.png"), "--out", str(tmp_path / "out2"), "--weights", "synthetic"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    for value, expected in (("false", False), ("0", False), ("true", True), ("1", True)):
+        monkeypatch.setenv("CI", value)
+        assert in_ci() is expected
+    with pytest.raises(SystemExit):
+        main(["localize", str(tmp_path / "a.png"), "--out", str(tmp_path / "out3"), "--threshold", "0"])
+    assert "strictly between 0 and 1 (0 and 1 themselves excluded), got 0" in capsys.readouterr().err

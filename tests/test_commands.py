@@ -45,7 +45,7 @@ def test_localize_command_fails_fast_on_bad_output_or_weights(tmp_path, photo, c
     assert "not a shipped model" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["localize", str(image), "--out", str(tmp_path / "o"), "--threshold", "1.5"])
-    assert "must be between 0 and 1" in capsys.readouterr().err
+    assert "must be strictly between 0 and 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -547,7 +547,7 @@ def notebook_copy(source: str = "casia1", *, accept_terms: bool = False, echo: C
         echo(f"{source}: using $PMSP_DATA_DIR/{source}" + (f" (downloaded {card['downloaded'][:10]}, verified)" if card else ""))
         return found
     where = hosted_notebook()
-    if where is None or os.environ.get("CI") or smoke_mode():
+    if where is None or in_ci() or smoke_mode():
         echo(f"{source}: not found, so this notebook uses the embedded synthetic set. To use the real data: "
              f"pmsp data download {source} --to DIR, then set PMSP_DATA_DIR to DIR's parent and restart the kernel.")
         return None
