@@ -539,7 +539,7 @@ def notebook_copy(source: str = "casia1", *, accept_terms: bool = False, echo: C
     Binder, downloaded (into ``PMSP_DATA_DIR``, default ``~/pmsp_data``) once the terms are accepted; elsewhere (CI,
     smoke runs, a laptop without the data) None, with one line saying how to get it. Paths are printed relative to
     ``$PMSP_DATA_DIR``, so a saved notebook holds no local path."""
-    from ..environment import dataset_folder, smoke_mode
+    from ..environment import dataset_folder, in_ci, smoke_mode
 
     found = dataset_folder(source)
     if found is not None:
