@@ -398,6 +398,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _named(text: str) -> str:
+    """A name or path that must not be empty (an empty --out would mean the current folder without saying so)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty; name a file or folder (. for the current folder)")
+    return text
+
+
+def _path(text: str) -> Path:
+    return Path(_named(text))
+
+
 def _nonnegative_float(text: str) -> float:
     value = float(text)
     if not value >= 0 or not math.isfinite(value):
@@ -415,7 +426,7 @@ def _recipe_arguments(command, defaults: dict) -> None:
     command.add_argument("--recipe", metavar="NAME", help="start from a named recipe (pmsp_utils/recipes.toml: paper, synthetic, ablation, "
                          "casia1-stride16, casia1-synthetic-start, one-network); options typed here override its fields")
     command.add_argument("--data", choices=DATA_SOURCES, default=defaults["data"])
-    command.add_argument("--root", help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
+    command.add_argument("--root", type=_named, help="folder of the dataset (default: PMSP_DATA_DIR/<data>)")
     command.add_argument("--epochs", type=_positive_int, default=defaults["epochs"])
     command.add_argument("--batch-size", type=_positive_int, default=defaults["batch_size"])
     command.add_argument("--input-size", type=_positive_int, default=defaults["input_size"],
@@ -479,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("notebooks", help="execute the tutorial notebooks headlessly")
-    run.add_argument("--out", type=Path, default=None, help="output folder (default: build/ in the checkout)")
+    run.add_argument("--out", type=_path, default=None, help="output folder (default: build/ in the checkout)")
     run.add_argument("--notebooks", type=Path, default=None, help="folder of numbered notebooks (default: the checkout's)")
     run.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="run only these notebook files")
     run.add_argument("--smoke", action="store_true", help="smoke mode: every notebook in seconds")
@@ -491,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ela_command = commands.add_parser("ela", help="write ELA maps of images as PNG files")
     ela_command.add_argument("images", nargs="+", help="image files")
-    ela_command.add_argument("--out", required=True, help="output folder")
+    ela_command.add_argument("--out", required=True, type=_named, help="output folder")
     ela_command.add_argument("--quality", type=int, default=90, help="re-save JPEG quality (1..100, default 90)")
     ela_command.add_argument("--scaling", choices=SCALINGS, default="max",
                              help="raw maps are display-stretched before saving (default: max)")
@@ -500,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_command = commands.add_parser("train", help="train the network (the paper's recipe by default)")
     training = TrainConfig.defaults()  # every default of the options below, from the one source
     _recipe_arguments(train_command, training)
-    train_command.add_argument("--run-dir", required=True, type=Path, help="where checkpoints, history and the model go")
+    train_command.add_argument("--run-dir", required=True, type=_path, help="where checkpoints, history and the model go")
     train_command.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
     train_command.add_argument("--budget-minutes", type=_nonnegative_float, default=training["budget_minutes"], metavar="N",
                                help="stop cleanly after the last epoch that fits N minutes (set-up included; 0: no budget); "
@@ -527,7 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate_command = commands.add_parser("ablate", help="train a grid of the paper's ablation variants over seeds (resumable)")
     ablate_command.add_argument("--grid", default="all", help="attention, fusion, streams, output, all, or variant names joined by commas")
     ablate_command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ablate_command.add_argument("--out", type=Path, required=True, help="the study's folder (results.csv, one run folder per cell)")
+    ablate_command.add_argument("--out", type=_path, required=True, help="the study's folder (results.csv, one run folder per cell)")
     ablate_command.add_argument("--robustness", type=int, default=0, metavar="N", help="also score N of the scored images under JPEG and resizing")
     ablate_command.add_argument("--score", choices=("test", "validation"), default="test",
                                 help="which part the results table scores: test (never used to pick an epoch, the default) or validation")
@@ -538,8 +549,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command = commands.add_parser("evaluate", help="score the network and the classic baselines (Tables I and II)")
     evaluate_command.add_argument("--data", nargs="+", choices=DATA_SOURCES, default=["synthetic"],
                                   help="one or more datasets (real ones from --root or PMSP_DATA_DIR/<data>)")
-    evaluate_command.add_argument("--root", help="folder of the dataset, with one --data")
-    evaluate_command.add_argument("--weights", default=DEFAULT_MODEL, help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
+    evaluate_command.add_argument("--root", type=_named, help="folder of the dataset, with one --data")
+    evaluate_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL, help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
     evaluate_command.add_argument("--split", choices=SPLITS, default="test",
                                   help="which images of a real dataset (default test; unseen: not in the model's own train/validation lists)")
     evaluate_command.add_argument("--baselines", nargs="*", default=["ela", "noi1", "cfa1"], help="classic baselines to score beside it")
@@ -553,7 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--seed", type=int, default=1, help="seed of the synthetic images (training uses seed 0)")
     evaluate_command.add_argument("--robustness", action="store_true", help="also write robustness curves (first dataset)")
     evaluate_command.add_argument("--robustness-limit", type=_positive_int, default=20, help="images for the robustness curves")
-    evaluate_command.add_argument("--out", type=Path, default=Path("build/evaluation"), help="folder for the CSV and JSON tables")
+    evaluate_command.add_argument("--out", type=_path, default=Path("build/evaluation"), help="folder for the CSV and JSON tables")
     evaluate_command.set_defaults(handler=_evaluate)
 
     data_command = commands.add_parser("data", help="datasets: list what the suite knows, download CASIA v1 in one command")
@@ -561,7 +572,7 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands.add_parser("list", help="every source: present or not, how to get it, size, licence, citation").set_defaults(handler=_data_list)
     download_command = data_commands.add_parser("download", help="fetch, verify file by file and lay out a dataset (e.g. casia1)")
     download_command.add_argument("source", help="what to download (pmsp data list says which can be)")
-    download_command.add_argument("--to", help="the dataset's folder (default: $PMSP_DATA_DIR/SOURCE)")
+    download_command.add_argument("--to", type=_named, help="the dataset's folder (default: $PMSP_DATA_DIR/SOURCE)")
     download_command.add_argument("--from", dest="from_", action="append", metavar="FILE_OR_DIR",
                                   help="use a copy you already have: the archives, or a folder holding the files (repeatable)")
     download_command.add_argument("--accept-terms", action="store_true", help="accept the dataset's terms without a prompt")
@@ -577,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     localize_command = commands.add_parser("localize", help="write probability maps, masks and overlays of images")
     localize_command.add_argument("images", nargs="+", help="image files, folders or glob patterns")
-    localize_command.add_argument("--out", required=True, help="output folder")
-    localize_command.add_argument("--weights", default=DEFAULT_MODEL, help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
+    localize_command.add_argument("--out", required=True, type=_named, help="output folder")
+    localize_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL, help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
     localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
     localize_command.add_argument("--runtime", choices=RUNTIMES, default=os.environ.get("PMSP_RUNTIME") or "auto",
                                   help="auto (default): a LiteRT copy of the model, exported once, when ai-edge-litert is installed "
@@ -593,7 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command.set_defaults(handler=_localize)
 
     prepare_command = commands.add_parser("prepare", help="export models' LiteRT copies now, so that the first pmsp localize starts in about a second")
-    prepare_command.add_argument("--weights", nargs="+", default=[DEFAULT_MODEL], metavar="MODEL",
+    prepare_command.add_argument("--weights", type=_named, nargs="+", default=[DEFAULT_MODEL], metavar="MODEL",
                                  help=f"shipped models' names, run folders or .keras files (default: {DEFAULT_MODEL})")
     prepare_command.set_defaults(handler=_prepare)
     return parser

@@ -297,7 +297,7 @@ def _from_array(array: np.ndarray, name: str) -> LoadedImage:
         low, high = float(array.min()), float(array.max())
         if low < 0.0 or high > 1.0:
             raise ImageReadError(
-                f"{name}: float arrays must hold values in [0, 1], found [{low:.3g}, {high:.3g}]. "
+                f"{name}: float arrays must hold values in [0, 1], found [{low:.10g}, {high:.10g}]. "
                 "If it holds 0..255 values, pass array.astype(np.uint8) instead."
             )
         pixels = np.round(array * 255.0).astype(np.uint8)

@@ -165,3 +165,19 @@ def test_a_policy_other_than_the_models_own_is_named_and_ci_is_read_as_a_switch(
     with pytest.raises(SystemExit):
         main(["localize", str(tmp_path / "a.png"), "--out", str(tmp_path / "out3"), "--threshold", "0"])
     assert "strictly between 0 and 1 (0 and 1 themselves excluded), got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments", [["localize", "x.png", "--out", ""], ["localize", "x.png", "--out", "o", "--weights", ""],
+                                       ["ela", "x.png", "--out", " "], ["evaluate", "--out", ""], ["train", "--run-dir", ""]])
+def test_empty_names_are_refused_not_taken_for_the_current_folder(arguments, capsys):
+    with pytest.raises(SystemExit):
+        main(arguments)
+    assert "must not be empty" in capsys.readouterr().err
+
+
+def test_a_float_array_just_outside_0_1_shows_its_true_range():
+    from pmsp_utils.ela import ela
+    from pmsp_utils.images import ImageReadError
+
+    with pytest.raises(ImageReadError, match=r"found \[1\.000000001, 1\.000000001\]"):
+        ela(np.full((16, 16, 3), 1 + 1e-9))
