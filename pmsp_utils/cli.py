@@ -550,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--data", nargs="+", choices=DATA_SOURCES, default=["synthetic"],
                                   help="one or more datasets (real ones from --root or PMSP_DATA_DIR/<data>)")
     evaluate_command.add_argument("--root", type=_named, help="folder of the dataset, with one --data")
-    evaluate_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL, help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
+    evaluate_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL,
+                                  help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
     evaluate_command.add_argument("--split", choices=SPLITS, default="test",
                                   help="which images of a real dataset (default test; unseen: not in the model's own train/validation lists)")
     evaluate_command.add_argument("--baselines", nargs="*", default=["ela", "noi1", "cfa1"], help="classic baselines to score beside it")
@@ -589,7 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command = commands.add_parser("localize", help="write probability maps, masks and overlays of images")
     localize_command.add_argument("images", nargs="+", help="image files, folders or glob patterns")
     localize_command.add_argument("--out", required=True, type=_named, help="output folder")
-    localize_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL, help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
+    localize_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL,
+                                  help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
     localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
     localize_command.add_argument("--runtime", choices=RUNTIMES, default=os.environ.get("PMSP_RUNTIME") or "auto",
                                   help="auto (default): a LiteRT copy of the model, exported once, when ai-edge-litert is installed "
