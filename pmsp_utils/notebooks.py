@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import re
 import time
 from dataclasses import dataclass
@@ -95,6 +96,28 @@ def strip_native_logs(notebook) -> None:
         cell["outputs"] = kept
 
 
+class NotebookError(ValueError):
+    """A notebook's cell failed or ran past the timeout: one line naming the notebook, the cell and the error."""
+
+
+ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _cell_error(source: Path, error: Exception, running: dict, timeout: int) -> Exception:
+    """``error`` from nbclient as one plain line (no colour codes), or ``error`` itself when it is not a cell's."""
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    if running["timed_out"] is not None or isinstance(error, CellTimeoutError):
+        cell = running["timed_out"] if running["timed_out"] is not None else running["cell"]
+        return NotebookError(f"{source.name}: cell {cell} ran past --timeout {timeout} s and was stopped; raise --timeout, "
+                             "or run the notebook in smoke mode (--smoke).")
+    if isinstance(error, CellExecutionError):
+        what = ANSI_ESCAPES.sub("", f"{error.ename}: {error.evalue}").strip()
+        return NotebookError(f"{source.name}: cell {running['cell']} failed with {what} (open the notebook and run that cell "
+                             "to see the traceback).")
+    return error
+
+
 def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke: bool | None = None):
     """Run one notebook top to bottom in its own folder and save the executed copy.
 
@@ -114,6 +137,16 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
         # IPC (Unix sockets in a private folder) instead of TCP: a local kernel needs no network, and the kernel
         # then has no reason to warn that TCP traffic is unencrypted.
         manager = KernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "kernel"))
+        # nbclient does not enforce its own timeout with a kernel manager it was handed (0.11: a 30 s cell ran to the
+        # end under timeout=2), so a watchdog here interrupts a cell that runs past ``timeout``.
+        running: dict = {"cell": None, "since": None, "timed_out": None}
+
+        def started(cell, cell_index, **_):
+            running.update(cell=cell_index, since=time.monotonic())
+
+        def finished(cell, cell_index, **_):
+            running.update(since=None)
+
         client = NotebookClient(
             notebook,
             km=manager,
@@ -121,10 +154,26 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
             kernel_name="python3",
             resources={"metadata": {"path": str(source.parent)}},
             store_widget_state=True,  # False breaks Output widgets in nbclient; stripped below
+            on_cell_execute=started,
+            on_cell_executed=finished,  # on_cell_complete fires when the request is sent, not when the cell is done
         )
+        stop = threading.Event()
+
+        def watch():
+            while not stop.wait(0.25):
+                since = running["since"]
+                if since is not None and time.monotonic() - since > timeout and manager.has_kernel:
+                    running.update(timed_out=running["cell"], since=None)
+                    manager.interrupt_kernel()
+
+        watchdog = threading.Thread(target=watch, name="pmsp-notebook-timeout", daemon=True)
+        watchdog.start()
         try:
             client.execute(env=environment)  # passed on to the kernel's start
+        except Exception as error:
+            raise _cell_error(source, error, running, timeout) from None
         finally:
+            stop.set()
             if manager.has_kernel:  # the client does not shut down a kernel it was handed
                 manager.shutdown_kernel()
     strip_widget_state(notebook)

@@ -58,3 +58,27 @@ def test_a_failing_notebook_fails_the_run_with_its_error(tmp_path):
     bad = write_notebook(folder / "02_bad.ipynb", "raise RuntimeError('the cell that broke')")
     with pytest.raises(CellExecutionError, match="the cell that broke"):
         run_notebooks([good, bad], tmp_path / "out", smoke=True, jobs=2, echo=lambda line: None)
+
+
+def test_the_timeout_stops_a_long_cell_and_a_failing_cell_is_one_plain_line(tmp_path, capsys):
+    """pmsp notebooks --timeout is enforced (nbclient alone does not, with a kernel manager it was handed), and a
+    failing cell is named in one line without terminal colour codes."""
+    import time
+
+    import nbformat
+
+    from pmsp_utils.cli import main
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(30)")]), folder / "01_sleep.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("1 / 0")]),
+                   folder / "02_fail.ipynb")
+    started = time.monotonic()
+    assert main(["notebooks", "--notebooks", str(folder), "--only", "01_sleep.ipynb", "--out", str(tmp_path / "out"), "--timeout", "2"]) == 2
+    assert time.monotonic() - started < 25
+    assert "01_sleep.ipynb: cell 0 ran past --timeout 2 s and was stopped" in capsys.readouterr().err
+    assert main(["notebooks", "--notebooks", str(folder), "--only", "02_fail.ipynb", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "02_fail.ipynb: cell 1 failed with ZeroDivisionError: division by zero" in err
+    assert "\x1b[" not in err and "unexpected" not in err
