@@ -388,13 +388,16 @@ CONVERT_BAND_ROWS = 512
 def pillow_to_numpy(image: Image.Image, dtype=None) -> np.ndarray:
     """``np.array(image)``, a band of rows at a time (the same values; at most one band held twice)."""
     width, height = image.size
-    if height <= CONVERT_BAND_ROWS:
+    # Pillow applies its decompression-bomb limit to crops too: a band stays under it, so a limit meant for input files
+    # (PMSP_MAX_IMAGE_PIXELS) never stops the conversion of an image already read and checked.
+    band = CONVERT_BAND_ROWS if not Image.MAX_IMAGE_PIXELS else min(CONVERT_BAND_ROWS, int(Image.MAX_IMAGE_PIXELS) // max(1, width))
+    if height <= band or band < 1:  # small enough, or a limit so low that not even one row may be cropped: whole
         return np.array(image, dtype=dtype)
-    first = np.asarray(image.crop((0, 0, width, CONVERT_BAND_ROWS)))
+    first = np.asarray(image.crop((0, 0, width, band)))
     out = np.empty((height, *first.shape[1:]), dtype or first.dtype)
-    out[:CONVERT_BAND_ROWS] = first
-    for top in range(CONVERT_BAND_ROWS, height, CONVERT_BAND_ROWS):
-        out[top : top + CONVERT_BAND_ROWS] = np.asarray(image.crop((0, top, width, min(height, top + CONVERT_BAND_ROWS))))
+    out[:band] = first
+    for top in range(band, height, band):
+        out[top : top + band] = np.asarray(image.crop((0, top, width, min(height, top + band))))
     return out
 
 

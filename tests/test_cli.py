@@ -181,3 +181,22 @@ def test_a_float_array_just_outside_0_1_shows_its_true_range():
 
     with pytest.raises(ImageReadError, match=r"found \[1\.000000001, 1\.000000001\]"):
         ela(np.full((16, 16, 3), 1 + 1e-9))
+
+
+def test_the_pixel_limit_applies_to_inputs_only_one_line_per_image(tmp_path, capsys, monkeypatch):
+    """PMSP_MAX_IMAGE_PIXELS=100: a 1-pixel image is localized (the limit does not reach the internal resize to the
+    model's input), a 30x30 one is refused in one line, and the batch goes on."""
+    from PIL import Image as PillowImage
+
+    import pmsp_utils.images as images
+
+    monkeypatch.setattr(PillowImage, "MAX_IMAGE_PIXELS", PillowImage.MAX_IMAGE_PIXELS)  # restored after the test
+    monkeypatch.setenv("PMSP_MAX_IMAGE_PIXELS", "100")
+    images._apply_environment_limit()
+    PillowImage.new("RGB", (1, 1), (10, 20, 30)).save(tmp_path / "one.png")
+    PillowImage.new("RGB", (30, 30), (10, 20, 30)).save(tmp_path / "big.png")
+    assert main(["localize", str(tmp_path / "one.png"), str(tmp_path / "big.png"), "--out", str(tmp_path / "out"),
+                 "--weights", "synthetic"]) == 1
+    err = capsys.readouterr().err
+    assert "big.png: refused as a possible decompression bomb" in err and "unexpected" not in err
+    assert (tmp_path / "out" / "one_png_mask.png").exists()
