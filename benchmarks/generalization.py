@@ -102,6 +102,10 @@ def main() -> None:
     parser.add_argument("--copy-move", choices=("off", "on", "both"), default="off",
                         help="fuse the copy-move matcher's pairs into the map (pmsp localize --copy-move); both: each model scored twice, "
                         "the second as NAME+cm")
+    parser.add_argument("--merge", type=Path, action="append", default=[], metavar="DIR",
+                        help="with --selection: also read the results.csv and per_image.csv of an earlier run (models scored there are "
+                        "not scored again), so that models scored at different times share one table")
+    parser.add_argument("--control", help="with --selection: the model every other is compared with (default: the first)")
     parser.add_argument("--selection", action="store_true",
                         help="the selection rule's extra conditions and its summary (with --part validation; see above)")
     parser.add_argument("--validation-only", action="store_true",
@@ -197,7 +201,26 @@ def main() -> None:
         print(f"{row['model']:12s} {row['set']:26s} {row['images']:4d} {row['f1_per_image@0.5']:7.3f} {row['pooled_auc']:6.3f} {row['missed_share']:7.1%}")
     print(f"\n{args.out / 'results.csv'}")
     if args.selection:
-        selection_report(rows, per_image, labels, part, args.out)
+        import csv
+
+        earlier_labels = []
+        for folder in args.merge:  # earlier runs' rows first, in their order
+            with (folder / "results.csv").open(newline="") as handle:
+                earlier = [{**row, "images": int(row["images"]), **{key: float(row[key]) for key in ("f1_per_image@0.5", "pooled_auc",
+                            "missed_share", "f1_found")}} for row in csv.DictReader(handle)]
+            with (folder / "per_image.csv").open(newline="") as handle:
+                earlier_images = [{**row, "f1@0.5": float(row["f1@0.5"]) if row["f1@0.5"] else "", "tamper_score": float(row["tamper_score"]),
+                                   "marked": float(row["marked"])} for row in csv.DictReader(handle)]
+            fresh = {row["model"] for row in rows}
+            rows = [row for row in earlier if row["model"] not in fresh] + rows
+            per_image = [row for row in earlier_images if row["model"] not in fresh] + per_image
+            earlier_labels += [label for label in dict.fromkeys(row["model"] for row in earlier) if label not in fresh and label not in earlier_labels]
+        order = earlier_labels + labels
+        if args.control:
+            order = [args.control] + [label for label in order if label != args.control]
+        write_csv(args.out / "results.csv", rows, columns, extrasaction="ignore")
+        write_csv(args.out / "per_image.csv", per_image, ["model", "set", "image", "f1@0.5", "tamper_score", "marked"])
+        selection_report(rows, per_image, order, part, args.out)
 
 
 def selection_report(rows: list[dict], per_image: list[dict], models: list[str], part: str, out: Path) -> list[dict]:
