@@ -52,18 +52,37 @@ def read_scores(path: str | Path, method: str | None = None) -> Scores:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give an output folder of 'pmsp evaluate' or its per_image.csv")
     with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    columns = list(rows[0]) if rows else []
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+        columns = list(reader.fieldnames or [])
     f1_column = next((column for column in columns if column.startswith("f1@")), None)
     if f1_column is None or "image" not in columns or "method" not in columns:
         raise ValueError(f"{path}: not a per-image table of 'pmsp evaluate' (needs columns method, image, f1@...)")
+    if not rows:
+        raise ValueError(f"{path}: the per-image table has its columns but no rows: no image was scored; run pmsp evaluate again.")
     methods = list(dict.fromkeys(row["method"] for row in rows))
     method = method or methods[0]
     if method not in methods:
         raise ValueError(f"{path}: no method {method!r}; it holds {', '.join(repr(name) for name in methods)}")
-    chosen = [row for row in rows if row["method"] == method and row[f1_column] != ""]
-    f1 = {row["image"]: float(row[f1_column]) for row in chosen}
-    kinds = {row["image"]: row.get("kind") or _kind_from_name(row["image"]) for row in chosen}
+    f1: dict[str, float] = {}
+    kinds: dict[str, str] = {}
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        if row["method"] != method or row[f1_column] in ("", None):
+            continue
+        try:
+            value = float(row[f1_column])
+        except ValueError:
+            raise ValueError(f"{path}, line {line}, column {f1_column}: {row[f1_column]!r} is not a number; restore the table "
+                             "or run pmsp evaluate again.") from None
+        if not 0.0 <= value <= 1.0:  # NaN fails this too
+            raise ValueError(f"{path}, line {line}, column {f1_column}: an F1 must lie in [0, 1], found {value}; the table is "
+                             "damaged or edited: run pmsp evaluate again.")
+        image = row["image"]
+        if image in f1 and f1[image] != value:
+            raise ValueError(f"{path}, line {line}: {image!r} is listed twice for {method!r} with different F1 ({f1[image]} and "
+                             f"{value}); one table must score each image once.")
+        f1[image] = value
+        kinds[image] = row.get("kind") or _kind_from_name(image)
     return Scores(f"{path} ({method})", f1, kinds)
 
 

@@ -117,3 +117,24 @@ def test_scores_of_an_evaluation_in_memory_match_its_per_image_table(tmp_path):
     assert result.draws.shape == (500,) and [row["group"] for row in result.rows] == ["all tampered", "copy-move"]
     with pytest.raises(KeyError, match="no method 'NOI1'"):
         Scores.of(evaluation, "NOI1")
+
+
+@pytest.mark.parametrize("cell, message", [("nan", r"an F1 must lie in \[0, 1\], found nan"), ("1.5", r"found 1.5"),
+                                           ("-0.2", r"found -0.2"), ("abc", r"line 3, column f1@0.5: 'abc' is not a number")])
+def test_a_damaged_per_image_table_is_refused_naming_the_line(tmp_path, cell, message):
+    from pmsp_utils.compare import read_scores
+
+    (tmp_path / "per_image.csv").write_text(f"method,image,f1@0.5\nnet,a.jpg,0.5\nnet,b.jpg,{cell}\n")
+    with pytest.raises(ValueError, match=message):
+        read_scores(tmp_path)
+
+
+def test_an_image_listed_twice_and_a_header_only_table_are_named(tmp_path):
+    from pmsp_utils.compare import read_scores
+
+    (tmp_path / "per_image.csv").write_text("method,image,f1@0.5\nnet,a.jpg,0.5\nnet,a.jpg,0.7\n")
+    with pytest.raises(ValueError, match=r"'a.jpg' is listed twice for 'net' with different F1 \(0.5 and 0.7\)"):
+        read_scores(tmp_path)
+    (tmp_path / "per_image.csv").write_text("method,image,f1@0.5\n")
+    with pytest.raises(ValueError, match="has its columns but no rows"):
+        read_scores(tmp_path)
