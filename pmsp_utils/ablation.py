@@ -126,6 +126,9 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     score_records = list(validation_records if score_records is None else score_records)
     if not seeds:
         raise ValueError("run_ablation needs at least one seed.")
+    if not [record for record in score_records if record.is_tampered]:
+        raise ValueError(f"the {score_part} part holds no tampered image to score, so every result would be NaN; nothing was "
+                         "trained. Use more data (a larger --synthetic-count, or a real dataset), or --score validation.")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.csv"

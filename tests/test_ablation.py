@@ -149,3 +149,13 @@ def test_ablate_takes_the_recipe_options_train_has(tmp_path):
     assert (paper.model.output_stride, paper.model.decoder, paper.model.fusion, paper.model.attention) == (32, "none", "add", "features")
     with pytest.raises(ValueError, match="ema is a momentum"):
         _train_config(build_parser().parse_args(["ablate", "--out", str(tmp_path), "--ema", "1.5"]))
+
+
+def test_an_ablation_with_nothing_to_score_is_refused_before_training(tmp_path):
+    from pmsp_utils.ablation import run_ablation
+    from pmsp_utils.train import TrainConfig
+
+    with pytest.raises(ValueError, match="holds no tampered image to score"):
+        run_ablation("paper", [0], TrainConfig(data="synthetic", input_size=96), ["unused"], ["unused"], tmp_path, score_records=[],
+                     score_part="test")
+    assert not any(tmp_path.iterdir())
