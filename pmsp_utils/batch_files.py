@@ -205,12 +205,14 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict
 
 
 def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probability: np.ndarray, threshold: float,
-                  calibration: tuple = (), pairs: list | None = None) -> Written:
+                  calibration: tuple = (), pairs: list | None = None, ledger: "Ledger | None" = None) -> Written:
     """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.jpg``
     (:data:`LOCALIZE_PICTURES`); ``pairs``: duplicated regions (:class:`~pmsp_utils.copymove.DuplicatedPair`) drawn on
     the overlay, an arrow from each source to its copy."""
     mask = probability >= threshold
     files = tuple(out / f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES)
+    if ledger is not None:  # a user's own file of one of these names is never replaced: this image fails, the batch goes on
+        ledger.claim(*(path.name for path in files))
     pictures = (lambda: probability_picture(probability), lambda: mask.view(np.uint8) * np.uint8(255),
                 lambda: draw_pairs(overlay(image, mask), pairs or []))
     written = []
@@ -222,7 +224,70 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
         for path in written:  # no image leaves half its outputs behind
             path.unlink(missing_ok=True)
         raise
+    if ledger is not None:
+        ledger.record(*files)
     return Written(source, tamper_score(probability, calibration), float(mask.mean()), files)
+
+
+class Ledger:
+    """What pmsp wrote into an output folder, by name and SHA-256 (``.pmsp-written.json``): the proof, not a guess from
+    the name, that a file there may be replaced.
+
+    A file is replaced only when the ledger lists it with the hash it still has: a user's own file of the same name,
+    or a file pmsp wrote that someone edited since, is never replaced (:meth:`claim` raises). Older ledgers (a list
+    of names, without hashes) count as proof for their names.
+    """
+
+    NAME = ".pmsp-written.json"
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out)
+
+    def entries(self) -> dict[str, str | None]:
+        import json
+
+        try:
+            values = json.loads((self.out / self.NAME).read_text())
+        except (OSError, ValueError, TypeError):
+            return {}
+        if isinstance(values, list):
+            return {str(name): None for name in values}
+        return {str(name): digest for name, digest in values.items()} if isinstance(values, dict) else {}
+
+    def owns(self, name: str) -> bool:
+        """Whether ``name`` is absent, or pmsp wrote it and it is unchanged since."""
+        path = self.out / name
+        if not path.exists() and not path.is_symlink():
+            return True
+        entries = self.entries()
+        if name not in entries or path.is_symlink() or not path.is_file():
+            return False
+        return entries[name] is None or entries[name] == _digest(path)
+
+    def claim(self, *names: str) -> None:
+        """Raise :class:`OutputFolderError` unless every one of ``names`` may be written (see :meth:`owns`)."""
+        for name in names:
+            if not self.owns(name):
+                raise OutputFolderError(f"{self.out / name}: already there, and pmsp did not write it (or it was changed since); "
+                                        "it is never replaced. Move it, or choose another --out.")
+
+    def record(self, *paths: Path) -> None:
+        """Note ``paths`` (just written) with their hashes."""
+        import json
+
+        entries = self.entries()
+        entries.update({Path(path).name: _digest(Path(path)) for path in paths})
+        write_text_atomic(self.out / self.NAME, json.dumps(entries, indent=0, sort_keys=True))
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class RunFolder:
@@ -231,13 +296,14 @@ class RunFolder:
 
     * A second run into the same folder is refused while the first holds the lock (a lock left by a killed run, whose
       process is gone, is taken over).
-    * A ``scores.csv`` that pmsp did not write there (the ledger does not list it) is never replaced: the run is refused.
+    * A ``scores.csv`` that pmsp did not write there, or that was edited since (the :class:`Ledger` says), is never
+      replaced: the run is refused.
     * While the run goes, its table is ``scores.incomplete.csv``, rewritten atomically after every image, so after any
       interruption it lists exactly the images whose outputs exist; only a finished run renames it ``scores.csv``
       (an earlier run's ``scores.csv`` is removed first, so it cannot pass for this run's).
     """
 
-    TABLE, PARTIAL, LEDGER, LOCK = "scores.csv", "scores.incomplete.csv", ".pmsp-written.json", ".pmsp.lock"
+    TABLE, PARTIAL, LEDGER, LOCK = "scores.csv", "scores.incomplete.csv", Ledger.NAME, ".pmsp.lock"
 
     def __init__(self, out: Path, header: list[str]) -> None:
         self.out, self.header, self.rows = Path(out), header, []
@@ -245,13 +311,13 @@ class RunFolder:
     def __enter__(self) -> "RunFolder":
         self._lock()
         try:
-            ours = self._ledger()
+            self.ledger = Ledger(self.out)
             for name in (self.TABLE, self.PARTIAL):
-                if (self.out / name).exists() and name not in ours:
-                    raise OutputFolderError(f"--out {self.out}: it holds a {name} that pmsp did not write; it is never replaced. "
-                                            "Move it, or choose another output folder.")
+                if not self.ledger.owns(name):
+                    raise OutputFolderError(f"--out {self.out}: it holds a {name} that pmsp did not write, or that was edited since "
+                                            "pmsp wrote it; it is never replaced. Move it, or choose another output folder.")
+            for name in (self.TABLE, self.PARTIAL):
                 (self.out / name).unlink(missing_ok=True)
-            self._record(self.PARTIAL, self.TABLE)
             self._write()
         except BaseException:
             self._unlock()
@@ -266,24 +332,13 @@ class RunFolder:
         try:
             if kind is None:
                 os.replace(self.out / self.PARTIAL, self.out / self.TABLE)
+                self.ledger.record(self.out / self.TABLE)
         finally:
             self._unlock()
 
     def _write(self) -> None:
         write_csv(self.out / self.PARTIAL, self.rows, self.header)
-
-    def _ledger(self) -> set[str]:
-        import json
-
-        try:
-            return set(json.loads((self.out / self.LEDGER).read_text()))
-        except (OSError, ValueError, TypeError):
-            return set()
-
-    def _record(self, *names: str) -> None:
-        import json
-
-        write_text_atomic(self.out / self.LEDGER, json.dumps(sorted(self._ledger() | set(names))))
+        self.ledger.record(self.out / self.PARTIAL)
 
     def _lock(self) -> None:
         lock = self.out / self.LOCK

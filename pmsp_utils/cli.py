@@ -46,7 +46,7 @@ def _ela(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .ela import ElaSettings, ela
-    from .batch_files import ELA_OUTPUTS, check_output_folder, expand_inputs, plan_outputs
+    from .batch_files import ELA_OUTPUTS, Ledger, check_output_folder, expand_inputs, plan_outputs
     from .safe_write import save_png_atomic
     from .viz import ela_for_display
 
@@ -57,12 +57,15 @@ def _ela(args: argparse.Namespace) -> int:
         print(f"error: {problem}", file=sys.stderr)
     stems = plan_outputs(files, out, ELA_OUTPUTS)  # nothing written may overwrite an input or another output
     failures = len(problems)
+    ledger = Ledger(out)
     for path, stem in stems.items():
         target = out / f"{stem}_ela.png"
         try:
+            ledger.claim(target.name)  # a user's own file of that name is never replaced
             ela_map = ela(path, quality=args.quality, scaling=args.scaling)
             picture = ela_map if args.scaling != "raw" else (ela_for_display(ela_map) * 255).astype(np.uint8)
             save_png_atomic(target, picture)
+            ledger.record(target)
         except (*USER_ERRORS, MemoryError) as error:
             print(f"error: {_with_file(error, path)}", file=sys.stderr)
             failures += 1
@@ -292,7 +295,7 @@ def _localize(args: argparse.Namespace) -> int:
                     probability = fuse(probability, found)
                 result = None  # the full-size ELA map is not written: free it before the pictures are made
                 written = write_outputs(out, stem, path, image, probability, args.threshold, model.settings.score_calibration,
-                                        pairs=found.pairs if found else None)
+                                        pairs=found.pairs if found else None, ledger=table.ledger)
                 image = probability = None
             except OSError as error:
                 if error.errno == errno.ENOSPC:  # nothing more can be written: say so once, keep what is complete

@@ -235,8 +235,13 @@ def _clean(value):
 
 def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: dict | None = None) -> list[Path]:
     """Write table1.csv/.json and table2.csv/.json (and per_image.csv) under ``out``."""
+    from .batch_files import Ledger
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(out)  # a user's own table1.csv (or one edited since pmsp wrote it) is never replaced: refused before any write
+    ledger.claim(*(f"{name}.{ending}" for name in ("table1", "table2", "by_kind", "paper_table1", "paper_table2") for ending in ("csv", "json")),
+                 "per_image.csv")
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
     table2 = [row for evaluation in evaluations for row in evaluation.table2()]
     by_kind = [row for evaluation in evaluations for row in evaluation.by_kind()]
@@ -263,6 +268,7 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
         for evaluation in evaluations for method, metrics in evaluation.metrics.items() for image in metrics.images
     ]
     written.append(_write_csv(out / "per_image.csv", per_image))
+    ledger.record(*written)
     return written
 
 

@@ -24,10 +24,10 @@ def two_images(tmp_path):
 def test_a_name_that_exists_is_taken_literally(two_images, capsys):
     out = two_images / "out"
     assert main(["ela", str(two_images / "img[1].jpg"), "--out", str(out)]) == 0
-    written = sorted(path.name for path in out.iterdir())
+    written = sorted(path.name for path in out.iterdir() if not path.name.startswith("."))  # the ledger aside
     assert len(written) == 1 and "img[1]" in written[0]  # the picture named, not img1.jpg
     assert main(["ela", str(two_images / "img?.jpg"), "--out", str(two_images / "out2")]) == 0  # a pattern still globs
-    assert sorted(path.name for path in (two_images / "out2").iterdir()) == ["img1_jpg_ela.png"]
+    assert sorted(path.name for path in (two_images / "out2").iterdir() if not path.name.startswith(".")) == ["img1_jpg_ela.png"]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
@@ -114,7 +114,7 @@ def test_a_users_scores_csv_is_never_replaced(photos, tmp_path, capsys):
     (out / "scores.csv").write_text("my,own,table\n")
     assert localize(photos, out) != 0
     assert (out / "scores.csv").read_text() == "my,own,table\n"
-    assert "scores.csv that pmsp did not write; it is never replaced" in capsys.readouterr().err
+    assert "scores.csv that pmsp did not write, or that was edited since pmsp wrote it; it is never replaced" in capsys.readouterr().err
 
 
 def test_the_table_lists_exactly_the_finished_images_after_an_interruption(photos, tmp_path, monkeypatch):
@@ -429,3 +429,39 @@ def test_the_written_pictures_are_the_formulas_band_by_band(monkeypatch):
     assert np.array_equal(localizer.probability_picture(probability), np.round(probability * 255).astype(np.uint8))
     grey = image[..., 0]
     assert np.array_equal(localizer.overlay(grey, mask)[..., 1], np.where(mask, np.round((1 - 0.45) * grey.astype(np.float32)), grey))
+
+
+def test_no_file_of_the_users_is_replaced_and_the_ledger_knows_what_pmsp_wrote(two_images, capsys):
+    """A user's own picture named like an output, and a scores.csv edited after pmsp wrote it, are never replaced; the
+    image whose output would replace a user's file fails in one line, the others are written."""
+    out = two_images / "out"
+    out.mkdir()
+    mine = out / "img1_jpg_mask.png"
+    mine.write_bytes(b"my own picture")
+    mine_ela = out / "img1_jpg_ela.png"
+    mine_ela.write_bytes(b"my own ELA")
+    assert main(["localize", str(two_images / "img1.jpg"), str(two_images / "img[1].jpg"), "--out", str(out), "--weights", "synthetic",
+                 "--runtime", "keras"]) == 1
+    err = capsys.readouterr().err
+    assert "img1_jpg_mask.png: already there, and pmsp did not write it" in err
+    assert mine.read_bytes() == b"my own picture" and not (out / "img1_jpg_overlay.jpg").exists()
+    assert (out / "img[1]_jpg_mask.png").exists()
+    assert main(["ela", str(two_images / "img1.jpg"), "--out", str(out)]) == 1
+    assert mine_ela.read_bytes() == b"my own ELA"
+    # pmsp's own outputs may be written again; an edited scores.csv may not
+    assert main(["localize", str(two_images / "img[1].jpg"), "--out", str(out), "--weights", "synthetic", "--runtime", "keras"]) == 0
+    capsys.readouterr()
+    (out / "scores.csv").write_text((out / "scores.csv").read_text() + "my,notes\n")
+    assert main(["localize", str(two_images / "img[1].jpg"), "--out", str(out), "--weights", "synthetic", "--runtime", "keras"]) == 2
+    assert "edited since pmsp wrote it; it is never replaced" in capsys.readouterr().err
+    assert (out / "scores.csv").read_text().endswith("my,notes\n")
+
+
+def test_evaluate_never_replaces_a_users_table(tmp_path, capsys):
+    out = tmp_path / "results"
+    out.mkdir()
+    (out / "table1.csv").write_text("my table\n")
+    assert main(["evaluate", "--data", "synthetic", "--synthetic-count", "4", "--weights", "synthetic", "--out", str(out),
+                 "--baselines"]) == 2
+    assert "table1.csv: already there, and pmsp did not write it" in capsys.readouterr().err
+    assert (out / "table1.csv").read_text() == "my table\n"

@@ -46,6 +46,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+from ..safe_write import write_atomic
 
 DOWNLOADS_DIR = Path(__file__).resolve().parent / "downloads"
 CARD = "DATASET.json"
@@ -215,8 +216,9 @@ def _too_large(relative: str, origin: str, size: int, limit: int, what: str) -> 
 
 
 def _write_verified(members: Iterable[tuple[str, int, Callable[[], object]]], archive: Archive, out: Path, origin: str) -> int:
-    """Each listed member streamed through SHA-256 in chunks into a temporary file beside its target, renamed into place
-    once its hash matches; a member past :data:`MEMBER_LIMIT` (declared or read), or the total past
+    """Each listed member streamed through SHA-256 in chunks into a temporary file beside its target
+    (:func:`~pmsp_utils.safe_write.write_atomic`), renamed into place once its hash matches; a member past
+    :data:`MEMBER_LIMIT` (declared or read), or the total past
     :data:`TOTAL_LIMIT`, stops the extraction."""
     written, total = set(), 0
     for relative, declared, open_member in members:
@@ -226,11 +228,12 @@ def _write_verified(members: Iterable[tuple[str, int, Callable[[], object]]], ar
         if declared > MEMBER_LIMIT:
             raise _too_large(relative, origin, declared, MEMBER_LIMIT, "declares")
         target = out / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.pmsp-partial")
-        digest, size = hashlib.sha256(), 0
-        try:
-            with open_member() as stream, open(temporary, "wb") as sink:
+        size = 0
+
+        def copy_verified(sink, relative=relative, expected=expected, open_member=open_member):
+            nonlocal size
+            digest = hashlib.sha256()
+            with open_member() as stream:
                 for block in iter(lambda: stream.read(READ_CHUNK), b""):
                     size += len(block)
                     if size > MEMBER_LIMIT:
@@ -243,9 +246,8 @@ def _write_verified(members: Iterable[tuple[str, int, Callable[[], object]]], ar
             if actual != expected:
                 raise DownloadError(f"{relative} (in {origin}) has changed: expected SHA-256 {expected}, got {actual}; "
                                     "the copy is not the pinned one, so nothing was placed. Try another mirror or --from a verified copy.")
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+
+        write_atomic(target, copy_verified)  # a temporary name, renamed once whole and verified; removed on any error
         total += size
         written.add(relative)
     missing = sorted(set(archive.files) - written)
