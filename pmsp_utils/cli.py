@@ -104,7 +104,13 @@ def _train(args: argparse.Namespace) -> int:
     if args.run_dir.exists() and not args.run_dir.is_dir():
         raise ValueError(f"--run-dir {args.run_dir}: a file, not a folder; name a new folder (or a run's folder with --resume).")
     if args.resume and not (args.run_dir / "checkpoint.keras").exists():
-        raise FileNotFoundError(f"--run-dir {args.run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).")
+        never = " The run never finished its first epoch: start it again with the same command, without --resume." if (
+            args.run_dir / "config.json").exists() else ""
+        raise FileNotFoundError(f"--run-dir {args.run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).{never}")
+    if not args.resume and args.run_dir.is_dir() and not (args.run_dir / "state.json").exists():
+        from .train import claim_run_dir
+
+        claim_run_dir(args.run_dir, remove=False)  # a folder of someone else's files is refused before the data is read
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
     _, history = train(config, train_records, validation_records, args.run_dir, resume=args.resume, split_protocol=protocol)
     if history:

@@ -632,7 +632,9 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
     state_file = run_dir / "state.json"
     if resume:
         if not (run_dir / "checkpoint.keras").exists():
-            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).")
+            never = " The run never finished its first epoch: start it again with the same command, without --resume." if (
+                run_dir / "config.json").exists() else ""
+            raise FileNotFoundError(f"{run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).{never}")
         saved = read_json(run_dir / "config.json")
         differences = setting_differences(saved, config.flat())
         if differences:
@@ -646,6 +648,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
     else:
         if state_file.exists():
             raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
+        claim_run_dir(run_dir, echo)
         state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_val_f1": -1.0, "best_epoch": 0, "wait": 0}
         write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2))  # the model settings derive from it
         write_text_atomic(run_dir / "environment.json", json.dumps(environment_facts(), indent=2))
@@ -689,6 +692,48 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
     model.pmsp_settings = config.model  # what localize needs, for every caller of train()
     save_model(model, run_dir / "model.keras", model.pmsp_settings)  # the settings travel inside the file
     return model, read_history(run_dir)
+
+
+#: What a run folder holds (:func:`train` writes nothing else there).
+RUN_FILES = {"config.json", "environment.json", "splits", "history.csv", "snapshots.npz", "best.weights.h5", "checkpoint.keras",
+             "state.json", "model.keras"}
+
+
+def claim_run_dir(run_dir: Path, echo=print, *, remove: bool = True) -> None:
+    """Make sure a new run may write into ``run_dir``: an empty folder, or a run that never finished its first epoch (its
+    leftovers, temporary files included, are removed). A folder with anything else in it is refused: its config.json or
+    history.csv would be replaced. ``remove`` False: only check (the command line, before the data is read)."""
+    import shutil
+
+    from .safe_write import TEMPORARY_PREFIX
+
+    entries = list(run_dir.iterdir())
+    if not entries:
+        return
+    # A run stopped before its first epoch ended holds exactly what train() writes before training: config.json,
+    # environment.json and splits/ (and perhaps a temporary file); anything else would be replaced, so it is refused.
+    started = {"config.json", "environment.json", "splits"}
+    names = {entry.name for entry in entries if not entry.name.startswith(TEMPORARY_PREFIX)}
+    if names != started:
+        shown = ", ".join(sorted(names - started)[:4] or sorted(started - names))
+        raise FileExistsError(f"--run-dir {run_dir}: holds files that are not a pmsp training run ({shown}); they would be replaced. "
+                              "Name a new or empty folder.")
+    try:
+        saved = read_json(run_dir / "config.json")
+        if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
+            raise ValueError("not a run's config")
+        TrainConfig.from_saved(saved, source=str(run_dir / "config.json"))
+    except (ValueError, OSError):
+        raise FileExistsError(f"--run-dir {run_dir}: its config.json is not a pmsp run's; nothing there is replaced. Name a new or "
+                              "empty folder.") from None
+    if not remove:
+        return
+    echo(f"{run_dir}: a run that never finished its first epoch (it was stopped); starting it again from the beginning")
+    for entry in entries:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_cache: ElaCache, loaded: dict, echo=print):

@@ -47,3 +47,32 @@ def test_resume_keeps_settings_the_user_did_not_repeat(tmp_path, cache_folder, c
     assert saved["notes"]["resumed"] == ["after epoch 1: epochs 1 -> 2", "after epoch 2: patience 5 -> 20"]
     assert main(["train", "--run-dir", str(tmp_path / "r"), "--resume"]) == 0  # nothing typed: nothing changes
     assert json.loads((tmp_path / "r" / "config.json").read_text())["notes"]["resumed"] == saved["notes"]["resumed"]
+
+
+def test_a_folder_that_is_not_a_run_is_refused_and_a_run_killed_before_its_first_epoch_starts_again(tmp_path, cache_folder, capsys):
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "config.json").write_text('{"mine": true}')
+    (other / "history.csv").write_text("my history\n")
+    arguments = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "96", "--batch-size", "2", "--weights", "none",
+                 "--streams", "rgb", "--workers", "1", "--epochs", "1"]
+    assert main([*arguments, "--run-dir", str(other)]) == 2
+    assert "holds files that are not a pmsp training run (history.csv)" in capsys.readouterr().err
+    assert (other / "history.csv").read_text() == "my history\n"
+    (other / "history.csv").rename(tmp_path / "history.csv")
+    (other / "environment.json").write_text("{}")
+    (other / "splits").mkdir()
+    assert main([*arguments, "--run-dir", str(other)]) == 2  # shaped like a stopped run, but its config.json is not a run's
+    assert "its config.json is not a pmsp run's" in capsys.readouterr().err
+    assert (other / "config.json").read_text() == '{"mine": true}'
+    # a run killed while writing its first checkpoint: its config and a temporary checkpoint, nothing else
+    run = tmp_path / "run"
+    assert main([*arguments, "--run-dir", str(run)]) == 0
+    for name in ("checkpoint.keras", "state.json", "history.csv", "best.weights.h5", "model.keras", "snapshots.npz"):
+        (run / name).unlink(missing_ok=True)
+    (run / ".pmsp-abc123.keras").write_bytes(bytes(1000))
+    assert main([*arguments, "--run-dir", str(run), "--resume"]) == 2
+    assert "never finished its first epoch: start it again with the same command, without --resume" in capsys.readouterr().err
+    assert main([*arguments, "--run-dir", str(run)]) == 0
+    assert "never finished its first epoch (it was stopped); starting it again" in capsys.readouterr().out
+    assert not (run / ".pmsp-abc123.keras").exists() and (run / "state.json").exists()
