@@ -92,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", required=True, help="CASIA v1 folder (images/, masks/, authentic/)")
     parser.add_argument("--casia2", help="CASIA v2.0 samples folder (images/, masks/)")
-    parser.add_argument("--model", action="append", required=True, help="NAME=SPEC (a shipped name, run folder or .keras)")
+    parser.add_argument("--model", action="append", default=[], help="NAME=SPEC (a shipped name, run folder or .keras)")
     parser.add_argument("--forged", type=int, default=120, help="forgeries made on the test part's photos (0: none)")
     parser.add_argument("--out", type=Path, default=Path("build/generalization"))
     parser.add_argument("--part", choices=("validation", "test"), default="test",
@@ -115,6 +115,8 @@ def main() -> None:
         parser.error("--validation-only needs --part validation")
     if args.selection and args.part != "validation":
         parser.error("--selection needs --part validation (choices are made on validation only)")
+    if not args.model and not (args.selection and args.merge):
+        parser.error("name at least one --model (or, with --selection, --merge earlier runs to report on them alone)")
 
     from pmsp_utils.data import load_casia1, load_folder, split_by
     from pmsp_utils.safe_write import write_csv
@@ -262,7 +264,7 @@ def selection_report(rows: list[dict], per_image: list[dict], models: list[str],
             labels = np.r_[np.ones(len(clean)), np.zeros(len(negatives))]
             raw = np.r_[clean, negatives]
             entry["image auc"] = float(roc_auc_score(labels, raw))
-            fit = LogisticRegression(class_weight="balanced").fit(raw[:, None], labels)
+            fit = LogisticRegression(class_weight="balanced", C=1e6).fit(raw[:, None], labels)  # C: practically unregularized
             slope, intercept = float(fit.coef_[0, 0]), float(fit.intercept_[0])
             calibrated = 1.0 / (1.0 + np.exp(-(slope * raw + intercept)))
             calibrations[model] = {"slope": slope, "intercept": intercept,

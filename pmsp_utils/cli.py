@@ -165,7 +165,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     model = load_model(args.weights, inference=True)
     _warn_other_policy(args.policy, model.settings.policy, model.label)
     model_splits, model_label, size = model.splits, model.label, model.settings.input_size
-    methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy, flip=args.flip)}
+    methods = {f"PMSP ({model_label})": model_predictor(model, policy=args.policy, flip=args.flip, copy_move=args.copy_move)}
     methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
     from .data.download import card_identity
 
@@ -190,6 +190,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"{label}: scoring {images}")
         evaluations.append(evaluate(records, methods, dataset=label, images=images, threshold=args.threshold))
     written = write_tables(evaluations, out, extra={"weights": model_label, "policy": args.policy or model.settings.policy,
+                                                    "copy_move": bool(args.copy_move),
                                                     "flip": model.settings.flip if args.flip is None else args.flip,
                                                     "settings": model.settings.to_dict(), "dataset_cards": cards})
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
@@ -493,6 +494,8 @@ def build_parser() -> argparse.ArgumentParser:
     from .train import MODEL_FIELDS, SPLIT_PROTOCOLS, TrainConfig
     from .recipes import recipe
 
+    from .copymove import ON_BY_DEFAULT
+
     parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
@@ -575,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--robustness", action="store_true", help="also write robustness curves (first dataset)")
     evaluate_command.add_argument("--robustness-limit", type=_positive_int, default=20, help="images for the robustness curves")
     evaluate_command.add_argument("--out", type=_path, default=Path("build/evaluation"), help="folder for the CSV and JSON tables")
+    evaluate_command.add_argument("--copy-move", action=argparse.BooleanOptionalAction, default=ON_BY_DEFAULT,
+                                  help="fuse the copy-move matcher's pairs into the network's map, as pmsp localize does "
+                                  f"(default: {'on' if ON_BY_DEFAULT else 'off'})")
     evaluate_command.set_defaults(handler=_evaluate)
 
     data_command = commands.add_parser("data", help="datasets: list what the suite knows, download CASIA v1 in one command")
@@ -606,7 +612,6 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="auto (default): a LiteRT copy of the model, exported once, when ai-edge-litert is installed "
                                   "(starts in about a second), else Keras; keras or litert to choose (default from PMSP_RUNTIME)")
     _inference_arguments(localize_command)
-    from .copymove import ON_BY_DEFAULT
 
     localize_command.add_argument("--copy-move", action=argparse.BooleanOptionalAction, default=ON_BY_DEFAULT,
                                   help="also look for a region that appears twice (pmsp_utils.copymove) and mark its copy; adds "

@@ -121,14 +121,25 @@ def select_records(records: Sequence[Record], split: str = "test", *, model_spli
 Predictor = Callable[[LoadedImage], np.ndarray]
 
 
-def model_predictor(model, *, policy: str | None = None, flip: bool | None = None) -> Predictor:
+def model_predictor(model, *, policy: str | None = None, flip: bool | None = None, copy_move: bool = False) -> Predictor:
     """The network (a :class:`~pmsp_utils.models.LoadedModel`) as a predictor: a probability map at the image's size.
 
     ``policy`` and ``flip`` None use the model's own settings; ``flip`` True/False forces flipped test-time augmentation on/off.
+    ``copy_move``: fuse the copy-move matcher's pairs into the map (:func:`pmsp_utils.copymove.fuse`), as ``pmsp localize``
+    and ``pmsp evaluate`` do by default.
     """
     from .pipeline import localize
 
-    return lambda image: localize(model, image, policy=policy, flip=flip).probability
+    if not copy_move:
+        return lambda image: localize(model, image, policy=policy, flip=flip).probability
+
+    def fused(image):  # the network's map with the copy-move matcher's pairs fused in, as pmsp localize does
+        from .copymove import detect, fuse
+
+        result = localize(model, image, policy=policy, flip=flip)
+        return fuse(result.probability, detect(result.image, ela_map=result.ela, network=result.probability))
+
+    return fused
 
 
 def baseline_predictor(name: str) -> Predictor:

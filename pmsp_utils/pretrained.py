@@ -262,6 +262,13 @@ def card_markdown(card: dict) -> str:
         "```",
         "",
     ]
+    if card.get("tamper_score"):
+        score = card["tamper_score"]
+        lines += ["## Image-level score (`tamper_score`)", score["means"],
+                  f"- calibration: sigmoid({score['slope']:.4f} x raw + {score['intercept']:.4f}), fitted on {score['fitted_on']}",
+                  f"- at 0.5: {score['detected_at_0.5']:.1%} of the tampered validation images pass it, and {score['false_alarms_at_0.5']:.1%} "
+                  f"of the untouched validation photos (false alarms); image-level AUC {score['image_auc']:.3f}",
+                  f"- untouched validation photos with more than 1% of their area marked at 0.5: {score['flagged_share']:.1%}", ""]
     if card.get("limitations"):
         lines += ["## Limitations", *[f"- {item}" for item in card["limitations"]], ""]
     lines += ["## Cross-dataset protocol", CROSS_DATASET_PROTOCOL, ""]
