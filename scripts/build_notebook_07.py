@@ -70,7 +70,7 @@ cells = [
 - how to tell the pasted copy from its source, and when the evidence cannot;
 - what the matcher adds to the network, per kind of forgery, and where it fails.
 
-**Run time**: about RUNTIME_FULL on a 2-core CPU with CASIA v1.0 present, a few seconds in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
+**Run time**: about three minutes on a 2-core CPU with CASIA v1.0 present, a few seconds in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
 
 The detector follows Cozzolino, Poggi and Verdoliva (2015): dense features, PatchMatch, and a check that the offset field is locally regular. Everything below is `pmsp_utils.copymove`: the functions of sections 2 to 4 are defined here, in the notebook, and a test checks that they give the package's maps.
 '''),
@@ -292,7 +292,8 @@ print(f"without any evidence: {copymove.which_is_copy(pair.region_a, pair.region
 ''', "nbval-check-output"),
     code('''
 verdict = {"b": "the region at the lower right, which is right", "a": "the region at the upper left, which is wrong", None: "neither"}[pair.copy]
-display(Markdown(f"The copy's ELA is higher than its source's, and the evidence ({pair.evidence:+.3f}) names {verdict}. "
+display(Markdown(f"The lower-right region's ELA is {'higher' if pair.evidence > 0 else 'lower'} than the upper-left one's, so the "
+                 f"evidence ({pair.evidence:+.3f}) names {verdict}. "
                  "Without ELA or a network map there is nothing to tell the two apart, and `which_is_copy` returns None."))
 '''),
     md('''
