@@ -134,9 +134,6 @@ rest = ~(source | copy)
 spliced = host.copy()
 spliced[211:291, 259:355] = jpeg(load_photo("astronaut"), 60, subsampling=0)[100:180, 200:296]
 spliced = jpeg(spliced, 90, subsampling=0)
-show_grid([[forged, copy.astype(np.uint8), ela_for_display(ela(forged)), ela_for_display(ela(shifted)), ela_for_display(ela(spliced))]],
-          ["the forgery", "the copy (white)", "its ELA", "ELA, copy off the grid", "ELA, a splicing there"], size=2.6)
-plt.show()
 error_levels = ela(forged).astype(np.float32).mean(axis=2)
 shifted_levels = ela(shifted).astype(np.float32).mean(axis=2)
 spliced_levels = ela(spliced).astype(np.float32).mean(axis=2)
@@ -145,6 +142,11 @@ levels = {"copy": error_levels[copy].mean(), "source": error_levels[source].mean
           "rest, spliced": spliced_levels[~shifted_copy].mean()}
 print("mean error level: " + ", ".join(f"{name} {value:.2f}" for name, value in levels.items()))
 ''', "nbval-check-output"),
+    code('''
+show_grid([[forged, copy.astype(np.uint8), ela_for_display(ela(forged)), ela_for_display(ela(shifted)), ela_for_display(ela(spliced))]],
+          ["the forgery", "the copy (white)", "its ELA", "ELA, copy off the grid", "ELA, a splicing there"], size=2.6)
+plt.show()
+'''),
     code('''
 ratio = levels["copy"] / levels["source"]
 shifted_ratio = levels["copy off the grid"] / levels["source"]
@@ -376,7 +378,7 @@ show_grid(grid, ["photo", "ELA", "network", "matcher", "fused", "truth"], [row["
 plt.show()
 '''),
     md('''
-The figures of the full validation run (casia1-forged; the 52 CASIA v1 validation images, 75 forgeries and 47 untouched photos of the validation side), with their paired 95% bootstrap intervals, are in `benchmarks/RESULTS.md` (issue 36); the next cell reads the measured table the package ships (`missed`: per-image F1 under 0.1):
+The figures of the full validation run (casia1-forged; the 52 CASIA v1 validation images, 75 forgeries and 47 untouched photos of the validation side), with their paired 95% bootstrap intervals, are in `benchmarks/RESULTS.md`; the next cell reads the measured table the package ships (`missed`: per-image F1 under 0.1):
 '''),
     code('''
 from importlib.resources import files
@@ -421,13 +423,15 @@ def outlined(image, pairs):
     return shown
 
 
-show_grid([[outlined(cat, eyes), outlined(rocket, towers), sky]],
-          ["genuine twins (size rule relaxed)", "a lattice (size and correlation rules off)", "a copied patch of sky"], size=3.4)
-plt.show()
 print(f"eyes: {len(eyes)} pair(s) with the size rule relaxed, {len(copymove.detect(cat).pairs)} with it; "
       f"tower: {len(towers)} pair(s) without the correlation and size rules, {len(copymove.detect(rocket).pairs)} with them; "
       f"copied sky: {len(flat.pairs)} pair(s) found")
 ''', "nbval-check-output"),
+    code('''
+show_grid([[outlined(cat, eyes), outlined(rocket, towers), sky]],
+          ["genuine twins (size rule relaxed)", "a lattice (size and correlation rules off)", "a copied patch of sky"], size=3.4)
+plt.show()
+'''),
     md('''
 ## 8. Explore the knobs
 
@@ -475,7 +479,8 @@ Short questions, each answerable from this notebook's text and outputs.
 2. **Rotation invariance, exactly.** A rotation by 90 degrees maps the pixel grid onto itself, so there is no resampling. Show that `patch_features` of `np.rot90(grey)` at the rotated position equals the original features at a pixel (up to float error), and explain why a 30-degree rotation (section 2) gives only approximately the same values. *(A reference solution is checked in `tests/test_exercises.py`.)*
 3. **Implement it yourself: exact block matching.** The classic detector of Fridrich et al. (2003) finds *exact* duplicates: it takes every 8x8 block of the grey image (at every position), sorts the blocks' pixel values lexicographically so that identical blocks sit side by side, and counts the offsets between identical neighbours at least `min_offset` apart. Write `exact_duplicates(grey, block=8, min_offset=24)` returning the most common such offset (or None), leaving out flat blocks. Check that it finds (160, 192) in `forged` of section 1, and nothing in `shifted`. Why does the final JPEG save leave the copy on the grid exactly duplicated and not the copy off the grid, and why do the Zernike features find both? *(A reference solution is checked in `tests/test_exercises.py`.)*
 4. **Extend it.** Add mirrored copies: a mirrored patch has the complex conjugate of the original's moments. Which of the 11 features change under mirroring, and how would you match mirrored copies?
-
+'''),
+    md('''
 ## References
 
 - D. Cozzolino, G. Poggi, L. Verdoliva, "Efficient Dense-Field Copy–Move Forgery Detection", IEEE TIFS 10(11), 2015 ([doi:10.1109/TIFS.2015.2455334](https://doi.org/10.1109/TIFS.2015.2455334)): Zernike or polar features, PatchMatch and dense linear fitting, the method followed here.
