@@ -483,6 +483,7 @@ Short questions, each answerable from this notebook's text and outputs.
     md('''
 ## References
 
+- C. Meng, B. Zhao, K. Xi, J. Zhang, H. Chu, "Image Tampering Localization based on Pyramid Multi-Scale Pooling Module", Xi'an University of Posts and Telecommunications: the method this course rebuilds; its ELA stream is what a copy-move escapes ([find it on Google Scholar](https://scholar.google.com/scholar?q=%22Image+Tampering+Localization+based+on+Pyramid+Multi-Scale+Pooling+Module%22)).
 - D. Cozzolino, G. Poggi, L. Verdoliva, "Efficient Dense-Field Copy–Move Forgery Detection", IEEE TIFS 10(11), 2015 ([doi:10.1109/TIFS.2015.2455334](https://doi.org/10.1109/TIFS.2015.2455334)): Zernike or polar features, PatchMatch and dense linear fitting, the method followed here.
 - V. Christlein, C. Riess, J. Jordan, C. Riess, E. Angelopoulou, "An Evaluation of Popular Copy-Move Forgery Detection Approaches", IEEE TIFS 7(6), 2012 ([doi:10.1109/TIFS.2012.2218597](https://doi.org/10.1109/TIFS.2012.2218597)): features and their invariances compared.
 - J. Fridrich, D. Soukal, J. Lukáš, "Detection of Copy-Move Forgery in Digital Images", DFRWS 2003 ([PDF](https://www.ws.binghamton.edu/fridrich/Research/copymove.pdf)): exact and robust block matching.
