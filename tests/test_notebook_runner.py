@@ -50,13 +50,13 @@ def test_two_notebooks_run_at_once_longest_first_and_come_back_in_order(tmp_path
 
 
 def test_a_failing_notebook_fails_the_run_with_its_error(tmp_path):
-    from nbclient.exceptions import CellExecutionError
+    from pmsp_utils.notebooks import NotebookError
 
     folder = tmp_path / "notebooks"
     folder.mkdir()
     good = write_notebook(folder / "01_good.ipynb", "x = 1")
     bad = write_notebook(folder / "02_bad.ipynb", "raise RuntimeError('the cell that broke')")
-    with pytest.raises(CellExecutionError, match="the cell that broke"):
+    with pytest.raises(NotebookError, match=r"02_bad.ipynb: cell 0 failed with RuntimeError: the cell that broke"):
         run_notebooks([good, bad], tmp_path / "out", smoke=True, jobs=2, echo=lambda line: None)
 
 
