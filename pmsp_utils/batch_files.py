@@ -35,9 +35,13 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
         if path.exists() and not path.is_dir():
             add(path)  # a name that exists is a name, whatever characters it holds ('img[1].jpg' is not a pattern)
         elif path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            from .images import readable_suffixes
+
+            endings = readable_suffixes()  # what works when named works in a folder too
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in endings)
             if not found:
-                problems.append(f"{item}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))}).")
+                problems.append(f"{item}: a folder with no image files Pillow can read ({', '.join(sorted(IMAGE_SUFFIXES))}, "
+                                "and the other endings of Pillow's formats).")
             for found_path in found:
                 add(found_path)
         elif any(character in item for character in "*?["):

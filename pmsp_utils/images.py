@@ -368,6 +368,14 @@ def _too_large(name: str, error: Exception) -> ImageTooLargeError:
     )
 
 
+def readable_suffixes() -> frozenset[str]:
+    """File endings of every format this Pillow can open (its own registry: .jfif, .jpe, .gif, .avif ... included)."""
+    Image.init()
+    needs_ghostscript = {".eps", ".ps"}  # Pillow opens these only through an outside program
+    return frozenset(ending.lower() for ending, format in Image.registered_extensions().items()
+                     if format in Image.OPEN and ending.lower() not in needs_ghostscript)
+
+
 def _sniff(data: bytes) -> str:
     head = data[:64]
     text = head.lstrip().lower()
@@ -375,6 +383,9 @@ def _sniff(data: bytes) -> str:
         return "it is an HTML page, perhaps a failed download"
     if head.startswith(b"%PDF"):
         return "it is a PDF"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+        return ("it is a HEIC/HEIF photo (as iPhones save them), which Pillow cannot read without a plug-in: convert it to "
+                "JPEG or PNG first (for example with `heif-convert` or an image editor), or pip install pillow-heif")
     if all(32 <= byte < 127 or byte in (9, 10, 13) for byte in head):
         return f"it looks like text: {head[:24]!r}"
     return f"first bytes {head[:8].hex(' ')}"

@@ -465,3 +465,28 @@ def test_evaluate_never_replaces_a_users_table(tmp_path, capsys):
                  "--baselines"]) == 2
     assert "table1.csv: already there, and pmsp did not write it" in capsys.readouterr().err
     assert (out / "table1.csv").read_text() == "my table\n"
+
+
+def test_a_folder_of_every_common_format_is_read_as_when_each_is_named(tmp_path, capsys):
+    """Pillow's own registry of endings decides what a folder holds: .jfif, .jpe, .gif (and .avif where this Pillow
+    writes it) are no longer skipped in silence; a HEIC file is named as HEIC with how to convert it."""
+    from PIL import Image as PillowImage
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    picture = PillowImage.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    formats = {"a.jpg": "JPEG", "b.jfif": "JPEG", "c.jpe": "JPEG", "d.gif": "GIF", "e.tif": "TIFF", "f.bmp": "BMP", "g.webp": "WEBP",
+               "h.png": "PNG", "i.avif": "AVIF"}
+    for name, kind in formats.items():
+        try:
+            picture.save(folder / name, kind)
+        except (KeyError, OSError):  # a Pillow without AVIF writing
+            (folder / name).unlink(missing_ok=True)
+    written = sorted(path.name for path in folder.iterdir())
+    assert main(["ela", str(folder), "--out", str(tmp_path / "out")]) == 0
+    made = sorted(path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith("."))
+    assert len(made) == len(written) >= 8, (written, made)
+    heic = tmp_path / "photo.heic"
+    heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    assert main(["ela", str(heic), "--out", str(tmp_path / "out2")]) == 1
+    assert "HEIC/HEIF photo" in capsys.readouterr().err
