@@ -167,7 +167,13 @@ def load_lite(spec: str | Path, *, input_size: int | None = None):
     from .models import LoadedModel
 
     described = path.with_name(path.name + ".json")
-    facts = json.loads(described.read_text())
+    try:
+        facts = json.loads(described.read_text())
+        if not isinstance(facts, dict) or "settings" not in facts:
+            raise ValueError("it holds no model settings")
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{described}: the cached LiteRT copy's settings file is damaged ({error}); delete it and its "
+                         f"{path.name} (pmsp prepare, or the next pmsp localize, exports them again).") from None
     settings = ModelSettings.from_dict(facts["settings"], source=str(described))
     return LoadedModel(LiteModel(path, settings), settings, None, facts.get("label", str(spec)) + " (LiteRT)")
 

@@ -119,3 +119,17 @@ def test_prepare_exports_each_model_once_and_goes_on_past_a_bad_one(small_model,
     assert load_for_inference(small_model, echo=pytest.fail).label.endswith("(LiteRT)")  # localize finds it: no export
     monkeypatch.setattr(runtime, "litert_available", lambda: False)
     assert main(["prepare"]) == 0 and "nothing to prepare" in capsys.readouterr().out
+
+
+def test_a_damaged_settings_file_of_a_cached_copy_is_named_with_what_to_do(tmp_path, monkeypatch):
+    from pmsp_utils import runtime
+
+    if not runtime.litert_available():
+        pytest.skip("LiteRT is not installed here (its absence is tested elsewhere)")
+    monkeypatch.setenv("PMSP_CACHE_DIR", str(tmp_path))
+    path = runtime.lite_path("synthetic", None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not read")
+    path.with_name(path.name + ".json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"settings file is damaged .*; delete it and its"):
+        runtime.load_lite("synthetic")
