@@ -52,7 +52,6 @@ def main() -> None:
     from pmsp_utils.compare import bootstrap_means
     from pmsp_utils.data import load_casia1, split_by
     from pmsp_utils.data.forgeries import forged_parts, list_photos, reserved_ids, split_photos
-    from pmsp_utils.ela import ela
     from pmsp_utils.images import load_image
     from pmsp_utils.metrics import f1_score
     from pmsp_utils.pipeline import localize
@@ -93,7 +92,7 @@ def main() -> None:
     untouched = []
     for path in photos[: args.limit or None]:
         result = localize(model, path)
-        found = copymove.detect(result.image, ela_map=ela(path), network=result.probability, radius=radius, threshold=threshold)
+        found = copymove.detect(result.image, ela_map=result.ela, network=result.probability, radius=radius, threshold=threshold)
         untouched.append({"set": "untouched", "kind": "authentic", "image": path.stem, "pair": int(found.found), "pair_score": found.score,
                           "marked network": float((result.probability >= 0.5).mean()),
                           "marked fused": float((copymove.fuse(result.probability, found) >= 0.5).mean())})

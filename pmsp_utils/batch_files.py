@@ -15,6 +15,7 @@ from typing import Iterable
 import numpy as np
 
 from .data.records import IMAGE_SUFFIXES
+from .data.verify import sha256 as _digest
 from .safe_write import save_picture_atomic, write_csv, write_text_atomic
 
 TOP_FRACTION = 0.01  # the tamper score averages the top 1% of probabilities
@@ -212,11 +213,10 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
                   calibration: tuple = (), pairs: list | None = None, ledger: "Ledger | None" = None) -> Written:
     """Write ``<stem>_probability.png`` (0..255), ``<stem>_mask.png`` (0/255) and ``<stem>_overlay.jpg``
     (:data:`LOCALIZE_PICTURES`); ``pairs``: duplicated regions (:class:`~pmsp_utils.copymove.DuplicatedPair`) drawn on
-    the overlay, an arrow from each source to its copy."""
+    the overlay, an arrow from each source to its copy. ``ledger``: the folder's :class:`Ledger`, which records the
+    pictures once written (the caller claims their names first, before any work for the image: :meth:`Ledger.claim`)."""
     mask = probability >= threshold
     files = tuple(out / f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES)
-    if ledger is not None:  # a user's own file of one of these names is never replaced: this image fails, the batch goes on
-        ledger.claim(*(path.name for path in files))
     pictures = (lambda: probability_picture(probability), lambda: mask.view(np.uint8) * np.uint8(255),
                 lambda: draw_pairs(overlay(image, mask), pairs or []))
     written = []
@@ -282,16 +282,6 @@ class Ledger:
         entries = self.entries()
         entries.update({Path(path).name: _digest(Path(path)) for path in paths})
         write_text_atomic(self.out / self.NAME, json.dumps(entries, indent=0, sort_keys=True))
-
-
-def _digest(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class RunFolder:

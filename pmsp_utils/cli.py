@@ -268,7 +268,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _localize(args: argparse.Namespace) -> int:
     import errno
 
-    from .batch_files import LOCALIZE_OUTPUTS, OutputFolderError, RunFolder, check_output_folder, expand_inputs, plan_outputs, write_outputs
+    from .batch_files import (LOCALIZE_OUTPUTS, LOCALIZE_PICTURES, OutputFolderError, RunFolder, check_output_folder, expand_inputs,
+                              plan_outputs, write_outputs)
 
     out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast
     files, problems = expand_inputs(args.images)
@@ -293,13 +294,13 @@ def _localize(args: argparse.Namespace) -> int:
     with RunFolder(out, columns) as table:
         for path, stem in stems.items():
             try:
+                table.ledger.claim(*(f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES))  # before any work for it
                 result = localize(model, path, policy=args.policy, flip=args.flip)
                 image, probability, found = result.image, result.probability, None
                 if args.copy_move:  # the matcher's pairs, their copies told by ELA and the network's map, fused in
-                    from .copymove import detect, fuse
+                    from .copymove import fused_with
 
-                    found = detect(image, ela_map=result.ela, network=probability)
-                    probability = fuse(probability, found)
+                    probability, found = fused_with(result)
                 result = None  # the full-size ELA map is not written: free it before the pictures are made
                 written = write_outputs(out, stem, path, image, probability, args.threshold, model.settings.score_calibration,
                                         pairs=found.pairs if found else None, ledger=table.ledger)

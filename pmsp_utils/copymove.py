@@ -525,6 +525,14 @@ def _to_image(region: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(region.view(np.uint8) * np.uint8(255)).resize((width, height), Image.Resampling.NEAREST)) > 127
 
 
+def fused_with(localization) -> tuple[np.ndarray, CopyMoveResult]:
+    """(the map with the copy-move evidence fused in, what the matcher found) for a
+    :class:`~pmsp_utils.pipeline.Localization`: its decoded image, its ELA and the network's map are the matcher's input
+    and evidence, nothing is decoded or computed again. What ``pmsp localize`` and ``pmsp evaluate`` do by default."""
+    found = detect(localization.image, ela_map=localization.ela, network=localization.probability)
+    return fuse(localization.probability, found), found
+
+
 def fuse(network: np.ndarray, result: CopyMoveResult) -> np.ndarray:
     """The network's map with the copy-move evidence: float32 (H, W) in [0, 1].
 

@@ -134,10 +134,9 @@ def model_predictor(model, *, policy: str | None = None, flip: bool | None = Non
         return lambda image: localize(model, image, policy=policy, flip=flip).probability
 
     def fused(image):  # the network's map with the copy-move matcher's pairs fused in, as pmsp localize does
-        from .copymove import detect, fuse
+        from .copymove import fused_with
 
-        result = localize(model, image, policy=policy, flip=flip)
-        return fuse(result.probability, detect(result.image, ela_map=result.ela, network=result.probability))
+        return fused_with(localize(model, image, policy=policy, flip=flip))[0]
 
     return fused
 

@@ -295,14 +295,6 @@ def blend_weights(size: int, overlap: int) -> np.ndarray:
     return np.outer(one_side, one_side).astype(np.float32)
 
 
-def native_tile_starts(length: int, size: int, stride: int, grid: int = JPEG_BLOCK) -> list[int]:
-    """Tile starts along one side: every ``stride`` (a multiple of ``grid``), the last flush with the padded end."""
-    if length <= size:
-        return [0]
-    starts = list(range(0, length - size, stride))
-    return starts + [length - size]
-
-
 def native_tiles(model, sources, names, size, overlap, batch_size, flip) -> np.ndarray:
     """The map of an image larger than the input, from overlapping tiles at its own pixels (the ``"native"`` policy).
 
@@ -314,7 +306,8 @@ def native_tiles(model, sources, names, size, overlap, batch_size, flip) -> np.n
     full_height, full_width = max(size, -(-height // grid) * grid), max(size, -(-width // grid) * grid)
     band = max(grid, int(round(size * overlap / grid)) * grid)
     stride = max(grid, size - band)
-    corners = [(top, left) for top in native_tile_starts(full_height, size, stride) for left in native_tile_starts(full_width, size, stride)]
+    # every start a multiple of 8: the stride is, and the padded length too (so the last, flush with its end, is)
+    corners = [(top, left) for top in _tile_starts(full_height, size, stride) for left in _tile_starts(full_width, size, stride)]
     weights = blend_weights(size, band)
     total = np.zeros((full_height, full_width), np.float32)
     count = np.zeros((full_height, full_width), np.float32)

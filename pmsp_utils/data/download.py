@@ -46,7 +46,9 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
+
 from ..safe_write import write_atomic
+from .verify import sha256 as sha256_of  # the one file hash, under the name this module's callers use
 
 DOWNLOADS_DIR = Path(__file__).resolve().parent / "downloads"
 CARD = "DATASET.json"
@@ -156,12 +158,6 @@ def fetch(url: str, target: Path, *, size: int = 0, retries: int = 4, timeout: f
     raise AssertionError("unreachable")
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- extracting and verifying -----------------------------------------------------------
