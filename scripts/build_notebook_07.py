@@ -183,7 +183,8 @@ All 11 moments of all pixels are one convolution each, computed with FFTs. This 
 grey = luminance(forged)
 features, textured = patch_features(grey)
 print(f"features {features.shape}, {len(copymove.ORDERS)} orders: {copymove.ORDERS}")
-print(f"textured pixels: {textured.mean():.1%}")
+print(f"textured pixels: {textured.mean():.1%} (flat: standard deviation under {copymove.FLAT_STD:g}, or fine detail under "
+      f"{copymove.FLAT_DETAIL:g})")
 
 # The same patch, rotated by 30 degrees about its centre: how far do its features move, against two random patches?
 centre = (88, 112)
@@ -251,6 +252,7 @@ A pixel's match is kept when
     code(source(copymove.regular_matches).replace("MATCH_DISTANCE", "copymove.MATCH_DISTANCE"), DEFINES),
     code('''
 kept = regular_matches(offsets, distance)
+print(f"a match is close under a feature distance of {copymove.MATCH_DISTANCE}")
 print(f"kept pixels: {kept.sum()}, of which in the copy or its source: {(kept & (copy | source)).sum()}")
 pairs = copymove.duplicated_pairs(features, offsets, distance, kept, textured=textured, grey=grey)
 for offset, score, region_a, region_b in pairs:
@@ -272,6 +274,8 @@ same = (np.array_equal(features, package_features) and np.array_equal(offsets, p
 print("the notebook's features, offsets and kept pixels equal the package's:", same)
 found = copymove.detect(forged)
 print(f"detect: {len(found.pairs)} pair(s), offset {found.pairs[0].offset}, score {found.pairs[0].score:.2f}")
+half = copymove.ALIGNED_CORRELATION + copymove.PAIR_THRESHOLD * 0.08  # the score rescales the correlation from 0.90 (0) to 0.98 (1)
+print(f"a pair is reported from a score of {copymove.PAIR_THRESHOLD}, an aligned correlation of {half:.2f}")
 ''', "nbval-check-output"),
     md(r'''
 ## 5. Which one is the copy?
