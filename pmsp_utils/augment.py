@@ -26,6 +26,9 @@ from PIL import Image, ImageFilter
 #: The steps, in the order they are applied.
 STEPS = ("resize", "blur", "noise", "jpeg")
 
+#: The largest resize factor: x2 upscaling is a condition of the selection rule, so training may reach past it.
+MAX_RESIZE = 4.0
+
 
 @dataclass(frozen=True)
 class PostProcessing:
@@ -49,8 +52,8 @@ class PostProcessing:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"post-processing {step} is a probability in [0, 1], got {value!r}.")
         low, high = self.resize_range
-        if not 0.1 <= low <= high <= 1.0:
-            raise ValueError(f"resize_range must be 0.1 <= low <= high <= 1, got {self.resize_range}.")
+        if not 0.1 <= low <= high <= MAX_RESIZE:
+            raise ValueError(f"resize_range must be 0.1 <= low <= high <= {MAX_RESIZE:g}, got {self.resize_range}.")
         low, high = self.jpeg_quality
         if not 1 <= low <= high <= 100:
             raise ValueError(f"jpeg_quality must be two qualities low <= high in 1..100, got {self.jpeg_quality}.")
@@ -67,7 +70,11 @@ class PostProcessing:
 
     @classmethod
     def parse(cls, text: str) -> "PostProcessing":
-        """From the command line: ``photo`` (the preset), ``none``, or ``resize=0.3,jpeg=0.5,blur=0.1,noise=0.1``."""
+        """From the command line: ``photo`` (the preset), ``none``, or ``resize=0.3,jpeg=0.5,blur=0.1,noise=0.1``.
+
+        ``resize_range=LOW-HIGH`` sets the range resize factors are drawn from (default 0.5-1.0); with native-resolution
+        training, a range past 1 (e.g. ``resize=0.4,resize_range=0.5-2``) teaches upscaled photos too.
+        """
         text = text.strip()
         if text in {"", "none", "off"}:
             return cls()
@@ -76,6 +83,15 @@ class PostProcessing:
         values = {}
         for item in text.split(","):
             name, _, number = item.partition("=")
+            if name.strip() == "resize_range":
+                low, dash, high = number.partition("-")
+                try:
+                    values["resize_range"] = (float(low), float(high))
+                except ValueError:
+                    raise ValueError(f"--postprocess resize_range takes LOW-HIGH factors, e.g. resize_range=0.5-2, got {number!r}.") from None
+                if not dash:
+                    raise ValueError(f"--postprocess resize_range takes LOW-HIGH factors, e.g. resize_range=0.5-2, got {number!r}.")
+                continue
             if name.strip() not in STEPS or not number:
                 raise ValueError(f"--postprocess takes 'photo', 'none' or STEP=P pairs joined by commas (steps: {', '.join(STEPS)}), got {item!r}.")
             try:

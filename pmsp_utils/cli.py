@@ -467,7 +467,7 @@ def _recipe_arguments(command, defaults: dict) -> None:
                          help="score and keep an exponential moving average of the weights (e.g. 0.99; default 0: off)")
     command.add_argument("--postprocess", type=_postprocessing, default=defaults["postprocess"], metavar="SPEC",
                          help="post-process whole training images before ELA: 'photo' (resize 0.3, jpeg 0.5, blur 0.15, noise 0.15), "
-                         "or STEP=P pairs, e.g. resize=0.3,jpeg=0.5 (steps: resize 0.5-1.0x, jpeg quality 50-100, blur, noise; default: off)")
+                         "or STEP=P pairs, e.g. resize=0.3,jpeg=0.5 (steps: resize 0.5-1.0x, jpeg quality 50-100, blur, noise; resize_range=0.5-2 widens the resize factors; default: off)")
     command.add_argument("--forgeries", type=_count, default=defaults["forgeries"], metavar="N",
                          help="add N forgeries made on real photos to the training part (split by photo; default 0)")
     command.add_argument("--forgery-photos", metavar="FOLDER", help="authentic photos for --forgeries (default: ROOT/authentic)")

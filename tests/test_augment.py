@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -43,6 +45,20 @@ def test_parse_presets_and_errors():
         PostProcessing(jpeg=1.5)
     with pytest.raises(ValueError, match="no setting colour"):
         PostProcessing.from_dict({"colour": 0.1})
+
+
+def test_resize_range_reaches_upscaling_and_round_trips_through_a_config():
+    settings = PostProcessing.parse("resize=1,resize_range=0.5-2")
+    assert settings.resize_range == (0.5, 2.0)
+    assert PostProcessing.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+    factors = [settings.draw(np.random.default_rng(seed))["resize"] for seed in range(200)]
+    assert min(factors) >= 0.5 and max(factors) <= 2.0 and np.mean(np.array(factors) > 1) > 0.5
+    image, mask = planted()
+    out, out_mask = apply_steps(image, mask, {"resize": 2.0})
+    assert out.shape[:2] == out_mask.shape == (320, 400) and abs(out_mask.mean() - mask.mean()) < 0.01
+    for bad in ("resize_range=2", "resize_range=a-b", "resize_range=0.5-9"):
+        with pytest.raises(ValueError, match="resize_range"):
+            PostProcessing.parse(bad)
 
 
 def test_draws_follow_the_probabilities():
