@@ -43,9 +43,11 @@ def _notebooks(args: argparse.Namespace) -> int:
 
 
 def _ela(args: argparse.Namespace) -> int:
+    import errno
+
     import numpy as np
 
-    from .ela import ElaSettings, ela
+    from .ela import ElaSettings, ela_result
     from .batch_files import ELA_OUTPUTS, Ledger, check_output_folder, expand_inputs, plan_outputs
     from .safe_write import save_png_atomic
     from .viz import ela_for_display
@@ -56,22 +58,41 @@ def _ela(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     stems = plan_outputs(files, out, ELA_OUTPUTS)  # nothing written may overwrite an input or another output
-    failures = len(problems)
+    failures, written = len(problems), 0
     ledger = Ledger(out)
     for path, stem in stems.items():
         target = out / f"{stem}_ela.png"
         try:
             ledger.claim(target.name)  # a user's own file of that name is never replaced
-            ela_map = ela(path, quality=args.quality, scaling=args.scaling)
-            picture = ela_map if args.scaling != "raw" else (ela_for_display(ela_map) * 255).astype(np.uint8)
+            result = ela_result(path, quality=args.quality, scaling=args.scaling)
+            _note_conversions(path, result.conversions)
+            picture = result.ela if args.scaling != "raw" else (ela_for_display(result.ela) * 255).astype(np.uint8)
             save_png_atomic(target, picture)
             ledger.record(target)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:  # the output folder is full: no input is to blame, and no later one can be written
+                print(f"error: --out {out}: the disk is full after {written} map(s); {target.name} was not written. "
+                      "Free some space and run again (finished maps are kept and not redone by name).", file=sys.stderr)
+                return 1
+            print(f"error: {_with_file(error, path)}", file=sys.stderr)
+            failures += 1
+            continue
         except (*USER_ERRORS, MemoryError) as error:
             print(f"error: {_with_file(error, path)}", file=sys.stderr)
             failures += 1
             continue
+        written += 1
         print(_printable(str(target)))
     return 1 if failures else 0
+
+
+def _note_conversions(path: Path, conversions) -> None:
+    """One line on stderr when reading an image dropped or cut something (an animated GIF's later frames, alpha, bits)."""
+    from .images import lossy_conversions
+
+    lossy = lossy_conversions(conversions)
+    if lossy:
+        print(f"note: {_printable(str(path))}: {'; '.join(lossy)}", file=sys.stderr)
 
 
 def _train_config(args: argparse.Namespace):
@@ -296,6 +317,7 @@ def _localize(args: argparse.Namespace) -> int:
             try:
                 table.ledger.claim(*(f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES))  # before any work for it
                 result = localize(model, path, policy=args.policy, flip=args.flip)
+                _note_conversions(path, result.conversions)
                 image, probability, found = result.image, result.probability, None
                 if args.copy_move:  # the matcher's pairs, their copies told by ELA and the network's map, fused in
                     from .copymove import fused_with
@@ -467,7 +489,8 @@ def _recipe_arguments(command, defaults: dict) -> None:
                          help="score and keep an exponential moving average of the weights (e.g. 0.99; default 0: off)")
     command.add_argument("--postprocess", type=_postprocessing, default=defaults["postprocess"], metavar="SPEC",
                          help="post-process whole training images before ELA: 'photo' (resize 0.3, jpeg 0.5, blur 0.15, noise 0.15), "
-                         "or STEP=P pairs, e.g. resize=0.3,jpeg=0.5 (steps: resize 0.5-1.0x, jpeg quality 50-100, blur, noise; resize_range=0.5-2 widens the resize factors; default: off)")
+                         "or STEP=P pairs, e.g. resize=0.3,jpeg=0.5 (steps: resize 0.5-1.0x, jpeg quality 50-100, blur, noise; "
+                         "resize_range=0.5-2 widens the resize factors; default: off)")
     command.add_argument("--forgeries", type=_count, default=defaults["forgeries"], metavar="N",
                          help="add N forgeries made on real photos to the training part (split by photo; default 0)")
     command.add_argument("--forgery-photos", metavar="FOLDER", help="authentic photos for --forgeries (default: ROOT/authentic)")

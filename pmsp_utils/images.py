@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
@@ -155,8 +156,26 @@ def max_file_bytes() -> int:
     return max(64 * 2**20, 16 * int(limit) + 2**20)
 
 
+#: Where :func:`open_image` keeps the warnings Pillow gave while decoding (each becomes one of the image's conversions).
+PILLOW_WARNINGS = "pmsp_pillow_warnings"
+
+
 def open_image(data: bytes, name: str) -> Image.Image:
-    """Decode image bytes fully, turning Pillow's errors into :class:`ImageReadError`."""
+    """Decode image bytes fully, turning Pillow's errors into :class:`ImageReadError`.
+
+    Pillow's warnings (damaged EXIF, a TIFF tag it could not read ...) do not reach stderr as raw library lines: they
+    are kept with the image and listed in its conversions, or, when the file cannot be read, the error says what it is.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = _open_image(data, name)
+    said = list(dict.fromkeys(str(warning.message).strip() for warning in caught if str(warning.message).strip()))
+    if said:
+        image.info[PILLOW_WARNINGS] = said
+    return image
+
+
+def _open_image(data: bytes, name: str) -> Image.Image:
     if not data:
         raise ImageReadError(f"{name}: the data is empty (0 bytes). Re-download or re-export it.")
     try:
@@ -164,6 +183,9 @@ def open_image(data: bytes, name: str) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise _too_large(name, error) from None
     except UnidentifiedImageError:
+        if data[:4] in TIFF_MAGIC:  # a TIFF that Pillow could not open is damaged, not of an unknown kind
+            raise ImageReadError(f"{name}: a TIFF whose structure is damaged (its image directory cannot be read; perhaps a "
+                                 "truncated copy). Re-export or re-download it.") from None
         raise ImageReadError(
             f"{name}: not an image Pillow can read ({_sniff(data)}). Supported: JPEG, PNG, "
             "TIFF, WebP, BMP, GIF."
@@ -174,8 +196,9 @@ def open_image(data: bytes, name: str) -> Image.Image:
         raise ImageReadError(f"{name}: the image header is corrupt ({type(error).__name__}: {error}). Re-download or re-export it.") from None
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
-    # Pillow decodes 48-bit RGB PNGs (raw mode RGB;16B) straight to 8-bit RGB and forgets it: note it before loading.
-    if image.mode == "RGB" and any(";16" in str(getattr(tile, "args", "")) for tile in getattr(image, "tile", None) or ()):
+    # Pillow decodes 48-bit RGB and 64-bit RGBA PNGs (raw modes RGB;16B, RGBA;16B) straight to 8 bits and forgets it:
+    # note it before loading.
+    if image.mode in ("RGB", "RGBA") and any(";16" in str(getattr(tile, "args", "")) for tile in getattr(image, "tile", None) or ()):
         image.info[SIXTEEN_BIT_RGB] = True
     try:
         image.load()
@@ -245,13 +268,13 @@ def _normalise(image: Image.Image, name: str, fmt: str | None) -> LoadedImage:
     if frames > 1:
         conversions.append(f"used the first of {frames} frames")
     original_mode = image.mode
-    if image.mode == "RGB" and ((fmt == "TIFF" and _tiff_bits(image) == 16) or image.info.get(SIXTEEN_BIT_RGB)):
-        conversions.append(f"16-bit RGB {fmt or 'image'} reduced to 8 bits per channel (value >> 8)")
+    if image.mode in ("RGB", "RGBA") and ((fmt == "TIFF" and _tiff_bits(image) == 16) or image.info.get(SIXTEEN_BIT_RGB)):
+        conversions.append(f"16-bit {image.mode} {fmt or 'image'} reduced to 8 bits per channel (value >> 8)")
     if image.mode in _DIRECT_MODES:
         converted = image
     elif image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
-        converted = _sixteen_to_eight(image, name)
-        conversions.append(f"{image.mode} (16-bit grayscale) reduced to 8 bits (value >> 8)")
+        converted, note = _sixteen_to_eight(image, name)
+        conversions.append(note)
     elif image.mode == "F":
         raise ImageReadError(
             f"{name}: a 32-bit floating-point image has no defined 0..255 range. Convert it "
@@ -272,6 +295,7 @@ def _normalise(image: Image.Image, name: str, fmt: str | None) -> LoadedImage:
         conversions.append(f"{image.mode} converted to RGB")
     if orientation != 1:
         conversions.append(f"EXIF orientation {orientation}: analysed as stored, rotated for display")
+    conversions += [f"Pillow warned: {message}" for message in image.info.get(PILLOW_WARNINGS, ())]
     return LoadedImage(converted, name, fmt, original_mode, orientation, tuple(conversions))
 
 
@@ -353,11 +377,23 @@ def _tiff_bits(image: Image.Image) -> int:
     return int(bits[0] if isinstance(bits, tuple) else bits)
 
 
-def _sixteen_to_eight(image: Image.Image, name: str) -> Image.Image:
+def lossy_conversions(conversions: tuple[str, ...] | list[str]) -> list[str]:
+    """The conversions a person should hear about on the command line: what was dropped or cut (frames, alpha, bits) and
+    what Pillow warned of; a mode change that keeps every value (palette or CMYK to RGB, EXIF orientation) is left out."""
+    lossy = ("frames", "reduced to 8 bits", "alpha", "transparency", "Pillow warned", "kept as 8 bits")
+    return [conversion for conversion in conversions if any(word in conversion for word in lossy)]
+
+
+def _sixteen_to_eight(image: Image.Image, name: str) -> tuple[Image.Image, str]:
+    """A 16-bit grayscale image reduced to 8 bits (value >> 8); a 32-bit integer one (mode ``I``) by the range its values
+    use: 0..255 kept as they are (a shift would make it black), 0..65535 shifted like 16-bit, anything else refused."""
     values = np.asarray(image).astype(np.int64)
     if values.min() < 0 or values.max() > 65535:
         raise ImageReadError(f"{name}: 32-bit integer samples outside 0..65535; convert to 8 or 16 bit first.")
-    return Image.fromarray((values >> 8).astype(np.uint8), mode="L")
+    if image.mode == "I" and values.max() <= 255:
+        return Image.fromarray(values.astype(np.uint8), mode="L"), "I (32-bit integer grayscale) holding 0..255: kept as 8 bits"
+    bits = "32-bit integer" if image.mode == "I" else "16-bit"
+    return Image.fromarray((values >> 8).astype(np.uint8), mode="L"), f"{image.mode} ({bits} grayscale) reduced to 8 bits (value >> 8)"
 
 
 def _too_large(name: str, error: Exception) -> ImageTooLargeError:
@@ -374,6 +410,10 @@ def readable_suffixes() -> frozenset[str]:
     needs_ghostscript = {".eps", ".ps"}  # Pillow opens these only through an outside program
     return frozenset(ending.lower() for ending, format in Image.registered_extensions().items()
                      if format in Image.OPEN and ending.lower() not in needs_ghostscript)
+
+
+#: The first bytes of a TIFF (and a BigTIFF), little- and big-endian.
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
 
 def _sniff(data: bytes) -> str:

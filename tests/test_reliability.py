@@ -490,3 +490,77 @@ def test_a_folder_of_every_common_format_is_read_as_when_each_is_named(tmp_path,
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
     assert main(["ela", str(heic), "--out", str(tmp_path / "out2")]) == 1
     assert "HEIC/HEIF photo" in capsys.readouterr().err
+
+
+def _grey_ramp() -> np.ndarray:
+    return (np.arange(48 * 64).reshape(48, 64) % 251).astype(np.uint8)
+
+
+def test_formats_that_lose_something_say_so_in_one_line(tmp_path, capsys):
+    """An animated GIF's later frames, a 64-bit RGBA PNG's low bits: a note on stderr, and the map is still written."""
+    import struct
+    import zlib
+
+    rng = np.random.default_rng(0)
+    frames = [Image.fromarray(rng.integers(0, 256, (40, 48, 3), np.uint8)).convert("P") for _ in range(3)]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    height, width = 16, 20
+    rgba = np.dstack([rng.integers(0, 65536, (height, width, 3)), np.full((height, width, 1), 65535)]).astype(">u2")
+    rows = b"".join(b"\x00" + rgba[y].tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    (tmp_path / "deep.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0))
+                                        + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    assert main(["ela", str(tmp_path / "anim.gif"), str(tmp_path / "deep.png"), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"note: {tmp_path / 'anim.gif'}: used the first of 3 frames",
+                   f"note: {tmp_path / 'deep.png'}: 16-bit RGBA PNG reduced to 8 bits per channel (value >> 8); "
+                   "RGBA converted to RGB (alpha channel dropped)"]
+    assert len(list((tmp_path / "out").glob("*_ela.png"))) == 2
+
+
+def test_a_32_bit_integer_tiff_holding_8_bit_values_is_read_as_they_are(tmp_path):
+    """Shifting 0..255 right by 8 bits gave a black picture and a wrong score; 16-bit data is still shifted."""
+    from pmsp_utils.ela import ela
+    from pmsp_utils.images import load_image
+
+    ramp = _grey_ramp()
+    Image.fromarray(ramp.astype(np.int32)).save(tmp_path / "int32.tif")
+    Image.fromarray(ramp).save(tmp_path / "eight.tif")
+    loaded = load_image(tmp_path / "int32.tif")
+    assert np.array_equal(np.asarray(loaded.image), ramp) and "kept as 8 bits" in loaded.conversions[0]
+    assert np.array_equal(ela(tmp_path / "int32.tif"), ela(tmp_path / "eight.tif"))
+    Image.fromarray(ramp.astype(np.uint16) * 257).save(tmp_path / "sixteen.png")
+    assert np.array_equal(np.asarray(load_image(tmp_path / "sixteen.png").image), ramp)
+    Image.fromarray(ramp.astype(np.int32) * 257).save(tmp_path / "int32_wide.tif")
+    assert np.array_equal(np.asarray(load_image(tmp_path / "int32_wide.tif").image), ramp)
+
+
+def test_a_tiff_with_a_broken_directory_is_named_as_a_tiff_without_library_noise(tmp_path, capsys):
+    import struct
+
+    Image.fromarray(_grey_ramp()).save(tmp_path / "ok.tif")
+    data = bytearray((tmp_path / "ok.tif").read_bytes())
+    data[4:8] = struct.pack("<I", 10**7)  # the first image directory points past the end of the file
+    (tmp_path / "broken.tif").write_bytes(bytes(data))
+    assert main(["ela", str(tmp_path / "broken.tif"), str(tmp_path / "ok.tif"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "broken.tif: a TIFF whose structure is damaged" in err[0], err
+    assert (tmp_path / "out" / "ok_tif_ela.png").exists()
+
+
+def test_pmsp_ela_on_a_full_disk_names_the_output_folder_not_the_input(two_images, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import pmsp_utils.safe_write as safe_write
+
+    def full(*arguments, **options):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(safe_write, "save_png_atomic", full)
+    out = tmp_path / "full"
+    assert main(["ela", str(two_images / "img1.jpg"), str(two_images / "img[1].jpg"), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --out {out}: the disk is full after 0 map(s)"), err
