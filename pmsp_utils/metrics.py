@@ -258,6 +258,10 @@ class PixelMetrics:
         """Every pixel of every image counted together at the threshold."""
         true_positive, false_positive, false_negative, true_negative = self._pooled_counts()
         total = true_positive + false_positive + false_negative + true_negative
+        if true_positive + false_negative == 0:  # no tampered pixel at all (authentic images only): recall and F1 are undefined
+            return self._row("pooled", self.threshold, len(self.images), accuracy=_ratio(true_negative, total),
+                             precision=0.0 if false_positive else float("nan"), recall=float("nan"), f1=float("nan"),
+                             auc=self.pooled_auc())
         return self._row("pooled", self.threshold, len(self.images),
                          accuracy=_ratio(true_positive + true_negative, total),
                          precision=_ratio(true_positive, true_positive + false_positive),
@@ -290,6 +294,10 @@ class PixelMetrics:
         """ORACLE: the single threshold with the best pooled F1 (chosen with the ground truth)."""
         true_positive, false_positive = _counts_above(self.positive)[1:], _counts_above(self.negative)[1:]
         tampered, total = int(self.positive.sum()), int(self.positive.sum() + self.negative.sum())
+        if tampered == 0:  # no tampered pixel: no threshold has a best F1
+            undefined = float("nan")
+            return self._row("pooled oracle", undefined, len(self.images), accuracy=undefined, precision=undefined,
+                             recall=undefined, f1=undefined, auc=self.pooled_auc())
         f1_values = _f1(true_positive, false_positive, tampered - true_positive)
         k = int(np.argmax(f1_values)) if total else 0
         true_negative = total - tampered - false_positive[k] if total else 0

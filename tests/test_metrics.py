@@ -201,3 +201,22 @@ def test_f1_edge_cases():
     with pytest.raises(ValueError, match="probabilities must lie in"):
         PixelMetrics().update(np.full((2, 2), 1.5), np.ones((2, 2)))
     assert np.isnan(PixelMetrics().pooled_auc()) and np.isnan(PixelMetrics().per_image_f1())
+
+
+def test_authentic_images_only_leave_recall_and_f1_undefined_not_zero():
+    """No tampered pixel anywhere: recall (0/0) and F1 are undefined, precision is 0 only if something was flagged."""
+    metrics = PixelMetrics(threshold=0.5)
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        metrics.update(rng.random((16, 16)), np.zeros((16, 16), np.uint8), f"authentic{index}")
+    pooled, oracle = metrics.pooled(), metrics.pooled_oracle()
+    assert pooled["precision"] == 0.0 and np.isnan(pooled["recall"]) and np.isnan(pooled["f1"])
+    assert 0 < pooled["accuracy"] < 1 and all(np.isnan(oracle[name]) for name in ("threshold", "precision", "recall", "f1"))
+    quiet = PixelMetrics(threshold=0.5)
+    quiet.update(np.zeros((16, 16)), np.zeros((16, 16), np.uint8), "clean")
+    assert np.isnan(quiet.pooled()["precision"]) and quiet.pooled()["accuracy"] == 1.0
+    mixed = PixelMetrics(threshold=0.5)  # one tampered pixel is enough for every protocol to be defined again
+    mask = np.zeros((16, 16), np.uint8)
+    mask[0, 0] = 1
+    mixed.update(np.zeros((16, 16)), mask, "missed")
+    assert mixed.pooled()["recall"] == 0.0 and mixed.pooled()["f1"] == 0.0

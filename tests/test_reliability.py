@@ -276,11 +276,33 @@ def test_images_sharing_a_stem_keep_their_extensions_as_names(tmp_path):
         Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
     mask = np.zeros((20, 20), np.uint8)
     mask[5:10, 5:10] = 255
-    for name in ("a.png", "b.png"):
+    for name in ("a.jpg.png", "a.png_mask.png", "b.png"):  # a.jpg and a.png: each mask named after its image's whole name
         Image.fromarray(mask).save(tmp_path / "masks" / name)
     Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "authentic" / "b.png")
-    names = sorted(record.name for record in load_folder(tmp_path).records)
-    assert names == ["a.jpg", "a.png", "b.jpg", "b.png"]  # before: two records called 'a' and two called 'b'
+    dataset = load_folder(tmp_path)
+    assert sorted(record.name for record in dataset.records) == ["a.jpg", "a.png", "b.jpg", "b.png"]  # before: two 'a', two 'b'
+    assert {record.image_path.name: record.mask_path.name for record in dataset.records if record.mask_path} == {
+        "a.jpg": "a.jpg.png", "a.png": "a.png_mask.png", "b.jpg": "b.png"}
+
+
+def test_one_mask_for_two_images_sharing_a_stem_is_nobodys(tmp_path, capsys):
+    """img00.jpg and img00.png are different pictures: masks/img00.png was scored as the mask of both."""
+    from pmsp_utils.data import load_folder
+
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("img00.jpg", "img00.png", "img01.jpg"):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:10, 5:10] = 255
+    for name in ("img00.png", "img01.png"):
+        Image.fromarray(mask).save(tmp_path / "masks" / name)
+    dataset = load_folder(tmp_path)
+    assert [record.image_path.name for record in dataset.records] == ["img01.jpg"]
+    refused = dict((path.name, why) for path, why in dataset.inconsistent)
+    assert sorted(refused) == ["img00.jpg", "img00.png"] and "shares its stem with img00.png" in refused["img00.jpg"]
+    assert "img00.jpg.png" in refused["img00.jpg"] and dataset.unmatched_masks == []
 
 
 # --- damaged or contradictory models -------------------------------------------------------------------------

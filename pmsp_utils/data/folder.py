@@ -2,7 +2,9 @@
 
 Used for IFS-TC, COVERAGE, Columbia, NIST16, IMD2020, Korus' set and your own
 data. A mask matches an image by stem, with or without a suffix such as
-``_gt`` or ``_mask``, in any image format. Defined in 02_forgery_datasets.
+``_gt`` or ``_mask``, in any image format; where two images share a stem (``a.jpg``
+and ``a.png``), only a mask named after an image's whole name (``a.jpg.png``) is
+taken. Defined in 02_forgery_datasets.
 """
 
 from __future__ import annotations
@@ -40,8 +42,23 @@ def load_folder(
     dataset = Dataset(name=name, root=root)
     mask_files = {path.stem: path for path in image_files(mask_folder)}
     used = set()
-    for path in image_files(image_folder):
-        mask_path = next((mask_files[path.stem + suffix] for suffix in MASK_SUFFIXES if path.stem + suffix in mask_files), None)
+    tampered = image_files(image_folder)
+    shared = Counter(path.stem for path in tampered)
+    for path in tampered:
+        # A mask named after the image's whole name (a.jpg.png, a.jpg_mask.png) is that image's; one named after its stem
+        # only while no other image shares the stem (a.jpg beside a.png are two pictures: a.png's mask is neither's).
+        mask_path = next((mask_files[path.name + suffix] for suffix in MASK_SUFFIXES if path.name + suffix in mask_files), None)
+        if mask_path is None and shared[path.stem] > 1:
+            if any(path.stem + suffix in mask_files for suffix in MASK_SUFFIXES):
+                others = ", ".join(sorted(other.name for other in tampered if other.stem == path.stem and other != path))
+                dataset.inconsistent.append((path, f"shares its stem with {others}, so a mask named {path.stem}.* could be either's; "
+                                                   f"name this image's mask after its whole name ({path.name}.png) or rename one image"))
+                used.update(path.stem + suffix for suffix in MASK_SUFFIXES)
+            else:
+                dataset.missing_masks.append(path)
+            continue
+        if mask_path is None:
+            mask_path = next((mask_files[path.stem + suffix] for suffix in MASK_SUFFIXES if path.stem + suffix in mask_files), None)
         if mask_path is None:
             dataset.missing_masks.append(path)
             continue
