@@ -361,7 +361,7 @@ def _warn_other_policy(chosen: str | None, own: str, label: str) -> None:
 def _prepare(args: argparse.Namespace) -> int:
     import time
 
-    from .runtime import litert_available, prepare_lite
+    from .runtime import CacheNotWritable, litert_available, prepare_lite
 
     if not litert_available():
         print("ai-edge-litert is not installed: pmsp localize runs Keras, and there is nothing to prepare "
@@ -372,6 +372,9 @@ def _prepare(args: argparse.Namespace) -> int:
         exported, start = [], time.perf_counter()
         try:
             path = prepare_lite(spec, echo=exported.append)  # echo is called only when it exports
+        except CacheNotWritable as error:  # the cache, not the model: no other model can be prepared either
+            print(f"error: {_printable(str(error))}.", file=sys.stderr)
+            return 1
         except USER_ERRORS as error:  # one model never stops the others
             print(f"error: {_with_file(error, Path(spec))}", file=sys.stderr)
             failures += 1

@@ -83,7 +83,9 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
     if path.is_dir():
         splits = path / "splits" if (path / "splits").is_dir() else None
         if (path / "model.keras").is_file():  # a finished run
-            return LoadedModel(_load_keras(path / "model.keras"), _keras_or_run_settings(path), splits, f"run {path.name}")
+            model, settings = _load_keras(path / "model.keras"), _keras_or_run_settings(path)
+            _check_settings_describe(model, settings, path / "model.keras")
+            return LoadedModel(model, settings, splits, f"run {path.name}")
         if (path / "best.weights.h5").is_file() and not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path}: a run folder without config.json (the run's settings); restore it from a backup, "
                                     "or the weights in best.weights.h5 cannot be built into a network.")
@@ -95,8 +97,42 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such model file.")
         settings = read_keras_settings(path)
-        return LoadedModel(_load_keras(path), settings, None, path.name)
+        model = _load_keras(path)
+        _check_settings_describe(model, settings, path)
+        return LoadedModel(model, settings, None, path.name)
     raise unknown_model(spec_text)
+
+
+def settings_contradictions(model, settings: ModelSettings) -> list[str]:
+    """What a model's recorded settings say that its network is not: input size, streams, decoder, output scale.
+
+    A ``.keras`` file carries its settings beside the network; a wrong one (edited, or saved with another model's
+    settings) would otherwise fail far away (inside the LiteRT export) or run silently with the wrong preprocessing."""
+    found = []
+    names = {layer.name for layer in model.layers}
+    inputs = {tensor.name.split(":")[0]: tuple(tensor.shape) for tensor in model.inputs}
+    for name, shape in inputs.items():
+        if len(shape) == 4 and shape[1] is not None and shape[1] != settings.input_size:
+            found.append(f"input size {settings.input_size}, but its {name} input is {shape[1]}x{shape[2]}")
+            break
+    wanted = {"both": {"rgb", "ela"}, "rgb": {"rgb"}, "ela": {"ela"}}.get(settings.streams)
+    if wanted is not None and set(inputs) and set(inputs) != wanted:
+        found.append(f"streams {settings.streams!r}, but its inputs are {', '.join(sorted(inputs))}")
+    has_decoder = "decoder_concat" in names
+    if has_decoder != (settings.decoder != "none"):
+        found.append(f"decoder {settings.decoder!r}, but the network {'has' if has_decoder else 'has no'} F3 decoder")
+    upsample = next((layer for layer in model.layers if layer.name == "upsample"), None)
+    if upsample is not None and tuple(upsample.size)[0] != settings.prediction_stride:
+        found.append(f"one logit per {settings.prediction_stride} pixels (output stride {settings.output_stride}, decoder "
+                     f"{settings.decoder!r}), but the network upsamples by {tuple(upsample.size)[0]}")
+    return found
+
+
+def _check_settings_describe(model, settings: ModelSettings, path: Path) -> None:
+    contradictions = settings_contradictions(model, settings)
+    if contradictions:
+        raise ValueError(f"{path}: its recorded settings do not describe its network (they say {'; '.join(contradictions)}). "
+                         "Re-save it with pmsp_utils.models.save_model and the settings it was trained with.")
 
 
 def unknown_model(spec_text: str) -> FileNotFoundError:

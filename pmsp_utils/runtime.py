@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -201,7 +202,52 @@ def prepare_lite(spec: str | Path, *, input_size: int | None = None, loaded=None
         keras_environment()
         loaded = load_model(spec, input_size=input_size, inference=True)
     echo(f"first use of {loaded.label}: exporting a LiteRT copy for fast start-up to {path.parent} (once; pmsp prepare does it ahead of time)")
-    return export_lite(loaded, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_lite(loaded, path)
+    except OSError as error:
+        _discard(path)
+        raise CacheNotWritable(_unwritable(path.parent, error)) from None
+    except Exception as error:  # noqa: BLE001 - the converter's own failures: no copy is kept, Keras still runs
+        _discard(path)
+        raise ValueError(f"{loaded.label}: its LiteRT export failed ({type(error).__name__}: {str(error)[:200]}); nothing was "
+                         "cached, and --runtime keras runs it.") from None
+    try:  # a copy that converts but cannot run (a graph LiteRT cannot prepare) is removed, never kept to fail every rerun
+        _smoke_run(path, loaded.settings)
+    except Exception as error:  # noqa: BLE001 - the interpreter raises RuntimeError, ValueError ... for such a graph
+        _discard(path)
+        raise ValueError(f"{loaded.label}: its LiteRT copy does not run ({type(error).__name__}: {str(error)[:200]}); it was "
+                         "removed from the cache, and --runtime keras runs the model.") from None
+    return path
+
+
+class CacheNotWritable(OSError):
+    """The cache folder cannot take the exported copy (read-only, not a folder, full); the message says what to set."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "the cache cannot be written"
+
+
+def _unwritable(folder: Path, error: OSError) -> str:
+    why = error.strerror or str(error)
+    if os.environ.get("PMSP_CACHE_DIR"):
+        return f"PMSP_CACHE_DIR: {folder.parent} cannot be written ({why}); point PMSP_CACHE_DIR at a writable folder"
+    return f"the cache {folder.parent} cannot be written ({why}); set PMSP_CACHE_DIR to a writable folder"
+
+
+def _discard(path: Path) -> None:
+    for leftover in (path, path.with_name(path.name + ".json")):
+        try:
+            leftover.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _smoke_run(path: Path, settings: ModelSettings) -> None:
+    """One zero image through a freshly exported copy: the interpreter prepares every operation on its first run."""
+    model = LiteModel(path, settings, threads=1)
+    size = settings.input_size
+    model.predict_on_batch({name: np.zeros((1, size, size, 3), np.float32) for name in model.pmsp_input_names})
 
 
 def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: int | None = None, echo=print):
@@ -222,5 +268,11 @@ def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: i
     loaded = load_model(spec, input_size=input_size, inference=True)
     if runtime == "keras" or not litert_available():
         return loaded
-    prepare_lite(spec, input_size=input_size, loaded=loaded, echo=echo)
+    try:
+        prepare_lite(spec, input_size=input_size, loaded=loaded, echo=echo)
+    except (CacheNotWritable, ValueError) as error:  # the Keras model is already here: run it, and say why it is slower
+        if runtime == "litert":
+            raise
+        print(f"note: {error}; running the Keras model instead (slower to start).", file=sys.stderr)
+        return loaded
     return load_lite(spec, input_size=input_size) or loaded

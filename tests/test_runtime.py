@@ -133,3 +133,59 @@ def test_a_damaged_settings_file_of_a_cached_copy_is_named_with_what_to_do(tmp_p
     path.with_name(path.name + ".json").write_text("{not json")
     with pytest.raises(ValueError, match=r"settings file is damaged .*; delete it and its"):
         runtime.load_lite("synthetic")
+
+
+def test_an_unwritable_cache_falls_back_to_keras_and_names_the_variable(small_model, tmp_path, monkeypatch, capsys):
+    """A cache that is a file (or read-only): the Keras model already loaded runs, with one line naming PMSP_CACHE_DIR;
+    pmsp prepare blames the cache, not the model."""
+    from pmsp_utils.cli import main
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("PMSP_CACHE_DIR", str(blocker))
+    loaded = load_for_inference(small_model, echo=lambda message: None)
+    assert not loaded.label.endswith("(LiteRT)")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"note: PMSP_CACHE_DIR: {blocker} cannot be written") and "Keras" in err[0]
+    with pytest.raises(OSError, match="PMSP_CACHE_DIR"):
+        load_for_inference(small_model, runtime="litert", echo=lambda message: None)
+    assert main(["prepare", "--weights", str(small_model)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: PMSP_CACHE_DIR: {blocker} cannot be written (Not a directory); point PMSP_CACHE_DIR at a writable folder."]
+    monkeypatch.delenv("PMSP_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the default place (a read-only HOME): suggest the variable
+    load_for_inference(small_model, echo=lambda message: None)
+    assert "set PMSP_CACHE_DIR to a writable folder" in capsys.readouterr().err
+
+
+def test_a_copy_that_cannot_run_is_not_kept(small_model, cache_folder, monkeypatch, capsys):
+    """LiteRT converts some graphs it cannot prepare ('SPLIT_V failed to prepare'): the copy is removed at once, so a
+    rerun does not fail the same way, and the Keras model runs."""
+    from pmsp_utils import runtime
+
+    def cannot_prepare(path, settings):
+        raise RuntimeError("tensorflow/lite/kernels/split_v.cc Node number 12 (SPLIT_V) failed to prepare.")
+
+    monkeypatch.setattr(runtime, "_smoke_run", cannot_prepare)
+    loaded = load_for_inference(small_model, echo=lambda message: None)
+    assert not loaded.label.endswith("(LiteRT)") and "does not run" in capsys.readouterr().err
+    copy = lite_path(small_model)
+    assert not copy.exists() and not copy.with_name(copy.name + ".json").exists()
+
+
+def test_settings_that_contradict_the_network_are_refused_by_name(tmp_path):
+    """A .keras file whose settings say input 192 for a 96 network, or claim a decoder it lacks."""
+    from dataclasses import replace
+
+    from pmsp_utils.models import load_model, save_model
+    from pmsp_utils.network import build_pmsp
+
+    settings = ModelSettings(input_size=96, output_stride=16, decoder="none")
+    network = build_pmsp(**settings.architecture(), weights=None, verbose=False)
+    for wrong, said in ((replace(settings, input_size=192), "input size 192, but its rgb input is 96x96"),
+                        (replace(settings, decoder="f3"), "decoder 'f3', but the network has no F3 decoder")):
+        path = save_model(network, tmp_path / "wrong.keras", wrong)
+        with pytest.raises(ValueError, match="its recorded settings do not describe its network") as caught:
+            load_model(path)
+        assert said in str(caught.value) and str(path) in str(caught.value)
+    assert load_model(save_model(network, tmp_path / "right.keras", settings)).settings == settings
