@@ -154,7 +154,7 @@ def test_download_verifies_and_lays_out(served, tmp_path):
     card = json.loads((target / "DATASET.json").read_text())
     assert card["source"] == "casia1" and [a["commit"] for a in card["archives"]] == ["abc123", "def456"]
     assert card["layout"]["masks/Sp_D_NRN_A_nat0002_ani0001_0102_gt.png"]["sha256"]
-    assert not (tmp_path / ".casia1.partial").exists()  # nothing half-finished is left beside it
+    assert not (tmp_path / ".casia1.pmsp-partial").exists()  # nothing half-finished is left beside it
     from pmsp_utils.data import load_casia1
 
     loaded = load_casia1(target)
@@ -262,7 +262,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_dataset(served, tmp_path,
     monkeypatch.setitem(module.FIXERS, "casia", full)
     with pytest.raises(DownloadError, match=f"{tmp_path}: the disk is full"):
         download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
-    assert not (tmp_path / "casia1").exists() and not (tmp_path / ".casia1.partial" / "extracted").exists()
+    assert not (tmp_path / "casia1").exists() and not (tmp_path / ".casia1.pmsp-partial" / "extracted").exists()
 
 
 def test_data_list_names_every_source(capsys, tmp_path, monkeypatch):
@@ -341,8 +341,72 @@ def test_an_archive_member_that_inflates_past_any_dataset_file_is_refused_unread
             buffer[:] = bytes(len(buffer))
             return len(buffer)
 
-    members = [(name, 10, lambda: io.BufferedReader(Endless()))]
+    members = [(name, 10, lambda: io.BufferedReader(Endless()), "liar.zip")]
     with pytest.raises(DownloadError, match="inflates to more than"):
         download_module._write_verified(members, archive, tmp_path / "out2", "liar.zip")
     assert Endless.reads < 64  # stopped after about a megabyte, not read to the end
     assert not [path for path in (tmp_path / "out2").rglob("*") if path.is_file()]
+
+
+def test_a_users_folder_named_like_the_staging_folder_is_never_emptied(served, tmp_path):
+    server, entries, _ = served
+    mine = tmp_path / ".casia1.pmsp-partial"
+    (mine / "extracted").mkdir(parents=True)
+    (mine / "extracted" / "notes.txt").write_text("my own file")
+    with pytest.raises(DownloadError, match=r"exists and was not made by pmsp .*Move it away"):
+        download("casia1", to=tmp_path / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert (mine / "extracted" / "notes.txt").read_text() == "my own file" and not server.requests
+    old_name = tmp_path / "other" / ".casia1.partial"  # the name pmsp used before: not pmsp's to touch any more
+    (old_name / "extracted").mkdir(parents=True)
+    (old_name / "extracted" / "keep.txt").write_text("kept")
+    download("casia1", to=tmp_path / "other" / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert (old_name / "extracted" / "keep.txt").read_text() == "kept"
+
+
+def test_an_unwritable_to_fails_before_any_download(served, tmp_path):
+    server, entries, _ = served
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DownloadError, match=r"--to .*cannot write in .*a_file .*nothing was downloaded"):
+        download("casia1", to=blocker / "casia1", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert not server.requests
+
+
+def test_end_of_input_at_the_terms_prompt_is_no(served, tmp_path):
+    server, entries, _ = served
+
+    def ctrl_d(prompt):
+        raise EOFError
+
+    with pytest.raises(DownloadError, match="terms were not accepted"):
+        download("casia1", to=tmp_path / "c", entries=entries, echo=lambda _: None, ask=ctrl_d, fetcher=no_wait)
+
+
+def test_a_truncated_archive_in_from_is_named(served, tmp_path):
+    server, entries, archives = served
+    server.close()
+    cut = tmp_path / "gt.zip"
+    cut.write_bytes(archives["masks.zip"][: len(archives["masks.zip"]) // 2])
+    (tmp_path / "images.tar.gz").write_bytes(archives["images.tar.gz"])
+    with pytest.raises(DownloadError, match=rf"--from {cut}: not a readable zip or tar.gz archive \(truncated"):
+        download("casia1", to=tmp_path / "a", from_=[tmp_path / "images.tar.gz", cut], accept_terms=True, entries=entries,
+                 echo=lambda _: None, fetcher=no_wait)
+
+
+def test_an_edited_copy_beside_the_right_one_is_passed_over_and_alone_is_named(served, tmp_path):
+    server, entries, _ = served
+    server.close()
+    images, masks = source_files()
+    for name, data in {**{f"CASIA1/{k}": v for k, v in images.items()}, **{f"gt/{k}": v for k, v in masks.items()}}.items():
+        (tmp_path / "unpacked" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "unpacked" / name).write_bytes(data)
+    edited = tmp_path / "unpacked" / "aaa_old" / "Sp_S_NNN_A_ani0001_ani0001_0103.jpg"  # found first by name
+    edited.parent.mkdir()
+    edited.write_bytes(jpeg(77))
+    target = download("casia1", to=tmp_path / "b", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
+                      echo=lambda _: None, fetcher=no_wait)
+    assert len(list((target / "images").iterdir())) == 3
+    (tmp_path / "unpacked" / "CASIA1" / "Sp" / "Sp_S_NNN_A_ani0001_ani0001_0103.jpg").unlink()
+    with pytest.raises(DownloadError, match=rf"Sp_S_NNN_A_ani0001_ani0001_0103\.jpg \({edited}\) has changed"):
+        download("casia1", to=tmp_path / "c", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
+                 echo=lambda _: None, fetcher=no_wait)

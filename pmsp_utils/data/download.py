@@ -14,7 +14,7 @@ A download:
    (nothing of yours is overwritten), and does nothing when that copy is complete;
 2. shows the terms and citations and needs ``accept_terms`` (``--accept-terms``,
    or a yes at the prompt);
-3. fetches each archive into ``.<name>.partial/`` beside the target, with a
+3. fetches each archive into ``.<name>.pmsp-partial/`` beside the target (a folder pmsp marks as its own), with a
    progress bar, resuming an interrupted transfer (HTTP Range) and retrying with
    backoff, or takes it from ``from_`` (the archives, or a folder of a copy you
    already have);
@@ -195,7 +195,8 @@ def extract_verified(archive_path: Path, archive: Archive, out: Path) -> int:
     :data:`MEMBER_LIMIT` (declared or inflated) or the missing ones.
     """
     try:
-        return _write_verified(_members(archive_path, archive), archive, out, str(archive_path))  # read while the archive is open
+        members = ((relative, declared, opener, str(archive_path)) for relative, declared, opener in _members(archive_path, archive))
+        return _write_verified(members, archive, out, str(archive_path))  # read while the archive is open
     except DownloadError:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
@@ -211,13 +212,15 @@ def _too_large(relative: str, origin: str, size: int, limit: int, what: str) -> 
                          "Delete it and download again, or --from a verified copy.")
 
 
-def _write_verified(members: Iterable[tuple[str, int, Callable[[], object]]], archive: Archive, out: Path, origin: str) -> int:
+def _write_verified(members: Iterable[tuple[str, int, Callable[[], object], str]], archive: Archive, out: Path, origin: str) -> int:
     """Each listed member streamed through SHA-256 in chunks into a temporary file beside its target
     (:func:`~pmsp_utils.safe_write.write_atomic`), renamed into place once its hash matches; a member past
     :data:`MEMBER_LIMIT` (declared or read), or the total past
-    :data:`TOTAL_LIMIT`, stops the extraction."""
-    written, total = set(), 0
-    for relative, declared, open_member in members:
+    :data:`TOTAL_LIMIT`, stops the extraction. Members are (relative path, declared size, opener, where it was read:
+    the archive, or the very file of a folder). A file whose hash differs is named as itself, and another copy of the
+    same file further on may still be the pinned one (a folder holding an old edited copy beside the right one)."""
+    written, changed, total = set(), {}, 0
+    for relative, declared, open_member, where in members:
         expected = archive.files.get(relative)
         if expected is None or relative in written:
             continue
@@ -226,7 +229,7 @@ def _write_verified(members: Iterable[tuple[str, int, Callable[[], object]]], ar
         target = out / relative
         size = 0
 
-        def copy_verified(sink, relative=relative, expected=expected, open_member=open_member):
+        def copy_verified(sink, relative=relative, expected=expected, open_member=open_member, where=where):
             nonlocal size
             digest = hashlib.sha256()
             with open_member() as stream:
@@ -240,17 +243,29 @@ def _write_verified(members: Iterable[tuple[str, int, Callable[[], object]]], ar
                     sink.write(block)
             actual = digest.hexdigest()
             if actual != expected:
-                raise DownloadError(f"{relative} (in {origin}) has changed: expected SHA-256 {expected}, got {actual}; "
-                                    "the copy is not the pinned one, so nothing was placed. Try another mirror or --from a verified copy.")
+                raise _Changed(f"{relative} ({where if where != origin else f'in {origin}'}) has changed: expected SHA-256 "
+                               f"{expected}, got {actual}; the copy is not the pinned one, so nothing was placed. Try another "
+                               "mirror or --from a verified copy.")
 
-        write_atomic(target, copy_verified)  # a temporary name, renamed once whole and verified; removed on any error
+        try:
+            write_atomic(target, copy_verified)  # a temporary name, renamed once whole and verified; removed on any error
+        except _Changed as error:
+            changed.setdefault(relative, error)
+            continue
         total += size
         written.add(relative)
+        changed.pop(relative, None)
+    if changed:
+        raise DownloadError(str(next(iter(changed.values()))))
     missing = sorted(set(archive.files) - written)
     if missing:
         raise DownloadError(f"{origin}: {len(missing)} of the {len(archive.files)} files of {archive.name} are missing "
                             f"(e.g. {', '.join(missing[:3])}); nothing was placed.")
     return len(written)
+
+
+class _Changed(DownloadError):
+    """A file whose hash is not the pinned one (another copy of it may still be)."""
 
 
 def _from_folder(folder: Path, archive: Archive, out: Path) -> int:
@@ -261,7 +276,7 @@ def _from_folder(folder: Path, archive: Archive, out: Path) -> int:
     members = []
     for path in folder.rglob("*"):
         for relative in by_name.get(path.name, ()) if path.is_file() else ():
-            members.append((relative, path.stat().st_size, lambda path=path: open(path, "rb")))
+            members.append((relative, path.stat().st_size, lambda path=path: open(path, "rb"), str(path)))
     return _write_verified(members, archive, out, str(folder))
 
 
@@ -402,14 +417,20 @@ def download(source: str, *, to: str | Path | None = None, from_: Iterable[str |
     echo(f"{source}: {entry.terms}\n  licence: {licence}\n  cite: {citation}")
     if not accept_terms:
         interactive = ask is not None or sys.stdin.isatty()
-        answer = (ask or input)("Accept these terms and download? [y/N] ") if interactive else ""
+        try:
+            answer = (ask or input)("Accept these terms and download? [y/N] ") if interactive else ""
+        except EOFError:  # Ctrl-D, or input that ended: no answer is no
+            answer = ""
         if answer.strip().lower() not in {"y", "yes"}:
             raise DownloadError(f"{source}: the terms were not accepted; run again with --accept-terms to accept them.")
-    staging = target.parent / f".{target.name}.partial"
     given = [Path(path).expanduser() for path in from_]
     for path in given:
         if not path.exists():
             raise DownloadError(f"--from {path}: no such file or folder.")
+        if path.is_file() and not _readable_archive(path):
+            raise DownloadError(f"--from {path}: not a readable zip or tar.gz archive (truncated, or another kind of file); "
+                                "download it again, or give the folder it was extracted to.")
+    staging = claim_staging(target)  # before any work: a --to that cannot be written fails now, not after the download
     try:
         extracted = staging / "extracted"
         if extracted.exists():
@@ -448,6 +469,45 @@ def download(source: str, *, to: str | Path | None = None, from_: Iterable[str |
     echo(f"{source}: {counts['tampered']} tampered images with masks and {counts['authentic']} authentic images at {target}; "
          f"fixes in {target / REPORT}, card in {target / CARD}")
     return target
+
+
+#: The file that marks a staging folder as pmsp's own: only a folder holding it is ever emptied or removed.
+STAGING_MARK = ".pmsp-staging"
+
+
+def claim_staging(target: Path) -> Path:
+    """The staging folder beside ``target`` (``.<name>.pmsp-partial/``), made and marked as pmsp's own, or the one an
+    earlier run made (it holds finished downloads to resume). A folder of that name without the mark is the user's:
+    refused, never emptied. A parent folder that cannot be written is said at once, before any download."""
+    staging = target.parent / f".{target.name}.pmsp-partial"
+    if staging.exists() and not (staging / STAGING_MARK).is_file():
+        raise DownloadError(f"{staging} exists and was not made by pmsp (it has no {STAGING_MARK} mark); pmsp stages downloads "
+                            "there, and never empties a folder it did not make. Move it away, or choose another --to.")
+    try:
+        staging.mkdir(parents=True, exist_ok=True)
+        (staging / STAGING_MARK).write_text("pmsp data download stages its archives here; safe to delete when no download runs.\n")
+    except OSError as error:
+        raise DownloadError(f"--to {target}: cannot write in {target.parent} ({error.strerror or error}); choose a folder you "
+                            "can write with --to (nothing was downloaded).") from None
+    return staging
+
+
+def _readable_archive(path: Path) -> bool:
+    """Whether a file opens as a zip or a gzip'd tar to its end (a truncated zip loses its central directory)."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as bundle:
+                bundle.infolist()
+            return True
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return False
+    try:
+        with tarfile.open(path, "r:gz") as bundle:
+            for _ in bundle:
+                pass
+        return True
+    except (tarfile.TarError, OSError, EOFError, zlib.error):
+        return False
 
 
 def _try_folders(folders: list[Path], archive: Archive, out: Path) -> int:
