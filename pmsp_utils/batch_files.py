@@ -6,6 +6,7 @@ Defined in 05_evaluation; behind ``pmsp localize IMAGE... --out DIR``.
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -71,6 +72,9 @@ class OutputFolderError(ValueError):
 def check_output_folder(out: str | Path) -> Path:
     """Create ``out`` if needed and prove it is writable, with an error that says what to do."""
     out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise OutputFolderError(f"--out {out}: a symbolic link to {os.readlink(out)}, which does not exist; create that folder "
+                                "or choose another --out.")
     if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {out}: exists and is not a folder; choose a folder path.")
     try:
@@ -161,9 +165,27 @@ def output_stem(path: Path) -> str:
     return f"{path.stem}_{suffix}" if suffix else path.stem
 
 
+#: The longest file name most file systems take, in bytes; an output name is kept under it with room for the ending,
+#: a _N counter and the ledger's temporary prefix.
+NAME_BYTES = 255
+STEM_BYTES = NAME_BYTES - 64
+
+
+def _short(stem: str) -> str:
+    """A stem within :data:`STEM_BYTES` bytes: a long one is cut (on a character boundary) and ends with a short hash of
+    the whole, so two long names that share a beginning stay apart."""
+    encoded = stem.encode("utf-8", "surrogateescape")
+    if len(encoded) <= STEM_BYTES:
+        return stem
+    digest = hashlib.sha256(encoded).hexdigest()[:10]
+    cut = encoded[: STEM_BYTES - 12].decode("utf-8", "ignore")
+    return f"{cut}~{digest}"
+
+
 def unique_stem(path: Path, used: set[str]) -> str:
-    """:func:`output_stem`, with _2, _3 ... when another input (same name, another folder) already used it."""
-    base = output_stem(path)
+    """:func:`output_stem` (cut with a hash if the name would pass what a file system takes), with _2, _3 ... when
+    another input (same name, another folder) already used it."""
+    base = _short(output_stem(path))
     stem, number = base, 1
     while stem in used:
         number += 1

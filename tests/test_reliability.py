@@ -586,3 +586,26 @@ def test_pmsp_ela_on_a_full_disk_names_the_output_folder_not_the_input(two_image
     assert main(["ela", str(two_images / "img1.jpg"), str(two_images / "img[1].jpg"), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: --out {out}: the disk is full after 0 map(s)"), err
+
+
+def test_a_dangling_symlink_as_out_is_named_as_one(two_images, tmp_path, capsys):
+    link = tmp_path / "results"
+    link.symlink_to(tmp_path / "gone")
+    assert main(["ela", str(two_images / "img1.jpg"), "--out", str(link)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert f"--out {link}: a symbolic link to {tmp_path / 'gone'}, which does not exist" in err and "File exists" not in err
+
+
+def test_outputs_of_very_long_names_stay_within_what_a_file_system_takes(tmp_path, capsys):
+    """A 250-byte input name made a 262-byte output name ('File name too long', blamed on the input)."""
+    from pmsp_utils.batch_files import NAME_BYTES
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (24, 32, 3), dtype=np.uint8))
+    names = ["é" * 120 + "a.png", "é" * 120 + "b.png"]  # 245 bytes each, alike for their first 240
+    for name in names:
+        picture.save(folder / name)
+    assert main(["ela", str(folder), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
+    made = sorted(path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith("."))
+    assert len(made) == 2 and len(set(made)) == 2 and all(len(name.encode()) <= NAME_BYTES for name in made)
