@@ -9,26 +9,29 @@ import io
 
 import numpy as np
 import pytest
-from conftest import encode
 from PIL import Image
 
-# --- 01, exercise 3: ELA in four steps ------------------------------------------------------
+# --- 01, exercise 3: the pixel AUC as the area under a ROC curve ---------------------------
 
 
-def ela_in_four_steps(path, quality: int = 90) -> np.ndarray:
-    image = Image.open(path).convert("RGB")  # 1. open
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)  # 2. re-save
-    resaved = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")  # 3. decode
-    return np.abs(np.asarray(image, np.int16) - np.asarray(resaved, np.int16)).astype(np.uint8)  # 4. difference
+def auc_by_roc_curve(score: np.ndarray, mask: np.ndarray) -> float:
+    """Every distinct score as a threshold ("score >= threshold" marks tampered), the trapezoid rule over the curve."""
+    score, positive = np.asarray(score, np.float64).ravel(), np.asarray(mask).ravel() == 1
+    thresholds = np.unique(score)[::-1]  # from the highest: the curve starts at (0, 0)
+    true_positive_rate = [0.0] + [(score[positive] >= t).mean() for t in thresholds]
+    false_positive_rate = [0.0] + [(score[~positive] >= t).mean() for t in thresholds]
+    return float(np.trapezoid(true_positive_rate, false_positive_rate))
 
 
-def test_01_ela_in_four_steps(photo, tmp_path):
+def test_01_auc_by_roc_curve_is_the_package_auc():
+    from pmsp_utils.data.synthetic import tutorial_forgeries
     from pmsp_utils.ela import ela
+    from pmsp_utils.metrics import pixel_auc
 
-    path = tmp_path / "photo.jpg"
-    path.write_bytes(encode(photo, "JPEG", quality=85))
-    assert np.array_equal(ela_in_four_steps(path), ela(path))
+    palace = tutorial_forgeries()["palace copy, q85"]
+    score = ela(palace.data).mean(axis=2)  # few distinct values: many ties, which both readings count half
+    assert len(np.unique(score)) < 200
+    assert abs(auc_by_roc_curve(score, palace.mask) - pixel_auc(score, palace.mask)) < 1e-9
 
 
 # --- 02, exercise 3: groups of forgeries sharing a source photo ------------------------------
@@ -62,45 +65,60 @@ def test_02_groups_match_the_package():
     assert len(theirs) == 3  # ani0097-ani0082-art0001-sec0005 are one scene family
 
 
-# --- 03, exercises 2 and 4: ADD/CONCAT under PSPNet's rule; the pyramid by hand ---------------
+# --- 03, exercises 2 and 4: squeeze-and-excitation against Coordinate Attention; other pyramid bins ----------------
 
 keras = pytest.importorskip("keras", reason="the network exercises need Keras")
 
 
-def test_03_add_concat_ratio_under_pspnet_rule():
-    from pmsp_utils.network import build_pmsp
-    from pmsp_utils.network.counting import count_after
+def squeeze_excitation_layer():
+    """Exercise 2's reference: a squeeze-and-excitation block (Hu et al. 2018) as a Keras layer."""
+    from keras import layers, ops
 
-    add = build_pmsp(192, fusion="add", pyramid_channels=1024 // 4, verbose=False)
-    concat = build_pmsp(192, fusion="concat", pyramid_channels=2048 // 4, verbose=False)
-    ratio = count_after(add, ("ppm", "head"))[0] / count_after(concat, ("ppm", "head"))[0]
-    assert ratio == pytest.approx(0.38, abs=0.01)
+    class SqueezeExcitation(layers.Layer):
+        def build(self, input_shape):
+            channels = input_shape[-1]
+            self.squeeze = layers.Conv2D(max(8, channels // 32), 1, activation="relu")
+            self.excite = layers.Conv2D(channels, 1, activation="sigmoid")
+            self.squeeze.build((None, 1, 1, channels))
+            self.excite.build((None, 1, 1, self.squeeze.filters))
 
+        def factor(self, inputs):
+            return self.excite(self.squeeze(ops.mean(inputs, axis=(1, 2), keepdims=True)))  # (B, 1, 1, C)
 
-def pyramid_by_hand(x, bins=(1, 2, 3, 6), channels=256):
-    from keras import layers
+        def call(self, inputs):
+            return inputs * self.factor(inputs)
 
-    size = x.shape[1]
-    branches = [x]
-    for bin_count in bins:
-        pool = size // bin_count
-        y = layers.AveragePooling2D(pool, strides=pool)(x)
-        y = layers.Conv2D(channels, 1, use_bias=False)(y)
-        y = layers.ReLU()(layers.BatchNormalization()(y))
-        branches.append(layers.UpSampling2D(pool, interpolation="bilinear")(y))
-    return layers.Concatenate()(branches)
+    return SqueezeExcitation()
 
 
-def test_03_pyramid_by_hand_matches_the_package():
+def test_03_squeeze_excitation_against_coordinate_attention():
+    from pmsp_utils.network.attention import CoordinateAttention
+
+    block, attention = squeeze_excitation_layer(), CoordinateAttention()
+    block.build((None, 72, 72, 256))
+    attention.build((None, 72, 72, 256))
+    # 256 -> 8 -> 256 once, against a shared squeeze, its normalisation and two convolutions back to 256.
+    assert block.count_params() == 256 * 8 + 8 + 8 * 256 + 256 == 4360
+    assert attention.count_params() == 256 * 8 + 8 + 4 * 8 + 2 * (8 * 256 + 256) == 6696
+    x = np.random.default_rng(0).normal(size=(1, 72, 72, 256)).astype("float32")
+    factor = keras.ops.convert_to_numpy(block(x)) / x  # the same at every position of a channel: it cannot mark a region
+    assert np.allclose(factor, factor[:, :1, :1, :], rtol=1e-4)
+    maps = np.multiply(*(keras.ops.convert_to_numpy(a) for a in attention.attention_maps(x, training=False)))
+    assert maps.std(axis=(1, 2)).max() > 1e-3  # Coordinate Attention's factor varies over rows and columns
+
+
+def test_03_other_pyramid_bins():
+    from pmsp_utils.architecture import nearest_valid_sizes
     from pmsp_utils.network.pyramid import pyramid_pooling
 
-    inputs = keras.Input((12, 12, 64))
-    mine, theirs = keras.Model(inputs, pyramid_by_hand(inputs)), keras.Model(inputs, pyramid_pooling(inputs))
-    assert mine.output.shape == theirs.output.shape == (None, 12, 12, 64 + 4 * 256)
-    assert mine.count_params() == theirs.count_params()
-    theirs.set_weights(mine.get_weights())  # the same layers in the same order: the same function
-    x = np.random.default_rng(0).normal(size=(1, 12, 12, 64)).astype("float32")
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(mine(x)), keras.ops.convert_to_numpy(theirs(x)), atol=1e-5)
+    assert nearest_valid_sizes(576, bins=(1, 2, 4, 8)) == (512, 768)  # multiples of 32 * lcm(1, 2, 4, 8) = 256
+    with pytest.raises(ValueError, match="18x18 feature map does not divide into 4x4 bins"):
+        pyramid_pooling(keras.Input((18, 18, 1024)), bins=(1, 2, 4, 8))
+    counts = []
+    for side, bins in ((18, (1, 2, 3, 6)), (16, (1, 2, 4, 8))):
+        inputs = keras.Input((side, side, 1024))
+        counts.append(keras.Model(inputs, pyramid_pooling(inputs, bins=bins)).count_params())
+    assert counts[0] == counts[1] == 4 * (1024 * 256 + 4 * 256)  # a 1x1 reduction and a normalisation per bin, whatever its size
 
 
 # --- 04, exercise 3: soft Dice -------------------------------------------------------------------
