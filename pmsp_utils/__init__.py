@@ -97,13 +97,4 @@ def load_pretrained(name: str | None = None, *, input_size: int | None = None):
     return load(name or DEFAULT_MODEL, input_size=input_size)
 
 
-def __getattr__(name: str):
-    """``pmsp_utils.config``, ``.localizer`` and ``.model``: the old names, for one release (they warn)."""
-    if f"pmsp_utils.{name}" in ("pmsp_utils.config", "pmsp_utils.localizer", "pmsp_utils.model"):
-        import importlib
-
-        return importlib.import_module(f"pmsp_utils.{name}")
-    raise AttributeError(f"module 'pmsp_utils' has no attribute {name!r}")
-
-
 __all__ = ["SMOKE", "__version__", "environment", "import_keras_quietly", "load_pretrained", "setup"]

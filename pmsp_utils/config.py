@@ -1,5 +1,0 @@
-"""Deprecated name of :mod:`pmsp_utils.environment`, kept for one release."""
-
-from ._renamed import hand_over
-
-hand_over(__name__)
