@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environment import build_dir, repo_root
+from .safe_write import write_bytes_atomic
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def extract_figures(notebook, folder: Path) -> list[Path]:
             if "image/png" in data:
                 count += 1
                 path = folder / f"cell{index:02d}_{count}.png"
-                path.write_bytes(base64.b64decode(data["image/png"]))
+                write_bytes_atomic(path, base64.b64decode(data["image/png"]))
                 written.append(path)
     return written
 

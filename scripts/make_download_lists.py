@@ -17,6 +17,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pmsp_utils.safe_write import write_text_atomic  # noqa: E402
+
 DOWNLOADS = Path(__file__).resolve().parents[1] / "pmsp_utils" / "data" / "downloads"
 
 
@@ -43,7 +46,7 @@ def main() -> None:
     with zipfile.ZipFile(io.BytesIO(zipped)) as archive:
         masks["files"] = {name[len(masks["strip"]) :]: hashlib.sha256(archive.read(name)).hexdigest() for name in sorted(archive.namelist())
                           if name.startswith(masks["strip"]) and not name.endswith("/")}
-    entry_path.write_text(json.dumps(entry, indent=1) + "\n")
+    write_text_atomic(entry_path, json.dumps(entry, indent=1) + "\n")
     print(f"{entry_path}: {len(images['files'])} image files, {len(masks['files'])} files in the masks' archive")
 
 

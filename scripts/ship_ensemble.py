@@ -27,6 +27,7 @@ from ship_weights import HELD_OUT_PROTOCOL, held_out_rows, score, validation_ent
 from pmsp_utils import pretrained  # noqa: E402
 from pmsp_utils.data import load_casia1, split_by  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
+from pmsp_utils.safe_write import write_text_atomic  # noqa: E402
 from pmsp_utils.train import TrainConfig, read_history  # noqa: E402
 
 
@@ -81,8 +82,8 @@ def main() -> None:
         row["protocol"] = HELD_OUT_PROTOCOL
     card["reference"] = prose.get("reference")
     card["limitations"] = prose.get("limitations", [])
-    (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    (pretrained.WEIGHTS_DIR / f"{args.name}.md").write_text(pretrained.card_markdown(card))
+    write_text_atomic(pretrained.WEIGHTS_DIR / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
+    write_text_atomic(pretrained.WEIGHTS_DIR / f"{args.name}.md", pretrained.card_markdown(card))
     sizes = [(pretrained.WEIGHTS_DIR / filename).stat().st_size / 1e6 for filename in pretrained.weight_files(args.name, card)]
     print(json.dumps({"validation": card["validation"], "evaluations": card["evaluations"]}, indent=2),
           "\nweights: " + " + ".join(f"{size:.1f}" for size in sizes) + " MB")

@@ -26,7 +26,7 @@ from pmsp_utils.data import load_casia1, load_casia2, load_folder  # noqa: E402
 from pmsp_utils.data.sources import load_source  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
 from pmsp_utils.ela import ElaCache  # noqa: E402
-from pmsp_utils.safe_write import save_npz_atomic, write_csv  # noqa: E402
+from pmsp_utils.safe_write import save_npz_atomic, write_csv, write_text_atomic  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
 from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_history  # noqa: E402
@@ -176,7 +176,7 @@ def main() -> None:
     pretrained.export_pretrained(args.run_dir, args.name, card=card)
     card = json.loads((pretrained.WEIGHTS_DIR / f"{args.name}.json").read_text())  # with the settings export_pretrained added
     card["settings"]["flip"] = bool(args.flip)
-    (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_text_atomic(pretrained.WEIGHTS_DIR / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
     if args.previous is not None:
         join_stages(args.previous, args.name, card)
     card["training"]["stages"] = args.stage
@@ -206,8 +206,8 @@ def main() -> None:
             row["protocol"] = HELD_OUT_PROTOCOL
     card["reference"] = None
     card["limitations"] = args.limitation
-    (pretrained.WEIGHTS_DIR / f"{args.name}.json").write_text(json.dumps(card, indent=2) + "\n")
-    (pretrained.WEIGHTS_DIR / f"{args.name}.md").write_text(pretrained.card_markdown(card))
+    write_text_atomic(pretrained.WEIGHTS_DIR / f"{args.name}.json", json.dumps(card, indent=2) + "\n")
+    write_text_atomic(pretrained.WEIGHTS_DIR / f"{args.name}.md", pretrained.card_markdown(card))
     size = (pretrained.WEIGHTS_DIR / f"{args.name}.npz").stat().st_size
     print(json.dumps({"validation": card["validation"], "evaluations": card.get("evaluations")}, indent=2), f"\nweights: {size / 1e6:.1f} MB")
 

@@ -63,3 +63,28 @@ def test_no_writer_renames_its_own_temporary_files():
                 if pattern.search(code) and not any(name == file and text in code for file, text in allowed):
                     found.append(f"{name}: {line.strip()[:80]}")
     assert not found, f"hand-written safe writes (use pmsp_utils.safe_write): {found}"
+
+
+def test_every_writer_of_a_file_goes_through_safe_write():
+    """A plain write_text/write_bytes/open(..., "w") leaves a half-written file under its final name when the process
+    stops or the disk fills; the package and the scripts write through pmsp_utils.safe_write. Left: the resumable
+    download's .part file (appended to by design, renamed by nobody), the output folder's lock (a PID, created with
+    O_EXCL), os.devnull, and writes into memory buffers."""
+    root = Path(__file__).resolve().parents[1]
+    allowed = {("pmsp_utils/data/download.py", 'with open(target, "ab" if have else "wb")'),
+               ("pmsp_utils/batch_files.py", 'with os.fdopen(handle, "w") as stream'),
+               ("pmsp_utils/runtime.py", 'with open(os.devnull, "wb")'),
+               ("pmsp_utils/runtime.py", "lambda temporary: Path(temporary).write_bytes(")}  # inside save_atomic
+    pattern = re.compile(r"\.write_text\(|\.write_bytes\(|\bopen\([^)]*[\"'][wax]b?\+?[\"']|os\.fdopen\([^)]*[\"'][wa]|json\.dump\(")
+    found = []
+    for folder in ("pmsp_utils", "scripts"):
+        for path in sorted((root / folder).rglob("*.py")):
+            name = str(path.relative_to(root))
+            if name == "pmsp_utils/safe_write.py":
+                continue
+            for line in path.read_text().splitlines():
+                code = line.split("#")[0]
+                if pattern.search(code) and not any(name == file and text in code for file, text in allowed):
+                    found.append(f"{name}: {line.strip()[:90]}")
+    assert not found, f"writes that bypass pmsp_utils.safe_write: {found}"
+    assert pattern.search('Path("x").write_text("y")') and pattern.search('open(path, "wb")') and not pattern.search('open(path, "rb")')

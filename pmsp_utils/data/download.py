@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..safe_write import write_atomic
+from ..safe_write import write_atomic, write_text_atomic
 from .verify import sha256 as sha256_of  # the one file hash, under the name this module's callers use
 
 DOWNLOADS_DIR = Path(__file__).resolve().parent / "downloads"
@@ -485,7 +485,7 @@ def claim_staging(target: Path) -> Path:
                             "there, and never empties a folder it did not make. Move it away, or choose another --to.")
     try:
         staging.mkdir(parents=True, exist_ok=True)
-        (staging / STAGING_MARK).write_text("pmsp data download stages its archives here; safe to delete when no download runs.\n")
+        write_text_atomic(staging / STAGING_MARK, "pmsp data download stages its archives here; safe to delete when no download runs.\n")
     except OSError as error:
         raise DownloadError(f"--to {target}: cannot write in {target.parent} ({error.strerror or error}); choose a folder you "
                             "can write with --to (nothing was downloaded).") from None
@@ -542,7 +542,7 @@ def _download_archive(archive: Archive, part: Path, fetcher, show_progress, echo
 def write_card(folder: Path, entry: Downloadable, report: dict, licence: str, citation: str) -> Path:
     """``DATASET.json`` (source, commits, date, every file with its size and hash, fixes, licence, citation) and
     ``fixes.json`` in ``folder``."""
-    (folder / REPORT).write_text(json.dumps(report, indent=1) + "\n")
+    write_text_atomic(folder / REPORT, json.dumps(report, indent=1) + "\n")
     layout = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name not in {CARD}:
@@ -560,7 +560,7 @@ def write_card(folder: Path, entry: Downloadable, report: dict, licence: str, ci
         "layout": layout,
     }
     path = folder / CARD
-    path.write_text(json.dumps(card, indent=1) + "\n")
+    write_text_atomic(path, json.dumps(card, indent=1) + "\n")
     return path
 
 

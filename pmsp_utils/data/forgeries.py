@@ -40,6 +40,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..safe_write import write_text_atomic
 from .records import IMAGE_SUFFIXES, Dataset, Record
 from .splits import SPLIT_NAMES, name_hash
 from .synthetic import Forgery, decode, jpeg_bytes, png_bytes
@@ -472,7 +473,7 @@ def forged_parts(photos: Sequence[Path], counts: dict[str, int], *, seed: int = 
                                      key=lambda record: (record.kind, record.name))
         else:
             dataset = generator.write(folder, show_progress=show_progress)
-            (folder / "complete").write_text("written\n")
+            write_text_atomic(folder / "complete", "written\n")
         dataset.name = f"forged ({part}, {len(split[part])} photos)"
         result[part] = dataset
     return result

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterable
 
 from .records import KINDS, Record
+from ..safe_write import write_text_atomic
 
 PAPER_FRACTIONS = (0.90, 0.05, 0.05)  # train, validation, test (the paper's section 4.1)
 SPLIT_NAMES = ("train", "validation", "test")
@@ -45,7 +46,7 @@ class Split:
             path = folder / f"{part}.txt"
             write_split_list(path, records)
             written.append(path)
-        (folder / "protocol.txt").write_text(self.protocol + "\n")
+        write_text_atomic(folder / "protocol.txt", self.protocol + "\n")
         return written
 
     @classmethod
@@ -86,8 +87,7 @@ def write_split_list(path: str | Path, records: Iterable[Record]) -> Path:
             return f"{record.dataset}/{record.name}\n"
 
     path = Path(path)
-    path.write_text("".join(line(record) for record in records))
-    return path
+    return write_text_atomic(path, "".join(line(record) for record in records))
 
 
 def read_split_list(path: str | Path) -> list[tuple[str, str | None]]:
