@@ -31,11 +31,15 @@ OUTPUT_STRIDES = (8, 16, 32)
 DECODERS = ("none", "f3")
 INPUT_POLICIES = ("resize", "pad", "native")
 BINS = (1, 2, 3, 6)
+# The defaults of a network and of its ELA input, typed here once: ModelSettings' fields, build_pmsp, the backbone,
+# the ELA functions and the command line read them.
+DEFAULT_OUTPUT_STRIDE = 32  # MobileNetV1 as published, the paper's network
+DEFAULT_ELA_QUALITY = 90  # the re-save quality of the paper's ELA (section 3.1)
 DEFAULT_ELA_GAIN = 8.0
 DECODER_STRIDE = 8  # F3, the level the decoder reads, is at stride 8
 
 
-def prediction_stride(output_stride: int = 32, decoder: str = "none") -> int:
+def prediction_stride(output_stride: int = DEFAULT_OUTPUT_STRIDE, decoder: str = "none") -> int:
     """Pixels per logit along each side of the network's output: F5's stride, or 8 with the F3 decoder."""
     return min(output_stride, DECODER_STRIDE) if decoder != "none" else output_stride
 
@@ -46,7 +50,7 @@ def _step(output_stride: int, bins: tuple[int, ...]) -> int:
     return output_stride * math.lcm(*bins)
 
 
-def nearest_valid_sizes(size: int, bins: tuple[int, ...] = BINS, *, output_stride: int = 32) -> tuple[int, ...]:
+def nearest_valid_sizes(size: int, bins: tuple[int, ...] = BINS, *, output_stride: int = DEFAULT_OUTPUT_STRIDE) -> tuple[int, ...]:
     """The valid input sizes nearest ``size``: multiples of output_stride * lcm(bins) (192 at stride 32, 96 at 16, 48 at 8)."""
     step = _step(output_stride, bins)
     lower = max(step, int(size) // step * step)
@@ -54,7 +58,7 @@ def nearest_valid_sizes(size: int, bins: tuple[int, ...] = BINS, *, output_strid
     return (lower,) if lower == upper else (lower, upper)
 
 
-def check_input_size(size: int, bins: tuple[int, ...] = BINS, *, output_stride: int = 32) -> None:
+def check_input_size(size: int, bins: tuple[int, ...] = BINS, *, output_stride: int = DEFAULT_OUTPUT_STRIDE) -> None:
     """Raise a ValueError naming the nearest valid sizes unless F5 (size / output_stride) divides into every bin."""
     step = _step(output_stride, bins)
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
@@ -84,10 +88,10 @@ class ModelSettings:
     attention: str = "features"
     fusion: str = "add"
     streams: str = "both"
-    output_stride: int = 32
+    output_stride: int = DEFAULT_OUTPUT_STRIDE
     decoder: str = "none"
     ela_gain: float = DEFAULT_ELA_GAIN
-    ela_quality: int = 90
+    ela_quality: int = DEFAULT_ELA_QUALITY
     ela_scaling: str = "raw"
     policy: str = "resize"
     flip: bool = False  # test-time augmentation: average with the horizontally flipped input's map (on where it was measured to win)

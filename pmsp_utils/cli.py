@@ -52,7 +52,7 @@ def _ela(args: argparse.Namespace) -> int:
     from .safe_write import save_png_atomic
     from .viz import ela_for_display
 
-    ElaSettings(quality=args.quality, scaling=args.scaling)  # a bad setting is one error, before any file
+    ElaSettings(quality=args.quality, scaling=args.display)  # a bad setting is one error, before any file
     out = check_output_folder(args.out)
     files, problems = expand_inputs(args.images)
     for problem in problems:
@@ -64,9 +64,9 @@ def _ela(args: argparse.Namespace) -> int:
         target = out / f"{stem}_ela.png"
         try:
             ledger.claim(target.name)  # a user's own file of that name is never replaced
-            result = ela_result(path, quality=args.quality, scaling=args.scaling)
+            result = ela_result(path, quality=args.quality, scaling=args.display)
             _note_conversions(path, result.conversions)
-            picture = result.ela if args.scaling != "raw" else (ela_for_display(result.ela) * 255).astype(np.uint8)
+            picture = result.ela if args.display != "raw" else (ela_for_display(result.ela) * 255).astype(np.uint8)
             save_png_atomic(target, picture)
             ledger.record(target)
         except OSError as error:
@@ -511,7 +511,7 @@ def _inference_arguments(command) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .architecture import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, OUTPUT_STRIDES, STREAMS
+    from .architecture import ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_QUALITY, FUSIONS, OUTPUT_STRIDES, STREAMS
     from .train import SCHEDULES
     from .data.sources import DATA_SOURCES
     from .ela import SCALINGS
@@ -542,9 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
     ela_command = commands.add_parser("ela", help="write ELA maps of images as PNG files")
     ela_command.add_argument("images", nargs="+", help="image files")
     ela_command.add_argument("--out", required=True, type=_named, help="output folder")
-    ela_command.add_argument("--quality", type=int, default=90, help="re-save JPEG quality (1..100, default 90)")
-    ela_command.add_argument("--scaling", choices=SCALINGS, default="max",
-                             help="raw maps are display-stretched before saving (default: max)")
+    ela_command.add_argument("--quality", type=int, default=DEFAULT_ELA_QUALITY,
+                             help=f"re-save JPEG quality (1..100, default {DEFAULT_ELA_QUALITY}, the network's)")
+    ela_command.add_argument("--display", "--scaling", dest="display", choices=SCALINGS, default="max",
+                             help="how the saved picture is stretched for the eye: max (default; the largest difference "
+                                  "becomes white), fixed (x20) or raw (the network's input, stretched for viewing)")
     ela_command.set_defaults(handler=_ela)
 
     train_command = commands.add_parser("train", help="train the network (the paper's recipe by default)")

@@ -36,14 +36,15 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageChops, features
 
+from .architecture import DEFAULT_ELA_QUALITY
 from .environment import cache_dir as default_cache_dir
-from .safe_write import write_atomic
 from .images import JPEG_FORMATS, ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
 from .progress import progress
+from .safe_write import write_atomic
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUALITY = 90
+DEFAULT_QUALITY = DEFAULT_ELA_QUALITY  # the paper's; typed once, in pmsp_utils.architecture
 DEFAULT_MULTIPLIER = 20
 DEFAULT_SUBSAMPLING = "4:2:0"
 SCALINGS = ("raw", "fixed", "max")

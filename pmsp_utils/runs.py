@@ -13,12 +13,13 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
-from .architecture import ModelSettings
+from .architecture import DEFAULT_ELA_GAIN, DEFAULT_ELA_QUALITY, DEFAULT_OUTPUT_STRIDE, ModelSettings
 
 #: The one table of defaults for runs and cards saved before a setting existed: what they lack was this (the suite's
 #: only behaviour then). Model settings read it (:func:`settings_of_run`) and so do training configs
 #: (:func:`pmsp_utils.train.saved_settings`), for the fields they have.
-LEGACY_SETTINGS = {"output_stride": 32, "decoder": "none", "ela_quality": 90, "ela_scaling": "raw", "policy": "resize", "ela_gain": 8.0}
+LEGACY_SETTINGS = {"output_stride": DEFAULT_OUTPUT_STRIDE, "decoder": "none", "ela_quality": DEFAULT_ELA_QUALITY, "ela_scaling": "raw",
+                   "policy": "resize", "ela_gain": DEFAULT_ELA_GAIN}
 
 
 def read_json(path: str | Path) -> dict:
