@@ -33,7 +33,8 @@ def conv_block(x, filters: int = 32, strides: int = 2):
     return layers.ReLU(6.0, name="conv1_relu")(x)
 
 
-def depthwise_separable_block(x, filters: int, strides: int, block: int, attention_inside: bool = False, dilation: int = 1):
+def depthwise_separable_block(x, filters: int, strides: int, block: int, attention_inside: bool = False, dilation: int = 1,
+                              attention_layer=CoordinateAttention):
     """A 3x3 depthwise convolution (dilated by ``dilation``) then a 1x1 pointwise one, each with BN and ReLU6."""
     if strides == 2:
         x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"conv_pad_{block}")(x)
@@ -42,7 +43,7 @@ def depthwise_separable_block(x, filters: int, strides: int, block: int, attenti
     x = layers.BatchNormalization(name=f"conv_dw_{block}_bn")(x)
     x = layers.ReLU(6.0, name=f"conv_dw_{block}_relu")(x)
     if attention_inside:
-        x = CoordinateAttention(name=f"coord_attention_dw_{block}")(x)
+        x = attention_layer(name=f"coord_attention_dw_{block}")(x)
     x = layers.Conv2D(filters, 1, padding="same", use_bias=False, name=f"conv_pw_{block}")(x)
     x = layers.BatchNormalization(name=f"conv_pw_{block}_bn")(x)
     return layers.ReLU(6.0, name=f"conv_pw_{block}_relu")(x)
@@ -70,13 +71,15 @@ def block_strides_and_dilations(output_stride: int = 32) -> list[tuple[int, int]
     return plan
 
 
-def mobilenet_v1_stream(input_shape: tuple[int, int, int], name: str, attention: str = "features", output_stride: int = 32) -> keras.Model:
+def mobilenet_v1_stream(input_shape: tuple[int, int, int], name: str, attention: str = "features", output_stride: int = 32,
+                        attention_layer=CoordinateAttention) -> keras.Model:
     """One stream as a Keras model: input (H, W, 3) in [-1, 1], outputs [F1, F2, F3, F4, F5].
 
     ``attention``: ``"none"``; ``"features"`` (Coordinate Attention after F3, F4
     and F5, the paper's placement); ``"blocks"`` (inside every depthwise block of
     the F3 to F5 stages, after the depthwise convolution). ``output_stride``: 32
-    (MobileNetV1 as published), 16 or 8 (the last stages dilated instead of strided).
+    (MobileNetV1 as published), 16 or 8 (the last stages dilated instead of strided). ``attention_layer``: the
+    Coordinate Attention class to build with (this package's; notebook 03 passes the one its cell defines).
     """
     if attention not in {"none", "features", "blocks"}:
         raise ValueError(f"attention must be 'none', 'features' or 'blocks', got {attention!r}.")
@@ -86,11 +89,11 @@ def mobilenet_v1_stream(input_shape: tuple[int, int, int], name: str, attention:
     features = []
     for block, ((filters, _), (strides, dilation)) in enumerate(zip(BLOCKS, plan), start=1):
         x = depthwise_separable_block(x, filters, strides, block, attention_inside=attention == "blocks" and block >= _FIRST_BLOCK_OF_F3,
-                                      dilation=dilation)
+                                      dilation=dilation, attention_layer=attention_layer)
         level = _LAST_BLOCK.get(block)
         if level is None:
             continue
         if attention == "features" and level in _ATTENDED_LEVELS:
-            x = CoordinateAttention(name=f"coord_attention_{level.lower()}")(x)
+            x = attention_layer(name=f"coord_attention_{level.lower()}")(x)
         features.append(x)
     return keras.Model(inputs, features, name=name)

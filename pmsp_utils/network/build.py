@@ -15,6 +15,7 @@ from keras import layers
 
 from ..architecture import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, FUSIONS, OUTPUT_STRIDES, STREAMS, ModelSettings,
                              check_input_size, nearest_valid_sizes, prediction_stride)
+from .attention import CoordinateAttention
 from .backbone import mobilenet_v1_stream
 from .pyramid import BINS, pyramid_pooling
 from .imagenet import load_backbone_weights
@@ -50,6 +51,8 @@ def build_pmsp(
     output_stride: int = 32,
     decoder: str = "none",
     verbose: bool = True,
+    attention_layer=CoordinateAttention,
+    pyramid=pyramid_pooling,
 ) -> keras.Model:
     """Build the PMSP network for square inputs of ``input_size`` (a multiple of 192; 576 as in the paper).
 
@@ -66,7 +69,9 @@ def build_pmsp(
     must then be a multiple of ``output_stride * 6``. ``decoder``: ``"none"`` (the
     paper) or ``"f3"`` (beyond the paper: the pyramid output is refined with the
     attended F3 features at stride 8, as DeepLabV3+ does, so the map has one
-    logit per 8x8 pixels whatever ``output_stride`` is).
+    logit per 8x8 pixels whatever ``output_stride`` is). ``attention_layer`` and ``pyramid``: the Coordinate
+    Attention class and the pyramid pooling function to build with; the package's by default, and notebook 03
+    passes the ones its cells define (the same code, held equal by tests/test_course_03.py).
     """
     check_input_size(input_size, output_stride=output_stride)
     for value, allowed, what in ((attention, ATTENTION_PLACEMENTS, "attention"), (fusion, FUSIONS, "fusion"), (streams, STREAMS, "streams"),
@@ -78,12 +83,13 @@ def build_pmsp(
     for stream in ("rgb", "ela") if streams == "both" else (streams,):
         image = keras.Input(shape=shape, name=stream)
         scaled = preprocess_rgb(image) if stream == "rgb" else preprocess_ela(image, ela_gain)
-        backbone = mobilenet_v1_stream(shape, name=f"{stream}_stream", attention=attention, output_stride=output_stride)
+        backbone = mobilenet_v1_stream(shape, name=f"{stream}_stream", attention=attention, output_stride=output_stride,
+                                       attention_layer=attention_layer)
         inputs.append(image)
         features = backbone(scaled)
         third.append(features[2])
         fifth.append(features[-1])
-    x = pyramid_pooling(_fuse(fifth, fusion, "fusion"), channels=pyramid_channels)
+    x = pyramid(_fuse(fifth, fusion, "fusion"), channels=pyramid_channels)
     x = layers.Conv2D(head_channels, 3, padding="same", use_bias=False, name="head_conv")(x)
     x = layers.BatchNormalization(name="head_bn")(x)
     x = layers.ReLU(name="head_relu")(x)

@@ -32,7 +32,7 @@ def layer_multiply_adds(layer) -> int:
         return _spatial(layer.output.shape) * kernel * int(layer.input.shape[-1]) // layer.groups * layer.filters
     if isinstance(layer, layers.Dense):
         return math.prod(int(d) for d in layer.output.shape[1:-1]) * int(layer.input.shape[-1]) * layer.units
-    if isinstance(layer, CoordinateAttention):
+    if isinstance(layer, CoordinateAttention) or hasattr(layer, "attention_maps"):  # the package's, or notebook 03's own cell
         _, height, width, channels = (int(d) if d is not None else 0 for d in layer.input.shape)
         hidden = layer.squeeze.filters
         return (height + width) * channels * hidden + (height + width) * hidden * channels
