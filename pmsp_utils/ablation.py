@@ -105,7 +105,7 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
                  snapshot_images: int = 3, echo: Callable[[str], None] = print, verbose: int = 0) -> list[dict]:
     """Train every (variant, seed) not yet in ``out/results.csv`` and add its row; returns all rows.
 
-    ``config`` is the recipe (a :class:`pmsp_utils.train.TrainConfig`) shared by every
+    ``config`` is the recipe (a :class:`pmsp_utils.train_config.TrainConfig`) shared by every
     cell; each variant changes only its architecture, each seed only ``config.seed``.
     The recipe's own architecture is the ``"paper"`` variant's: pass ``output_stride=32``
     for the paper's network (``TrainConfig``'s default is 16; ``pmsp ablate`` sets 32).

@@ -97,7 +97,7 @@ def _note_conversions(path: Path, conversions) -> None:
 
 def _train_config(args: argparse.Namespace):
     """The TrainConfig the options describe (``train`` and ``ablate``); a resumed run keeps the settings not typed again."""
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     values = {name: getattr(args, name) for name in TrainConfig.setting_names() if hasattr(args, name)}
     typed = set(getattr(args, "explicit", ()))
@@ -457,7 +457,7 @@ def _recipe_arguments(command, defaults: dict) -> None:
     ``defaults`` (:meth:`TrainConfig.defaults`, with the ``ablation`` recipe on top for ``pmsp ablate``)."""
     from .architecture import INPUT_POLICIES
     from .data.sources import DATA_SOURCES
-    from .train import LOSSES, MONITORS, SPLIT_PROTOCOLS
+    from .train_config import LOSSES, MONITORS, SPLIT_PROTOCOLS
 
     command.add_argument("--recipe", metavar="NAME", help="start from a named recipe (pmsp_utils/recipes.toml: paper, synthetic, ablation, "
                          "casia1-stride16, casia1-synthetic-start, one-network); options typed here override its fields")
@@ -512,13 +512,13 @@ def _inference_arguments(command) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .architecture import ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_QUALITY, FUSIONS, OUTPUT_STRIDES, STREAMS
-    from .train import SCHEDULES
+    from .train_config import SCHEDULES
     from .data.sources import DATA_SOURCES
     from .ela import SCALINGS
     from .pretrained import DEFAULT_MODEL
     from .evaluate import SPLITS
     from .runtime import RUNTIMES
-    from .train import MODEL_FIELDS, SPLIT_PROTOCOLS, TrainConfig
+    from .train_config import MODEL_FIELDS, SPLIT_PROTOCOLS, TrainConfig
     from .recipes import recipe
 
     from .copymove import ON_BY_DEFAULT

@@ -28,7 +28,7 @@ from .ela import ela as compute_ela
 from .pipeline import crop_window, empty_batch, to_placed
 
 if TYPE_CHECKING:
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
 
 def load_example(record: Record, ela_cache: ElaCache) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

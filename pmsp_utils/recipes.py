@@ -1,7 +1,7 @@
 """Named training recipes, as data (``recipes.toml``): ``pmsp train --recipe NAME`` and :func:`recipe_config`.
 
 Defined in 04_training. A recipe names the settings that differ from
-:class:`~pmsp_utils.train.TrainConfig`'s defaults; options typed on the command
+:class:`~pmsp_utils.train_config.TrainConfig`'s defaults; options typed on the command
 line override them. One file holds the recipes of every shipped model, the
 ablation scale and the paper's own, so a GPU call, a CPU run and a notebook
 name the same recipe instead of copying its options.
@@ -18,7 +18,7 @@ NOT_IN_A_RECIPE = ("root", "notes")  # where the data lives is the user's, not t
 
 def recipes(path: str | Path = RECIPES_FILE) -> dict[str, dict]:
     """{name: settings} of every recipe, each checked against TrainConfig's fields."""
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     path = Path(path)
     try:
@@ -43,7 +43,7 @@ def recipe(name: str, path: str | Path = RECIPES_FILE) -> dict:
 
 def recipe_config(name: str, **overrides):
     """A checked TrainConfig: recipe ``name`` with ``overrides`` on top."""
-    from .train import TrainConfig
+    from .train_config import TrainConfig
 
     config = TrainConfig(**{**recipe(name), **overrides})
     config.check()

@@ -17,7 +17,7 @@ from .architecture import DEFAULT_ELA_GAIN, DEFAULT_ELA_QUALITY, DEFAULT_OUTPUT_
 
 #: The one table of defaults for runs and cards saved before a setting existed: what they lack was this (the suite's
 #: only behaviour then). Model settings read it (:func:`settings_of_run`) and so do training configs
-#: (:func:`pmsp_utils.train.saved_settings`), for the fields they have.
+#: (:func:`pmsp_utils.train_config.saved_settings`), for the fields they have.
 LEGACY_SETTINGS = {"output_stride": DEFAULT_OUTPUT_STRIDE, "decoder": "none", "ela_quality": DEFAULT_ELA_QUALITY, "ela_scaling": "raw",
                    "policy": "resize", "ela_gain": DEFAULT_ELA_GAIN}
 
