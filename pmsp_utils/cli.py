@@ -119,7 +119,8 @@ def _train_config(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> int:
     keras_environment()
-    from .train import train, training_records
+    from .train import train
+    from .train_config import training_records
 
     config = _train_config(args)
     if args.run_dir.exists() and not args.run_dir.is_dir():
@@ -148,7 +149,7 @@ def _train(args: argparse.Namespace) -> int:
 def _ablate(args: argparse.Namespace) -> int:
     keras_environment()
     from .ablation import compare, run_ablation, summarise, variant_names
-    from .train import training_records
+    from .train_config import training_records
 
     names = variant_names(args.grid)  # a bad name fails before any data is read
     config = _train_config(args)

@@ -35,7 +35,6 @@ from PIL import Image
 
 from .architecture import ModelSettings
 from .data.records import Record
-from .data.splits import split_by
 from .ela import ElaCache
 from .safe_write import save_atomic, save_npz_atomic, write_csv, write_text_atomic
 from .metrics import PixelMetrics
@@ -44,7 +43,8 @@ from .pipeline import TARGET_IGNORE, valid_region
 from .runs import read_history, read_json
 from .feed import InputCache, load_example, make_sequence, placed_entry, screen_records  # noqa: F401  (callers import them from here too)
 from .train_config import (LOSSES, MODEL_FIELDS, MONITORS, PLATEAU_FACTOR, PLATEAU_PATIENCE, RECORDED_CHANGES,  # noqa: F401
-                           RESUMABLE_CHANGES, SCHEDULES, TRAINING_NETWORK, TrainConfig, saved_settings, setting_differences)
+                           RESUMABLE_CHANGES, SCHEDULES, TRAINING_NETWORK, TrainConfig, authentic_negatives, forged_sets,
+                           saved_settings, setting_differences, training_records)
 
 # --- losses ---------------------------------------------------------------------------
 
@@ -571,74 +571,6 @@ def append_history(run_dir: Path, row: dict) -> None:
     columns = ["epoch"] + sorted({key for item in rows for key in item} - {"epoch"})
     write_csv(run_dir / "history.csv", [{**item, "epoch": int(item["epoch"])} for item in rows], columns)
 
-
-
-def training_records(config: TrainConfig, *, include_authentic: bool = False, echo=print):
-    """(train, validation, test, protocol) for ``config.data``, split as ``config.split`` says: the paper's 90/5/5
-    per manipulation type by name hash, or grouped by source photo (:func:`~pmsp_utils.data.grouped_split`).
-
-    Real data comes from ``config.root`` (or ``PMSP_DATA_DIR/<data>``); the
-    synthetic set is written once to the cache folder and reused. Authentic
-    images are left out unless ``include_authentic`` (as in the paper, which
-    trains on tampered images).
-    """
-    from .data.sources import load_source
-
-    dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
-                          size=config.model.input_size, copy_move_share=config.synthetic_copy_move)
-    for line in getattr(dataset, "loading_report", lambda: [])():
-        echo(line)
-    records = [record for record in dataset if include_authentic or record.is_tampered]
-    if not records:
-        raise ValueError(f"{config.data}: no usable images found.")
-    split = split_by(config.split, records)
-    train_records = list(split.train)
-    if config.max_train_images:  # a name-hash sample (the parts are sorted by name, so a prefix would be one kind only)
-        from .data.splits import name_hash
-
-        train_records = sorted(sorted(train_records, key=lambda r: (name_hash(r.name, "subset"), r.name))[: config.max_train_images],
-                               key=lambda r: r.name)
-    echo(f"{config.data}: {len(train_records)} training, {len(split.validation)} validation, {len(split.test)} test images ({split.protocol})")
-    protocol = split.protocol
-    if config.forgeries:
-        forged = forged_sets(config, dataset.root, split, {"train": config.forgeries})["train"]
-        train_records += forged.records
-        protocol += (f"; plus {len(forged.records)} forgeries made on {forged.name.split(', ', 1)[1].rstrip(')')} of the training "
-                     f"part's photos (data.forgeries, seed {config.seed}; the photos behind validation and test forgeries excluded)")
-        echo(f"added {len(forged.records)} generated forgeries to the training part ({forged.name})")
-    if config.authentic:
-        negatives = authentic_negatives(dataset, split, config.authentic)
-        train_records += negatives
-        protocol += (f"; plus {len(negatives)} untouched photos of the training side as negatives (all-zero masks; the photos "
-                     "behind validation and test kept out)")
-        echo(f"added {len(negatives)} untouched training-side photos as negatives")
-    return train_records, list(split.validation), list(split.test), protocol
-
-
-def authentic_negatives(dataset, split, count: int) -> list[Record]:
-    """Up to ``count`` of ``dataset``'s untouched photos that belong to the training side: dealt to parts as the
-    forgeries' photos are (:func:`~pmsp_utils.data.forgeries.split_photos`, the photos behind the validation and test
-    forgeries reserved there), the training part's taken in name-hash order."""
-    from .data.forgeries import photo_id, reserved_ids, split_photos
-    from .data.splits import name_hash
-
-    untouched = {record.image_path: record for record in dataset if not record.is_tampered}
-    if not untouched:
-        raise ValueError(f"{dataset.root}: --authentic {count}, but the dataset has no untouched photos.")
-    train_side = split_photos(list(untouched), reserved=reserved_ids(split))["train"]
-    chosen = sorted(train_side, key=lambda path: (name_hash(photo_id(path), "negatives"), path.name))[:count]
-    return [untouched[path] for path in sorted(chosen, key=lambda path: path.name)]
-
-
-def forged_sets(config: TrainConfig, root, split, counts: dict[str, int]) -> dict:
-    """{part: Dataset} of forgeries made on ``config.forgery_photos`` (default ``root/authentic``), each part from its
-    own photos, with the photos behind ``split``'s validation and test forgeries kept in those parts."""
-    from .data.forgeries import forged_parts, list_photos, reserved_ids
-
-    folder = Path(config.forgery_photos) if config.forgery_photos else Path(root or ".") / "authentic"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: no folder of authentic photos to make forgeries from; pass --forgery-photos FOLDER.")
-    return forged_parts(list_photos(folder), counts, seed=config.seed, reserved=reserved_ids(split))
 
 
 def accelerator() -> str | None:

@@ -1,5 +1,6 @@
 """The training recipe as data, the paper's section 4.2: :class:`TrainConfig`, its checks, the named recipes
-(``recipes.toml``) it starts from, and how a saved run's settings are read back and compared. Defined in 04_training.
+(``recipes.toml``) it starts from, how a saved run's settings are read back and compared, and the records a recipe
+trains on (:func:`training_records`: the split, the generated forgeries, the untouched negatives). Defined in 04_training.
 
 Kept apart from the loop (:mod:`pmsp_utils.train`) so that the input pipeline (:mod:`pmsp_utils.feed`), the command
 line and the ablation runner read the recipe without the loop, and no module imports back into training.
@@ -15,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from .architecture import ModelSettings
-from .data.splits import SPLIT_PROTOCOLS
+from .data.records import Record
+from .data.splits import SPLIT_PROTOCOLS, split_by
 from .data.sources import DATA_SOURCES
 
 LOSSES = ("bce", "bce+dice", "focal")
@@ -249,3 +251,74 @@ def setting_differences(saved: dict, current: dict) -> list[tuple[str, object, o
     saved = saved_settings(saved)
     return [(name, saved[name], current[name]) for name in sorted(current)
             if name not in RESUMABLE_CHANGES and _normalised(name, saved.get(name)) != _normalised(name, current[name])]
+
+
+# --- the records a recipe trains on ---------------------------------------------------------------------
+
+
+def training_records(config: TrainConfig, *, include_authentic: bool = False, echo=print):
+    """(train, validation, test, protocol) for ``config.data``, split as ``config.split`` says: the paper's 90/5/5
+    per manipulation type by name hash, or grouped by source photo (:func:`~pmsp_utils.data.grouped_split`).
+
+    Real data comes from ``config.root`` (or ``PMSP_DATA_DIR/<data>``); the
+    synthetic set is written once to the cache folder and reused. Authentic
+    images are left out unless ``include_authentic`` (as in the paper, which
+    trains on tampered images).
+    """
+    from .data.sources import load_source
+
+    dataset = load_source(config.data, config.root, synthetic_count=config.synthetic_count, seed=config.seed,
+                          size=config.model.input_size, copy_move_share=config.synthetic_copy_move)
+    for line in getattr(dataset, "loading_report", lambda: [])():
+        echo(line)
+    records = [record for record in dataset if include_authentic or record.is_tampered]
+    if not records:
+        raise ValueError(f"{config.data}: no usable images found.")
+    split = split_by(config.split, records)
+    train_records = list(split.train)
+    if config.max_train_images:  # a name-hash sample (the parts are sorted by name, so a prefix would be one kind only)
+        from .data.splits import name_hash
+
+        train_records = sorted(sorted(train_records, key=lambda r: (name_hash(r.name, "subset"), r.name))[: config.max_train_images],
+                               key=lambda r: r.name)
+    echo(f"{config.data}: {len(train_records)} training, {len(split.validation)} validation, {len(split.test)} test images ({split.protocol})")
+    protocol = split.protocol
+    if config.forgeries:
+        forged = forged_sets(config, dataset.root, split, {"train": config.forgeries})["train"]
+        train_records += forged.records
+        protocol += (f"; plus {len(forged.records)} forgeries made on {forged.name.split(', ', 1)[1].rstrip(')')} of the training "
+                     f"part's photos (data.forgeries, seed {config.seed}; the photos behind validation and test forgeries excluded)")
+        echo(f"added {len(forged.records)} generated forgeries to the training part ({forged.name})")
+    if config.authentic:
+        negatives = authentic_negatives(dataset, split, config.authentic)
+        train_records += negatives
+        protocol += (f"; plus {len(negatives)} untouched photos of the training side as negatives (all-zero masks; the photos "
+                     "behind validation and test kept out)")
+        echo(f"added {len(negatives)} untouched training-side photos as negatives")
+    return train_records, list(split.validation), list(split.test), protocol
+
+
+def authentic_negatives(dataset, split, count: int) -> list[Record]:
+    """Up to ``count`` of ``dataset``'s untouched photos that belong to the training side: dealt to parts as the
+    forgeries' photos are (:func:`~pmsp_utils.data.forgeries.split_photos`, the photos behind the validation and test
+    forgeries reserved there), the training part's taken in name-hash order."""
+    from .data.forgeries import photo_id, reserved_ids, split_photos
+    from .data.splits import name_hash
+
+    untouched = {record.image_path: record for record in dataset if not record.is_tampered}
+    if not untouched:
+        raise ValueError(f"{dataset.root}: --authentic {count}, but the dataset has no untouched photos.")
+    train_side = split_photos(list(untouched), reserved=reserved_ids(split))["train"]
+    chosen = sorted(train_side, key=lambda path: (name_hash(photo_id(path), "negatives"), path.name))[:count]
+    return [untouched[path] for path in sorted(chosen, key=lambda path: path.name)]
+
+
+def forged_sets(config: TrainConfig, root, split, counts: dict[str, int]) -> dict:
+    """{part: Dataset} of forgeries made on ``config.forgery_photos`` (default ``root/authentic``), each part from its
+    own photos, with the photos behind ``split``'s validation and test forgeries kept in those parts."""
+    from .data.forgeries import forged_parts, list_photos, reserved_ids
+
+    folder = Path(config.forgery_photos) if config.forgery_photos else Path(root or ".") / "authentic"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no folder of authentic photos to make forgeries from; pass --forgery-photos FOLDER.")
+    return forged_parts(list_photos(folder), counts, seed=config.seed, reserved=reserved_ids(split))

@@ -202,7 +202,7 @@ def test_numeric_options_must_be_finite_before_any_data_is_read(tmp_path, capsys
 
 
 def test_a_run_dir_that_is_a_file_fails_before_the_data_loads(tmp_path, capsys, monkeypatch):
-    import pmsp_utils.train as train
+    import pmsp_utils.train_config as train
 
     monkeypatch.setattr(train, "training_records", lambda *a, **k: pytest.fail("the data was loaded first"))
     target = tmp_path / "notes.txt"
