@@ -84,3 +84,24 @@ def test_notebook_test_markers_are_cell_tags_not_comments():
             assert "NBVAL_" not in "".join(cell["source"]), f"{path.name}: a # NBVAL_ comment; use the nbval-* cell tags"
             tagged += bool({"nbval-check-output", "nbval-ignore-output"} & set(cell["metadata"].get("tags", [])))
     assert tagged >= 20
+
+
+def test_network_and_ela_defaults_are_typed_in_one_place():
+    """The output stride's and ELA quality's defaults live in pmsp_utils.architecture; every other default reads them
+    (a literal 32 or 90 as a default elsewhere is a second place that could disagree)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1] / "pmsp_utils"
+    typed = re.compile(r"(output_stride|quality|ela_quality)\s*:\s*int\s*=\s*(32|90)\b|\"ela_quality\": 90|\"output_stride\": 32|default=90\b")
+    found = [f"{path.relative_to(root)}:{number}: {line.strip()[:80]}" for path in sorted(root.rglob("*.py"))
+             if path.name != "architecture.py" for number, line in enumerate(path.read_text().splitlines(), 1)
+             if typed.search(line.split("#")[0])]
+    assert not found, f"defaults typed outside pmsp_utils.architecture: {found}"
+
+
+def test_legacy_runs_keep_the_settings_they_were_trained_with():
+    """Runs saved before a setting was recorded used the paper's stride 32 and ELA quality 90: if a default ever moves,
+    LEGACY_SETTINGS must keep these values (pinned here, not read from the defaults)."""
+    from pmsp_utils.runs import LEGACY_SETTINGS
+
+    assert LEGACY_SETTINGS["output_stride"] == 32 and LEGACY_SETTINGS["ela_quality"] == 90 and LEGACY_SETTINGS["ela_gain"] == 8.0

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ..architecture import OUTPUT_STRIDES
+from ..architecture import DEFAULT_OUTPUT_STRIDE, OUTPUT_STRIDES
 from .attention import CoordinateAttention
 
 # (pointwise filters, stride) of the 13 depthwise separable blocks, as in keras.applications.MobileNet.
@@ -49,7 +49,7 @@ def depthwise_separable_block(x, filters: int, strides: int, block: int, attenti
     return layers.ReLU(6.0, name=f"conv_pw_{block}_relu")(x)
 
 
-def block_strides_and_dilations(output_stride: int = 32) -> list[tuple[int, int]]:
+def block_strides_and_dilations(output_stride: int = DEFAULT_OUTPUT_STRIDE) -> list[tuple[int, int]]:
     """(stride, dilation) of each of the 13 blocks for a stream whose F5 is at ``output_stride`` (8, 16 or 32).
 
     As in DeepLab's MobileNet (TF-slim ``mobilenet_v1_base``): once the running
@@ -71,7 +71,7 @@ def block_strides_and_dilations(output_stride: int = 32) -> list[tuple[int, int]
     return plan
 
 
-def mobilenet_v1_stream(input_shape: tuple[int, int, int], name: str, attention: str = "features", output_stride: int = 32,
+def mobilenet_v1_stream(input_shape: tuple[int, int, int], name: str, attention: str = "features", output_stride: int = DEFAULT_OUTPUT_STRIDE,
                         attention_layer=CoordinateAttention) -> keras.Model:
     """One stream as a Keras model: input (H, W, 3) in [-1, 1], outputs [F1, F2, F3, F4, F5].
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from ..architecture import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, FUSIONS, OUTPUT_STRIDES, STREAMS, ModelSettings,
+from ..architecture import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, DEFAULT_OUTPUT_STRIDE, FUSIONS, OUTPUT_STRIDES, STREAMS, ModelSettings,
                              check_input_size, nearest_valid_sizes, prediction_stride)
 from .attention import CoordinateAttention
 from .backbone import mobilenet_v1_stream
@@ -48,7 +48,7 @@ def build_pmsp(
     head_channels: int = 128,
     dropout: float = 0.1,
     ela_gain: float = DEFAULT_ELA_GAIN,
-    output_stride: int = 32,
+    output_stride: int = DEFAULT_OUTPUT_STRIDE,
     decoder: str = "none",
     verbose: bool = True,
     attention_layer=CoordinateAttention,
@@ -100,7 +100,7 @@ def build_pmsp(
     x = layers.UpSampling2D(size=prediction_stride(output_stride, decoder), interpolation="bilinear", name="upsample")(x)
     probability = layers.Activation("sigmoid", dtype="float32", name="probability")(x)
     name = f"pmsp_{streams}_{fusion}_{attention}" if streams == "both" else f"pmsp_{streams}_{attention}"
-    if output_stride != 32 or decoder != "none":
+    if output_stride != DEFAULT_OUTPUT_STRIDE or decoder != "none":
         name += f"_os{output_stride}" + ("" if decoder == "none" else f"_{decoder}")
     model = keras.Model(inputs, probability, name=name)
     # What inference needs to feed it; a trained model's settings come from its run, card or .keras file instead.
