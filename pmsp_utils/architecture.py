@@ -133,13 +133,6 @@ class ModelSettings:
         """The keyword arguments of ``build_pmsp`` these settings fix."""
         return {name: getattr(self, name) for name in self.ARCHITECTURE}
 
-    def ela_settings(self):
-        """The :class:`~pmsp_utils.ela.ElaSettings` the model's ELA input is made with: the one place they are built
-        from a model's settings (inference, training, the input cache and the ship scripts all ask here)."""
-        from .ela import ElaSettings
-
-        return ElaSettings(quality=self.ela_quality, scaling=self.ela_scaling)
-
     def to_dict(self) -> dict:
         return asdict(self)
 

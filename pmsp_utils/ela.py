@@ -36,7 +36,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageChops, features
 
-from .architecture import DEFAULT_ELA_QUALITY
+from .architecture import DEFAULT_ELA_QUALITY, ModelSettings
 from .environment import cache_dir as default_cache_dir
 from .images import JPEG_FORMATS, ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
 from .progress import progress
@@ -61,6 +61,12 @@ class ElaSettings:
     scaling: str = "raw"
     multiplier: float = DEFAULT_MULTIPLIER
     subsampling: str = DEFAULT_SUBSAMPLING
+
+    @classmethod
+    def of_model(cls, settings: ModelSettings) -> "ElaSettings":
+        """The settings a model's ELA input is made with: the one place they are built from a model's
+        :class:`~pmsp_utils.architecture.ModelSettings` (inference, training, the input cache and the ship scripts ask here)."""
+        return cls(quality=settings.ela_quality, scaling=settings.ela_scaling)
 
     def __post_init__(self) -> None:
         if isinstance(self.quality, bool) or not isinstance(self.quality, (int, np.integer)):

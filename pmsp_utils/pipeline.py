@@ -213,7 +213,7 @@ def localize(model, source, *, settings: ModelSettings | None = None, policy: st
     ``"tile"``. ``flip``: test-time augmentation, the mean of the map and of the
     horizontally flipped input's map; None: the model's own setting.
     """
-    from .ela import ela_of_loaded
+    from .ela import ElaSettings, ela_of_loaded
     from .images import LoadedImage, load_image
 
     network, settings = _settings_of(model, settings)
@@ -227,7 +227,7 @@ def localize(model, source, *, settings: ModelSettings | None = None, policy: st
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size is the number of tiles per forward pass, at least 1, got {batch_size!r}.")
     loaded = source if isinstance(source, LoadedImage) else load_image(source)  # callers scoring several methods read once
-    result = ela_of_loaded(loaded, settings.ela_settings())
+    result = ela_of_loaded(loaded, ElaSettings.of_model(settings))
     image, ela_map, conversions = result.image, result.ela, result.conversions
     del result, loaded  # the decoded Pillow image (4 bytes a pixel) is not needed past this point: let it go
     names, size = input_names(network), settings.input_size

@@ -35,7 +35,7 @@ from PIL import Image
 
 from .architecture import ModelSettings
 from .data.records import Record
-from .ela import ElaCache
+from .ela import ElaCache, ElaSettings
 from .safe_write import save_atomic, save_npz_atomic, write_csv, write_text_atomic
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
@@ -456,7 +456,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         if split_protocol:
             write_text_atomic(splits / "protocol.txt", split_protocol + "\n")
         model = build_model(config, verbose=bool(verbose))
-    ela_cache = ElaCache(settings=config.model.ela_settings())
+    ela_cache = ElaCache(settings=ElaSettings.of_model(config.model))
     train_records, validation_records, loaded = screen_records(train_records, validation_records, ela_cache, echo,
                                                                keep=config.cache_in_memory)
     teacher = prepare_teacher(config, train_records, ela_cache, loaded, echo)

@@ -25,7 +25,7 @@ from pmsp_utils import pretrained  # noqa: E402
 from pmsp_utils.data import load_casia1, load_casia2, load_folder  # noqa: E402
 from pmsp_utils.data.sources import load_source  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
-from pmsp_utils.ela import ElaCache  # noqa: E402
+from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
 from pmsp_utils.safe_write import save_npz_atomic, write_csv, write_text_atomic  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
@@ -34,7 +34,7 @@ from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_h
 
 def score(model, records, config) -> dict:
     """Both protocols on the validation records."""
-    sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=config.model.ela_settings()))
+    sequence = make_sequence(records, config, shuffle=False, augment=False, ela_cache=ElaCache(settings=ElaSettings.of_model(config.model)))
     return {"at_input_size": evaluate_pixels(model, sequence), "at_original_size": at_original_size(model, records)}
 
 

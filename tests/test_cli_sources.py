@@ -60,13 +60,13 @@ def test_choice_lists_are_the_packages_tuples():
     from pmsp_utils.data.sources import DATA_SOURCES
     from pmsp_utils.ela import SCALINGS
     from pmsp_utils.evaluate import SPLITS
-    from pmsp_utils.train import LOSSES, MONITORS, SCHEDULES, SPLIT_PROTOCOLS
+    from pmsp_utils.train_config import LOSSES, MONITORS, SCHEDULES, SPLIT_PROTOCOLS
 
     expected = {"train": {"data": DATA_SOURCES, "loss": LOSSES, "monitor": MONITORS, "split": SPLIT_PROTOCOLS, "policy": INPUT_POLICIES,
                           "schedule": SCHEDULES, "attention": ATTENTION_PLACEMENTS, "fusion": FUSIONS, "streams": STREAMS,
                           "output_stride": OUTPUT_STRIDES, "decoder": DECODERS},
                 "evaluate": {"data": DATA_SOURCES, "split": SPLITS, "protocol": SPLIT_PROTOCOLS},
-                "ela": {"scaling": SCALINGS}}
+                "ela": {"display": SCALINGS}}
     for command, options in expected.items():
         actions = actions_of(command)
         for dest, choices in options.items():
@@ -96,8 +96,8 @@ def test_settings_and_splits_are_built_in_one_place():
     offenders = [f"{path.relative_to(root)}:{number}" for folder in ("pmsp_utils", "scripts", "benchmarks")
                  for path in sorted((root / folder).rglob("*.py"))
                  for number, line in enumerate(path.read_text().splitlines(), 1) if rebuilt.search(line)]
-    assert not offenders, f"ELA settings or splits rebuilt by hand (use ModelSettings.ela_settings() / split_by): {offenders}"
+    assert not offenders, f"ELA settings or splits rebuilt by hand (use ElaSettings.of_model / split_by): {offenders}"
     from pmsp_utils.architecture import ModelSettings
     from pmsp_utils.ela import ElaSettings
 
-    assert ModelSettings(input_size=192, ela_quality=85).ela_settings() == ElaSettings(quality=85, scaling="raw")
+    assert ElaSettings.of_model(ModelSettings(input_size=192, ela_quality=85)) == ElaSettings(quality=85, scaling="raw")

@@ -29,7 +29,7 @@ def config(**changes) -> TrainConfig:
 
 
 def batch_of(record, cfg, tmp_path, *, augment=False, cache=None):
-    ela_cache = ElaCache(tmp_path / "ela", cfg.model.ela_settings())
+    ela_cache = ElaCache(tmp_path / "ela", ElaSettings.of_model(cfg.model))
     sequence = make_sequence([record], cfg, shuffle=False, augment=augment, ela_cache=ela_cache, input_cache=cache)
     return sequence[0]
 

@@ -24,7 +24,7 @@ def jpeg_420(path, height=200, width=152, quality=85):
 def test_a_training_crop_carries_the_whole_images_ela_at_that_place(tmp_path, cache_folder):
     pytest.importorskip("keras")
     from pmsp_utils.data.records import Record
-    from pmsp_utils.ela import ElaCache, ela
+    from pmsp_utils.ela import ElaCache, ElaSettings, ela
     from pmsp_utils.feed import make_sequence
     from pmsp_utils.train import TrainConfig
 
@@ -34,7 +34,7 @@ def test_a_training_crop_carries_the_whole_images_ela_at_that_place(tmp_path, ca
     Image.fromarray(mask).save(tmp_path / "photo_gt.png")
     record = Record("folder", "photo", "splicing", path, tmp_path / "photo_gt.png")
     config = TrainConfig(input_size=96, policy="native", batch_size=1, weights=None, workers=1, seed=3)
-    sequence = make_sequence([record], config, shuffle=False, augment=False, ela_cache=ElaCache(settings=config.model.ela_settings()))
+    sequence = make_sequence([record], config, shuffle=False, augment=False, ela_cache=ElaCache(settings=ElaSettings.of_model(config.model)))
     try:
         (inputs, targets) = sequence[0]
     finally:
