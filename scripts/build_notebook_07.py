@@ -185,6 +185,7 @@ features, textured = patch_features(grey)
 print(f"features {features.shape}, {len(copymove.ORDERS)} orders: {copymove.ORDERS}")
 print(f"textured pixels: {textured.mean():.1%} (flat: standard deviation under {copymove.FLAT_STD:g}, or fine detail under "
       f"{copymove.FLAT_DETAIL:g})")
+print(f"{grey.size:,} pixels: comparing every pixel with every other takes {grey.size ** 2 / 1e9:.0f} billion distances")
 
 # The same patch, rotated by 30 degrees about its centre: how far do its features move, against two random patches?
 centre = (88, 112)
@@ -205,7 +206,7 @@ plt.show()
     md('''
 ## 3. Matching: PatchMatch over the whole photo
 
-For every textured pixel we want the most similar patch elsewhere, at least `min_offset` pixels away (a patch always resembles its neighbours; those are not copies). Comparing every pixel with every other is $N^2$: for a 240,000-pixel photo, 58 billion distances. **PatchMatch** (Barnes et al. 2009) gets close with far fewer, from one observation: in a copied region, neighbouring pixels have the same offset to their match. So:
+For every textured pixel we want the most similar patch elsewhere, at least `min_offset` pixels away (a patch always resembles its neighbours; those are not copies). Comparing every pixel with every other is $N^2$ distances: for the 400x600 photo of section 1, 58 billion (printed in section 2). **PatchMatch** (Barnes et al. 2009) gets close with far fewer, from one observation: in a copied region, neighbouring pixels have the same offset to their match. So:
 
 1. start from a random offset for every pixel;
 2. **propagate**: let each pixel try the offsets of its neighbours, and keep the better. Here the neighbours are 16, 4 and 1 pixels away along each axis (*jump flooding*), so that one good guess crosses a whole region in a few passes, with whole-array NumPy operations instead of a loop over pixels;
@@ -382,13 +383,16 @@ show_grid(grid, ["photo", "ELA", "network", "matcher", "fused", "truth"], [row["
 plt.show()
 '''),
     md('''
-The figures of the full validation run (casia1-forged; the 52 CASIA v1 validation images, 75 forgeries and 47 untouched photos of the validation side), with their paired 95% bootstrap intervals, are in `benchmarks/RESULTS.md`; the next cell reads the measured table the package ships (`missed`: per-image F1 under 0.1):
+The figures of the full validation run (casia1-forged, on every CASIA v1 validation image, forgery and untouched photo of the validation side), with their paired 95% bootstrap intervals, are in `benchmarks/RESULTS.md`; the next cell reads the measured table the package ships and prints how many images of each it scored (`missed`: per-image F1 under 0.1):
 '''),
     code('''
 from importlib.resources import files
 
 shipped = pd.read_csv(files("pmsp_utils") / "results" / "copymove" / "summary.csv")
 untouched = shipped[shipped.set == "untouched"].iloc[0]
+counted = shipped.groupby("set")["images"].sum()
+print(f"the full validation run: {counted['casia1']} CASIA v1 validation images, {counted['forged']} forgeries and "
+      f"{counted['untouched']} untouched photos of the validation side")
 print(f"untouched validation photos ({int(untouched.images)}): a pair reported in {untouched['with a pair']:.1%}; "
       f"more than 1% of the area marked: network {untouched['missed network']:.1%}, fused {untouched['missed fused']:.1%}")
 shipped[shipped.set != "untouched"][["set", "kind", "images", "with a pair", "F1 network", "F1 fused", "missed network", "missed fused",
