@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 
-.PHONY: run test test-fast lab notebooks bench clean browser
+.PHONY: run test test-fast test-torch lab notebooks bench clean browser
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; run: make PYTHON=python3.11 ...")'
@@ -50,6 +50,14 @@ test: $(VENV)/.installed-test browser
 test-fast: $(VENV)/.installed-test
 	$(BIN)/ruff check pmsp_utils tests benchmarks scripts
 	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not slow" -q
+
+# Keras on PyTorch: installs torch (a large download, so not part of `make test`), then trains a step on it, loads the
+# saved model on TensorFlow, and runs notebooks 03 and 04 on the torch backend in smoke mode.
+test-torch: $(VENV)/.installed-test
+	$(PIP) -e ".[torch]"
+	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_model.py -k pytorch -q
+	PMSP_SMOKE=1 MPLBACKEND=Agg KERAS_BACKEND=torch $(BIN)/python -m pytest notebooks/03_building_the_network.ipynb \
+	  notebooks/04_training.ipynb --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -q
 
 lab: $(VENV)/.installed-all
 	$(BIN)/jupyter lab notebooks/

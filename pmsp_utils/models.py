@@ -109,7 +109,8 @@ def settings_contradictions(model, settings: ModelSettings) -> list[str]:
     A ``.keras`` file carries its settings beside the network; a wrong one (edited, or saved with another model's
     settings) would otherwise fail far away (inside the LiteRT export) or run silently with the wrong preprocessing."""
     found = []
-    names = {layer.name for layer in model.layers}
+    every = list(model._flatten_layers(include_self=False))  # an ensemble's member networks included
+    names = {layer.name for layer in every}
     inputs = {tensor.name.split(":")[0]: tuple(tensor.shape) for tensor in model.inputs}
     for name, shape in inputs.items():
         if len(shape) == 4 and shape[1] is not None and shape[1] != settings.input_size:
@@ -121,7 +122,7 @@ def settings_contradictions(model, settings: ModelSettings) -> list[str]:
     has_decoder = "decoder_concat" in names
     if has_decoder != (settings.decoder != "none"):
         found.append(f"decoder {settings.decoder!r}, but the network {'has' if has_decoder else 'has no'} F3 decoder")
-    upsample = next((layer for layer in model.layers if layer.name == "upsample"), None)
+    upsample = next((layer for layer in every if layer.name == "upsample"), None)
     if upsample is not None and tuple(upsample.size)[0] != settings.prediction_stride:
         found.append(f"one logit per {settings.prediction_stride} pixels (output stride {settings.output_stride}, decoder "
                      f"{settings.decoder!r}), but the network upsamples by {tuple(upsample.size)[0]}")
@@ -169,10 +170,13 @@ def _build(settings: ModelSettings):
     return build_pmsp(**settings.architecture(), weights=None, verbose=False)
 
 
-def read_keras(path: str | Path):
+def read_keras(path: str | Path, *, compile: bool = True):
     """The one reader of ``.keras`` archives (finished runs, checkpoints, files saved by :func:`save_model`): safe mode
     on (no code in the file runs), the package's layers and losses registered, and the settings attached as
-    ``model.pmsp_settings`` when the archive carries them (a checkpoint's come from its run folder)."""
+    ``model.pmsp_settings`` when the archive carries them (a checkpoint's come from its run folder).
+
+    ``compile`` False leaves the saved optimizer and loss unread: a model to predict with needs neither, and a file
+    trained on another Keras backend names that backend's classes there (reading them would import PyTorch or JAX)."""
     import keras
 
     from .network import attention, losses  # noqa: F401  (registers CoordinateAttention and the losses)
@@ -180,7 +184,7 @@ def read_keras(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file.")
-    model = keras.models.load_model(path, safe_mode=True)
+    model = keras.models.load_model(path, safe_mode=True, compile=compile)
     try:
         model.pmsp_settings = read_keras_settings(path)
     except ValueError:
@@ -194,7 +198,7 @@ def _load_keras(path: Path):
     if not zipfile.is_zipfile(path):  # Keras says "File not found" for random bytes
         raise ValueError(f"{path}: not a Keras archive (a .keras file is a zip); the file is damaged or another format.")
     try:
-        model = read_keras(path)
+        model = read_keras(path, compile=False)  # to predict with: the optimizer and loss stay in the file
     except (FileNotFoundError, ValueError):
         raise
     except Exception as error:  # Keras raises KeyError, TypeError ... for archives of other models

@@ -201,6 +201,13 @@ def prepare_lite(spec: str | Path, *, input_size: int | None = None, loaded=None
 
         keras_environment()
         loaded = load_model(spec, input_size=input_size, inference=True)
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":  # the converter traces the network with TensorFlow: a JAX or PyTorch model cannot be
+        raise ValueError(f"the LiteRT copy is made through TensorFlow, and Keras runs on {backend} here; run "
+                         "`KERAS_BACKEND=tensorflow pmsp prepare` once (the copy then serves every later run), or use "
+                         "--runtime keras")
     echo(f"first use of {loaded.label}: exporting a LiteRT copy for fast start-up to {path.parent} (once; pmsp prepare does it ahead of time)")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -438,3 +438,19 @@ def test_available_imagenet_weights_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("PMSP_IMAGENET_WEIGHTS", str(tmp_path / "missing.h5"))
     with pytest.raises(FileNotFoundError, match="is not a file"):
         available_imagenet_weights()
+
+
+@pytest.mark.slow
+def test_pytorch_trains_a_step_and_its_saved_model_runs_on_tensorflow(tmp_path):
+    """Keras 3 on PyTorch (Colab ships torch beside TensorFlow): one training step with the package's loss, the model
+    saved as .keras, loaded on TensorFlow with the same maps; the LiteRT export, which needs TensorFlow, says so in one
+    line. Needs torch: `make test-torch` installs it and runs this (it is too large a download for every `make test`)."""
+    pytest.importorskip("torch", reason="the PyTorch backend check needs torch: make test-torch")
+    torch_report, = reports_of([start_python([Path(__file__).with_name("torch_check.py"), tmp_path, "train"], KERAS_BACKEND="torch")])
+    tensorflow_report, = reports_of([start_python([Path(__file__).with_name("torch_check.py"), tmp_path, "load"],
+                                                  KERAS_BACKEND="tensorflow")])
+    assert (torch_report["backend"], tensorflow_report["backend"]) == ("torch", "tensorflow")
+    assert np.isfinite(torch_report["loss"]) and torch_report["changed"] and torch_report["spread"] > 1e-3
+    if "litert" in torch_report:
+        assert "made through TensorFlow, and Keras runs on torch" in torch_report["litert"]
+    np.testing.assert_allclose(np.load(tmp_path / "tensorflow.npy"), np.load(tmp_path / "torch.npy"), atol=1e-4)
