@@ -171,6 +171,48 @@ def test_05_auc_from_histograms():
     assert histogram_auc(scores, truth) == pytest.approx(metrics.pooled_auc(), abs=1e-6)
 
 
+# --- 05, exercise 2: does the tampered area matter? The two halves, with a bootstrap interval -------------------
+
+
+def area_halves(f1, area, *, resamples: int = 4000, confidence: float = 0.9, seed: int = 0) -> tuple[float, float, float]:
+    """Mean F1 of the images with more than the median area minus that of the rest, and its percentile interval: each
+    half resampled with replacement on its own (the halves hold different images, so the draws are not paired)."""
+    f1, area = np.asarray(f1, float), np.asarray(area, float)
+    larger = area > np.median(area)
+    big, little = f1[larger], f1[~larger]
+    random = np.random.default_rng(seed)
+    draws = (random.choice(big, (resamples, len(big))).mean(axis=1)
+             - random.choice(little, (resamples, len(little))).mean(axis=1))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return float(big.mean() - little.mean()), float(low), float(high)
+
+
+def test_05_area_halves_find_a_real_trend_and_not_a_made_up_one():
+    random = np.random.default_rng(3)
+    area = random.uniform(0.01, 0.4, 200)
+    difference, low, high = area_halves(np.clip(2 * area + random.normal(0, 0.15, 200), 0, 1), area)  # F1 grows with area
+    assert 0 < low < difference < high
+    difference, low, high = area_halves(random.uniform(0, 1, 200), area)  # F1 unrelated to the area
+    assert low < 0 < high
+
+
+# --- 05, exercise 5: a map read upside down scores 1 - AUC ----------------------------------------------------------
+
+
+def test_05_reading_a_map_upside_down_gives_one_minus_its_auc():
+    from pmsp_utils.metrics import PixelMetrics
+
+    random = np.random.default_rng(4)
+    mask = (random.random((60, 80)) < 0.2).astype(np.uint8)
+    scores = np.clip(random.normal(0.5 - 0.1 * mask, 0.2), 0, 1)  # anti-correlated: tampered pixels score lower
+    upright, upside_down = PixelMetrics(), PixelMetrics()
+    upright.update(scores, mask)
+    upside_down.update(1 - scores, mask)
+    assert upright.pooled_auc() < 0.5
+    assert upside_down.pooled_auc() == pytest.approx(1 - upright.pooled_auc(), abs=2e-3)
+
+
 # --- 06, exercise 2: the chance that every seed of one identical variant beats every seed of the other ---------------
 
 
