@@ -11,7 +11,7 @@ Section 2/3: "The pooled F1 hardly notices the missed image (25 of 6425 tampered
 Section 4: "the median is a few percent" (of each CASIA v1.0 test image tampered); "from a predictor that flags almost
 nothing"; the paper's AUC "close to chance" and the scorer's too.
 Section 5: "no image below was seen by either (the cell checks it)"; "What still differs": the paper's AUC is near
-chance, which "a map as good as ours does not produce".
+chance, and "a map as good as ours does not produce it".
 Section 9, "What the network marks when it misses": "In the first two, all of the flagged area lies outside the edit
 ... the boy and the cow ... copied within each photo"; "In the second row above it marks the tiger"; "The third worst
 case fails another way: on a woven fabric".
@@ -97,7 +97,7 @@ def _unseen_by_both(notebook):
 
 
 def _ours_not_near_chance(notebook):
-    """Section 5, "What still differs": the paper's AUC near chance is what "a map as good as ours does not produce"."""
+    """Section 5, "What still differs": the paper's AUC near chance: "a map as good as ours does not produce it"."""
     assert numbers(notebook, "ours, casia1-forged, weighted")[-1] >= 0.8
     assert numbers(notebook, "Meng et al., Table II, CASIA v1.0")[-1] < 0.6
 
@@ -151,7 +151,7 @@ CHECKS = {
     "a predictor that flags almost nothing": _weak_scorer,
     "the median is a few percent": _median_share,
     "so no image below was seen by either (the cell checks it)": _unseen_by_both,
-    "which a map as good as ours does not produce": _ours_not_near_chance,
+    "a map as good as ours does not produce it": _ours_not_near_chance,
     "the network marks the boy and the cow": _salient_objects,
     "the curves use every second image of the test part, at two or three levels per kind": _robustness_subset,
     "CFA1's pooled AUC is below 0.5": _cfa1_below_chance,
