@@ -35,7 +35,7 @@ def main() -> None:
     from pmsp_utils.environment import keras_environment
     from pmsp_utils.models import init_weights_from
     from pmsp_utils.network import build_pmsp
-    from pmsp_utils.runs import settings_of_run
+    from pmsp_utils.run_folder import settings_of_run
     from pmsp_utils.safe_write import write_text_atomic
 
     keras_environment()

@@ -24,7 +24,7 @@ def report(quick: bool = False, weights: str = "casia1") -> list[str]:
 
     from pmsp_utils import pretrained
     from pmsp_utils.models import load_model
-    from pmsp_utils.batch_files import write_outputs
+    from pmsp_utils.localize_outputs import write_outputs
     from pmsp_utils.network import ensemble_members
     from pmsp_utils.pipeline import localize
     from run import make_images

@@ -37,7 +37,7 @@ def photo(path: Path, height: int, width: int, seed: int = 0) -> Path:
 
 
 def seconds(model, path: Path, out: Path, rounds: int) -> float:
-    from pmsp_utils.batch_files import write_outputs
+    from pmsp_utils.localize_outputs import write_outputs
     from pmsp_utils.pipeline import localize
 
     best = float("inf")

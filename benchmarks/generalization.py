@@ -51,7 +51,7 @@ FLAGGED_AREA = 0.01
 def score(predict, items, threshold: float = 0.5, scores: dict | None = None) -> PixelMetrics:
     """items: (name, image source, mask) triples; ``predict`` maps an image source to a probability map.
     ``scores``: filled with each image's raw tamper score and its marked share."""
-    from pmsp_utils.batch_files import raw_tamper_score
+    from pmsp_utils.localize_outputs import raw_tamper_score
 
     metrics = PixelMetrics(threshold)
     for name, source, mask in items:
@@ -123,7 +123,7 @@ def main() -> None:
     from pmsp_utils.data.forgeries import forged_parts, list_photos, reserved_ids
     from pmsp_utils.images import load_image
     from pmsp_utils.models import load_model
-    from pmsp_utils.batch_files import raw_tamper_score
+    from pmsp_utils.localize_outputs import raw_tamper_score
     from pmsp_utils.pipeline import localize
 
     casia = load_casia1(args.root)

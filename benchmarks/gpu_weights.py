@@ -39,7 +39,7 @@ def pack(run: Path, prefix: str) -> None:
 def rebuild(run: Path, prefix: str, out: Path) -> None:
     from pmsp_utils.models import _build
     from pmsp_utils.pretrained import weight_key
-    from pmsp_utils.runs import settings_of_run
+    from pmsp_utils.run_folder import settings_of_run
 
     values = {**np.load(f"{prefix}_a.npz"), **np.load(f"{prefix}_b.npz")}
     model = _build(settings_of_run(run))

@@ -119,7 +119,7 @@ def run_ablation(variants: str | Sequence[str], seeds: Sequence[int], config, tr
     from .evaluate import evaluate, model_predictor
     from .network.counting import multiply_adds
     from .robustness import robustness_curves
-    from .runs import read_history
+    from .run_folder import read_history
     from .train import train
 
     names = variant_names(variants)
@@ -200,7 +200,7 @@ def summarise(rows: list[dict], metric: str = "per_image_f1@0.5") -> list[dict]:
     return summary
 
 
-def compare(rows: list[dict], first: str, second: str, metric: str = "per_image_f1@0.5") -> str:
+def describe_difference(rows: list[dict], first: str, second: str, metric: str = "per_image_f1@0.5") -> str:
     """A sentence: whether ``first`` beats ``second`` on ``metric`` beyond the spread over seeds, or is within it."""
     by_name = {row["variant"]: row for row in summarise(rows, metric)}
     if first not in by_name or second not in by_name:
@@ -266,7 +266,7 @@ class Study:
 
 def collect_histories(out: str | Path) -> list[dict]:
     """Every cell's per-epoch history in one list of rows (with ``variant`` and ``seed``), from a study folder."""
-    from .runs import read_history
+    from .run_folder import read_history
 
     rows = []
     for run_dir in sorted(Path(out).glob("*/seed*")):

@@ -48,7 +48,7 @@ def _ela(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .ela import ElaSettings, ela_result
-    from .batch_files import ELA_OUTPUTS, Ledger, check_output_folder, expand_inputs, plan_outputs
+    from .localize_outputs import ELA_OUTPUTS, Ledger, check_output_folder, expand_inputs, plan_outputs
     from .safe_write import save_png_atomic
     from .viz import ela_for_display
 
@@ -108,7 +108,7 @@ def _train_config(args: argparse.Namespace):
     values["weights"] = None if values["weights"] in {"none", "None", ""} else values["weights"]
     if getattr(args, "resume", False) and (args.run_dir / "config.json").is_file():
         # Resuming takes the run's own settings; only what the user typed again is compared with them.
-        from .runs import read_json
+        from .run_folder import read_json
 
         saved = TrainConfig.from_saved(read_json(args.run_dir / "config.json"), source=str(args.run_dir / "config.json")).flat()
         values = {**values, **{key: value for key, value in saved.items() if key in values and key not in typed}}
@@ -136,7 +136,7 @@ def _train(args: argparse.Namespace) -> int:
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
     _, history = train(config, train_records, validation_records, args.run_dir, resume=args.resume, split_protocol=protocol)
     if history:
-        from .runs import read_json
+        from .run_folder import read_json
 
         chosen = read_json(args.run_dir / "state.json")["best_epoch"]  # as --monitor chose it (loss or F1)
         best = next((row for row in history if int(row["epoch"]) + 1 == chosen), min(history, key=lambda row: row["val_loss"]))
@@ -148,7 +148,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _ablate(args: argparse.Namespace) -> int:
     keras_environment()
-    from .ablation import compare, run_ablation, summarise, variant_names
+    from .ablation import describe_difference, run_ablation, summarise, variant_names
     from .train_config import training_records
 
     names = variant_names(args.grid)  # a bad name fails before any data is read
@@ -164,7 +164,7 @@ def _ablate(args: argparse.Namespace) -> int:
     if "paper" in names:
         for other in names:
             if other != "paper":
-                print("  " + compare(rows, "paper", other))
+                print("  " + describe_difference(rows, "paper", other))
     print(f"results: {args.out / 'results.csv'}")
     return 0
 
@@ -173,7 +173,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     keras_environment()
     from .baselines import BASELINES
     from .data.sources import load_source
-    from .batch_files import check_output_folder
+    from .localize_outputs import check_output_folder
     from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, evaluate, format_table, model_predictor,
                            paper_tables, select_records, write_tables)
     from .models import load_model
@@ -290,7 +290,7 @@ def _compare(args: argparse.Namespace) -> int:
 def _localize(args: argparse.Namespace) -> int:
     import errno
 
-    from .batch_files import (LOCALIZE_OUTPUTS, LOCALIZE_PICTURES, OutputFolderError, RunFolder, check_output_folder, expand_inputs,
+    from .localize_outputs import (LOCALIZE_OUTPUTS, LOCALIZE_PICTURES, OutputFolderError, RunFolder, check_output_folder, expand_inputs,
                               plan_outputs, write_outputs)
 
     out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast

@@ -245,7 +245,7 @@ def _clean(value):
 
 def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: dict | None = None) -> list[Path]:
     """Write table1.csv/.json and table2.csv/.json (and per_image.csv) under ``out``."""
-    from .batch_files import Ledger
+    from .localize_outputs import Ledger
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -272,7 +272,7 @@ def screen_records(train_records, validation_records, ela_cache: ElaCache, echo=
     Truncated or corrupt images and masks of another size would otherwise stop a
     run in its first epoch; evaluation skips the same images the same way.
     Returns (training records, validation records, {image path: (image, ela, mask)}); the decoded examples are
-    kept (``keep``) for the input pipeline, so no image is decoded twice.
+    kept (``keep``) for the training feed, so no image is decoded twice.
     """
     from .data.verify import usable_records
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import pretrained
 from .architecture import SETTINGS_MEMBER, ModelSettings, read_keras_settings
-from .runs import read_json, settings_of_run
+from .run_folder import read_json, settings_of_run
 
 __all__ = ["LoadedModel", "init_weights_from", "load_model", "load_run_best", "load_shipped", "read_json", "read_keras", "save_model",
            "settings_of_run", "transfer_weights"]

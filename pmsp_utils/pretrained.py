@@ -19,7 +19,7 @@ import numpy as np
 
 from .architecture import ModelSettings
 from .safe_write import save_npz_atomic, write_text_atomic
-from .runs import read_history, settings_of_run
+from .run_folder import read_history, settings_of_run
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The model ``pmsp localize``, ``pmsp evaluate`` and every loader use when none is named.

@@ -8,8 +8,8 @@ dilated, as PSPNet runs its pyramid), which gave the best validation F1 per
 CPU-hour of the output variants (``--output-stride 32`` is the paper's).
 
 The recipe as data (:class:`~pmsp_utils.train_config.TrainConfig`, its checks, the named recipes) is
-:mod:`pmsp_utils.train_config`; the input pipeline (the input cache and the batch sequence) is :mod:`pmsp_utils.feed`;
-the run folder's files (history, JSON, safe writes) are :mod:`pmsp_utils.runs` and :mod:`pmsp_utils.safe_write`. This
+:mod:`pmsp_utils.train_config`; the training feed (the input cache and the batch sequence) is :mod:`pmsp_utils.feed`;
+the run folder's files (history, JSON, safe writes) are :mod:`pmsp_utils.run_folder` and :mod:`pmsp_utils.safe_write`. This
 module keeps the model, the loss, the epoch callback, checkpoints and the loop.
 
 Nothing is lost to an interruption: every epoch writes ``checkpoint.keras``
@@ -40,7 +40,7 @@ from .safe_write import save_atomic, save_npz_atomic, write_csv, write_text_atom
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
 from .pipeline import TARGET_IGNORE, valid_region
-from .runs import read_history, read_json
+from .run_folder import read_history, read_json
 from .feed import InputCache, load_example, make_sequence, placed_entry, screen_records  # noqa: F401  (callers import them from here too)
 from .train_config import (LOSSES, MODEL_FIELDS, MONITORS, PLATEAU_FACTOR, PLATEAU_PATIENCE, RECORDED_CHANGES,  # noqa: F401
                            RESUMABLE_CHANGES, SCHEDULES, TRAINING_NETWORK, TrainConfig, authentic_negatives, forged_sets,

@@ -2,7 +2,7 @@
 (``recipes.toml``) it starts from, how a saved run's settings are read back and compared, and the records a recipe
 trains on (:func:`training_records`: the split, the generated forgeries, the untouched negatives). Defined in 04_training.
 
-Kept apart from the loop (:mod:`pmsp_utils.train`) so that the input pipeline (:mod:`pmsp_utils.feed`), the command
+Kept apart from the loop (:mod:`pmsp_utils.train`) so that the training feed (:mod:`pmsp_utils.feed`), the command
 line and the ablation runner read the recipe without the loop, and no module imports back into training.
 """
 
@@ -31,9 +31,9 @@ PLATEAU_FACTOR = 0.3
 def saved_settings(values: dict) -> dict:
     """A saved ``config.json`` as flat settings (:meth:`TrainConfig.flat`), with every setting it lacks filled in: added
     settings at their defaults, settings whose default changed since at the value they had then
-    (:data:`pmsp_utils.runs.LEGACY_SETTINGS`, the one such table). Reads both layouts: the model's settings in their own
+    (:data:`pmsp_utils.run_folder.LEGACY_SETTINGS`, the one such table). Reads both layouts: the model's settings in their own
     ``"model"`` object (since 2026-12-03), or beside the run's (before)."""
-    from .runs import LEGACY_SETTINGS
+    from .run_folder import LEGACY_SETTINGS
 
     values = dict(values)
     model = values.pop("model", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pmsp_utils.ablation import GRIDS, RESULT_COLUMNS, VARIANTS, compare, read_results, summarise, variant_names
+from pmsp_utils.ablation import GRIDS, RESULT_COLUMNS, VARIANTS, describe_difference, read_results, summarise, variant_names
 
 
 def test_variant_names_and_grids():
@@ -31,9 +31,9 @@ def test_summary_and_words_by_hand():
     rows += [{"variant": "streams-rgb", "seed": seed, "per_image_f1@0.5": value} for seed, value in enumerate((0.45, 0.51, 0.60))]
     summary = {row["variant"]: row for row in summarise(rows)}
     assert summary["paper"]["mean"] == pytest.approx(0.52) and summary["paper"]["std"] == pytest.approx(0.02)
-    assert "paper 0.520 ± 0.020 beats fusion-concat 0.410" in compare(rows, "paper", "fusion-concat")
-    assert "within each other's spread" in compare(rows, "paper", "streams-rgb")
-    assert "not both measured" in compare(rows, "paper", "decoder-f3")
+    assert "paper 0.520 ± 0.020 beats fusion-concat 0.410" in describe_difference(rows, "paper", "fusion-concat")
+    assert "within each other's spread" in describe_difference(rows, "paper", "streams-rgb")
+    assert "not both measured" in describe_difference(rows, "paper", "decoder-f3")
 
 
 keras = pytest.importorskip("keras", reason="training the grid needs Keras")

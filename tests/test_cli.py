@@ -135,7 +135,7 @@ def test_a_keras_backend_that_is_not_installed_is_one_line(tmp_path, photo):
 
 
 def test_an_overlay_png_of_an_earlier_version_counts_as_an_output_not_an_input(photo, tmp_path):
-    from pmsp_utils.batch_files import LOCALIZE_OUTPUTS, OutputFolderError, plan_outputs
+    from pmsp_utils.localize_outputs import LOCALIZE_OUTPUTS, OutputFolderError, plan_outputs
 
     (tmp_path / "a.jpg").write_bytes(encode(photo, "JPEG", quality=80))
     old = tmp_path / "a_jpg_overlay.png"  # what pmsp localize wrote before the overlay became a JPEG

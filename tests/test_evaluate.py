@@ -9,7 +9,7 @@ from conftest import encode
 
 from pmsp_utils.data.records import Record
 from pmsp_utils.evaluate import evaluate, format_table, select_records, write_tables
-from pmsp_utils.batch_files import OutputFolderError, check_output_folder, expand_inputs, tamper_score, unique_stem
+from pmsp_utils.localize_outputs import OutputFolderError, check_output_folder, expand_inputs, tamper_score, unique_stem
 from pmsp_utils.robustness import perturb, robustness_curves
 
 
@@ -159,7 +159,7 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("pmsp_utils.batch_files.tempfile.NamedTemporaryFile", read_only)  # a read-only mount
+    monkeypatch.setattr("pmsp_utils.localize_outputs.tempfile.NamedTemporaryFile", read_only)  # a read-only mount
     with pytest.raises(OutputFolderError, match="cannot write there .Permission denied"):
         check_output_folder(tmp_path / "out")
 

@@ -102,6 +102,6 @@ def test_network_and_ela_defaults_are_typed_in_one_place():
 def test_legacy_runs_keep_the_settings_they_were_trained_with():
     """Runs saved before a setting was recorded used the paper's stride 32 and ELA quality 90: if a default ever moves,
     LEGACY_SETTINGS must keep these values (pinned here, not read from the defaults)."""
-    from pmsp_utils.runs import LEGACY_SETTINGS
+    from pmsp_utils.run_folder import LEGACY_SETTINGS
 
     assert LEGACY_SETTINGS["output_stride"] == 32 and LEGACY_SETTINGS["ela_quality"] == 90 and LEGACY_SETTINGS["ela_gain"] == 8.0

@@ -118,7 +118,7 @@ def test_a_users_scores_csv_is_never_replaced(photos, tmp_path, capsys):
 
 
 def test_the_table_lists_exactly_the_finished_images_after_an_interruption(photos, tmp_path, monkeypatch):
-    import pmsp_utils.batch_files as localizer
+    import pmsp_utils.localize_outputs as localizer
 
     out = tmp_path / "out"
     assert localize(photos, out) == 0  # a first, complete run: scores.csv is pmsp's
@@ -159,7 +159,7 @@ def test_a_second_run_into_the_same_folder_is_refused(photos, tmp_path, capsys):
 def test_a_full_disk_is_one_line_and_leaves_no_partial_image(photos, tmp_path, monkeypatch, capsys):
     import errno
 
-    import pmsp_utils.batch_files as localizer
+    import pmsp_utils.localize_outputs as localizer
 
     real, calls = localizer.save_picture_atomic, []
 
@@ -439,7 +439,7 @@ def test_large_arrays_convert_and_resize_in_parts_to_the_same_values(monkeypatch
 
 
 def test_the_written_pictures_are_the_formulas_band_by_band(monkeypatch):
-    from pmsp_utils import batch_files as localizer
+    from pmsp_utils import localize_outputs as localizer
 
     rng = np.random.default_rng(6)
     image, probability = rng.integers(0, 255, (300, 90, 3), dtype=np.uint8), rng.random((300, 90), dtype=np.float32)
@@ -598,7 +598,7 @@ def test_a_dangling_symlink_as_out_is_named_as_one(two_images, tmp_path, capsys)
 
 def test_outputs_of_very_long_names_stay_within_what_a_file_system_takes(tmp_path, capsys):
     """A 250-byte input name made a 262-byte output name ('File name too long', blamed on the input)."""
-    from pmsp_utils.batch_files import NAME_BYTES
+    from pmsp_utils.localize_outputs import NAME_BYTES
 
     folder = tmp_path / "in"
     folder.mkdir()

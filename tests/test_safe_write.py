@@ -49,7 +49,7 @@ def test_no_writer_renames_its_own_temporary_files():
     (a finished table renamed to its final name, a downloaded dataset's folder moved into place) and the GPU machine's
     weight splitter, which runs there without the package."""
     root = Path(__file__).resolve().parents[1]
-    allowed = {("pmsp_utils/batch_files.py", "os.replace(self.out / self.PARTIAL"), ("pmsp_utils/data/download.py", "os.replace(layout"),
+    allowed = {("pmsp_utils/localize_outputs.py", "os.replace(self.out / self.PARTIAL"), ("pmsp_utils/data/download.py", "os.replace(layout"),
                ("benchmarks/gpu_weights.py", "np.savez_compressed(prefix")}
     pattern = re.compile(r"tempfile\.mkstemp\(|os\.replace\(|np\.savez(_compressed)?\(")
     found = []
@@ -72,7 +72,7 @@ def test_every_writer_of_a_file_goes_through_safe_write():
     O_EXCL), os.devnull, and writes into memory buffers."""
     root = Path(__file__).resolve().parents[1]
     allowed = {("pmsp_utils/data/download.py", 'with open(target, "ab" if have else "wb")'),
-               ("pmsp_utils/batch_files.py", 'with os.fdopen(handle, "w") as stream'),
+               ("pmsp_utils/localize_outputs.py", 'with os.fdopen(handle, "w") as stream'),
                ("pmsp_utils/runtime.py", 'with open(os.devnull, "wb")'),
                ("pmsp_utils/runtime.py", "lambda temporary: Path(temporary).write_bytes(")}  # inside save_atomic
     pattern = re.compile(r"\.write_text\(|\.write_bytes\(|\bopen\([^)]*[\"'][wax]b?\+?[\"']|os\.fdopen\([^)]*[\"'][wa]|json\.dump\(")

@@ -19,7 +19,7 @@ import pytest
 
 from pmsp_utils import pretrained
 from pmsp_utils.architecture import ModelSettings
-from pmsp_utils.runs import settings_of_run
+from pmsp_utils.run_folder import settings_of_run
 
 #: Values of every wrong kind, and a few right ones.
 PALETTE = (None, "", "x", "576", "true", [], [576], {}, {"a": 1}, True, False, 0, -1, 1, 7, 96, 192, 10**12, 1.5, -0.5,
