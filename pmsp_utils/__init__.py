@@ -87,14 +87,4 @@ def import_keras_quietly():
     return keras
 
 
-def load_pretrained(name: str | None = None, *, input_size: int | None = None):
-    """The model with shipped weights, offline (imports Keras on first use); ``name`` None: the default model
-    (``pmsp_utils.pretrained.DEFAULT_MODEL``). One network, or for ``casia1`` a pair averaged as one Keras model
-    (``pmsp_utils.network.ensemble``). See ``pmsp_utils.pretrained``."""
-    from .pretrained import DEFAULT_MODEL
-    from .pretrained import load_pretrained as load
-
-    return load(name or DEFAULT_MODEL, input_size=input_size)
-
-
-__all__ = ["SMOKE", "__version__", "environment", "import_keras_quietly", "load_pretrained", "setup"]
+__all__ = ["SMOKE", "__version__", "environment", "import_keras_quietly", "setup"]

@@ -177,7 +177,7 @@ def input_names(model) -> list[str]:
 
 
 def _settings_of(model, settings: ModelSettings | None):
-    """(keras model, settings). Models from ``build_pmsp``, ``load_pretrained`` and ``models.load_model`` carry
+    """(keras model, settings). Models from ``build_pmsp`` and ``models.load_model`` carry
     their settings (``model.pmsp_settings``); ``settings`` overrides them."""
     if hasattr(model, "settings") and hasattr(model, "model"):  # a LoadedModel
         return model.model, settings or model.settings

@@ -71,25 +71,6 @@ def model_card(name: str = DEFAULT_MODEL) -> dict:
     return card
 
 
-def load_pretrained(name: str = DEFAULT_MODEL, *, input_size: int | None = None):
-    """Build the network (or, for an ensemble such as ``casia1``, its networks) and load a shipped model's weights, offline.
-
-    ``input_size`` defaults to the size it was trained at (see the card); any
-    size valid for its output stride works (for an ensemble, for every member's),
-    since no weight depends on the input size. The settings its inputs need come with
-    :func:`pmsp_utils.models.load_model` (or :func:`load_pretrained_with_settings`).
-    """
-    return load_pretrained_with_settings(name, input_size=input_size)[0]
-
-
-def load_pretrained_with_settings(name: str = DEFAULT_MODEL, *, input_size: int | None = None):
-    """(model, settings) of a shipped model; the settings come from its card. Loading lives in
-    :func:`pmsp_utils.models.load_shipped` (the one room that loads weights); this name stays for the notebooks."""
-    from .models import load_shipped
-
-    return load_shipped(name, input_size=input_size)
-
-
 def _store(network, path: Path) -> None:
     """Write ``network``'s weights as one shipped float16 file."""
     values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(network.weights)}
@@ -220,7 +201,7 @@ def card_markdown(card: dict) -> str:
         + f"{card['settings']['fusion'].upper()} fusion, pyramid pooling"
         + (", and beyond the paper a decoder that refines the map with F3 at stride 8" if card.get("settings", {}).get("decoder", "none") != "none" else "")
         + ") shipped with `pmsp_utils`; "
-        f"load them with `pmsp_utils.load_pretrained({card['name']!r})`.",
+        f"load them with `pmsp_utils.models.load_model({card['name']!r})`.",
         "",
         "## Data",
         card["data"],

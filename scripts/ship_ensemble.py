@@ -27,6 +27,7 @@ from ship_weights import HELD_OUT_PROTOCOL, held_out_rows, score, validation_ent
 from pmsp_utils import pretrained  # noqa: E402
 from pmsp_utils.data import load_casia1, split_by  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
+from pmsp_utils.models import load_model  # noqa: E402
 from pmsp_utils.safe_write import write_text_atomic  # noqa: E402
 from pmsp_utils.train import TrainConfig, read_history  # noqa: E402
 
@@ -58,7 +59,7 @@ def main() -> None:
         extra = prose.get("members", {}).get(entry["name"], {})
         entry["initialisation"] = extra.get("initialisation", "")
         entry["training"] = {"epochs_run": len(read_history(run)), "best_epoch": state["best_epoch"], **extra.get("training", {})}
-    model = pretrained.load_pretrained(args.name)  # the float16 weights, as shipped
+    model = load_model(args.name).model  # the float16 weights, as shipped
     names = {key for key, _ in read_split_list(first / "splits" / "validation.txt")}
     tampered = [r for r in load_casia1(args.data_root) if r.is_tampered]
     records = [r for r in tampered if f"{r.dataset}/{r.name}" in names]

@@ -28,6 +28,7 @@ from pmsp_utils.data.splits import read_split_list  # noqa: E402
 from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
 from pmsp_utils.safe_write import save_npz_atomic, write_csv, write_text_atomic  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
+from pmsp_utils.models import load_model  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
 from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_history  # noqa: E402
 
@@ -180,7 +181,7 @@ def main() -> None:
     if args.previous is not None:
         join_stages(args.previous, args.name, card)
     card["training"]["stages"] = args.stage
-    model = pretrained.load_pretrained(args.name)  # the float16 weights, as shipped
+    model = load_model(args.name).model  # the float16 weights, as shipped
     scores = score(model, records, config)
     policy_words = {"resize": "RGB and ELA resized to the model input, probability resized back to the image's own size",
                     "pad": "the image at its own pixels in the top-left of the model input (larger ones shrunk to fit), the padding "

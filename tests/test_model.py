@@ -16,7 +16,6 @@ from pmsp_utils.network import (  # noqa: E402
     build_pmsp,
     fold_batch_norm,
     load_backbone_weights,
-    load_pmsp,
     mobilenet_v1_stream,
     nearest_valid_sizes,
 )
@@ -255,8 +254,6 @@ def test_save_and_load_keras_file_in_safe_mode(model, tmp_path):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=True)), keras.ops.convert_to_numpy(model(x, training=True)), atol=1e-6)
     with pytest.raises(FileNotFoundError):
         read_keras(tmp_path / "missing.keras")
-    with pytest.warns(FutureWarning, match="now pmsp_utils.models.read_keras"):  # the old name, for one release
-        assert load_pmsp(path).count_params() == model.count_params()
 
 
 @pytest.mark.parametrize("policy", ["resize", "tile"])

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("keras", reason="the shipped model needs Keras: pip install -e '.[keras]'")
 
-import pmsp_utils  # noqa: E402
+from pmsp_utils.models import load_model  # noqa: E402
 from pmsp_utils import pretrained  # noqa: E402
 
 
@@ -43,19 +43,19 @@ def test_casia1_weights_ship_small_and_documented():
     assert all(name.startswith("synthetic/") for name in synthetic["snapshot_images"])
 
 
-def test_load_pretrained_offline(photo):
+def test_load_model_takes_a_shipped_name_offline(photo):
     from pmsp_utils.pipeline import localize
 
     from pmsp_utils.network import ensemble_members
 
-    model = pmsp_utils.load_pretrained("casia1")
+    model = load_model("casia1").model
     card = pretrained.model_card("casia1")
     assert model.inputs[0].shape[1] == card["architecture"]["input_size"]
     assert list(ensemble_members(model)) == [member["name"] for member in card["members"]]
     probability = localize(model, photo).probability
     assert probability.shape == photo.shape[:2] and 0.0 <= probability.min() and probability.max() <= 1.0
     assert probability.std() > 1e-4, "a trained model does not give a flat map"
-    larger = pmsp_utils.load_pretrained("casia1", input_size=576)
+    larger = load_model("casia1", input_size=576).model
     assert larger.inputs[0].shape[1] == 576
     first = np.asarray(model.weights[0])
     np.testing.assert_array_equal(first, np.asarray(larger.weights[0]))
@@ -74,7 +74,7 @@ def test_synthetic_weights_localize_held_out_synthetic_images(cache_folder):
 
     card = pretrained.model_card("synthetic")
     assert card["targets"]["pooled_auc"] == 0.90 and len(card["evaluations"]) == 2  # held-out synthetic, then real CASIA v1.0
-    model = pmsp_utils.load_pretrained("synthetic")
+    model = load_model("synthetic").model
     size = int(model.inputs[0].shape[1])
     metrics = PixelMetrics()
     for record in [r for r in load_source("synthetic", synthetic_count=12, seed=7, size=size) if r.is_tampered]:
@@ -121,7 +121,8 @@ def test_an_ensemble_ships_one_file_per_member_and_loads_as_the_pair(tmp_path, m
     assert pretrained.weight_files("pair", card) == ["pair_fine.npz", "pair_coarse.npz"] and card["settings"]["flip"] is False
     assert [entry["settings"]["output_stride"] for entry in card["members"]] == [16, 32]
     assert len(pretrained.history("pair", member="coarse")) == 2 and (shipped / "pair_splits" / "train.txt").exists()
-    model, settings = pretrained.load_pretrained_with_settings("pair")
+    loaded = load_model("pair")
+    model, settings = loaded.model, loaded.settings
     assert settings.input_size == 192 and settings.ela_quality == 90
     networks = {}
     for name, folder, stride in (("fine", fine, 16), ("coarse", coarse, 32)):
@@ -156,7 +157,7 @@ def test_the_default_model_is_one_small_network_and_reproduces_its_recorded_map(
     name = pretrained.DEFAULT_MODEL
     card = pretrained.model_card(name)
     assert not card.get("members") and (pretrained.WEIGHTS_DIR / f"{name}.npz").stat().st_size <= 20_000_000
-    model = pmsp_utils.load_pretrained()
+    model = load_model().model
     assert not ensemble_members(model) and model.count_params() <= 12_000_000
     recorded = np.load(Path(__file__).parent / "data" / f"{name}_reference_map.npz")
     probability = localize(model, load_photo(str(recorded["photo"]))).probability

@@ -334,7 +334,7 @@ def test_damaged_model_files_are_named(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", folder)
     assert pretrained.available() == ["synthetic"]  # the broken card hides only itself
     with pytest.raises(ValueError, match=r"synthetic\.npz: the weight file is damaged"):
-        pretrained.load_pretrained("synthetic")
+        load_model("synthetic")
     card = __import__("json").loads((folder / "synthetic.json").read_text())
     card["architecture"] = {**card.get("architecture", {}), "output_stride": 8 if card["settings"]["output_stride"] != 8 else 32}
     (folder / "synthetic.json").write_text(__import__("json").dumps(card))

@@ -13,12 +13,12 @@ from .attention import CoordinateAttention
 from .backbone import FEATURE_LAYERS, mobilenet_v1_stream
 from .ensemble import VIEWS, Mirror, build_ensemble, ensemble_members
 from .folding import Folded, fold_batch_norm
-from .build import ATTENTION_PLACEMENTS, FUSIONS, STREAMS, build_pmsp, load_pmsp, nearest_valid_sizes
+from .build import ATTENTION_PLACEMENTS, FUSIONS, STREAMS, build_pmsp, nearest_valid_sizes
 from .pyramid import pyramid_pooling
 from .imagenet import WeightReport, WeightsUnavailableError, imagenet_weights_path, load_backbone_weights
 
 __all__ = [
     "ATTENTION_PLACEMENTS", "FEATURE_LAYERS", "FUSIONS", "STREAMS", "VIEWS", "CoordinateAttention", "Folded", "Mirror",
     "WeightReport", "WeightsUnavailableError", "build_ensemble", "build_pmsp", "ensemble_members", "fold_batch_norm",
-    "imagenet_weights_path", "load_backbone_weights", "load_pmsp", "mobilenet_v1_stream", "nearest_valid_sizes", "pyramid_pooling",
+    "imagenet_weights_path", "load_backbone_weights", "mobilenet_v1_stream", "nearest_valid_sizes", "pyramid_pooling",
 ]

@@ -21,7 +21,7 @@ from .pyramid import BINS, pyramid_pooling
 from .imagenet import load_backbone_weights
 
 __all__ = ["ATTENTION_PLACEMENTS", "BINS", "DECODERS", "DEFAULT_ELA_GAIN", "FUSIONS", "OUTPUT_STRIDES", "STREAMS",
-           "build_pmsp", "check_input_size", "load_pmsp", "nearest_valid_sizes", "prediction_stride"]
+           "build_pmsp", "check_input_size", "nearest_valid_sizes", "prediction_stride"]
 DECODER_LOW_CHANNELS = 48  # DeepLabV3+'s reduction of the low-level features
 
 
@@ -137,15 +137,3 @@ def _decoder(high, low, output_stride: int, channels: int):
     x = layers.Conv2D(channels, 1, use_bias=False, name="decoder_pw")(x)
     x = layers.BatchNormalization(name="decoder_pw_bn")(x)
     return layers.ReLU(name="decoder_pw_relu")(x)
-
-
-def load_pmsp(path: str | Path) -> keras.Model:
-    """Deprecated: :func:`pmsp_utils.models.read_keras` (where every model is loaded) or
-    :func:`pmsp_utils.models.load_model` (which also returns the settings). Kept for one release."""
-    import warnings
-
-    from ..models import read_keras
-
-    warnings.warn("pmsp_utils.network.load_pmsp is now pmsp_utils.models.read_keras (or load_model); the old name will be removed "
-                  "in the next release.", FutureWarning, stacklevel=2)
-    return read_keras(path)
