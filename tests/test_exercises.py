@@ -121,21 +121,35 @@ def test_03_other_pyramid_bins():
     assert counts[0] == counts[1] == 4 * (1024 * 256 + 4 * 256)  # a 1x1 reduction and a normalisation per bin, whatever its size
 
 
-# --- 04, exercise 3: soft Dice -------------------------------------------------------------------
+# --- 04, exercise 3: the focal loss -----------------------------------------------------------------
 
 
-def test_04_bce_plus_my_dice_is_the_package_loss():
+def my_focal(target, prediction, alpha=0.25, gamma=2.0, eps=1e-7):
+    """Focal loss per image: -alpha_t (1 - p_t)^gamma log p_t over the valid pixels (a target of -1 is padding)."""
     from keras import ops
 
-    from pmsp_utils.network.losses import WeightedBceDice
+    prediction = ops.convert_to_tensor(prediction)
+    target = ops.cast(target, prediction.dtype)
+    valid = ops.cast(target >= 0, prediction.dtype)
+    y, p = target * valid, ops.clip(prediction, eps, 1 - eps)
+    p_true = y * p + (1 - y) * (1 - p)  # the probability given to the pixel's true class
+    alpha_true = y * alpha + (1 - y) * (1 - alpha)
+    per_pixel = -alpha_true * (1 - p_true) ** gamma * ops.log(p_true)
+    return ops.sum(per_pixel * valid, axis=(1, 2, 3)) / ops.maximum(ops.sum(valid, axis=(1, 2, 3)), 1.0)
+
+
+def test_04_my_focal_loss_is_the_package_loss():
+    from keras import ops
+
+    from pmsp_utils.network.losses import BinaryFocal
 
     rng = np.random.default_rng(0)
     target = (rng.random((3, 16, 16, 1)) < 0.2).astype("float32")
-    prediction = rng.uniform(0.01, 0.99, (3, 16, 16, 1)).astype("float32")
-    dice = 1.0 - (2.0 * ops.sum(target * prediction, axis=(1, 2, 3)) + 1.0) / (ops.sum(target, axis=(1, 2, 3)) + ops.sum(prediction, axis=(1, 2, 3)) + 1.0)
-    bce = keras.losses.BinaryCrossentropy(reduction=None)(target, prediction)
-    mine = ops.mean(ops.mean(bce, axis=(1, 2)) + dice)
-    assert float(ops.convert_to_numpy(mine)) == pytest.approx(float(ops.convert_to_numpy(WeightedBceDice()(target, prediction))), rel=1e-4)
+    target[0, 12:] = -1.0  # padding, ignored
+    prediction = rng.uniform(0.0, 1.0, (3, 16, 16, 1)).astype("float32")
+    mine = ops.convert_to_numpy(my_focal(target, prediction))
+    np.testing.assert_allclose(mine, ops.convert_to_numpy(BinaryFocal(reduction=None)(target, prediction)), rtol=1e-5)
+    assert float(np.mean(mine)) == pytest.approx(float(ops.convert_to_numpy(BinaryFocal()(target, prediction))), rel=1e-5)
 
 
 # --- 05, exercises 3 and 4: weighted recall is accuracy; AUC from histograms -------------------
