@@ -391,32 +391,26 @@ def _printable(text: str) -> str:
     return text.encode(encoding, errors="backslashreplace").decode(encoding, errors="replace")
 
 
-def _threshold(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1 (0 and 1 themselves excluded), got {value:g}")
-    return value
+def _number(kind, *, low: float, high: float = math.inf, open_low: bool = False, open_high: bool = False, says: str):
+    """An argparse type: ``kind`` (int or float) of ``text``, finite and within the bounds, else "must be SAYS, got X"."""
+
+    def check(text: str):
+        value = kind(text)
+        inside = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
+        if not (math.isfinite(value) and inside):  # NaN fails both
+            raise argparse.ArgumentTypeError(f"must be {says}, got {value:g}")
+        return value
+
+    check.__name__ = "whole number" if kind is int else "number"  # argparse says "invalid number value: 'x'"
+    return check
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _share(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:  # NaN fails this too
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+_threshold = _number(float, low=0.0, high=1.0, open_low=True, open_high=True, says="strictly between 0 and 1 (0 and 1 themselves excluded)")
+_positive_int = _number(int, low=1, says="at least 1")
+_count = _number(int, low=0, says="0 or more")
+_share = _number(float, low=0.0, high=1.0, says="in [0, 1]")
+_positive_float = _number(float, low=0.0, open_low=True, says="positive and finite")
+_nonnegative_float = _number(float, low=0.0, says="0 or more and finite")
 
 
 def _postprocessing(text: str) -> dict:
@@ -428,13 +422,6 @@ def _postprocessing(text: str) -> dict:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be positive and finite, got {value}")
-    return value
-
-
 def _named(text: str) -> str:
     """A name or path that must not be empty (an empty --out would mean the current folder without saying so)."""
     if not text.strip():
@@ -444,13 +431,6 @@ def _named(text: str) -> str:
 
 def _path(text: str) -> Path:
     return Path(_named(text))
-
-
-def _nonnegative_float(text: str) -> float:
-    value = float(text)
-    if not value >= 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be 0 or more and finite, got {value}")
-    return value
 
 
 def _recipe_arguments(command, defaults: dict) -> None:

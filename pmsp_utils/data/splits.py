@@ -112,10 +112,15 @@ def name_hash(name: str, salt: str = "pmsp") -> int:
     return int.from_bytes(hashlib.blake2b(f"{salt}/{name}".encode(), digest_size=8).digest(), "big")
 
 
-def paper_split(records: Iterable[Record], fractions: tuple[float, float, float] = PAPER_FRACTIONS, *, salt: str = "pmsp") -> Split:
-    """The paper's protocol: 90% train, 5% validation, 5% test, stratified by manipulation type."""
+def _check_fractions(fractions) -> None:
+    """Train, validation and test shares: three non-negative numbers summing to 1."""
     if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}.")
+
+
+def paper_split(records: Iterable[Record], fractions: tuple[float, float, float] = PAPER_FRACTIONS, *, salt: str = "pmsp") -> Split:
+    """The paper's protocol: 90% train, 5% validation, 5% test, stratified by manipulation type."""
+    _check_fractions(fractions)
     records = list(records)
     if not records:
         raise ValueError("cannot split an empty dataset.")
@@ -212,8 +217,7 @@ def grouped_split(records: Iterable[Record], fractions: tuple[float, float, floa
     the rest train. Parts hold whole groups, so their sizes are close to, not
     exactly, the fractions.
     """
-    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
-        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}.")
+    _check_fractions(fractions)
     records = list(records)
     if not records:
         raise ValueError("cannot split an empty dataset.")
