@@ -29,7 +29,7 @@ def photos(tmp_path_factory):
 
 
 def host_of(forgery, photos):
-    return np.asarray(Image.open(next(p for p in photos if p.name == forgery.recipe["host_file"])).convert("RGB"))
+    return np.asarray(Image.open(next(p for p in photos if p.name == forgery.provenance["host_file"])).convert("RGB"))
 
 
 def test_outside_the_mask_a_lossless_forgery_equals_its_host(photos):
@@ -37,14 +37,14 @@ def test_outside_the_mask_a_lossless_forgery_equals_its_host(photos):
     tampered = 0
     for forgery in generator:
         host = host_of(forgery, photos)
-        rows, cols = forgery.recipe.get("crop", (0, 0))
+        rows, cols = forgery.provenance.get("crop", (0, 0))
         host = host[rows:, cols:]
         outside = forgery.mask == 0
         assert forgery.image.shape == host.shape
-        assert np.array_equal(forgery.image[outside], host[outside]), forgery.recipe
-        if forgery.recipe["kind"] != "authentic":
+        assert np.array_equal(forgery.image[outside], host[outside]), forgery.provenance
+        if forgery.provenance["kind"] != "authentic":
             tampered += 1
-            assert forgery.mask.any() and (forgery.image[~outside] != host[~outside]).any(), forgery.recipe
+            assert forgery.mask.any() and (forgery.image[~outside] != host[~outside]).any(), forgery.provenance
     assert tampered >= 12  # the default shares: about 84% forgeries
 
 
@@ -53,10 +53,10 @@ def test_outside_the_mask_a_jpeg_forgery_equals_its_host_through_the_same_save(p
     config = PhotoForgeryConfig(final_saves=(1.0, 1.0, 0.0), resize=0.0, splicing=0.5, copy_move=0.5)
     for forgery in PhotoForgerySet(photos, 8, seed=5, config=config):
         host = host_of(forgery, photos)
-        _, saved, _ = final_save(host, np.zeros(host.shape[:2], np.uint8), forgery.recipe)
+        _, saved, _ = final_save(host, np.zeros(host.shape[:2], np.uint8), forgery.provenance)
         far = np.asarray(Image.fromarray(forgery.mask * 255).filter(__import__("PIL.ImageFilter").ImageFilter.MaxFilter(65))) == 0
         assert far.any()
-        assert np.array_equal(forgery.image[far], saved[far]), forgery.recipe
+        assert np.array_equal(forgery.image[far], saved[far]), forgery.provenance
 
 
 def test_a_rotated_or_scaled_paste_carries_no_fill():
@@ -81,8 +81,8 @@ def test_rotated_and_scaled_forgeries_paste_only_photo_pixels(photos):
     config = PhotoForgeryConfig(rotate=1.0, scale=1.0, splicing=0.5, copy_move=0.5, final_saves=(0, 0, 1), resize=0.0, adjust=0.0, feather=0.0)
     generator = PhotoForgerySet(sorted(folder.iterdir()), 6, seed=1, config=config)
     for forgery in generator:
-        if forgery.recipe["kind"] != "authentic":
-            assert forgery.recipe["angle"] != 0 and forgery.recipe["scale"] != 1
+        if forgery.provenance["kind"] != "authentic":
+            assert forgery.provenance["angle"] != 0 and forgery.provenance["scale"] != 1
             assert forgery.image[forgery.mask == 1].min() >= 254
 
 
@@ -103,9 +103,9 @@ def test_forgeries_are_deterministic_and_record_their_history(photos):
     first = PhotoForgerySet(photos, 6, seed=2)
     second = PhotoForgerySet(photos, 6, seed=2)
     for a, b in zip(first, second):
-        assert a.data == b.data and np.array_equal(a.mask, b.mask) and a.recipe == b.recipe
-        assert a.recipe["final"] in ("jpeg", "double_jpeg", "png") and a.recipe["host_history"] == "camera JPEG"
-        assert len(a.recipe.get("qualities", [])) == {"jpeg": 1, "double_jpeg": 2, "png": 0}[a.recipe["final"]]
+        assert a.data == b.data and np.array_equal(a.mask, b.mask) and a.provenance == b.provenance
+        assert a.provenance["final"] in ("jpeg", "double_jpeg", "png") and a.provenance["host_history"] == "camera JPEG"
+        assert len(a.provenance.get("qualities", [])) == {"jpeg": 1, "double_jpeg": 2, "png": 0}[a.provenance["final"]]
     assert PhotoForgerySet(photos, 6, seed=3)[0].data != first[0].data or PhotoForgerySet(photos, 6, seed=3)[1].data != first[1].data
 
 

@@ -52,7 +52,7 @@ def test_tutorial_forgeries_are_deterministic():
 def test_recompress_keeps_the_mask(photo):
     forgery = splice(photo, photo[::-1].copy(), ellipse_mask(photo.shape[:2], (60, 70), (30, 40)))
     again = recompress(forgery, 60)
-    assert again.format == "JPEG" and again.recipe["recompressed_quality"] == 60
+    assert again.format == "JPEG" and again.provenance["recompressed_quality"] == 60
     np.testing.assert_array_equal(again.mask, forgery.mask)
     assert not np.array_equal(again.image, forgery.image)
 
@@ -78,18 +78,18 @@ def test_items_depend_only_on_seed_and_index():
 
 def test_kinds_sizes_and_masks():
     items = list(SyntheticForgerySet(80, seed=0, config=SMALL))
-    kinds = {f.recipe["kind"] for f in items}
+    kinds = {f.provenance["kind"] for f in items}
     assert kinds == {"splicing", "copy-move", "authentic"}
     generator = SyntheticForgerySet(80, seed=0, config=SMALL)
-    assert [generator.kind(i) for i in range(80)] == [f.recipe["kind"] for f in items]
+    assert [generator.kind(i) for i in range(80)] == [f.provenance["kind"] for f in items]
     for forgery in items:
         assert forgery.image.shape == (96, 96, 3) and forgery.mask.dtype == np.uint8
-        assert forgery.format == "JPEG" and 70 <= forgery.recipe["final_quality"] <= 98
-        if forgery.recipe["kind"] == "authentic":
+        assert forgery.format == "JPEG" and 70 <= forgery.provenance["final_quality"] <= 98
+        if forgery.provenance["kind"] == "authentic":
             assert not forgery.mask.any()
         else:
-            assert 0.005 <= forgery.tampered_fraction <= 0.40, forgery.recipe
-    assert {f.recipe.get("shape") for f in items} - {None} == set(SHAPES)
+            assert 0.005 <= forgery.tampered_fraction <= 0.40, forgery.provenance
+    assert {f.provenance.get("shape") for f in items} - {None} == set(SHAPES)
 
 
 @pytest.mark.parametrize("feather", [0.0, 1.0])
@@ -97,7 +97,7 @@ def test_masks_are_exact(monkeypatch, feather):
     """A magenta donor (a colour no photo here has) must land exactly where the mask says."""
     magenta = np.array([255, 0, 255], np.float32)
 
-    def plain_patch(source, height, width, config, rng, recipe):
+    def plain_patch(source, height, width, config, rng, provenance):
         return np.broadcast_to(magenta, (height, width, 3)).astype(np.uint8)
 
     monkeypatch.setattr(synthetic, "_donor_patch", plain_patch)
@@ -148,15 +148,15 @@ def test_a_rotated_donor_adds_no_black_corners(angle_seed):
     rng = np.random.default_rng(angle_seed)
     source = rng.integers(90, 200, (300, 400, 3), dtype=np.uint8)  # no pixel near black
     config = SyntheticConfig(rotate=1.0, rotate_degrees=45.0, resample=0.0, donor_double_jpeg=0.0)
-    recipe = {}
-    patch = synthetic._donor_patch(source, 120, 90, config, rng, recipe)
-    assert abs(recipe["donor_angle"]) > 0
+    provenance = {}
+    patch = synthetic._donor_patch(source, 120, 90, config, rng, provenance)
+    assert abs(provenance["donor_angle"]) > 0
     assert patch.shape == (120, 90, 3)
     assert int((patch.max(axis=2) < 40).sum()) == 0
 
 
 def test_rotation_adds_no_near_black_pixels_to_copy_moves():
-    """Whole forgeries: the same copy-move recipe with rotation adds no near-black pixels inside the mask beyond the photo's own."""
+    """Whole forgeries: the same copy-move provenance with rotation adds no near-black pixels inside the mask beyond the photo's own."""
     counts = {}
     for rotate in (0.0, 1.0):
         config = SyntheticConfig(splicing=0.0, copy_move=1.0, rotate=rotate, final_quality=None)

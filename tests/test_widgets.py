@@ -81,18 +81,18 @@ def test_synthetic_view_is_reproducible():
     config = synthetic_config(size=96)
     first, second = synthetic_view(config, seed=3), synthetic_view(config, seed=3)
     assert first.forgery.data == second.forgery.data and first.auc == second.auc
-    assert first.forgery.recipe["final_quality"] == 85 and first.forgery.recipe["kind"] == "splicing"
+    assert first.forgery.provenance["final_quality"] == 85 and first.forgery.provenance["kind"] == "splicing"
 
 
 def test_synthetic_explorer_redraws_on_value_changes():
     explorer = SyntheticExplorer(size=96)
-    assert explorer.view.forgery.recipe["kind"] == "splicing"
+    assert explorer.view.forgery.provenance["kind"] == "splicing"
     explorer.kind.value = "copy-move"
-    assert explorer.view.forgery.recipe["kind"] == "copy-move"
+    assert explorer.view.forgery.provenance["kind"] == "copy-move"
     explorer.final_quality.value = 60
-    assert explorer.view.forgery.recipe["final_quality"] == 60
+    assert explorer.view.forgery.provenance["final_quality"] == 60
     explorer.switches["rotate"].value = True
-    assert explorer.view.forgery.recipe["donor_angle"] != 0.0
+    assert explorer.view.forgery.provenance["donor_angle"] != 0.0
     explorer.seed.value = 7
     assert explorer.config().rotate == 1.0 and len(explorer.output.outputs) == 1
 

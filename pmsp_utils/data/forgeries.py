@@ -213,21 +213,21 @@ def paste(host: np.ndarray, patch: np.ndarray, alpha: np.ndarray, at: tuple[int,
 # --- the final save --------------------------------------------------------------------
 
 
-def final_save(image: np.ndarray, mask: np.ndarray, recipe: dict) -> tuple[bytes, np.ndarray, np.ndarray]:
-    """The forger's last steps as ``recipe`` says: crop (``crop``: rows, cols off the top-left), resize (``resize``),
+def final_save(image: np.ndarray, mask: np.ndarray, provenance: dict) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The forger's last steps as ``provenance`` says: crop (``crop``: rows, cols off the top-left), resize (``resize``),
     then save (``final``: jpeg, double_jpeg or png at ``qualities``). Returns (file bytes, decoded image, mask)."""
-    rows, cols = recipe.get("crop", (0, 0))
+    rows, cols = provenance.get("crop", (0, 0))
     image, mask = image[rows:, cols:], mask[rows:, cols:]
-    factor = recipe.get("resize")
+    factor = provenance.get("resize")
     if factor:
         size = (max(8, round(image.shape[1] * factor)), max(8, round(image.shape[0] * factor)))
         image = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BICUBIC))
         mask = np.asarray(Image.fromarray(mask * 255).resize(size, Image.Resampling.BILINEAR)) >= 128
-    if recipe["final"] == "png":
+    if provenance["final"] == "png":
         data = png_bytes(np.ascontiguousarray(image))
     else:
         data = b""
-        for quality in recipe["qualities"]:
+        for quality in provenance["qualities"]:
             data = jpeg_bytes(np.ascontiguousarray(image if not data else decode(data)), int(quality))
     return data, decode(data), np.ascontiguousarray(mask, dtype=np.uint8)
 
@@ -236,15 +236,15 @@ def draw_final_save(rng: np.random.Generator, config: PhotoForgeryConfig) -> dic
     """A random final save: kind, qualities, grid shift and resize."""
     weights = np.asarray(config.final_saves, float) / sum(config.final_saves)
     final = FINAL_SAVES[int(rng.choice(len(FINAL_SAVES), p=weights))]
-    recipe: dict = {"final": final}
+    provenance: dict = {"final": final}
     if final != "png":
         count = 2 if final == "double_jpeg" else 1
-        recipe["qualities"] = [int(q) for q in rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1, size=count)]
+        provenance["qualities"] = [int(q) for q in rng.integers(config.jpeg_quality[0], config.jpeg_quality[1] + 1, size=count)]
         if rng.random() < config.shifted_grid:
-            recipe["crop"] = [int(rng.integers(0, 8)), int(rng.integers(1, 8))]  # the grid moves at least one column
+            provenance["crop"] = [int(rng.integers(0, 8)), int(rng.integers(1, 8))]  # the grid moves at least one column
     if rng.random() < config.resize:
-        recipe["resize"] = round(float(rng.uniform(*config.resize_range)), 3)
-    return recipe
+        provenance["resize"] = round(float(rng.uniform(*config.resize_range)), 3)
+    return provenance
 
 
 # --- photos and their parts ------------------------------------------------------------
@@ -343,36 +343,30 @@ class PhotoForgerySet:
         return make_forgery(self, np.random.default_rng([self.seed, index, name_hash(self.part)]), self.name(index))
 
     def write(self, folder: str | Path, *, show_progress: bool | None = None) -> Dataset:
-        """Write images and masks (and ``recipes.jsonl``) into ``folder``; returns the Dataset."""
-        from ..safe_write import save_png_atomic, write_bytes_atomic
+        """Write images and masks (and ``provenance.jsonl``) into ``folder``; returns the Dataset."""
         from ..progress import progress
+        from ..safe_write import write_bytes_atomic
+        from .synthetic import write_forgery
 
         folder = Path(folder)
         dataset = Dataset(name="forged", root=folder)
-        recipes = []
+        provenances = []
         for index in progress(range(self.count), total=self.count, description=f"forgeries ({self.part})", show=show_progress):
             forgery = self[index]
-            kind = forgery.recipe["kind"]
-            suffix = ".png" if forgery.format == "PNG" else ".jpg"
-            image_path = folder / ("authentic" if kind == "authentic" else "images") / f"{self.name(index)}{suffix}"
-            write_bytes_atomic(image_path, forgery.data)
-            mask_path = None
-            if kind != "authentic":
-                mask_path = folder / "masks" / f"{self.name(index)}.png"
-                save_png_atomic(mask_path, forgery.mask * 255)
-            sources = tuple(dict.fromkeys((forgery.recipe["host"], forgery.recipe.get("donor", forgery.recipe["host"]))))
+            kind, image_path, mask_path = write_forgery(folder, self.name(index), forgery)
+            sources = tuple(dict.fromkeys((forgery.provenance["host"], forgery.provenance.get("donor", forgery.provenance["host"]))))
             dataset.records.append(Record("forged", self.name(index), kind, image_path, mask_path, source_ids=sources,
-                                          notes=(describe(forgery.recipe),)))
-            recipes.append(forgery.recipe)
+                                          notes=(describe(forgery.provenance),)))
+            provenances.append(forgery.provenance)
         dataset.records.sort(key=lambda record: (record.kind, record.name))  # as the folder loader reads them back
-        write_bytes_atomic(folder / "recipes.jsonl", "".join(json.dumps(recipe) + "\n" for recipe in recipes).encode())
+        write_bytes_atomic(folder / "provenance.jsonl", "".join(json.dumps(provenance) + "\n" for provenance in provenances).encode())
         return dataset
 
 
-def describe(recipe: dict) -> str:
+def describe(provenance: dict) -> str:
     """A short label of a forgery's final save: ``jpeg q83``, ``double_jpeg q70/q91 shifted``, ``png resized``."""
-    label = recipe["final"] + ("" if recipe["final"] == "png" else " q" + "/q".join(map(str, recipe["qualities"])))
-    return label + (" shifted" if recipe.get("crop") else "") + (" resized" if recipe.get("resize") else "")
+    label = provenance["final"] + ("" if provenance["final"] == "png" else " q" + "/q".join(map(str, provenance["qualities"])))
+    return label + (" shifted" if provenance.get("crop") else "") + (" resized" if provenance.get("resize") else "")
 
 
 def make_forgery(generator: PhotoForgerySet, rng: np.random.Generator, name: str) -> Forgery:
@@ -382,7 +376,7 @@ def make_forgery(generator: PhotoForgerySet, rng: np.random.Generator, name: str
     photos = generator.photos
     host_path = photos[int(rng.integers(len(photos)))]
     host = generator.photo(host_path)
-    recipe: dict = {"name": name, "kind": kind, "host": photo_id(host_path), "host_file": host_path.name,
+    provenance: dict = {"name": name, "kind": kind, "host": photo_id(host_path), "host_file": host_path.name,
                     "host_history": "camera JPEG" if host_path.suffix.lower() in {".jpg", ".jpeg"} else host_path.suffix.lower()[1:]}
     image, mask = host, np.zeros(host.shape[:2], np.uint8)
     if kind != "authentic":
@@ -391,7 +385,7 @@ def make_forgery(generator: PhotoForgerySet, rng: np.random.Generator, name: str
             donor_path = photos[int(rng.integers(len(photos) - 1))]
             donor_path = photos[-1] if donor_path == host_path else donor_path
             donor = generator.photo(donor_path)
-            recipe.update(donor=photo_id(donor_path), donor_file=donor_path.name)
+            provenance.update(donor=photo_id(donor_path), donor_file=donor_path.name)
         else:
             donor = host
         method = config.segmenters[int(rng.integers(len(config.segmenters)))]
@@ -408,23 +402,23 @@ def make_forgery(generator: PhotoForgerySet, rng: np.random.Generator, name: str
             if alpha.sum() >= config.area[0] / 2 * host.shape[0] * host.shape[1]:
                 break
         patch = patch[: alpha.shape[0], : alpha.shape[1]]
-        if alpha.sum() < 16:  # nothing pasteable survived: an untouched photo instead, said so in the recipe
-            kind = recipe["kind"] = "authentic"
-            recipe["note"] = "the region did not survive its transform"
+        if alpha.sum() < 16:  # nothing pasteable survived: an untouched photo instead, said so in the provenance
+            kind = provenance["kind"] = "authentic"
+            provenance["note"] = "the region did not survive its transform"
         else:
             at = _place(alpha, region if kind == "copy-move" else None, host.shape[:2], rng)
             feather = float(rng.uniform(1.0, 3.0)) if rng.random() < config.feather else 0.0
             gain, offset = (float(rng.uniform(0.9, 1.1)), float(rng.uniform(-10, 10))) if rng.random() < config.adjust else (1.0, 0.0)
             image, mask = paste(host, patch, alpha, at, feather=feather, gain=gain, offset=offset)
-            recipe.update(segmenter=method, angle=round(angle, 1), scale=round(scale, 3), mirror=mirror, at=list(at),
+            provenance.update(segmenter=method, angle=round(angle, 1), scale=round(scale, 3), mirror=mirror, at=list(at),
                           feather=round(feather, 2), gain=round(gain, 3), offset=round(offset, 1),
                           tampered_fraction=round(float(mask.mean()), 4))
-    recipe.update(draw_final_save(rng, config))
-    data, decoded, mask = final_save(image, mask, recipe)
+    provenance.update(draw_final_save(rng, config))
+    data, decoded, mask = final_save(image, mask, provenance)
     if kind != "authentic" and not mask.any():  # a resize can erase a sliver: keep the record honest
-        kind = recipe["kind"] = "authentic"
-        recipe["note"] = "the region vanished in the resize"
-    return Forgery(decoded, mask if kind != "authentic" else np.zeros_like(mask), data, "PNG" if recipe["final"] == "png" else "JPEG", recipe)
+        kind = provenance["kind"] = "authentic"
+        provenance["note"] = "the region vanished in the resize"
+    return Forgery(decoded, mask if kind != "authentic" else np.zeros_like(mask), data, "PNG" if provenance["final"] == "png" else "JPEG", provenance)
 
 
 def _fit(alpha: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -468,8 +462,10 @@ def forged_parts(photos: Sequence[Path], counts: dict[str, int], *, seed: int = 
         folder = Path(cache or cache_dir() / "forgeries") / f"{part}_{generator.key()}"
         if (folder / "complete").exists():
             dataset = load_folder(folder, "forged", fix_inverted=False)
-            recipes = {json.loads(line)["name"]: json.loads(line) for line in (folder / "recipes.jsonl").read_text().splitlines()}
-            dataset.records = sorted((_restored(record, recipes.get(record.name)) for record in dataset.records),
+            written = folder / "provenance.jsonl"
+            written = written if written.exists() else folder / "recipes.jsonl"  # its name in sets written before 2026-12-07
+            provenances = {json.loads(line)["name"]: json.loads(line) for line in written.read_text().splitlines()}
+            dataset.records = sorted((_restored(record, provenances.get(record.name)) for record in dataset.records),
                                      key=lambda record: (record.kind, record.name))
         else:
             dataset = generator.write(folder, show_progress=show_progress)
@@ -479,11 +475,11 @@ def forged_parts(photos: Sequence[Path], counts: dict[str, int], *, seed: int = 
     return result
 
 
-def _restored(record: Record, recipe: dict | None) -> Record:
-    """A record read back from disk with the kind, sources and description its recipe holds."""
+def _restored(record: Record, provenance: dict | None) -> Record:
+    """A record read back from disk with the kind, sources and description its provenance holds."""
     from dataclasses import replace
 
-    if recipe is None:
+    if provenance is None:
         return record
-    sources = tuple(dict.fromkeys((recipe["host"], recipe.get("donor", recipe["host"]))))
-    return replace(record, dataset="forged", kind=recipe["kind"], source_ids=sources, notes=(describe(recipe),))
+    sources = tuple(dict.fromkeys((provenance["host"], provenance.get("donor", provenance["host"]))))
+    return replace(record, dataset="forged", kind=provenance["kind"], source_ids=sources, notes=(describe(provenance),))

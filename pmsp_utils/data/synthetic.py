@@ -23,7 +23,7 @@ class Forgery:
     mask: np.ndarray
     data: bytes
     format: str
-    recipe: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
 
     @property
     def tampered_fraction(self) -> float:
@@ -102,13 +102,13 @@ def splice(
     donor_pixels = crop_to(jpeg_roundtrip(donor, donor_quality), host.shape[:2], donor_offset)
     composite = np.where(mask[:, :, None].astype(bool), donor_pixels, host_pixels)
     data = png_bytes(composite) if final_quality is None else jpeg_bytes(composite, final_quality)
-    recipe = {
+    provenance = {
         "host_quality": host_quality,
         "donor_quality": donor_quality,
         "donor_offset": donor_offset,
         "final_quality": final_quality,
     }
-    return Forgery(decode(data), mask.astype(np.uint8), data, "PNG" if final_quality is None else "JPEG", recipe)
+    return Forgery(decode(data), mask.astype(np.uint8), data, "PNG" if final_quality is None else "JPEG", provenance)
 
 
 def centered_ellipse(shape: tuple[int, int], *, row: float = 0.45, col: float = 0.6, height: float = 0.2, width: float = 0.14) -> np.ndarray:
@@ -123,13 +123,13 @@ def tutorial_forgeries() -> dict[str, Forgery]:
     """
     from .photos import load_photo
 
-    def make(host: str, donor: str | None, **recipe) -> Forgery:
+    def make(host: str, donor: str | None, **provenance) -> Forgery:
         host_pixels = load_photo(host)
         donor_pixels = host_pixels if donor is None else load_photo(donor)
         if donor is None:  # copy-move: the same photo, before its camera JPEG, shifted
-            recipe.setdefault("donor_offset", (host_pixels.shape[0] // 3 + 3, host_pixels.shape[1] // 4 + 5))
-        forgery = splice(host_pixels, donor_pixels, centered_ellipse(host_pixels.shape[:2]), **recipe)
-        return Forgery(forgery.image, forgery.mask, forgery.data, forgery.format, {"host": host, "donor": donor or host, **forgery.recipe})
+            provenance.setdefault("donor_offset", (host_pixels.shape[0] // 3 + 3, host_pixels.shape[1] // 4 + 5))
+        forgery = splice(host_pixels, donor_pixels, centered_ellipse(host_pixels.shape[:2]), **provenance)
+        return Forgery(forgery.image, forgery.mask, forgery.data, forgery.format, {"host": host, "donor": donor or host, **forgery.provenance})
 
     return {
         "hopper + flower, PNG": make("grace_hopper", "flower", host_quality=75, final_quality=None),
@@ -142,7 +142,7 @@ def tutorial_forgeries() -> dict[str, Forgery]:
 def recompress(forgery: Forgery, quality: int) -> Forgery:
     """The same forgery saved once more as JPEG at ``quality`` (an upload, a messenger); same mask."""
     data = jpeg_bytes(forgery.image, quality)
-    return Forgery(decode(data), forgery.mask, data, "JPEG", {**forgery.recipe, "recompressed_quality": quality})
+    return Forgery(decode(data), forgery.mask, data, "JPEG", {**forgery.provenance, "recompressed_quality": quality})
 
 
 # --- the embedded synthetic forgery set -----------------------------------------------
@@ -213,25 +213,34 @@ class SyntheticForgerySet:
         from pathlib import Path
 
         from ..progress import progress
-        from ..safe_write import save_png_atomic, write_bytes_atomic
         from .records import Dataset, Record
 
         folder = Path(folder)
         dataset = Dataset(name="synthetic", root=folder)
         for index in progress(range(self.count), total=self.count, description="synthetic set", show=show_progress):
-            forgery = self[index]
-            kind = forgery.recipe["kind"]
-            subfolder = "authentic" if kind == "authentic" else "images"
-            image_path = folder / subfolder / f"{self.name(index)}.{forgery.format.lower().replace('jpeg', 'jpg')}"
-            # Each file whole or not at all: two processes may write the same set into a shared cache at once
-            # (pmsp notebooks --jobs 2), and a reader must never see half an image.
-            write_bytes_atomic(image_path, forgery.data)
-            mask_path = None
-            if kind != "authentic":
-                mask_path = folder / "masks" / f"{self.name(index)}.png"
-                save_png_atomic(mask_path, forgery.mask * 255)
+            kind, image_path, mask_path = write_forgery(folder, self.name(index), self[index])
             dataset.records.append(Record("synthetic", self.name(index), kind, image_path, mask_path))
         return dataset
+
+
+def write_forgery(folder, name: str, forgery: Forgery):
+    """Write one forgery in the generic layout: ``images/NAME.jpg`` (or ``.png``) with ``masks/NAME.png`` (0/255), or
+    ``authentic/NAME.*`` when it holds no edit; returns (kind, image path, mask path or None). Each file whole or not at
+    all: two processes may write the same set into a shared cache at once (pmsp notebooks --jobs 2), and a reader must
+    never see half an image."""
+    from pathlib import Path
+
+    from ..safe_write import save_png_atomic, write_bytes_atomic
+
+    kind = forgery.provenance["kind"]
+    suffix = ".png" if forgery.format == "PNG" else ".jpg"
+    image_path = Path(folder) / ("authentic" if kind == "authentic" else "images") / f"{name}{suffix}"
+    write_bytes_atomic(image_path, forgery.data)
+    mask_path = None
+    if kind != "authentic":
+        mask_path = Path(folder) / "masks" / f"{name}.png"
+        save_png_atomic(mask_path, forgery.mask * 255)
+    return kind, image_path, mask_path
 
 
 def _kind(draw: float, config: SyntheticConfig) -> str:
@@ -296,7 +305,7 @@ def _bounding_box(mask: np.ndarray, margin: int = 4) -> tuple[int, int, int, int
     return int(top), int(left), int(bottom), int(right)
 
 
-def _donor_patch(source: np.ndarray, height: int, width: int, config: SyntheticConfig, rng: np.random.Generator, recipe: dict) -> np.ndarray:
+def _donor_patch(source: np.ndarray, height: int, width: int, config: SyntheticConfig, rng: np.random.Generator, provenance: dict) -> np.ndarray:
     """A height x width patch cut from ``source`` with its own history: resampled, rotated, recompressed."""
     scale = rng.uniform(*config.resample_scale) if rng.random() < config.resample else 1.0
     angle = rng.uniform(-config.rotate_degrees, config.rotate_degrees) if rng.random() < config.rotate else 0.0
@@ -317,8 +326,8 @@ def _donor_patch(source: np.ndarray, height: int, width: int, config: SyntheticC
     if rng.random() < config.donor_double_jpeg:
         first, second = rng.integers(*config.donor_quality, endpoint=True, size=2)
         pixels = jpeg_roundtrip(jpeg_roundtrip(pixels, int(first)), int(second))
-        recipe["donor_qualities"] = (int(first), int(second))
-    recipe.update(donor_scale=round(float(scale), 3), donor_angle=round(float(angle), 1), donor_offset=(int(top), int(left)))
+        provenance["donor_qualities"] = (int(first), int(second))
+    provenance.update(donor_scale=round(float(scale), 3), donor_angle=round(float(angle), 1), donor_offset=(int(top), int(left)))
     return pixels
 
 
@@ -333,7 +342,7 @@ def generate(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig
     host = random_view(photo(host_name), size, rng)
     host_quality = None if rng.random() < config.uncompressed_host else int(rng.integers(*config.host_quality, endpoint=True))
     host = jpeg_roundtrip(host, host_quality)
-    recipe: dict = {"name": name, "kind": kind, "host": host_name, "host_quality": host_quality}
+    provenance: dict = {"name": name, "kind": kind, "host": host_name, "host_quality": host_quality}
     mask = np.zeros((size, size), np.uint8)
     image = host
     if kind != "authentic":
@@ -349,37 +358,37 @@ def generate(rng: np.random.Generator, config: SyntheticConfig = SyntheticConfig
             source = photo(donor_name)
         else:
             donor_name, source = host_name, host
-        patch = _donor_patch(source, bottom - top, right - left, config, rng, recipe).astype(np.float32)
+        patch = _donor_patch(source, bottom - top, right - left, config, rng, provenance).astype(np.float32)
         region = host[top:bottom, left:right].astype(np.float32)
         weight = mask[top:bottom, left:right].astype(np.float32)
         if rng.random() < config.color_match:
             inside = weight > 0
             patch = (patch - patch[inside].mean(0)) / (patch[inside].std(0) + 1e-3) * region[inside].std(0) + region[inside].mean(0)
-            recipe["color_match"] = True
+            provenance["color_match"] = True
         if rng.random() < config.blur:
             radius = float(rng.uniform(0.5, 1.5))
             patch = np.asarray(Image.fromarray(np.clip(patch, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius)), np.float32)
-            recipe["blur"] = round(radius, 2)
+            provenance["blur"] = round(radius, 2)
         if rng.random() < config.noise:
             sigma = float(rng.uniform(1.0, 5.0))
             patch = patch + rng.normal(0.0, sigma, patch.shape)
-            recipe["noise"] = round(sigma, 2)
+            provenance["noise"] = round(sigma, 2)
         if rng.random() < config.feather:
             radius = float(rng.uniform(1.0, 3.0))
             soft = np.asarray(Image.fromarray((weight * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius)), np.float32) / 255.0
             if (soft > 0.5).sum() >= config.area[0] * size * size:  # feathering must not shrink a region below the range
                 weight = soft
-                recipe["feather"] = round(radius, 2)
+                provenance["feather"] = round(radius, 2)
         blended = weight[..., None] * patch + (1.0 - weight[..., None]) * region
         image = host.copy()
         image[top:bottom, left:right] = np.clip(np.round(blended), 0, 255).astype(np.uint8)
         mask = np.zeros_like(mask)
         mask[top:bottom, left:right] = (weight > 0.5).astype(np.uint8)
-        recipe.update(donor=donor_name, shape=shape)
+        provenance.update(donor=donor_name, shape=shape)
     if config.final_quality is None:
-        recipe["final_quality"] = None
-        return Forgery(image, mask, png_bytes(image), "PNG", recipe)
+        provenance["final_quality"] = None
+        return Forgery(image, mask, png_bytes(image), "PNG", provenance)
     final_quality = int(rng.integers(*config.final_quality, endpoint=True))
     data = jpeg_bytes(image, final_quality)
-    recipe["final_quality"] = final_quality
-    return Forgery(decode(data), mask, data, "JPEG", recipe)
+    provenance["final_quality"] = final_quality
+    return Forgery(decode(data), mask, data, "JPEG", provenance)
