@@ -15,6 +15,7 @@ falls back to a default. Importing this module does not import Keras; loading do
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from . import pretrained
+from .pretrained import SHARED_SETTINGS, WEIGHTS_DIR, weight_key
 from .architecture import SETTINGS_MEMBER, ModelSettings, read_keras_settings
 from .run_folder import read_json, settings_of_run
+from .safe_write import save_npz_atomic, write_text_atomic
 
 __all__ = ["LoadedModel", "init_weights_from", "load_model", "load_run_best", "load_shipped", "read_json", "read_keras", "save_model",
            "settings_of_run", "transfer_weights"]
@@ -342,3 +345,79 @@ def _copy_layers(pairs) -> int:
     for other, layer in pairs:
         layer.set_weights(other.get_weights())
     return len(pairs)
+
+
+# --- shipping a run's weights with the package (scripts/ship_weights.py, ship_ensemble.py) ----------------------------------
+
+
+def _store(network, path: Path) -> None:
+    """Write ``network``'s weights as one shipped float16 file."""
+    values = {weight_key(index, variable): np.asarray(variable).astype(np.float16) for index, variable in enumerate(network.weights)}
+    save_npz_atomic(path, values)
+
+
+def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
+    """Store a run's best weights (``best.weights.h5``) as shipped float16 weights with its card, history and split lists."""
+    from .data.splits import read_split_list
+
+    run_dir = Path(run_dir)
+    settings = settings_of_run(run_dir)
+    model = load_run_best(run_dir, settings)
+    destination.mkdir(parents=True, exist_ok=True)
+    _store(model, destination / f"{name}.npz")
+    card = {**card, "settings": settings.to_dict()}
+    if (run_dir / "history.csv").exists():
+        shutil.copy(run_dir / "history.csv", destination / f"{name}_history.csv")
+    if (run_dir / "snapshots.npz").exists():
+        # Only the model's own predictions ship: the inputs and masks are the dataset's, which stays with its owners.
+        shots = {key: value for key, value in np.load(run_dir / "snapshots.npz").items() if key.startswith("epoch_")}
+        save_npz_atomic(destination / f"{name}_snapshots.npz", shots)
+        validation = [key for key, _ in read_split_list(run_dir / "splits" / "validation.txt")]
+        card["snapshot_images"] = validation[: len(next(iter(shots.values())))] if shots else []
+    splits = destination / f"{name}_splits"
+    splits.mkdir(exist_ok=True)
+    for path in (run_dir / "splits").glob("*.txt"):
+        shutil.copy(path, splits / path.name)
+    write_text_atomic(destination / f"{name}.json", json.dumps(card, indent=2) + "\n")  # last: with the snapshot images named
+    return destination / f"{name}.npz"
+
+
+def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, card: dict, destination: Path = WEIGHTS_DIR) -> Path:
+    """Store several runs' best weights as one shipped ensemble: ``{role: (run_dir, view)}``.
+
+    Each member's weights go to ``<name>_<role>.npz`` (float16, as for one network), its
+    history beside them (the first member's as ``<name>_history.csv``); the first member's
+    split lists ship (the members must share the split and the input settings); the card
+    gains ``members``. Returns the card's path.
+    """
+    from .network import build_ensemble
+
+    destination.mkdir(parents=True, exist_ok=True)
+    built, entries, first = {}, [], None
+    for index, (role, (run_dir, view)) in enumerate(members.items()):
+        run_dir = Path(run_dir)
+        settings = settings_of_run(run_dir)
+        inputs = {key: getattr(settings, key) for key in SHARED_SETTINGS}
+        lists = {path.name: path.read_text() for path in sorted((run_dir / "splits").glob("*.txt"))}
+        first = first or (inputs, lists)
+        if inputs != first[0]:
+            raise ValueError(f"{run_dir}: its input settings {inputs} differ from the first member's {first[0]}; "
+                             "an ensemble's members must read the same inputs.")
+        if lists != first[1]:
+            raise ValueError(f"{run_dir}: its split lists differ from the first member's; an ensemble's members must share the split.")
+        network = load_run_best(run_dir, settings)
+        _store(network, destination / f"{name}_{role}.npz")
+        built[role] = (network, view)
+        entry = {"name": role, "view": view, "settings": settings.to_dict(), "run": run_dir.name, "weights": f"{name}_{role}.npz"}
+        if (run_dir / "history.csv").exists():
+            entry["history"] = f"{name}_history.csv" if index == 0 else f"{name}_history_{role}.csv"
+            shutil.copy(run_dir / "history.csv", destination / entry["history"])
+        entries.append(entry)
+    build_ensemble(built)  # the members fit together (the same inputs; known views)
+    splits = destination / f"{name}_splits"
+    splits.mkdir(exist_ok=True)
+    for path in (Path(next(iter(members.values()))[0]) / "splits").glob("*.txt"):
+        shutil.copy(path, splits / path.name)
+    card = {**card, "settings": {**entries[0]["settings"], "flip": False}, "members": entries}
+    write_text_atomic(destination / f"{name}.json", json.dumps(card, indent=2) + "\n")
+    return destination / f"{name}.json"

@@ -27,7 +27,7 @@ from ship_weights import HELD_OUT_PROTOCOL, held_out_rows, score, validation_ent
 from pmsp_utils import pretrained  # noqa: E402
 from pmsp_utils.data import load_casia1, split_by  # noqa: E402
 from pmsp_utils.data.splits import read_split_list  # noqa: E402
-from pmsp_utils.models import load_model  # noqa: E402
+from pmsp_utils.models import export_ensemble, load_model  # noqa: E402
 from pmsp_utils.safe_write import write_text_atomic  # noqa: E402
 from pmsp_utils.train import TrainConfig, read_history  # noqa: E402
 
@@ -51,7 +51,7 @@ def main() -> None:
     card["name"] = args.name
     card["architecture"] = {"input_size": config.model.input_size, "members": list(members)}
     card.setdefault("recipe", {})
-    pretrained.export_ensemble({role: (str(run), view) for role, (run, view) in members.items()}, args.name, card=card)
+    export_ensemble({role: (str(run), view) for role, (run, view) in members.items()}, args.name, card=card)
     card = pretrained.model_card(args.name)
     for entry in card["members"]:
         run = members[entry["name"]][0]

@@ -28,7 +28,7 @@ from pmsp_utils.data.splits import read_split_list  # noqa: E402
 from pmsp_utils.ela import ElaCache, ElaSettings  # noqa: E402
 from pmsp_utils.safe_write import save_npz_atomic, write_csv, write_text_atomic  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
-from pmsp_utils.models import load_model  # noqa: E402
+from pmsp_utils.models import export_pretrained, load_model  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
 from pmsp_utils.train import TrainConfig, evaluate_pixels, make_sequence, read_history  # noqa: E402
 
@@ -174,7 +174,7 @@ def main() -> None:
                      "seconds": round(sum(row.get("seconds", 0) for row in history))},
         "reproduce": args.reproduce,
     }
-    pretrained.export_pretrained(args.run_dir, args.name, card=card)
+    export_pretrained(args.run_dir, args.name, card=card)
     card = json.loads((pretrained.WEIGHTS_DIR / f"{args.name}.json").read_text())  # with the settings export_pretrained added
     card["settings"]["flip"] = bool(args.flip)
     write_text_atomic(pretrained.WEIGHTS_DIR / f"{args.name}.json", json.dumps(card, indent=2) + "\n")

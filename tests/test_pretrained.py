@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("keras", reason="the shipped model needs Keras: pip install -e '.[keras]'")
 
-from pmsp_utils.models import load_model  # noqa: E402
+from pmsp_utils.models import export_ensemble, load_model  # noqa: E402
 from pmsp_utils import pretrained  # noqa: E402
 
 
@@ -113,7 +113,7 @@ def test_an_ensemble_ships_one_file_per_member_and_loads_as_the_pair(tmp_path, m
 
     fine, coarse = _fake_run(tmp_path / "fine", 16, seed=0), _fake_run(tmp_path / "coarse", 32, seed=1)
     shipped = tmp_path / "weights"
-    pretrained.export_ensemble({"fine": (fine, "mirror"), "coarse": (coarse, "image")}, "pair",
+    export_ensemble({"fine": (fine, "mirror"), "coarse": (coarse, "image")}, "pair",
                                card={"name": "pair"}, destination=shipped)
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", shipped)
     assert pretrained.available() == ["pair"]
@@ -142,9 +142,9 @@ def test_an_ensemble_refuses_members_that_read_other_inputs_or_another_split(tmp
     other_quality = _fake_run(tmp_path / "quality", 32, seed=1, ela_quality=75)
     other_split = _fake_run(tmp_path / "split", 32, seed=1, validation="casia1/c\n")
     with pytest.raises(ValueError, match="quality: its input settings .* differ from the first member's"):
-        pretrained.export_ensemble({"a": (first, "image"), "b": (other_quality, "mirror")}, "x", card={}, destination=tmp_path / "w")
+        export_ensemble({"a": (first, "image"), "b": (other_quality, "mirror")}, "x", card={}, destination=tmp_path / "w")
     with pytest.raises(ValueError, match="split: its split lists differ from the first member's"):
-        pretrained.export_ensemble({"a": (first, "image"), "b": (other_split, "mirror")}, "x", card={}, destination=tmp_path / "w2")
+        export_ensemble({"a": (first, "image"), "b": (other_split, "mirror")}, "x", card={}, destination=tmp_path / "w2")
 
 
 def test_the_default_model_is_one_small_network_and_reproduces_its_recorded_map():
