@@ -27,7 +27,7 @@ def report(quick: bool = False, weights: str = "casia1") -> list[str]:
     from pmsp_utils.localize_outputs import write_outputs
     from pmsp_utils.network import ensemble_members
     from pmsp_utils.pipeline import localize
-    from run import make_images
+    from synthetic_photos import make_images
 
     count, rounds = (4, 2) if quick else (16, 3)
     rows = []

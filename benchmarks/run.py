@@ -32,9 +32,10 @@ import numpy as np
 from PIL import Image
 
 import pmsp_utils
-from pmsp_utils.data import load_photo, photo_names
+from pmsp_utils.data import load_photo
 from pmsp_utils.data.synthetic import SyntheticForgerySet
 from pmsp_utils.ela import ela, ela_dataset
+from synthetic_photos import make_images  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -47,27 +48,6 @@ def plain_pillow_ela(path) -> np.ndarray:
     buffer.seek(0)
     resaved = Image.open(buffer).convert("RGB")
     return np.abs(np.asarray(image, dtype=np.int16) - np.asarray(resaved, dtype=np.int16)).astype(np.uint8)
-
-
-def make_images(folder: Path, size: tuple[int, int], count: int) -> list[Path]:
-    """``count`` distinct camera-like JPEGs (quality 85) of ``size`` (width, height) from packaged photos.
-
-    Every file differs in content (another zoom of the photo), so the content-keyed
-    cache cannot turn repeats into hits during the first pass.
-    """
-    paths = []
-    names = photo_names()
-    for index in range(count):
-        photo = Image.fromarray(load_photo(names[index % len(names)]))
-        zoom = 1.0 + 0.07 * (index // len(names))
-        scale = zoom * max(size[0] / photo.width, size[1] / photo.height)
-        enlarged = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.BICUBIC)
-        left, top = (enlarged.width - size[0]) // 2, (enlarged.height - size[1]) // 2
-        picture = enlarged.crop((left, top, left + size[0], top + size[1]))
-        path = folder / f"{size[0]}x{size[1]}_{index:02d}.jpg"
-        picture.save(path, format="JPEG", quality=85)
-        paths.append(path)
-    return paths
 
 
 def throughput(function, paths, workers: int) -> float:
