@@ -164,6 +164,37 @@ def keras_environment() -> None:
     out; Keras imported. What every command that needs the network does first."""
     os.environ["KERAS_BACKEND"] = check_keras_backend()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from . import import_keras_quietly
-
     import_keras_quietly()
+
+
+def import_keras_quietly():
+    """Import Keras (and its backend) with the backend's native start-up notices kept out of the output.
+
+    TensorFlow writes absl, oneDNN and CUDA-probing lines straight to file
+    descriptor 2 while it loads, before ``TF_CPP_MIN_LOG_LEVEL`` takes effect; in
+    a notebook they land in a pink stderr block. Only that descriptor is silenced,
+    only during the import: Python errors still surface as exceptions. TensorFlow's
+    own Python logger is set to errors only: its warnings (a prediction function
+    "retraced" when a notebook builds many models) are hints for library authors.
+    """
+    import importlib
+    import sys
+
+    if "keras" in sys.modules:
+        return sys.modules["keras"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, silent = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(silent, 2)
+        keras = importlib.import_module("keras")
+        keras.ops.convert_to_numpy(keras.ops.zeros((1,)))  # the first operation probes devices, and logs too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(silent)
+    if keras.backend.backend() == "tensorflow":
+        import logging
+
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    return keras
