@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -116,6 +116,54 @@ def _flipped(array, flips: tuple[bool, bool]):
     return array
 
 
+@dataclass(frozen=True)
+class Change:
+    """What augmentation does to one training image this epoch: flips (no resampling), a JPEG re-save's quality, and
+    whole-image post-processing steps (:class:`~pmsp_utils.augment.PostProcessing`)."""
+
+    flips: tuple[bool, bool] = (False, False)
+    resave: bool = False
+    steps: dict = field(default_factory=dict)
+
+    @property
+    def new_history(self) -> bool:
+        """A re-save or post-processing gives the image a new compression history: its ELA is computed afresh."""
+        return self.resave or bool(self.steps)
+
+
+def draw_change(rng: np.random.Generator, config: TrainConfig, postprocessing, augment: bool) -> Change:
+    """The first stage of the line: what happens to one image, drawn from ``rng`` (nothing without ``augment``)."""
+    if not augment:
+        return Change()
+    flips = (rng.random() < 0.5, rng.random() < 0.5)
+    resave = bool(config.recompress) and rng.random() < config.recompress
+    steps = postprocessing.draw(rng) if postprocessing.active else {}
+    return Change(flips, resave, steps)
+
+
+def post_process(image: np.ndarray, mask: np.ndarray, change: Change, config: TrainConfig, rng: np.random.Generator):
+    """(image, mask) after a change with a new history: flipped first (so the flipped grid is what the re-save sees),
+    re-saved as JPEG, then post-processed (:func:`~pmsp_utils.augment.apply_steps`); ELA comes after this stage."""
+    from .augment import apply_steps
+
+    image, mask = np.ascontiguousarray(_flipped(image, change.flips)), np.ascontiguousarray(_flipped(mask, change.flips))
+    if change.resave:
+        low, high = config.recompress_qualities
+        image = jpeg_roundtrip(image, int(rng.integers(low, high + 1)))
+    return apply_steps(image, mask, change.steps, rng)
+
+
+def crop_to_input(placed: np.ndarray, size: int, rng: np.random.Generator):
+    """(placed, window): a placed entry larger than the input (the native policy) cut to a window at the image's own
+    pixels on the 8x8 JPEG grid (:func:`~pmsp_utils.pipeline.crop_window`); a smaller one as it is."""
+    window = (slice(None), slice(None))
+    if placed.shape[0] > size or placed.shape[1] > size:
+        top, left = crop_window(placed.shape[0], placed.shape[1], size, rng)
+        window = (slice(top, top + size), slice(left, left + size))
+        placed = placed[window]
+    return placed, window
+
+
 def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bool, augment: bool, ela_cache: ElaCache, batch_size: int | None = None,
                   preloaded: dict | None = None, input_cache: InputCache | None = None, teacher=None):
     """A ``keras.utils.PyDataset`` of ({"rgb", "ela"}, mask) batches over ``records``.
@@ -128,7 +176,7 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
     """
     import keras
 
-    from .augment import PostProcessing, apply_steps
+    from .augment import PostProcessing
     from .distill import mix_targets
 
     inputs = input_cache or InputCache(ela_cache, config.model.input_size, config.model.policy)
@@ -231,32 +279,21 @@ def make_sequence(records: Sequence[Record], config: TrainConfig, *, shuffle: bo
             rgbs, elas, targets = empty_batch(len(chosen), size)
             for slot, index in enumerate(chosen):
                 index = int(index)
-                flips = (augment and rng.random() < 0.5, augment and rng.random() < 0.5)
-                resave = augment and config.recompress and rng.random() < config.recompress
-                steps = postprocessing.draw(rng) if augment and postprocessing.active else {}
-                if resave or steps:
-                    # A re-save or post-processing is a new history: ELA is computed afresh at the image's size after
-                    # it (on the flipped image, so the flipped grid is what the re-save sees), then it is resized.
-                    image, _, mask = self.example(index)
-                    image, mask = np.ascontiguousarray(_flipped(image, flips)), np.ascontiguousarray(_flipped(mask, flips))
-                    if resave:
-                        low, high = config.recompress_qualities
-                        image = jpeg_roundtrip(image, int(rng.integers(low, high + 1)))
-                    image, mask = apply_steps(image, mask, steps, rng)
+                record = self.records[index]
+                # The line each training image takes, one stage after another: draw what happens to it, read it,
+                # post-process it (a new compression history), ELA and placement at the input, the window, the target.
+                change = draw_change(rng, config, postprocessing, augment)
+                if change.new_history:
+                    image, mask = post_process(*self.example(index)[::2], change, config, rng)
                     placed = placed_entry(image, compute_ela(image, **asdict(ela_cache.settings)), mask, size, config.model.policy)
-                else:
-                    # Flips keep the forensic traces (no pixel leaves the JPEG grid), so they apply to the cached input.
-                    placed = _flipped(inputs.get(self.records[index], lambda index=index: self.example(index)), flips)
-                window = (slice(None), slice(None))
-                if placed.shape[0] > size or placed.shape[1] > size:  # the native policy: a window at the image's own pixels
-                    top, left = crop_window(placed.shape[0], placed.shape[1], size, rng)
-                    window = (slice(top, top + size), slice(left, left + size))
-                    placed = placed[window]
+                else:  # flips keep the forensic traces (no pixel leaves the JPEG grid): they apply to the cached input
+                    placed = _flipped(inputs.get(record, lambda index=index: self.example(index)), change.flips)
+                placed, window = crop_to_input(placed, size, rng)
+                soft = teacher.get(record) if teacher is not None else None
+                soft = None if soft is None else _flipped(soft, change.flips)[window]
                 height, width = placed.shape[:2]
                 rgbs[slot, :height, :width] = placed[..., 0:3]
                 elas[slot, :height, :width] = placed[..., 3:6]
-                soft = teacher.get(self.records[index]) if teacher is not None else None
-                soft = None if soft is None else _flipped(soft, flips)[window]
                 targets[slot, :height, :width, 0] = mix_targets(placed[..., 6], soft, config.distill_weight)
             batch = {"rgb": rgbs, "ela": elas}
             if config.model.streams != "both":
