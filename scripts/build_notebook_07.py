@@ -46,7 +46,7 @@ import os
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install -q "pmsp-utils @ git+https://github.com/pmsp-forensics/pmsp-tutorial"
+    %pip install -q "pmsp-utils[litert] @ git+https://github.com/pmsp-forensics/pmsp-tutorial"  # litert: a 1 s start for pmsp localize
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hide TensorFlow's C++ start-up logs (CUDA probing on CPUs)
 
