@@ -115,7 +115,7 @@ def box(shape, top, left, height, width):
     return mask
 '''),
     md('''
-## 1. ELA does not see a copy-move
+## 1. ELA cannot tell a copy from its source
 
 We make one copy-move by hand. The host is a packaged photo saved as a JPEG at quality 85, as a camera would (with full-resolution colour, 4:4:4, as many cameras' best setting does). A block of 80x96 of its pixels is copied 160 rows down and 192 columns right, and the result is saved again at quality 90, as a forger would. Every corner of the block is on the photo's 8x8 JPEG grid, so the copy lands on the grid exactly as its source sits: a careful forger's paste. `source` and `copy` mark the two blocks. For comparison, `shifted` is the same forgery with the copy pasted 3 rows and 3 columns further, off the grid.
 '''),
@@ -155,10 +155,13 @@ words = "close to" if abs(ratio - 1) < 0.15 else "above" if ratio > 1 else "belo
 display(Markdown(
     f"Pasted on the grid, the copy's mean error level is {levels['copy']:.2f}, {words} its source's ({levels['source']:.2f}, a "
     f"ratio of {ratio:.2f}): a copy shares the photo's own compression history, and its error level is that of the content it "
-    f"copied (the small excess comes from the seam at its border). Pasted off the grid, the ratio is {shifted_ratio:.2f}, from "
+    f"copied (the small excess comes from the seam at its border). Against the rest of the photo the copy stands out "
+    f"({levels['copy'] / levels['rest']:.2f} times its error level), but so does its source "
+    f"({levels['source'] / levels['rest']:.2f} times): what ELA shows there is one textured content, twice, and nothing in it "
+    f"says which of the two was pasted. Pasted off the grid, the ratio to the source is {shifted_ratio:.2f}, from "
     "the misaligned JPEG grid, a trace a careful forger avoids. A splicing at the same place, from a photo saved at quality 60, "
     f"has {spliced_ratio:.2f} times the error level of the rest of its photo"
-    + (", a contrast ELA can see and the copy does not give. " if spliced_ratio > max(ratio, shifted_ratio) else
+    + (", a contrast of histories ELA can read, where the copy only repeats its source. " if spliced_ratio > max(ratio, shifted_ratio) else
        ": lower, because quality 60 took away its fine detail. ELA reads compression histories, which can point either way, and "
        "a copy on the grid has no history of its own to read. ")
     + "A detector for copy-moves must look at the content instead."))
@@ -240,7 +243,7 @@ show_grid([[forged, offset_picture(offsets, textured), np.clip(distance, 0, 0.5)
 plt.show()
 '''),
     md('''
-The copy and its source are two solid patches of one colour each in the offset field: every pixel of the copy points to the same place, and every pixel of the source points back. Everywhere else the field is noise, because each patch's best match is a chance resemblance somewhere. The distance map says the same: near zero where a pixel found its twin.
+The copy and its source are two patches of mostly one colour each in the offset field: most pixels of the copy (the share printed above) point to exactly the same place, its source, and the source's point back. Everywhere else the field is noise, because each patch's best match is a chance resemblance somewhere. The distance map says the same: near zero where a pixel found its twin.
 
 ## 4. Filtering: a regular field, a match that points back
 
@@ -472,7 +475,7 @@ print(f"this notebook ran in {time.perf_counter() - started:.0f} s ({'smoke' if 
 
 Short questions, each answerable from this notebook's text and outputs.
 
-1. Why does the copy's ELA in section 1 look like the rest of the photo's, when a spliced region's often does not?
+1. In section 1, why does the copy's ELA look like its source's, and why can ELA not say which of the two was pasted?
 2. Which edits of a patch leave its feature vector unchanged, and which part of the construction takes care of each?
 3. What does the offset field of section 3 look like over the copy, over its source, and elsewhere, and why?
 4. What are the three conditions a pixel's match must meet to be kept in section 4?

@@ -156,12 +156,14 @@ def test_04_my_focal_loss_is_the_package_loss():
 
 
 def test_05_weighted_recall_is_accuracy():
-    from sklearn.metrics import accuracy_score, recall_score
+    from sklearn.metrics import accuracy_score, precision_score, recall_score
 
     rng = np.random.default_rng(1)
     for _ in range(5):
         truth, claimed = rng.random(5000) < rng.uniform(0.02, 0.5), rng.random(5000) < rng.uniform(0.02, 0.5)
         assert recall_score(truth, claimed, average="weighted") == pytest.approx(accuracy_score(truth, claimed))
+        # ... and the class-weighted precision does not (the exercise's second half)
+        assert abs(precision_score(truth, claimed, average="weighted") - accuracy_score(truth, claimed)) > 1e-3
 
 
 def histogram_auc(scores, truth, bins: int = 1000) -> float:
