@@ -70,7 +70,7 @@ cells = [
 - how to tell the pasted copy from its source, and when the evidence cannot;
 - what the matcher adds to the network, per kind of forgery, and where it fails.
 
-**Run time**: about three minutes on a 2-core CPU with CASIA v1.0 present, about a minute in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
+**Run time**: about two minutes on a 2-core CPU with CASIA v1.0 present, about a minute in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
 
 The detector follows Cozzolino, Poggi and Verdoliva (2015): dense features, PatchMatch, and a check that the offset field is locally regular. Everything below is `pmsp_utils.copymove`: the functions of sections 2 to 4 are defined here, in the notebook, and a test checks that they give the package's maps.
 '''),
@@ -489,7 +489,7 @@ Short questions, each answerable from this notebook's text and outputs.
 1. **Change a knob.** In section 8, lower the threshold to 0 and raise it to 0.9. For each, how many pairs are reported on the cat, and does the planted copy survive? What does that say about choosing the threshold on images without copies?
 2. **Rotation invariance, exactly.** A rotation by 90 degrees maps the pixel grid onto itself, so there is no resampling. Show that `patch_features` of `np.rot90(grey)` at the rotated position equals the original features at a pixel (up to float error), and explain why a 30-degree rotation (section 2) gives only approximately the same values. *(A reference solution is checked in `tests/test_exercises.py`.)*
 3. **Implement it yourself: exact block matching.** The classic detector of Fridrich et al. (2003) finds *exact* duplicates: it takes every 8x8 block of the grey image (at every position), sorts the blocks' pixel values lexicographically so that identical blocks sit side by side, and counts the offsets between identical neighbours at least `min_offset` apart. Write `exact_duplicates(grey, block=8, min_offset=24)` returning the most common such offset (or None), leaving out flat blocks. Check that it finds (160, 192) in `forged` of section 1, and nothing in `shifted`. Why does the final JPEG save leave the copy on the grid exactly duplicated and not the copy off the grid, and why do the Zernike features find both? *(A reference solution is checked in `tests/test_exercises.py`.)*
-4. **Extend it.** Add mirrored copies: a mirrored patch has the complex conjugate of the original's moments. Which of the 11 features change under mirroring, and how would you match mirrored copies?
+4. **Extend it.** Add mirrored copies: a mirrored patch has the complex conjugate of the original's moments. Check with NumPy on a few patches that the 11 features do not change when a patch is mirrored, and say what the matcher then finds for a mirrored copy, and what its offset field cannot show about it.
 '''),
     md('''
 ## References
