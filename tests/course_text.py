@@ -196,3 +196,16 @@ def printed(notebook: Path, label: str) -> list[float]:
 def markdown(notebook: Path) -> str:
     """All the Markdown of a notebook, as one text (what the sentence checks look for)."""
     return "\n".join("".join(cell["source"]) for cell in cells(notebook) if cell["cell_type"] == "markdown")
+
+
+def planted(notebook: Path, folder: Path, old: str, new: str, *, regex: bool = False, every: bool = False) -> Path:
+    """A copy of ``notebook`` in ``folder`` with a printed value changed: ``old`` (a regular expression if ``regex``, whose
+    groups ``new`` may name) replaced by ``new``, at its first place or at ``every`` one; how a sentence check is shown
+    failing on a planted contradiction."""
+    text = Path(notebook).read_text()
+    changed, count = re.subn(old if regex else re.escape(old), new if regex else (lambda match: new), text, count=0 if every else 1)
+    assert count >= 1, old
+    json.loads(changed)  # still a notebook
+    copy = Path(folder) / Path(notebook).name
+    copy.write_text(changed)
+    return copy

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from course_text import cells, markdown, printed
+from course_text import cells, markdown, planted, printed
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "04_training.ipynb"
@@ -171,16 +171,6 @@ def test_04_sentences_agree_with_the_committed_outputs(check):
     check(NOTEBOOK)
 
 
-def _planted(tmp_path: Path, pattern: str, new: str) -> Path:
-    """A copy of the committed notebook with one printed value changed (the first match of ``pattern``)."""
-    text = NOTEBOOK.read_text()
-    changed, count = re.subn(pattern, new, text, count=1)
-    assert count == 1, pattern
-    copy = tmp_path / NOTEBOOK.name
-    copy.write_text(changed)
-    return copy
-
-
 @pytest.mark.parametrize(("check", "pattern", "new"), [
     (check_the_demonstration_learns, r"(before training and after each epoch: [^\\]*) \d\.\d+\\n", r"\1 0.120\\n"),
     (check_post_processing_sentences, r"blur σ=1 \d\.\d+", "blur σ=1 3.10"),
@@ -189,4 +179,4 @@ def _planted(tmp_path: Path, pattern: str, new: str) -> Path:
 ], ids=["demo learns", "each step halves", "training loss falls", "synthetic improves"])
 def test_04_a_planted_contradiction_is_caught(tmp_path, check, pattern, new):
     with pytest.raises(AssertionError):
-        check(_planted(tmp_path, pattern, new))
+        check(planted(NOTEBOOK, tmp_path, pattern, new, regex=True))

@@ -24,12 +24,11 @@ what it flags instead is often a salient object".
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from course_text import cells, markdown
+from course_text import cells, markdown, planted
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "05_evaluation.ipynb"
@@ -166,15 +165,6 @@ def test_the_sentence_holds_for_the_committed_outputs(sentence):
     CHECKS[sentence](NOTEBOOK)
 
 
-def _planted(tmp_path: Path, old: str, new: str) -> Path:
-    text = NOTEBOOK.read_text()
-    assert old in text, old
-    notebook = tmp_path / NOTEBOOK.name
-    notebook.write_text(text.replace(old, new, 1))
-    json.loads(notebook.read_text())
-    return notebook
-
-
 @pytest.mark.parametrize("sentence, old, new", [
     ("puts 12 pixels past its right edge", "recall 0.545", "recall 0.845"),
     ("a predictor that flags almost nothing", "0.185   0.004", "0.185   0.104"),
@@ -184,4 +174,4 @@ def _planted(tmp_path: Path, old: str, new: str) -> Path:
 ])
 def test_a_planted_contradiction_is_caught(tmp_path, sentence, old, new):
     with pytest.raises(AssertionError):
-        CHECKS[sentence](_planted(tmp_path, old, new))
+        CHECKS[sentence](planted(NOTEBOOK, tmp_path, old, new))

@@ -36,7 +36,7 @@ import re
 from pathlib import Path
 
 import pytest
-from course_text import cells, markdown, printed
+from course_text import cells, markdown, planted, printed
 
 from pmsp_utils.ablation import VARIANTS
 
@@ -175,15 +175,6 @@ def test_06_sentences_agree_with_the_committed_outputs(check):
     check(NOTEBOOK)
 
 
-def _planted(tmp_path: Path, old: str, new: str) -> Path:
-    """A copy of the committed notebook with one printed value changed (in every output that shows it)."""
-    text = NOTEBOOK.read_text()
-    assert text.count(old) >= 1, old
-    copy = tmp_path / NOTEBOOK.name
-    copy.write_text(text.replace(old, new))
-    return copy
-
-
 @pytest.mark.parametrize(("check", "old", "new"), [
     (check_the_bottom_line, "10 verdicts: 0 confirmed, 3 contradicted", "10 verdicts: 1 confirmed, 2 contradicted"),
     (check_verdict_sentences, "0.193–0.273", "0.170–0.273"),  # one CONCAT seed below the best ADD seed
@@ -192,7 +183,7 @@ def _planted(tmp_path: Path, old: str, new: str) -> Path:
 ], ids=["no claim confirmed", "every CONCAT seed above", "RGB barely moves", "CONCAT both ways"])
 def test_06_a_planted_contradiction_is_caught(tmp_path, check, old, new):
     with pytest.raises(AssertionError):
-        check(_planted(tmp_path, old, new))
+        check(planted(NOTEBOOK, tmp_path, old, new, every=True))
 
 
 # --- the figures 06 quotes from benchmarks/ are the files' rows now -------------------------------------------------

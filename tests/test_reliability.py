@@ -266,18 +266,25 @@ def test_an_empty_evaluation_part_is_an_error_with_the_reason(tmp_path):
         select_records([Record("folder", "a", "splicing", path)], "test", protocol="paper")
 
 
+def _folder_of(root, images: tuple[str, ...], masks: tuple[str, ...], seed: int) -> np.random.Generator:
+    """The generic layout under ``root``: random 20x20 ``images``, the same square mask under each name of ``masks``."""
+    for folder in ("images", "masks", "authentic"):
+        (root / folder).mkdir()
+    rng = np.random.default_rng(seed)
+    for name in images:
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(root / "images" / name)
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:10, 5:10] = 255
+    for name in masks:
+        Image.fromarray(mask).save(root / "masks" / name)
+    return rng
+
+
 def test_images_sharing_a_stem_keep_their_extensions_as_names(tmp_path):
     from pmsp_utils.data import load_folder
 
-    for folder in ("images", "masks", "authentic"):
-        (tmp_path / folder).mkdir()
-    rng = np.random.default_rng(0)
-    for name in ("a.jpg", "a.png", "b.jpg"):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
-    mask = np.zeros((20, 20), np.uint8)
-    mask[5:10, 5:10] = 255
-    for name in ("a.jpg.png", "a.png_mask.png", "b.png"):  # a.jpg and a.png: each mask named after its image's whole name
-        Image.fromarray(mask).save(tmp_path / "masks" / name)
+    # a.jpg and a.png: each mask named after its image's whole name
+    rng = _folder_of(tmp_path, ("a.jpg", "a.png", "b.jpg"), ("a.jpg.png", "a.png_mask.png", "b.png"), seed=0)
     Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "authentic" / "b.png")
     dataset = load_folder(tmp_path)
     assert sorted(record.name for record in dataset.records) == ["a.jpg", "a.png", "b.jpg", "b.png"]  # before: two 'a', two 'b'
@@ -289,15 +296,7 @@ def test_one_mask_for_two_images_sharing_a_stem_is_nobodys(tmp_path, capsys):
     """img00.jpg and img00.png are different pictures: masks/img00.png was scored as the mask of both."""
     from pmsp_utils.data import load_folder
 
-    for folder in ("images", "masks"):
-        (tmp_path / folder).mkdir()
-    rng = np.random.default_rng(1)
-    for name in ("img00.jpg", "img00.png", "img01.jpg"):
-        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
-    mask = np.zeros((20, 20), np.uint8)
-    mask[5:10, 5:10] = 255
-    for name in ("img00.png", "img01.png"):
-        Image.fromarray(mask).save(tmp_path / "masks" / name)
+    _folder_of(tmp_path, ("img00.jpg", "img00.png", "img01.jpg"), ("img00.png", "img01.png"), seed=1)
     dataset = load_folder(tmp_path)
     assert [record.image_path.name for record in dataset.records] == ["img01.jpg"]
     refused = dict((path.name, why) for path, why in dataset.inconsistent)

@@ -44,40 +44,12 @@ def test_csv_tables_from_dictionaries_and_rows(tmp_path):
     assert np.load(tmp_path / "c.npz")["x"].tolist() == [0, 1, 2]
 
 
-def test_no_writer_renames_its_own_temporary_files():
-    """mkstemp, os.replace and .npz saving live in pmsp_utils.safe_write. Left elsewhere: two renames that are not writes
-    (a finished table renamed to its final name, a downloaded dataset's folder moved into place) and the GPU machine's
-    weight splitter, which runs there without the package."""
+def _code_lines_matching(pattern: re.Pattern, folders: tuple[str, ...], allowed: set[tuple[str, str]]) -> list[str]:
+    """'file: line' of each code line (comments aside) under ``folders`` that ``pattern`` finds, safe_write.py itself and
+    the ``allowed`` (file, text) pairs left out."""
     root = Path(__file__).resolve().parents[1]
-    allowed = {("pmsp_utils/localize_outputs.py", "os.replace(self.out / self.PARTIAL"), ("pmsp_utils/data/download.py", "os.replace(layout"),
-               ("benchmarks/gpu_weights.py", "np.savez_compressed(prefix")}
-    pattern = re.compile(r"tempfile\.mkstemp\(|os\.replace\(|np\.savez(_compressed)?\(")
     found = []
-    for folder in ("pmsp_utils", "scripts", "benchmarks"):
-        for path in sorted((root / folder).rglob("*.py")):
-            name = str(path.relative_to(root))
-            if name == "pmsp_utils/safe_write.py":
-                continue
-            for line in path.read_text().splitlines():
-                code = line.split("#")[0]
-                if pattern.search(code) and not any(name == file and text in code for file, text in allowed):
-                    found.append(f"{name}: {line.strip()[:80]}")
-    assert not found, f"hand-written safe writes (use pmsp_utils.safe_write): {found}"
-
-
-def test_every_writer_of_a_file_goes_through_safe_write():
-    """A plain write_text/write_bytes/open(..., "w") leaves a half-written file under its final name when the process
-    stops or the disk fills; the package and the scripts write through pmsp_utils.safe_write. Left: the resumable
-    download's .part file (appended to by design, renamed by nobody), the output folder's lock (a PID, created with
-    O_EXCL), os.devnull, and writes into memory buffers."""
-    root = Path(__file__).resolve().parents[1]
-    allowed = {("pmsp_utils/data/download.py", 'with open(target, "ab" if have else "wb")'),
-               ("pmsp_utils/localize_outputs.py", 'with os.fdopen(handle, "w") as stream'),
-               ("pmsp_utils/runtime.py", 'with open(os.devnull, "wb")'),
-               ("pmsp_utils/runtime.py", "lambda temporary: Path(temporary).write_bytes(")}  # inside save_atomic
-    pattern = re.compile(r"\.write_text\(|\.write_bytes\(|\bopen\([^)]*[\"'][wax]b?\+?[\"']|os\.fdopen\([^)]*[\"'][wa]|json\.dump\(")
-    found = []
-    for folder in ("pmsp_utils", "scripts"):
+    for folder in folders:
         for path in sorted((root / folder).rglob("*.py")):
             name = str(path.relative_to(root))
             if name == "pmsp_utils/safe_write.py":
@@ -86,5 +58,30 @@ def test_every_writer_of_a_file_goes_through_safe_write():
                 code = line.split("#")[0]
                 if pattern.search(code) and not any(name == file and text in code for file, text in allowed):
                     found.append(f"{name}: {line.strip()[:90]}")
+    return found
+
+
+def test_no_writer_renames_its_own_temporary_files():
+    """mkstemp, os.replace and .npz saving live in pmsp_utils.safe_write. Left elsewhere: two renames that are not writes
+    (a finished table renamed to its final name, a downloaded dataset's folder moved into place) and the GPU machine's
+    weight splitter, which runs there without the package."""
+    allowed = {("pmsp_utils/localize_outputs.py", "os.replace(self.out / self.PARTIAL"), ("pmsp_utils/data/download.py", "os.replace(layout"),
+               ("benchmarks/gpu_weights.py", "np.savez_compressed(prefix")}
+    pattern = re.compile(r"tempfile\.mkstemp\(|os\.replace\(|np\.savez(_compressed)?\(")
+    found = _code_lines_matching(pattern, ("pmsp_utils", "scripts", "benchmarks"), allowed)
+    assert not found, f"hand-written safe writes (use pmsp_utils.safe_write): {found}"
+
+
+def test_every_writer_of_a_file_goes_through_safe_write():
+    """A plain write_text/write_bytes/open(..., "w") leaves a half-written file under its final name when the process
+    stops or the disk fills; the package and the scripts write through pmsp_utils.safe_write. Left: the resumable
+    download's .part file (appended to by design, renamed by nobody), the output folder's lock (a PID, created with
+    O_EXCL), os.devnull, and writes into memory buffers."""
+    allowed = {("pmsp_utils/data/download.py", 'with open(target, "ab" if have else "wb")'),
+               ("pmsp_utils/localize_outputs.py", 'with os.fdopen(handle, "w") as stream'),
+               ("pmsp_utils/runtime.py", 'with open(os.devnull, "wb")'),
+               ("pmsp_utils/runtime.py", "lambda temporary: Path(temporary).write_bytes(")}  # inside save_atomic
+    pattern = re.compile(r"\.write_text\(|\.write_bytes\(|\bopen\([^)]*[\"'][wax]b?\+?[\"']|os\.fdopen\([^)]*[\"'][wa]|json\.dump\(")
+    found = _code_lines_matching(pattern, ("pmsp_utils", "scripts"), allowed)
     assert not found, f"writes that bypass pmsp_utils.safe_write: {found}"
     assert pattern.search('Path("x").write_text("y")') and pattern.search('open(path, "wb")') and not pattern.search('open(path, "rb")')

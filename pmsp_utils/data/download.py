@@ -493,7 +493,9 @@ def claim_staging(target: Path) -> Path:
 
 
 def _readable_archive(path: Path) -> bool:
-    """Whether a file opens as a zip or a gzip'd tar to its end (a truncated zip loses its central directory)."""
+    """Whether a file opens as a zip (its central directory, at the end, is read: a truncated zip loses it) or as a
+    gzip'd tar (its first header). Nothing is decompressed whole here: a tar.gz cut short further in is named by
+    :func:`extract_verified`, which reads it anyway."""
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as bundle:
@@ -503,9 +505,7 @@ def _readable_archive(path: Path) -> bool:
             return False
     try:
         with tarfile.open(path, "r:gz") as bundle:
-            for _ in bundle:
-                pass
-        return True
+            return bundle.next() is not None
     except (tarfile.TarError, OSError, EOFError, zlib.error):
         return False
 
