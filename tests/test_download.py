@@ -410,3 +410,48 @@ def test_an_edited_copy_beside_the_right_one_is_passed_over_and_alone_is_named(s
     with pytest.raises(DownloadError, match=rf"Sp_S_NNN_A_ani0001_ani0001_0103\.jpg \({edited}\) has changed"):
         download("casia1", to=tmp_path / "c", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
                  echo=lambda _: None, fetcher=no_wait)
+
+
+def test_the_shipped_entry_pins_every_files_size_and_a_member_of_another_size_is_never_read(tmp_path):
+    """Every listed file of the shipped entries has its size pinned (read from the two public repositories' trees at
+    the pinned commits), so a bomb is refused by its header, long before MEMBER_LIMIT, and a member whose stream runs
+    past its pinned size is stopped after one chunk; the message names the member and both sizes."""
+    import pmsp_utils.data.download as download_module
+
+    for entry in registry().values():
+        for archive in entry.archives:
+            assert set(archive.sizes) == set(archive.files) and all(0 < size < download_module.MEMBER_LIMIT for size in archive.sizes.values())
+    images, masks = source_files()
+    name = "Sp/Sp_D_CNN_A_ani0001_nat0002_0101_gt.png"
+    archive = Archive("masks", (), "zip", MASKS_PREFIX, {relative: hashlib.sha256(data).hexdigest() for relative, data in masks.items()},
+                      sizes={relative: len(data) for relative, data in masks.items()})
+    bomb = tmp_path / "masks.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for relative, data in masks.items():
+            bundle.writestr(MASKS_PREFIX + relative, data if relative != name else bytes(512 << 10))  # under MEMBER_LIMIT
+    with pytest.raises(DownloadError, match=rf"{name} \(in .*masks.zip\) declares 524,288 bytes where the pinned file has {len(masks[name]):,}"):
+        download_module.extract_verified(bomb, archive, tmp_path / "out")
+    assert not (tmp_path / "out" / name).exists()
+
+    reads = []
+
+    def endless():  # says it is the pinned size, then never ends
+        class Stream(io.RawIOBase):
+            def readable(self):
+                return True
+
+            def readinto(self, buffer):
+                reads.append(len(buffer))
+                buffer[:] = bytes(len(buffer))
+                return len(buffer)
+        return io.BufferedReader(Stream())
+
+    members = [(name, len(masks[name]), endless, "liar.zip")]
+    with pytest.raises(DownloadError, match=rf"{name} .*holds more than the {len(masks[name]):,} bytes it declares"):
+        download_module._write_verified(members, archive, tmp_path / "out2", "liar.zip")
+    assert sum(reads) <= 2 * download_module.READ_CHUNK and not [path for path in (tmp_path / "out2").rglob("*") if path.is_file()]
+    # the right copy after a wrong-sized one (an edited file beside the pinned one) is still placed
+    members = [(name, 7, lambda: io.BytesIO(bytes(7)), "old/copy.png"), (name, len(masks[name]), lambda: io.BytesIO(masks[name]), "right/copy.png")]
+    partial = Archive("masks", (), "zip", MASKS_PREFIX, {name: archive.files[name]}, sizes={name: archive.sizes[name]})
+    assert download_module._write_verified(members, partial, tmp_path / "out3", "folder") == 1
+    assert (tmp_path / "out3" / name).read_bytes() == masks[name]

@@ -79,11 +79,13 @@ class Archive:
     what: str = ""
     repository: str = ""
     commit: str = ""
+    sizes: dict[str, int] = field(default_factory=dict)  # path under ``strip`` -> bytes, where pinned
 
     @classmethod
     def from_dict(cls, values: dict) -> "Archive":
         return cls(values["name"], tuple(values["urls"]), values["format"], values["strip"], dict(values["files"]), int(values.get("size") or 0),
-                   values.get("archive_sha256", ""), values.get("what", ""), values.get("repository", ""), values.get("commit", ""))
+                   values.get("archive_sha256", ""), values.get("what", ""), values.get("repository", ""), values.get("commit", ""),
+                   {path: int(size) for path, size in values.get("sizes", {}).items()})
 
 
 @dataclass(frozen=True)
@@ -214,9 +216,10 @@ def _too_large(relative: str, origin: str, size: int, limit: int, what: str) -> 
 
 def _write_verified(members: Iterable[tuple[str, int, Callable[[], object], str]], archive: Archive, out: Path, origin: str) -> int:
     """Each listed member streamed through SHA-256 in chunks into a temporary file beside its target
-    (:func:`~pmsp_utils.safe_write.write_atomic`), renamed into place once its hash matches; a member past
-    :data:`MEMBER_LIMIT` (declared or read), or the total past
-    :data:`TOTAL_LIMIT`, stops the extraction. Members are (relative path, declared size, opener, where it was read:
+    (:func:`~pmsp_utils.safe_write.write_atomic`), renamed into place once its hash matches. Where the entry pins the
+    file's size, a member declaring another size is passed over unread, and one that reads past it is stopped at once
+    (either is named if no other copy is the pinned one); a member past :data:`MEMBER_LIMIT` (declared or read), or
+    the total past :data:`TOTAL_LIMIT`, stops the extraction. Members are (relative path, declared size, opener, where it was read:
     the archive, or the very file of a folder). A file whose hash differs is named as itself, and another copy of the
     same file further on may still be the pinned one (a folder holding an old edited copy beside the right one)."""
     written, changed, total = set(), {}, 0
@@ -226,6 +229,14 @@ def _write_verified(members: Iterable[tuple[str, int, Callable[[], object], str]
             continue
         if declared > MEMBER_LIMIT:
             raise _too_large(relative, origin, declared, MEMBER_LIMIT, "declares")
+        pinned = archive.sizes.get(relative)
+        if pinned is not None and declared != pinned:  # refused unread; another copy of it may still be the pinned one
+            changed.setdefault(relative, _Changed(f"{relative} ({where if where != origin else f'in {origin}'}) declares "
+                                                  f"{declared:,} bytes where the pinned file has {pinned:,}; the copy is "
+                                                  "not the pinned one, so nothing was read or placed. Try another mirror "
+                                                  "or --from a verified copy."))
+            continue
+        limit = MEMBER_LIMIT if pinned is None else pinned
         target = out / relative
         size = 0
 
@@ -235,6 +246,11 @@ def _write_verified(members: Iterable[tuple[str, int, Callable[[], object], str]
             with open_member() as stream:
                 for block in iter(lambda: stream.read(READ_CHUNK), b""):
                     size += len(block)
+                    if size > limit and limit < MEMBER_LIMIT:  # a member that lies about its size: stopped at once
+                        raise _Changed(f"{relative} ({where if where != origin else f'in {origin}'}) holds more than "
+                                       f"the {limit:,} bytes it declares and the pinned file has; the copy is not the "
+                                       "pinned one, so reading stopped and nothing was placed. Try another mirror or "
+                                       "--from a verified copy.")
                     if size > MEMBER_LIMIT:
                         raise _too_large(relative, origin, size, MEMBER_LIMIT, "inflates to more than")
                     if total + size > TOTAL_LIMIT:
