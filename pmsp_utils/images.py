@@ -18,8 +18,12 @@ environment variable (``0`` lifts it).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import sys
+import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,13 +170,49 @@ def open_image(data: bytes, name: str) -> Image.Image:
     Pillow's warnings (damaged EXIF, a TIFF tag it could not read ...) do not reach stderr as raw library lines: they
     are kept with the image and listed in its conversions, or, when the file cannot be read, the error says what it is.
     """
+    native: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        image = _open_image(data, name)
-    said = list(dict.fromkeys(str(warning.message).strip() for warning in caught if str(warning.message).strip()))
+        try:
+            with _native_stderr_kept(native, data[:4] in TIFF_MAGIC):
+                image = _open_image(data, name)
+        except ImageReadError as error:
+            if not native:
+                raise
+            raise type(error)(f"{error} libtiff said: {native[0].rstrip('.')}.") from None
+    said = list(dict.fromkeys([str(warning.message).strip() for warning in caught if str(warning.message).strip()]
+                              + [f"libtiff: {line}" for line in native]))
     if said:
         image.info[PILLOW_WARNINGS] = said
     return image
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_kept(lines: list[str], enabled: bool = True):
+    """What C libraries write straight to file descriptor 2 while the block runs (libtiff's "TIFFFetchNormalTag:
+    Incompatible type ..." lines, which no Python warning filter sees), kept in ``lines`` instead of reaching the
+    terminal. Only for TIFFs (the one decoder that writes there); one block at a time, as descriptor 2 is the process's."""
+    try:
+        descriptor = sys.__stderr__.fileno() if sys.__stderr__ else -1
+    except (AttributeError, OSError, ValueError):  # no real descriptor (some embedded interpreters)
+        descriptor = -1
+    if not enabled or descriptor < 0:
+        yield lines
+        return
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.__stderr__.flush()
+        saved = os.dup(descriptor)
+        os.dup2(sink.fileno(), descriptor)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, descriptor)
+            os.close(saved)
+            sink.seek(0)
+            lines += list(dict.fromkeys(line.strip() for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip()))
 
 
 def _open_image(data: bytes, name: str) -> Image.Image:
@@ -295,7 +335,7 @@ def _normalise(image: Image.Image, name: str, fmt: str | None) -> LoadedImage:
         conversions.append(f"{image.mode} converted to RGB")
     if orientation != 1:
         conversions.append(f"EXIF orientation {orientation}: analysed as stored, rotated for display")
-    conversions += [f"Pillow warned: {message}" for message in image.info.get(PILLOW_WARNINGS, ())]
+    conversions += [message if message.startswith("libtiff: ") else f"Pillow warned: {message}" for message in image.info.get(PILLOW_WARNINGS, ())]
     return LoadedImage(converted, name, fmt, original_mode, orientation, tuple(conversions))
 
 

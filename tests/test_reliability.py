@@ -608,3 +608,29 @@ def test_outputs_of_very_long_names_stay_within_what_a_file_system_takes(tmp_pat
     assert main(["ela", str(folder), "--out", str(tmp_path / "out")]) == 0, capsys.readouterr().err
     made = sorted(path.name for path in (tmp_path / "out").iterdir() if not path.name.startswith("."))
     assert len(made) == 2 and len(set(made)) == 2 and all(len(name.encode()) <= NAME_BYTES for name in made)
+
+
+def test_libtiffs_own_lines_never_reach_the_terminal_raw(tmp_path):
+    """libtiff writes its complaints ("TIFFFetchNormalTag: Incompatible type for ...") to file descriptor 2 from C,
+    where no Python warning filter sees them: in a real process, every line on stderr is pmsp's own, one per file,
+    with libtiff's words kept in the error; the sound TIFF beside them is still analysed."""
+    import struct
+    import subprocess
+    import sys
+
+    Image.fromarray(np.dstack([_grey_ramp()] * 3)).save(tmp_path / "ok.tif", compression="tiff_lzw")
+    data = (tmp_path / "ok.tif").read_bytes()
+    directory = struct.unpack("<I", data[4:8])[0]
+    for k in range(struct.unpack("<H", data[directory : directory + 2])[0]):
+        entry = directory + 2 + 12 * k
+        tag = struct.unpack("<H", data[entry : entry + 2])[0]
+        if tag in (273, 278):  # StripOffsets, RowsPerStrip given a type libtiff cannot take (DOUBLE)
+            broken = bytearray(data)
+            broken[entry + 2 : entry + 4] = struct.pack("<H", 12)
+            (tmp_path / f"tag{tag}.tif").write_bytes(bytes(broken))
+    run = subprocess.run([sys.executable, "-m", "pmsp_utils.cli", "ela", str(tmp_path), "--out", str(tmp_path / "out")],
+                         capture_output=True, text=True, timeout=300)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 2 and all(line.startswith("error: ") for line in lines), lines
+    assert all("libtiff said: TIFFFetch" in line and "Incompatible type" in line for line in lines), lines
+    assert (tmp_path / "out" / "ok_tif_ela.png").exists()
