@@ -7,15 +7,19 @@ Checked sentences (the rest of 01's outcome sentences are written by its code ce
 - section 4: ELA "lights the pasted region up" in Grace Hopper's portrait (AUC 0.85 or more) and "hardly" in the
   motorcycle photo (AUC under 0.6), and the two AUCs the text types are the printed ones;
 - section 6: re-saving at the final quality (85) "shows nothing" (mean AUC within 0.05 of chance), re-saving near the
-  camera JPEG's quality (70) works best, and the paper's 90 "sits in between and works only partly";
-- summary: the per-image AUC range it types is the lowest and highest the notebook prints.
+  camera JPEG's quality (70) works best, and at the paper's 90 the mean AUC "lies between theirs: it works only partly";
+- section 7 (written by its code cell, checked here because the rule must be one): the camera JPEG at 98 and the PNG
+  case are worded by the same rule, "close to chance on average" exactly when the mean is within 0.1 of 0.5, "swings"
+  exactly when the standard deviation is 0.1 or more (else "varies little");
+- summary: the per-image AUC range it types "at ELA quality 90" is the lowest and highest the notebook prints, at 90.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from course_text import cells, markdown, printed
+import pytest
+from course_text import cells, markdown, planted, printed
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "01_error_level_analysis.ipynb"
 
@@ -52,9 +56,43 @@ def test_the_quality_sweep_says_what_the_text_says():
     assert (ninety, eighty_five) == (90, 85)
     assert abs(best - 70) <= 5, "the text says re-saving near the camera JPEG's quality (70) works best"
     assert abs(at_eighty_five - 0.5) <= 0.05, "the text says re-saving at the final quality (85) shows nothing"
-    assert 0.55 < at_ninety < best_auc - 0.05, "the text says quality 90 sits in between and works only partly"
+    assert at_eighty_five + 0.05 < at_ninety < best_auc - 0.05, "the text says quality 90's AUC lies between the two, working only partly"
+    assert "its mean AUC (printed above) lies between theirs: it works only partly" in markdown(NOTEBOOK)
 
 
 def test_the_summary_range_is_the_printed_one():
-    lowest, highest = printed(NOTEBOOK, "lowest and highest per-image pixel AUC")[-2:]
-    assert f"per-image pixel AUC from {lowest:.2f} to {highest:.2f}" in markdown(NOTEBOOK)
+    label = "lowest and highest per-image pixel AUC at ELA quality 90"
+    lowest, highest = printed(NOTEBOOK, label)[-2:]
+    assert f"per-image pixel AUC from {lowest:.2f} to {highest:.2f} at ELA quality 90" in markdown(NOTEBOOK)
+
+
+def generated_markdown(notebook: Path, start: str) -> str:
+    """The Markdown a code cell displayed, from the first output that contains ``start``."""
+    for cell in cells(notebook):
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("data", {}).get("text/markdown", ""))
+            if start in text:
+                return text
+    raise LookupError(f"{notebook.name} displays no Markdown containing {start!r}; re-execute it")
+
+
+def check_one_wording_rule(notebook: Path) -> None:
+    text = generated_markdown(notebook, "A camera JPEG at 98 leaves")
+    sentences = {"camera JPEG at 98": text.split("A camera JPEG at 98 leaves")[1].split("Without any JPEG history")[0],
+                 "no JPEG history (PNG)": text.split("Without any JPEG history")[1]}
+    for case, sentence in sentences.items():
+        mean, spread = printed(notebook, case)[-2:]
+        assert ("close to chance" in sentence) == (abs(mean - 0.5) < 0.1), f"{case}: mean {mean}, worded {sentence!r}"
+        assert ("swings" in sentence) == (spread >= 0.1) and ("varies little" in sentence) == (spread < 0.1), \
+            f"{case}: standard deviation {spread}, worded {sentence!r}"
+
+
+def test_the_limit_cases_are_worded_by_one_rule():
+    check_one_wording_rule(NOTEBOOK)
+
+
+def test_a_planted_contradiction_is_caught(tmp_path):
+    """The camera JPEG at 98's spread printed as 0.05: the sentence that says it swings no longer agrees."""
+    copy = planted(NOTEBOOK, tmp_path, r"(camera JPEG at 98 +\d\.\d+ ± )\d\.\d+", r"\g<1>0.05", regex=True)
+    with pytest.raises(AssertionError):
+        check_one_wording_rule(copy)
