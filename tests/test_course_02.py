@@ -11,6 +11,8 @@ a complete one, the region sizes, the knob table's verdict, the grouped split's 
   and "what a model learns here does not all carry over" (CASIA's is lower by more than 0.1);
 - section 6: "the masks below include a thin sliver and regions with holes" (a mask whose bounding box is five times
   longer than wide, and two with holes);
+- section 8: "the release holds 921 tampered images, and Pham et al.'s masks cover 920 of them", the paper's count
+  and the manifest's, as the cell counts them in the download's file lists (one image without a mask between them);
 - summary: "a split by name hash puts most of CASIA's test images beside a training image of the same scene", and the
   grouped split "which every shipped CASIA model used".
 """
@@ -20,7 +22,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from course_text import cells, markdown, printed
+import pytest
+from course_text import cells, markdown, planted, printed
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "02_forgery_datasets.ipynb"
 
@@ -69,3 +72,21 @@ def test_a_name_hash_split_leaks_and_the_grouped_split_does_not():
     assert printed(NOTEBOOK, "grouped split:")[0::2] == [0, 0]
     for model in ("casia1", "casia1-forged"):
         assert _output_lines(f"shipped {model}:")[0].startswith(f"shipped {model}: grouped split")
+
+
+def check_the_release_counts(notebook: Path) -> None:
+    tampered, masks = printed(notebook, "CASIA v1.0 as the download pins it:")
+    assert tampered == masks + 1, f"{tampered} tampered images against {masks} masks: the text says one image lacks a mask"
+    text = markdown(notebook)
+    assert f"the release holds {tampered:.0f} tampered images, and Pham et al.'s masks cover {masks:.0f} of them" in text
+    assert f"The paper says CASIA v1.0 holds {tampered:.0f} tampered images; the manifest says {masks:.0f}." in text
+
+
+def test_the_papers_count_and_the_manifests_are_explained():
+    check_the_release_counts(NOTEBOOK)
+
+
+def test_a_planted_count_is_caught(tmp_path):
+    copy = planted(NOTEBOOK, tmp_path, r"(as the download pins it: )\d+", r"\g<1>925", regex=True)
+    with pytest.raises(AssertionError):
+        check_the_release_counts(copy)
