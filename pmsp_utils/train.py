@@ -1,8 +1,10 @@
 """Training, the paper's section 4.2: the recipe, the loop, checkpoints and resume.
 
-Defined in 04_training. The paper's recipe is the default: binary
-cross-entropy, Adam at 1e-4, batch size 4, up to 50 epochs, early stopping on
-the validation loss with the best weights restored. One default is not the
+Defined in 04_training. What the paper states is the default: binary
+cross-entropy, Adam at 1e-4, up to 50 epochs, early stopping. The rest is this
+project's reading: batch size 4 (the paper's "every epoch size is 4"), and,
+since the paper names no measure, early stopping on the validation loss with
+the best weights restored. One default is not the
 paper's: the network's output stride is 16 (its last MobileNetV1 stage
 dilated, as PSPNet runs its pyramid), which gave the best validation F1 per
 CPU-hour of the output variants (``--output-stride 32`` is the paper's).
