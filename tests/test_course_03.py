@@ -11,14 +11,17 @@
      an untrained block;
    - section 4: "ADD keeps 0.60× of CONCAT's parameters here, not 0.5×", "The pyramid's 1×1 reductions do halve",
      "Over the whole model ADD saves about 2.2 M of 12.4 M parameters", "under that rule ADD keeps about 0.38×";
-   - section 5: a map drawn "from ImageNet weights" is one whose layers the file filled;
+   - section 5: a map drawn "from ImageNet weights" is one whose layers the file filled, and when the file left a layer
+     fresh the text under the figure names it and says the map drawn "is not F5";
    - section 7: "the two maps should agree to float rounding", "The attention of section 3 barely told the region
      apart; the whole trained network, made of the same layers, draws it";
    - section 8: "At stride 32 even a perfect network loses part of the score, and most of it on small regions",
+     the example drawn is "a typical small region": under 5% of its image, its stride-32 F1 the one nearest the mean of
+     the masks under 5%, which is the table's under-5% figure,
      the receptive field "is the same at every output stride";
    - section 9: folding "computes the same map".
    Written by the notebook from its values (not checked here): section 1's timing, section 3's verdict on the
-   trained block, section 6's parameter budget, section 8's 4% mask and the decoder's cost, section 9's speed.
+   trained block, section 6's parameter budget, section 5's note on a file without F5's layer, the decoder's cost, section 9's speed.
 3. Every package file and test the Markdown names exists.
 """
 
@@ -181,6 +184,19 @@ def test_section_5_a_map_called_imagenet_came_from_filled_layers():
         fresh = re.search(r"not in the file \(kept fresh\): (.*)", outputs)
         layer = re.search(r"(conv_\w+?)_relu", drawn.group(1)).group(1)
         assert fresh is None or layer not in fresh.group(1).split(", "), f"the map drawn comes from {layer}, which the file left fresh"
+        if fresh:
+            note = generated_markdown("The file given,")
+            assert all(f"`{name}`" in note for name in fresh.group(1).split(", ")) and f"the map drawn is not F5 but `{layer}_relu`" in note
+
+
+def generated_markdown(start: str) -> str:
+    """The Markdown a code cell of the notebook displayed, from the first output that starts with ``start``."""
+    for cell in cells(NOTEBOOK):
+        for output in cell.get("outputs", []):
+            text = "".join(output.get("data", {}).get("text/markdown", ""))
+            if text.startswith(start):
+                return text
+    raise LookupError(f"notebook 03 displays no Markdown starting with {start!r}; re-execute it")
 
 
 def test_section_7_the_cells_network_draws_the_shipped_map():
@@ -199,6 +215,12 @@ def test_section_8_what_stride_32_costs():
     assert scores[8][1] > scores[16][1] > everything
     fields = printed(NOTEBOOK, "receptive field of F5 (px) at output strides 32, 16, 8:")
     assert len(fields) == 3 and len(set(fields)) == 1  # "the same at every output stride"
+    # "A typical small region": the mask drawn is under 5%, and its stride-32 F1 sits near the under-5% mean
+    # "<n> masks under 5%: <mean>; the one nearest it covers <area>% of its image; its best-map F1 at stride 32, 16, 8: <a> <b> <c>"
+    values = printed(NOTEBOOK, "mean best-map F1 at stride 32 of the")
+    mean, area, at_32 = values[2], values[3], values[-3]
+    assert round(mean, 3) == round(small, 3), "the example's reference mean is not the table's under-5% figure"
+    assert area < 5 and abs(at_32 - mean) < 0.05, f"the example ({area}% of its image, F1 {at_32}) is not typical of {mean}"
 
 
 def test_section_9_folding_keeps_the_map():
@@ -238,6 +260,7 @@ def test_every_file_and_test_the_prose_names_exists():
     ("test_section_7_the_cells_network_draws_the_shipped_map", "difference from the package's model: ",
      "difference from the package's model: 1 + "),
     ("test_section_8_what_stride_32_costs", "at output strides 32, 16, 8: 315", "at output strides 32, 16, 8: 314"),
+    ("test_section_8_what_stride_32_costs", "its best-map F1 at stride 32, 16, 8: 0.", "its best-map F1 at stride 32, 16, 8: 0.9"),
     ("test_section_9_folding_keeps_the_map", "normalisations folded (27 in each stream)", "normalisations folded (47 in each stream)"),
     ("test_every_file_and_test_the_prose_names_exists", "pmsp_utils/network/folding.py", "pmsp_utils/model/folding.py"),
 ])
