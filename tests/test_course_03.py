@@ -257,6 +257,7 @@ def test_every_file_and_test_the_prose_names_exists():
     ("test_section_3_the_trained_block_does_not_mark_the_forgery", " weight the region up, ", " weight the region up (planted: 30 of them), "),
     ("test_section_3_an_untrained_block_sits_around_a_quarter", "around 0.25", "around 0.35"),
     ("test_section_4_add_against_concat", "parameters after the fusion: 0.60", "parameters after the fusion: 0.50"),
+    ("test_section_5_a_map_called_imagenet_came_from_filled_layers", "has no weights for `conv_pw_13`", "has no weights for `conv_pw_12`"),
     ("test_section_7_the_cells_network_draws_the_shipped_map", "difference from the package's model: ",
      "difference from the package's model: 1 + "),
     ("test_section_8_what_stride_32_costs", "at output strides 32, 16, 8: 315", "at output strides 32, 16, 8: 314"),
