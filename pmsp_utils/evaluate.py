@@ -33,7 +33,7 @@ PAPER_TABLE_I = {
     "dataset": "CASIA v2.0",
     "rows": {"ELA": (0.214, 0.613), "NOI1": (0.263, 0.612), "CFA1": (0.207, 0.522), "RGB-N": (0.408, 0.795),
              "LSTM-EnDec-Skip": (0.432, 0.814), "Constrained R-CNN": (0.475, 0.789), "HybridArch": (0.525, None),
-             "PMSP": (0.543, 0.795)},
+             "PMSP (Meng et al.)": (0.543, 0.795)},  # the paper's network, not ours: our rows carry model names
 }
 #: Table II of the paper: the proposed method on three datasets, every cell as printed.
 PAPER_TABLE_II = {
@@ -58,7 +58,7 @@ def paper_tables() -> dict[str, list[dict]]:
             protocol = ("class-weighted averages, as the paper states for Table II: accuracy equals recall, as weighting "
                         "each class by its share of pixels implies")
         else:
-            protocol = ("not class-weighted: recall differs from accuracy, and F1 0.5428 is Table I's PMSP F1 (0.543, "
+            protocol = ("not class-weighted: recall differs from accuracy, and F1 0.5428 is Table I's PMSP (Meng et al.) F1 (0.543, "
                         "the tampered class) to three places")
         table2.append({"dataset": row["dataset"], **{key: row[key] for key in ("accuracy", "precision", "recall", "f1", "auc")},
                        "source": "Meng et al., Table II", "protocol": protocol})

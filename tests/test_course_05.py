@@ -11,7 +11,8 @@ Section 2/3: "The pooled F1 hardly notices the missed image (25 of 6425 tampered
 Section 4: "the median is a few percent" (of each CASIA v1.0 test image tampered); "from a predictor that flags almost
 nothing"; the paper's AUC "close to chance" and the scorer's too.
 Section 5: "no image below was seen by either (the cell checks it)"; "What still differs": the paper's AUC is near
-chance, and "a map as good as ours does not produce it".
+chance, and "a map as good as ours does not produce it"; our test images hold both kinds (33 copy-moves, 19 splicings)
+and "the default's per-image F1 differs a lot between them".
 Section 9, "What the network marks when it misses": "In the first two, all of the flagged area lies outside the edit
 ... the boy and the cow ... copied within each photo"; "In the second row above it marks the tiger"; "The third worst
 case fails another way: on a woven fabric".
@@ -101,6 +102,14 @@ def _ours_not_near_chance(notebook):
     assert numbers(notebook, "Meng et al., Table II, CASIA v1.0")[-1] < 0.6
 
 
+def _kinds_differ(notebook):
+    """Section 5, "What still differs": the test images are "33 copy-moves and 19 splicings", and "the default's
+    per-image F1 differs a lot between them" (section 8's table: images, then A's F1, per kind)."""
+    copy_moves, splicings = numbers(notebook, "copy-move ")[:2], numbers(notebook, "splicing ")[:2]
+    assert (copy_moves[0], splicings[0]) == (33, 19) and copy_moves[0] + splicings[0] == numbers(notebook, "all tampered ")[0]
+    assert abs(splicings[1] - copy_moves[1]) >= 0.15
+
+
 def _salient_objects(notebook):
     """Section 9: the worst cases flag the boy and the cow, outside copy-moved background; the tiger row; the fabric."""
     first, second, third = (line(notebook, f"worst case {rank}:") for rank in (1, 2, 3))
@@ -131,7 +140,7 @@ def _cfa1_below_chance(notebook):
 def _baselines_trail(notebook):
     """Summary: the baselines "trail the network by a wide margin": per-image F1 at 0.5 over twice any baseline's
     oracle F1, pooled AUC higher by more than 0.2 (Table I's columns: images, F1@0.5, oracle F1, pooled F1, AUC)."""
-    network = numbers(notebook, "PMSP ")
+    network = numbers(notebook, "casia1-forged ")  # our network's row, under its model name
     for baseline in ("ELA", "NOI1", "CFA1"):
         row = numbers(notebook, baseline + " ")
         assert network[1] > 2 * row[2] and network[4] > row[4] + 0.2, baseline
@@ -151,6 +160,7 @@ CHECKS = {
     "the median is a few percent": _median_share,
     "so no image below was seen by either (the cell checks it)": _unseen_by_both,
     "a map as good as ours does not produce it": _ours_not_near_chance,
+    "the default's per-image F1 differs a lot between them": _kinds_differ,
     "the network marks the boy and the cow": _salient_objects,
     "the curves use every second image of the test part, at two or three levels per kind": _robustness_subset,
     "CFA1's pooled AUC is below 0.5": _cfa1_below_chance,
@@ -169,6 +179,7 @@ def test_the_sentence_holds_for_the_committed_outputs(sentence):
     ("puts 12 pixels past its right edge", "recall 0.545", "recall 0.845"),
     ("a predictor that flags almost nothing", "0.185   0.004", "0.185   0.104"),
     ("CFA1's pooled AUC is below 0.5", "CFA1 pooled AUC: 0.4", "CFA1 pooled AUC: 0.6"),
+    ("the default's per-image F1 differs a lot between them", "19      0.712", "19      0.552"),
     ("the network marks the boy and the cow", "100% of that outside", "40% of that outside"),
     ("a mean of two networks can be worse than one of them on a given image", "the pair: 0.5", "the pair: 0.9"),
 ])
