@@ -64,3 +64,11 @@ def pytest_collection_modifyitems(config, items):
 
     costly_files = {item.path for item in items if costly(item)}
     items[:] = [item for item in items if item.path in costly_files] + [item for item in items if item.path not in costly_files]
+
+
+@pytest.fixture(scope="module")
+def tiny_records(tmp_path_factory):
+    """(training, validation) records of the tiny training runs (tests/tiny_training.py), written once per test file."""
+    from tiny_training import synthetic_records
+
+    return synthetic_records(tmp_path_factory.mktemp("synthetic"))

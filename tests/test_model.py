@@ -392,7 +392,8 @@ def test_tensorflow_and_jax_agree(tmp_path):
         for name, variant in report["variants"].items():
             assert variant["shape"] == [2, 192, 192, 1] and np.isfinite(variant["loss"]) and variant["changed"], (report["backend"], name)
             assert variant["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
-            assert variant["folded"] >= 54 and variant["predicted_spread"] > 1e-3, (report["backend"], name)
+            streams = 1 if name in ("os8", "os32_f3") else 2  # backend_check.VARIANTS: two read the RGB stream only
+            assert variant["folded"] >= 27 * streams and variant["predicted_spread"] > 1e-3, (report["backend"], name)  # 27 a MobileNet
             assert variant["folded_error"] < 5e-5, (report["backend"], name, variant["folded_error"])
         assert report["ensemble_error"] < 1e-5, (report["backend"], report["ensemble_error"])  # the pair: the mean of its members' views
     for name in tensorflow["variants"]:

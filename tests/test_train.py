@@ -12,25 +12,20 @@ keras = pytest.importorskip("keras", reason="training needs Keras: pip install -
 
 from pmsp_utils.cli import main  # noqa: E402
 from pmsp_utils.train import read_history, train  # noqa: E402
-from tiny_training import QUIET, synthetic_records, tiny, train_interrupted  # noqa: E402
+from tiny_training import QUIET, tiny, train_interrupted  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    return synthetic_records(tmp_path_factory.mktemp("synthetic"))
-
-
-@pytest.fixture(scope="module")
-def trained_runs(records, tmp_path_factory):
+def trained_runs(tiny_records, tmp_path_factory):
     """One run of :func:`tiny`'s three epochs, trained once for the module, with copies of its folder as a kill after
     its first and second epochs left it ("one_epoch", "two_epochs"): a test copies the one it needs
     (:func:`copy_run`) before resuming or damaging it; "whole" holds the uninterrupted run and its model."""
     folder = tmp_path_factory.mktemp("shared_runs")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PMSP_CACHE_DIR", str(folder / "cache"))
-        model, _, copies = train_interrupted(tiny(), records, folder / "whole", after=(1, 2))
+        model, _, copies = train_interrupted(tiny(), tiny_records, folder / "whole", after=(1, 2))
     copies[1].rename(folder / "one_epoch")
     copies[2].rename(folder / "two_epochs")
     return folder, model
@@ -42,7 +37,7 @@ def copy_run(trained_runs, name: str, destination):
     return Path(shutil.copytree(trained_runs[0] / name, destination))
 
 @pytest.fixture(scope="module")
-def resumed_from_a_stale_state(records, trained_runs, tmp_path_factory):
+def resumed_from_a_stale_state(tiny_records, trained_runs, tmp_path_factory):
     """The run interrupted after two epochs, resumed to its three, after a crash between writing the checkpoint and
     ``state.json`` (which still says one epoch): (run folder, model, history)."""
     run = copy_run(trained_runs, "two_epochs", tmp_path_factory.mktemp("resumed") / "run")
@@ -50,7 +45,7 @@ def resumed_from_a_stale_state(records, trained_runs, tmp_path_factory):
     (run / "state.json").write_text(json.dumps({**stale, "epochs_done": 1}))  # as if the crash came before state.json
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PMSP_CACHE_DIR", str(run.parent / "cache"))
-        model, history = train(tiny(), *records, run, resume=True, **QUIET)
+        model, history = train(tiny(), *tiny_records, run, resume=True, **QUIET)
     return run, model, history
 
 def test_interrupted_run_resumed_equals_uninterrupted(trained_runs, resumed_from_a_stale_state):
@@ -60,22 +55,22 @@ def test_interrupted_run_resumed_equals_uninterrupted(trained_runs, resumed_from
     for mine, theirs in zip(resumed.weights, whole.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
 
-def test_resume_needs_a_checkpoint_and_the_same_settings(records, trained_runs, tmp_path, cache_folder):
+def test_resume_needs_a_checkpoint_and_the_same_settings(tiny_records, trained_runs, tmp_path, cache_folder):
     with pytest.raises(FileNotFoundError, match="no checkpoint to resume from"):
-        train(tiny(), *records, tmp_path / "empty", resume=True, **QUIET)
+        train(tiny(), *tiny_records, tmp_path / "empty", resume=True, **QUIET)
     copy_run(trained_runs, "one_epoch", tmp_path / "run")
     with pytest.raises(FileExistsError, match="already holds a run"):
-        train(tiny(epochs=1), *records, tmp_path / "run", **QUIET)
+        train(tiny(epochs=1), *tiny_records, tmp_path / "run", **QUIET)
     with pytest.raises(ValueError, match="settings differ"):
-        train(tiny(epochs=2, learning_rate=0.5), *records, tmp_path / "run", resume=True, **QUIET)
+        train(tiny(epochs=2, learning_rate=0.5), *tiny_records, tmp_path / "run", resume=True, **QUIET)
 
-def test_bad_training_settings(records, tmp_path):
+def test_bad_training_settings(tiny_records, tmp_path):
     for change, message in (({"loss": "hinge"}, "loss must be one of"), ({"batch_size": 0}, "batch_size must be at least 1"),
                             ({"learning_rate": 0}, "learning_rate must be positive"), ({"schedule": "step"}, "schedule")):
         with pytest.raises(ValueError, match=message):
-            train(tiny(**change), *records, tmp_path / "x", **QUIET)
+            train(tiny(**change), *tiny_records, tmp_path / "x", **QUIET)
     with pytest.raises(ValueError, match="at least one training and one validation"):
-        train(tiny(), records[0], [], tmp_path / "y", **QUIET)
+        train(tiny(), tiny_records[0], [], tmp_path / "y", **QUIET)
 
 # --- the command line -----------------------------------------------------------------
 
@@ -93,7 +88,7 @@ def test_train_command_bad_size(tmp_path, capsys, cache_folder):
                  "--run-dir", str(tmp_path / "r")]) == 2
     assert "multiple of 192. Nearest: 384 or 576" in capsys.readouterr().err
 
-def test_init_from_and_plateau_schedule(records, trained_runs, tmp_path, cache_folder, monkeypatch):
+def test_init_from_and_plateau_schedule(tiny_records, trained_runs, tmp_path, cache_folder, monkeypatch):
     import pmsp_utils.train as training
     from pmsp_utils.models import load_model
 
@@ -102,25 +97,25 @@ def test_init_from_and_plateau_schedule(records, trained_runs, tmp_path, cache_f
     # Only the first epoch counts as an improvement, so the plateau schedule must fire after two epochs without one.
     monkeypatch.setattr(training, "is_better", lambda monitor, logs, state: state["best_epoch"] == 0)
     second, history = train(tiny(epochs=4, init_from=str(start), schedule="plateau", learning_rate=1e-9, patience=5),
-                            *records, tmp_path / "second", **QUIET)
+                            *tiny_records, tmp_path / "second", **QUIET)
     # With a learning rate of 1e-9 the weights barely move from where they started.
     np.testing.assert_allclose(keras.ops.convert_to_numpy(second.weights[0]), keras.ops.convert_to_numpy(first.weights[0]), atol=1e-5)
     rates = [row["learning_rate"] for row in history]
     factor = training.PLATEAU_FACTOR
     assert rates == pytest.approx([1e-9, 1e-9, 1e-9 * factor, 1e-9 * factor], rel=1e-4)  # lowered at the 2nd epoch without improvement
     with pytest.raises(FileNotFoundError, match="no such weights file"):
-        train(tiny(init_from=str(tmp_path / "nothing.weights.h5")), *records, tmp_path / "third", **QUIET)
+        train(tiny(init_from=str(tmp_path / "nothing.weights.h5")), *tiny_records, tmp_path / "third", **QUIET)
 
 # --- reliability (issue 11) --------------------------------------------------------------
 
-def test_a_damaged_checkpoint_or_state_names_the_file(records, trained_runs, tmp_path, cache_folder):
+def test_a_damaged_checkpoint_or_state_names_the_file(tiny_records, trained_runs, tmp_path, cache_folder):
     run = copy_run(trained_runs, "one_epoch", tmp_path / "run")
     (run / "checkpoint.keras").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="checkpoint.keras: the checkpoint is damaged and cannot be resumed"):
-        train(tiny(epochs=2), *records, run, resume=True, **QUIET)
+        train(tiny(epochs=2), *tiny_records, run, resume=True, **QUIET)
     (run / "config.json").write_text("")
     with pytest.raises(ValueError, match="config.json: not valid JSON"):
-        train(tiny(epochs=2), *records, run, resume=True, **QUIET)
+        train(tiny(epochs=2), *tiny_records, run, resume=True, **QUIET)
 
 def test_checkpoint_carries_its_own_state(trained_runs, resumed_from_a_stale_state):
     """A crash between writing the checkpoint and state.json cannot repeat an epoch: the state travels in the checkpoint."""
@@ -135,17 +130,17 @@ def test_checkpoint_carries_its_own_state(trained_runs, resumed_from_a_stale_sta
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 3
 
 
-def test_time_budget_stops_at_an_epoch_boundary_and_resume_continues_exactly(records, trained_runs, tmp_path, cache_folder):
+def test_time_budget_stops_at_an_epoch_boundary_and_resume_continues_exactly(tiny_records, trained_runs, tmp_path, cache_folder):
     """``--budget-minutes``: a budget one epoch fits ends the run after that epoch, its checkpoint whole; resuming
     without the budget gives the uninterrupted run's history and weights."""
     _, whole = trained_runs
     run = tmp_path / "budget"
     said = []
-    _, history = train(tiny(budget_minutes=1e-4), *records, run, verbose=0, echo=said.append)
+    _, history = train(tiny(budget_minutes=1e-4), *tiny_records, run, verbose=0, echo=said.append)
     assert [int(row["epoch"]) for row in history] == [0], said
     assert any(line.startswith("time budget: stopping after epoch 1") for line in said), said
     assert json.loads((run / "state.json").read_text())["epochs_done"] == 1
-    model, history = train(tiny(), *records, run, resume=True, **QUIET)  # a budget is not what the run learns: resumable
+    model, history = train(tiny(), *tiny_records, run, resume=True, **QUIET)  # a budget is not what the run learns: resumable
     assert [int(row["epoch"]) for row in history] == [0, 1, 2]
     reference = read_history(trained_runs[0] / "whole")
     for mine, theirs in zip(history, reference):

@@ -10,18 +10,13 @@ import pytest
 keras = pytest.importorskip("keras", reason="training needs Keras: pip install -e '.[keras]'")
 
 from pmsp_utils.train import train  # noqa: E402
-from tiny_training import QUIET, synthetic_records, tiny, train_interrupted  # noqa: E402
+from tiny_training import QUIET, tiny, train_interrupted  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
 
 
-@pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    return synthetic_records(tmp_path_factory.mktemp("synthetic"))
-
-
-def test_tiny_training_run_lowers_the_loss(records, tmp_path, cache_folder):
-    model, history = train(tiny(epochs=4, augment=False, streams="both"), *records, tmp_path / "run", **QUIET)
+def test_tiny_training_run_lowers_the_loss(tiny_records, tmp_path, cache_folder):
+    model, history = train(tiny(epochs=4, augment=False, streams="both"), *tiny_records, tmp_path / "run", **QUIET)
     losses = [row["loss"] for row in history]
     assert len(history) == 4 and losses[-1] < losses[0]
     for name in ("config.json", "environment.json", "history.csv", "checkpoint.keras", "best.weights.h5", "model.keras",
@@ -34,7 +29,7 @@ def test_tiny_training_run_lowers_the_loss(records, tmp_path, cache_folder):
     assert (tmp_path / "run" / "splits" / "train.txt").read_text().count("\n") == 6
 
 @pytest.fixture(scope="module")
-def reloaded_losses(records, tmp_path_factory):
+def reloaded_losses(tiny_records, tmp_path_factory):
     """{loss: the loss name its model.keras has when read in a fresh process}: one epoch of each other loss, then one
     fresh process (nothing in it has imported the training code that registers the losses) reads both files."""
     import subprocess
@@ -45,7 +40,7 @@ def reloaded_losses(records, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PMSP_CACHE_DIR", str(folder / "cache"))
         for loss in ("bce+dice", "focal"):
-            train(tiny(epochs=1, loss=loss, positive_weight=3.0), *records, folder / loss, **QUIET)
+            train(tiny(epochs=1, loss=loss, positive_weight=3.0), *tiny_records, folder / loss, **QUIET)
             files[loss] = str(folder / loss / "model.keras")
     code = ("import json, sys; from pmsp_utils.models import read_keras; "
             "print(json.dumps({loss: read_keras(path).loss.name for loss, path in json.loads(sys.argv[1]).items()}))")
@@ -57,22 +52,22 @@ def reloaded_losses(records, tmp_path_factory):
 def test_other_losses_train_and_reload_in_a_fresh_process(reloaded_losses, loss, name):
     assert reloaded_losses[loss] == name
 
-def test_training_skips_unusable_images_with_a_list(records, tmp_path, cache_folder):
+def test_training_skips_unusable_images_with_a_list(tiny_records, tmp_path, cache_folder):
     from dataclasses import replace
 
     broken = tmp_path / "broken.png"
-    broken.write_bytes(records[0][0].image_path.read_bytes()[:300])  # truncated
-    damaged = replace(records[0][0], name="broken", image_path=broken)
+    broken.write_bytes(tiny_records[0][0].image_path.read_bytes()[:300])  # truncated
+    damaged = replace(tiny_records[0][0], name="broken", image_path=broken)
     said = []
-    _, history = train(tiny(epochs=1), [damaged, *records[0][1:]], records[1], tmp_path / "run", verbose=0, echo=said.append)
+    _, history = train(tiny(epochs=1), [damaged, *tiny_records[0][1:]], tiny_records[1], tmp_path / "run", verbose=0, echo=said.append)
     assert len(history) == 1
     assert "skipped 1 of 6 training images that cannot be used:" in said
     assert any(line.startswith("  broken.png: cannot be used:") and ("truncated" in line or "corrupt" in line) for line in said), said
 
-def test_ema_keeps_the_average_as_best_and_resumes_exactly(records, tmp_path, cache_folder):
+def test_ema_keeps_the_average_as_best_and_resumes_exactly(tiny_records, tmp_path, cache_folder):
     from pmsp_utils.train import averaged_weights, load_checkpoint
 
-    whole, _, interrupted = train_interrupted(tiny(ema=0.5), records, tmp_path / "whole", after=(1, 2))
+    whole, _, interrupted = train_interrupted(tiny(ema=0.5), tiny_records, tmp_path / "whole", after=(1, 2))
     raw, _ = load_checkpoint(interrupted[1])  # after one epoch: the raw weights, with the optimizer and its average
     averaged = [keras.ops.convert_to_numpy(v) for v in raw.optimizer._model_variables_moving_average]
     before = [keras.ops.convert_to_numpy(v) for v in raw.trainable_weights]
@@ -86,11 +81,11 @@ def test_ema_keeps_the_average_as_best_and_resumes_exactly(records, tmp_path, ca
             np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
     for a, b in zip(raw.trainable_weights, before):  # the raw weights come back after the block
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), b)
-    resumed, _ = train(tiny(ema=0.5), *records, interrupted[2], resume=True, **QUIET)
+    resumed, _ = train(tiny(ema=0.5), *tiny_records, interrupted[2], resume=True, **QUIET)
     for mine, theirs in zip(resumed.weights, whole.weights):
         np.testing.assert_allclose(keras.ops.convert_to_numpy(mine), keras.ops.convert_to_numpy(theirs), rtol=1e-3, atol=1e-4, err_msg=mine.path)
     with pytest.raises(ValueError, match="ema is a momentum"):
-        train(tiny(ema=1.0), *records, tmp_path / "bad", **QUIET)
+        train(tiny(ema=1.0), *tiny_records, tmp_path / "bad", **QUIET)
 
 def test_a_fresh_model_has_its_optimizer_slots_before_the_first_step():
     """Built in ``build_model``, not in the first traced step: TensorFlow traces a step that creates variables twice."""

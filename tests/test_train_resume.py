@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -10,30 +11,37 @@ keras = pytest.importorskip("keras", reason="training needs Keras: pip install -
 
 from pmsp_utils.cli import main  # noqa: E402
 from pmsp_utils.train import read_history, train  # noqa: E402
-from tiny_training import QUIET, synthetic_records, tiny  # noqa: E402
+from tiny_training import QUIET, tiny  # noqa: E402
 
 pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
 
+#: ``pmsp train`` on 12 synthetic images at 96 px, one stream: what the command-line tests run (one epoch unless told).
+ARGUMENTS = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "96", "--batch-size", "2",
+             "--weights", "none", "--streams", "rgb", "--loss", "bce+dice", "--workers", "1"]
+
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory):
-    return synthetic_records(tmp_path_factory.mktemp("synthetic"))
+def one_epoch_run(tmp_path_factory):
+    """A run folder after one epoch of :data:`ARGUMENTS`, trained once for the file; tests take copies of it."""
+    folder = tmp_path_factory.mktemp("cli") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PMSP_CACHE_DIR", str(folder.parent / "cache"))
+        assert main([*ARGUMENTS, "--epochs", "1", "--run-dir", str(folder)]) == 0
+    return folder
 
 
-def test_resume_names_each_differing_setting_and_normalises_paths(records, tmp_path, cache_folder, monkeypatch):
+def test_resume_names_each_differing_setting_and_normalises_paths(tiny_records, tmp_path, cache_folder, monkeypatch):
     run = tmp_path / "run"
-    train(tiny(epochs=1, root=str(tmp_path)), *records, run, **QUIET)
+    train(tiny(epochs=1, root=str(tmp_path)), *tiny_records, run, **QUIET)
     with pytest.raises(ValueError, match=r"learning_rate was 0.001, now 0.5; loss was 'bce', now 'focal'"):
-        train(tiny(epochs=2, learning_rate=0.5, loss="focal", root=str(tmp_path)), *records, run, resume=True, **QUIET)
+        train(tiny(epochs=2, learning_rate=0.5, loss="focal", root=str(tmp_path)), *tiny_records, run, resume=True, **QUIET)
     monkeypatch.chdir(tmp_path.parent)
     spelled = f"{tmp_path.name}/"  # the same folder, relative and with a trailing slash
-    _, history = train(tiny(epochs=2, root=spelled), *records, run, resume=True, **QUIET)
+    _, history = train(tiny(epochs=2, root=spelled), *tiny_records, run, resume=True, **QUIET)
     assert len(history) == 2
 
-def test_resume_keeps_settings_the_user_did_not_repeat(tmp_path, cache_folder, capsys):
-    arguments = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "96", "--batch-size", "2",
-                 "--weights", "none", "--streams", "rgb", "--loss", "bce+dice", "--workers", "1", "--run-dir", str(tmp_path / "r")]
-    assert main([*arguments, "--epochs", "1"]) == 0
+def test_resume_keeps_settings_the_user_did_not_repeat(one_epoch_run, tmp_path, cache_folder, capsys):
+    shutil.copytree(one_epoch_run, tmp_path / "r")  # `pmsp train ... --epochs 1 --run-dir r`, with --loss bce+dice
     # The README's sequence: resume without repeating --loss and the rest.
     assert main(["train", "--data", "synthetic", "--run-dir", str(tmp_path / "r"), "--resume", "--epochs", "2"]) == 0, capsys.readouterr().err
     assert len(read_history(tmp_path / "r")) == 2
@@ -49,13 +57,12 @@ def test_resume_keeps_settings_the_user_did_not_repeat(tmp_path, cache_folder, c
     assert json.loads((tmp_path / "r" / "config.json").read_text())["notes"]["resumed"] == saved["notes"]["resumed"]
 
 
-def test_a_folder_that_is_not_a_run_is_refused_and_a_run_killed_before_its_first_epoch_starts_again(tmp_path, cache_folder, capsys):
+def test_a_folder_that_is_not_a_run_is_refused_and_a_run_killed_before_its_first_epoch_starts_again(one_epoch_run, tmp_path, cache_folder, capsys):
     other = tmp_path / "notes"
     other.mkdir()
     (other / "config.json").write_text('{"mine": true}')
     (other / "history.csv").write_text("my history\n")
-    arguments = ["train", "--data", "synthetic", "--synthetic-count", "12", "--input-size", "96", "--batch-size", "2", "--weights", "none",
-                 "--streams", "rgb", "--workers", "1", "--epochs", "1"]
+    arguments = [*ARGUMENTS, "--epochs", "1"]
     assert main([*arguments, "--run-dir", str(other)]) == 2
     assert "holds files that are not a pmsp training run (history.csv)" in capsys.readouterr().err
     assert (other / "history.csv").read_text() == "my history\n"
@@ -67,7 +74,7 @@ def test_a_folder_that_is_not_a_run_is_refused_and_a_run_killed_before_its_first
     assert (other / "config.json").read_text() == '{"mine": true}'
     # a run killed while writing its first checkpoint: its config and a temporary checkpoint, nothing else
     run = tmp_path / "run"
-    assert main([*arguments, "--run-dir", str(run)]) == 0
+    shutil.copytree(one_epoch_run, run)  # the same command's finished run, then cut back to what a kill leaves
     for name in ("checkpoint.keras", "state.json", "history.csv", "best.weights.h5", "model.keras", "snapshots.npz"):
         (run / name).unlink(missing_ok=True)
     (run / ".pmsp-abc123.keras").write_bytes(bytes(1000))
