@@ -15,7 +15,9 @@ falls back to a default. Importing this module does not import Keras; loading do
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +147,32 @@ def unknown_model(spec_text: str) -> FileNotFoundError:
                              "a training run folder, nor a .keras file.")
 
 
+def load_weights_strictly(model, path: Path) -> None:
+    """``model.load_weights(path)``, where what Keras only warns about is an error: a group of the file "skipped"
+    leaves those layers freshly initialised, a network that would predict noise without a word. Keras' own warnings
+    do not reach the terminal; any failure raises :class:`LoadError`, whose message is one line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.load_weights(path)
+        except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file
+            raise LoadError(one_line(f"{type(error).__name__}: {error}")) from None
+    partial = [str(warning.message) for warning in caught if re.search(r"[Ss]kipping|freshly.initiali[sz]ed|could not be loaded", str(warning.message))]
+    if partial:
+        raise LoadError(one_line(f"only part of the network was loaded: {partial[0]}"))
+
+
+class LoadError(ValueError):
+    """Weights that do not load whole into a network (the message is one line, without the file's name)."""
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """A library's message on one line (its lines joined, its blank lines and lists of objects dropped), cut at
+    ``limit`` characters: what goes into pmsp's own one-line errors."""
+    joined = " ".join(line.strip() for line in str(text).splitlines() if line.strip() and not line.strip().startswith(("[<", "List of objects")))
+    return joined if len(joined) <= limit else joined[: limit - 3].rstrip() + "..."
+
+
 def load_run_best(run_dir: str | Path, settings: ModelSettings | None = None):
     """The network a run's ``config.json`` describes, with its best epoch so far (``best.weights.h5``): what
     :func:`load_model` gives for a run still going, and what the ship scripts export."""
@@ -152,10 +180,10 @@ def load_run_best(run_dir: str | Path, settings: ModelSettings | None = None):
     settings = settings or settings_of_run(run_dir)
     model = _build(settings)
     try:
-        model.load_weights(run_dir / "best.weights.h5")
-    except Exception as error:  # h5py and Keras raise many types for a damaged or foreign file
+        load_weights_strictly(model, run_dir / "best.weights.h5")
+    except LoadError as error:
         raise ValueError(f"{run_dir / 'best.weights.h5'}: cannot be loaded into the network its config.json describes "
-                         f"({type(error).__name__}: {error}).") from None
+                         f"({error}); the folder's config.json may have been edited, or the file belongs to another run.") from None
     check_finite(model, run_dir / "best.weights.h5")
     return model
 
@@ -205,7 +233,7 @@ def _load_keras(path: Path):
     except (FileNotFoundError, ValueError):
         raise
     except Exception as error:  # Keras raises KeyError, TypeError ... for archives of other models
-        raise ValueError(f"{path}: not a PMSP model this version can load ({type(error).__name__}: {error}).") from None
+        raise ValueError(f"{path}: not a PMSP model this version can load ({one_line(f'{type(error).__name__}: {error}')}).") from None
     check_finite(model, path)
     return model
 
@@ -290,9 +318,9 @@ def init_weights_from(model, spec: str | Path, *, strict: bool = False) -> str:
         if not path.is_file():
             raise FileNotFoundError(f"--init-from {spec}: no such weights file (e.g. RUN_DIR/best.weights.h5).")
         try:
-            model.load_weights(path)
-        except Exception as error:  # h5py and Keras raise several types for a file of another model
-            raise ValueError(f"--init-from {spec}: these weights do not fit this model ({type(error).__name__}: {error}); "
+            load_weights_strictly(model, path)
+        except LoadError as error:
+            raise ValueError(f"--init-from {spec}: these weights do not fit this model ({error}); "
                              "pass a shipped model's name, a run folder or a .keras file to copy matching layers only.") from None
         return f"{spec}: all weights loaded"
     from .network import ensemble_members

@@ -634,3 +634,33 @@ def test_libtiffs_own_lines_never_reach_the_terminal_raw(tmp_path):
     assert run.returncode == 1 and len(lines) == 2 and all(line.startswith("error: ") for line in lines), lines
     assert all("libtiff said: TIFFFetch" in line and "Incompatible type" in line for line in lines), lines
     assert (tmp_path / "out" / "ok_tif_ela.png").exists()
+
+
+def test_weights_that_load_only_in_part_are_one_line_without_keras_warnings(two_images, tmp_path, capsys):
+    """A run folder whose config.json no longer describes its weights (decoder "f3" trained, "none" claimed): Keras
+    printed a UserWarning ("Skipping nested container ...") and a nine-line error; now one line names the file. A load
+    that Keras only warns about (layers left freshly initialised) is an error too."""
+    import json
+    import warnings
+
+    pytest.importorskip("keras")
+    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.models import LoadError, load_weights_strictly
+    from pmsp_utils.network import build_pmsp
+
+    settings = ModelSettings(input_size=96, streams="rgb", output_stride=16, decoder="f3", policy="pad")
+    run = tmp_path / "run"
+    run.mkdir()
+    build_pmsp(**settings.architecture(), verbose=False).save_weights(run / "best.weights.h5")
+    (run / "config.json").write_text(json.dumps({**settings.to_dict(), "decoder": "none"}))
+    assert main(["localize", str(two_images / "img1.jpg"), "--weights", str(run), "--out", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {run / 'best.weights.h5'}: cannot be loaded") and "head_logits" in err[0], err
+
+    class WarnsOnly:  # what Keras does for a group it cannot match: warn, and keep the fresh weights
+        def load_weights(self, path):
+            warnings.warn("Skipping nested container at 'x': no matching group found in the saved file. Affected layers "
+                          "will retain their freshly-initialized weights.", UserWarning)
+
+    with pytest.raises(LoadError, match="only part of the network was loaded: Skipping nested container"):
+        load_weights_strictly(WarnsOnly(), run / "best.weights.h5")
