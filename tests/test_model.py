@@ -385,14 +385,14 @@ def test_tensorflow_and_jax_agree(tmp_path):
     # Both at once: TensorFlow initialises and saves the weights (JAX, importing meanwhile, waits for them), both check them.
     processes = [start_backend("tensorflow", tmp_path, "weights+check"), start_backend("jax", tmp_path, "check")]
     tensorflow, jax = reports_of(processes)
-    assert (tensorflow["saved"], jax["saved"]) == (4, 0)
+    assert (tensorflow["saved"], jax["saved"]) == (3, 0)
     assert (tensorflow["backend"], jax["backend"]) == ("tensorflow", "jax")
-    assert set(tensorflow["variants"]) == set(jax["variants"]) == {"os32", "os16", "os8", "os32_f3"}
+    assert set(tensorflow["variants"]) == set(jax["variants"]) == {"os32", "os16_f3", "os8"}
     for report in (tensorflow, jax):
         for name, variant in report["variants"].items():
             assert variant["shape"] == [2, 192, 192, 1] and np.isfinite(variant["loss"]) and variant["changed"], (report["backend"], name)
             assert variant["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
-            streams = 1 if name in ("os8", "os32_f3") else 2  # backend_check.VARIANTS: two read the RGB stream only
+            streams = 1 if name == "os8" else 2  # backend_check.VARIANTS: stride 8 reads the RGB stream only
             assert variant["folded"] >= 27 * streams and variant["predicted_spread"] > 1e-3, (report["backend"], name)  # 27 a MobileNet
             assert variant["folded_error"] < 5e-5, (report["backend"], name, variant["folded_error"])
         assert report["ensemble_error"] < 1e-5, (report["backend"], report["ensemble_error"])  # the pair: the mean of its members' views
