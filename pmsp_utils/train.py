@@ -448,7 +448,6 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         claim_run_dir(run_dir, echo)
         state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_val_f1": -1.0, "best_epoch": 0, "wait": 0}
         write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2))  # the model settings derive from it
-        write_text_atomic(run_dir / "environment.json", json.dumps(environment_facts(), indent=2))
         from .data.splits import write_split_list
 
         splits = run_dir / "splits"
@@ -457,6 +456,9 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
             write_split_list(splits / f"{part}.txt", records)  # names and content hashes
         if split_protocol:
             write_text_atomic(splits / "protocol.txt", split_protocol + "\n")
+        # Last, with the hash of every file written so far: what a restart may remove, known rather than guessed.
+        written = {path.relative_to(run_dir).as_posix(): _sha256(path) for path in [run_dir / "config.json", *sorted(splits.iterdir())]}
+        write_text_atomic(run_dir / "environment.json", json.dumps({**environment_facts(), "written": written}, indent=2))
         model = build_model(config, verbose=bool(verbose))
     ela_cache = ElaCache(settings=ElaSettings.of_model(config.model))
     train_records, validation_records, loaded = screen_records(train_records, validation_records, ela_cache, echo,
@@ -496,6 +498,44 @@ RUN_FILES = {"config.json", "environment.json", "splits", "history.csv", "snapsh
              "state.json", "model.keras"}
 
 
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+#: What a run's ``splits/`` may hold (write_split_list's lists and the protocol line), for runs written before
+#: environment.json recorded the hash of every file (its ``written``).
+SPLIT_FILES = {"train.txt", "validation.txt", "test.txt", "protocol.txt"}
+
+
+def _check_written_by_pmsp(run_dir: Path) -> None:
+    """Refuse a stopped run's folder unless every file a restart would remove is one pmsp wrote: the hashes that
+    ``environment.json`` recorded (``written``), or, for older runs, only the split lists' names in ``splits/``."""
+    from .safe_write import TEMPORARY_PREFIX
+
+    def refuse(path: Path, why: str) -> FileExistsError:
+        return FileExistsError(f"--run-dir {run_dir}: {path.relative_to(run_dir)} {why}, so it is not pmsp's to remove; nothing "
+                               "there is replaced. Move it away, or name a new or empty folder.")
+
+    splits = [path for path in sorted((run_dir / "splits").rglob("*")) if not path.name.startswith(TEMPORARY_PREFIX)]
+    try:
+        written = read_json(run_dir / "environment.json").get("written")
+    except (ValueError, OSError, AttributeError):
+        written = None
+    if not isinstance(written, dict):  # a run from before the record: the split lists' names only
+        for path in splits:
+            if path.is_dir() or path.name not in SPLIT_FILES:
+                raise refuse(path, "is not one of the split lists pmsp writes")
+        return
+    for path in [run_dir / "config.json", *splits]:
+        key = path.relative_to(run_dir).as_posix()
+        if key not in written:
+            raise refuse(path, "was not written by the stopped run")
+        if path.is_dir() or _sha256(path) != written[key]:
+            raise refuse(path, "has changed since the stopped run wrote it")
+
+
 def claim_run_dir(run_dir: Path, echo=print, *, remove: bool = True) -> None:
     """Make sure a new run may write into ``run_dir``: an empty folder, or a run that never finished its first epoch (its
     leftovers, temporary files included, are removed). A folder with anything else in it is refused: its config.json or
@@ -511,10 +551,13 @@ def claim_run_dir(run_dir: Path, echo=print, *, remove: bool = True) -> None:
     # environment.json and splits/ (and perhaps a temporary file); anything else would be replaced, so it is refused.
     started = {"config.json", "environment.json", "splits"}
     names = {entry.name for entry in entries if not entry.name.startswith(TEMPORARY_PREFIX)}
+    if names - started:
+        raise FileExistsError(f"--run-dir {run_dir}: holds files that are not a pmsp training run's ({', '.join(sorted(names - started)[:4])}); "
+                              "nothing there is replaced. Name a new or empty folder.")
     if names != started:
-        shown = ", ".join(sorted(names - started)[:4] or sorted(started - names))
-        raise FileExistsError(f"--run-dir {run_dir}: holds files that are not a pmsp training run ({shown}); they would be replaced. "
-                              "Name a new or empty folder.")
+        raise FileExistsError(f"--run-dir {run_dir}: holds {', '.join(sorted(names))} but not the {', '.join(sorted(started - names))} "
+                              "a stopped pmsp run would hold; nothing there is replaced. Name a new or empty folder.")
+    _check_written_by_pmsp(run_dir)
     try:
         saved = read_json(run_dir / "config.json")
         if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):

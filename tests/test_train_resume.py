@@ -64,7 +64,7 @@ def test_a_folder_that_is_not_a_run_is_refused_and_a_run_killed_before_its_first
     (other / "history.csv").write_text("my history\n")
     arguments = [*ARGUMENTS, "--epochs", "1"]
     assert main([*arguments, "--run-dir", str(other)]) == 2
-    assert "holds files that are not a pmsp training run (history.csv)" in capsys.readouterr().err
+    assert "holds files that are not a pmsp training run's (history.csv)" in capsys.readouterr().err
     assert (other / "history.csv").read_text() == "my history\n"
     (other / "history.csv").rename(tmp_path / "history.csv")
     (other / "environment.json").write_text("{}")
@@ -80,6 +80,23 @@ def test_a_folder_that_is_not_a_run_is_refused_and_a_run_killed_before_its_first
     (run / ".pmsp-abc123.keras").write_bytes(bytes(1000))
     assert main([*arguments, "--run-dir", str(run), "--resume"]) == 2
     assert "never finished its first epoch: start it again with the same command, without --resume" in capsys.readouterr().err
+    # a restart removes only what the stopped run wrote, as environment.json's hashes record it: a file of the user's
+    # inside splits/, or a config.json edited since, is named and kept
+    (run / "splits" / "my_holdout.txt").write_text("mine\n")
+    assert main([*arguments, "--run-dir", str(run)]) == 2
+    assert "splits/my_holdout.txt was not written by the stopped run" in capsys.readouterr().err
+    assert (run / "splits" / "my_holdout.txt").read_text() == "mine\n"
+    (run / "splits" / "my_holdout.txt").rename(tmp_path / "my_holdout.txt")
+    config = (run / "config.json").read_text()
+    (run / "config.json").write_text(config.replace('"seed": 0', '"seed": 0 '))
+    assert main([*arguments, "--run-dir", str(run)]) == 2
+    assert "config.json has changed since the stopped run wrote it" in capsys.readouterr().err
+    (run / "config.json").write_text(config)
+    only_splits = tmp_path / "only_splits"
+    (only_splits / "splits").mkdir(parents=True)
+    (only_splits / "splits" / "train.txt").write_text("a.jpg\n")
+    assert main([*arguments, "--run-dir", str(only_splits)]) == 2
+    assert "holds splits but not the config.json, environment.json a stopped pmsp run would hold" in capsys.readouterr().err
     assert main([*arguments, "--run-dir", str(run)]) == 0
     assert "never finished its first epoch (it was stopped); starting it again" in capsys.readouterr().out
     assert not (run / ".pmsp-abc123.keras").exists() and (run / "state.json").exists()
