@@ -161,11 +161,30 @@ class ModelSettings:
 SETTINGS_MEMBER = "pmsp_settings.json"
 
 
+#: The most bytes a member of a ``.keras`` archive may declare: its weights (``*.h5``: 122 MB for a float32 checkpoint
+#: with its optimizer here) and the small JSON members (config, metadata, the pmsp settings: kilobytes). Zip's reader
+#: never returns more than a member declares, so checking the declared sizes first bounds what a file can make this
+#: process inflate (a 3 MB file whose settings inflated to 3 GiB took 7 GB of memory before).
+KERAS_WEIGHTS_LIMIT = 2 << 30
+KERAS_MEMBER_LIMIT = 16 << 20
+
+
+def check_keras_members(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a ``.keras`` archive with a member that declares more than it could hold (a zip bomb), naming it."""
+    for info in archive.infolist():
+        limit = KERAS_WEIGHTS_LIMIT if info.filename.endswith((".h5", ".npz")) else KERAS_MEMBER_LIMIT
+        if info.file_size > limit:
+            raise ValueError(f"{path}: its member {info.filename} inflates to {info.file_size:,} bytes, more than the {limit:,} "
+                             "any model file's can hold; the file is damaged or built to exhaust memory, and was not read. "
+                             "Pass a model saved by pmsp train.")
+
+
 def read_keras_settings(path: str | Path) -> ModelSettings:
     """The settings saved inside a ``.keras`` file; a clear error naming the file when they are missing or contradictory."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
+            check_keras_members(path, archive)
             if SETTINGS_MEMBER not in archive.namelist():
                 raise ValueError(f"{path}: no saved pmsp settings in this .keras file (input size, ELA quality, output stride, "
                                  "input policy); save it with pmsp_utils.models.save_model, or load it from its run folder.")

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import pretrained
 from .pretrained import SHARED_SETTINGS, WEIGHTS_DIR, weight_key
-from .architecture import SETTINGS_MEMBER, ModelSettings, read_keras_settings
+from .architecture import SETTINGS_MEMBER, ModelSettings, check_keras_members, read_keras_settings
 from .run_folder import read_json, settings_of_run
 from .safe_write import save_npz_atomic, write_text_atomic
 
@@ -215,6 +215,11 @@ def read_keras(path: str | Path, *, compile: bool = True):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file.")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            check_keras_members(path, archive)  # before Keras inflates any member
+    except zipfile.BadZipFile:
+        pass  # Keras names it
     model = keras.models.load_model(path, safe_mode=True, compile=compile)
     try:
         model.pmsp_settings = read_keras_settings(path)

@@ -664,3 +664,23 @@ def test_weights_that_load_only_in_part_are_one_line_without_keras_warnings(two_
 
     with pytest.raises(LoadError, match="only part of the network was loaded: Skipping nested container"):
         load_weights_strictly(WarnsOnly(), run / "best.weights.h5")
+
+
+def test_a_keras_file_whose_member_inflates_past_any_models_is_refused_unread(tmp_path, monkeypatch, capsys):
+    """A 3 MB .keras whose settings member inflated to 3 GiB took 7 GB of memory: the members' declared sizes are
+    checked before Keras or the settings reader inflate anything (zip never returns more than a member declares)."""
+    import zipfile
+
+    from pmsp_utils import architecture
+
+    monkeypatch.setattr(architecture, "KERAS_MEMBER_LIMIT", 1 << 20)
+    bomb = tmp_path / "bomb.keras"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr(architecture.SETTINGS_MEMBER, b" " * (2 << 20))  # 2 MB of spaces, a few kB compressed
+    assert bomb.stat().st_size < 50_000
+    with pytest.raises(ValueError, match=r"bomb\.keras: its member pmsp_settings\.json inflates to 2,097,152 bytes, more than the 1,048,576"):
+        architecture.read_keras_settings(bomb)
+    assert main(["localize", str(tmp_path / "none.jpg"), "--weights", str(bomb), "--out", str(tmp_path / "out")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "its member pmsp_settings.json inflates to" in err[0], err
