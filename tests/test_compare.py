@@ -138,3 +138,24 @@ def test_an_image_listed_twice_and_a_header_only_table_are_named(tmp_path):
     (tmp_path / "per_image.csv").write_text("method,image,f1@0.5\n")
     with pytest.raises(ValueError, match="has its columns but no rows"):
         read_scores(tmp_path)
+
+
+def test_too_few_images_give_no_interval_and_no_verdict(tmp_path, capsys):
+    from pmsp_utils.compare import MIN_IMAGES, format_comparison
+
+    a = write_table(tmp_path / "a", rows("A", [0.3, 0.4], ["splicing", "copy-move"]))
+    b = write_table(tmp_path / "b", rows("B", [0.306, 0.5], ["splicing", "copy-move"]))
+    assert main(["compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "better" not in out and "+0.006 .. +0.006" not in out  # a one-image group had a zero-width interval
+    assert out.strip().endswith(f"verdict (all tampered images): none (too few images: 2; at least {MIN_IMAGES} are needed "
+                                "for an interval)")
+    assert "splicing: too few images: 1; at least 10 are needed for an interval; no verdict" in out
+    kinds = ["splicing"] * MIN_IMAGES + ["copy-move"] * (MIN_IMAGES - 1)  # the floor itself gets its interval
+    random = np.random.default_rng(1)
+    first = random.uniform(0.2, 0.6, len(kinds))
+    result = compare(scores(first, kinds), scores(first + 0.1, kinds))
+    groups = {row["group"]: row for row in result.rows}
+    assert result.verdict == groups["splicing"]["verdict"] == "B better"
+    assert groups["copy-move"]["verdict"] == "too few images" and np.isnan(groups["copy-move"]["low"])
+    assert "copy-move: too few images: 9" in format_comparison(result)
