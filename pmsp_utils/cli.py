@@ -663,6 +663,15 @@ def _with_file(error: BaseException, path: Path) -> str:
     return _printable(message if str(path) in message or path.name in message else f"{path}: {message}")
 
 
+def _check_environment() -> None:
+    """A malformed setting read from the environment is one error before any work, not one per image."""
+    from . import images
+
+    images._apply_environment_limit()  # PMSP_MAX_IMAGE_PIXELS, read again: the process's own value
+    if images._ENVIRONMENT_ERROR is not None:
+        raise images._ENVIRONMENT_ERROR
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; every failure a user can cause is one line ``error: ...`` (``--debug`` shows the traceback)."""
     parser = build_parser()
@@ -672,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        _check_environment()
         return args.handler(args)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image, ImageChops, features
+from PIL import Image, ImageChops, JpegImagePlugin, features
 
 from .architecture import DEFAULT_ELA_QUALITY, ModelSettings
 from .environment import cache_dir as default_cache_dir
@@ -125,7 +125,7 @@ def resave_jpeg(image: Image.Image, quality: int = DEFAULT_QUALITY, subsampling:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality, subsampling=subsampling)
     buffer.seek(0)
-    resaved = Image.open(buffer)
+    resaved = JpegImagePlugin.JpegImageFile(buffer)  # not Image.open: the pixel limit is for inputs, not pmsp's own copy
     resaved.load()
     return resaved
 

@@ -106,10 +106,15 @@ def max_image_pixels() -> int | None:
         number = int(value.strip().replace("_", ""))
     except ValueError:
         number = -1
-    if number < 0:
+    if number < 0 or number > MAX_PIXEL_LIMIT:
         raise EnvironmentSettingError(f"PMSP_MAX_IMAGE_PIXELS={value!r} is not a pixel count; accepted: a whole number "
-                                      "of pixels, or 0 to lift the decompression-bomb limit.")
+                                      f"of pixels up to {MAX_PIXEL_LIMIT:,}, or 0 to lift the decompression-bomb limit.")
     return number
+
+
+#: The largest pixel limit taken (a trillion pixels, 4 TB as RGBA: past any image; 0 lifts the limit instead): larger
+#: numbers overflow the sizes computed from the limit.
+MAX_PIXEL_LIMIT = 10**12
 
 
 def repo_root() -> Path | None:

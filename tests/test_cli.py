@@ -117,7 +117,7 @@ def test_a_malformed_pixel_limit_is_named_when_an_image_is_read(tmp_path, photo)
     image.write_bytes(encode(photo, "PNG"))
     assert run_pmsp("--version", PMSP_MAX_IMAGE_PIXELS="lots").returncode == 0
     result = run_pmsp("ela", str(image), "--out", str(tmp_path / "o"), PMSP_MAX_IMAGE_PIXELS="lots")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # before any work
     assert "PMSP_MAX_IMAGE_PIXELS='lots' is not a pixel count" in result.stderr
 
 
@@ -200,3 +200,29 @@ def test_the_pixel_limit_applies_to_inputs_only_one_line_per_image(tmp_path, cap
     err = capsys.readouterr().err
     assert "big.png: refused as a possible decompression bomb" in err and "unexpected" not in err
     assert (tmp_path / "out" / "one_png_mask.png").exists()
+
+
+def test_a_malformed_pixel_limit_is_one_error_before_any_work_and_pmsps_own_copies_are_not_limited(tmp_path, capsys, monkeypatch, recwarn):
+    """PMSP_MAX_IMAGE_PIXELS past what sizes can hold gave an OverflowError "(unexpected)" and processed nothing; a word
+    gave one error per image, blamed on the image. Now either is one line about the variable, before any work. Under a
+    limit an input passes with a warning, ELA's own re-saved copy no longer warns again as a raw Pillow line."""
+    from PIL import Image as PillowImage
+
+    import pmsp_utils.images as images
+
+    monkeypatch.setattr(PillowImage, "MAX_IMAGE_PIXELS", PillowImage.MAX_IMAGE_PIXELS)  # restored after the test
+    monkeypatch.setattr(images, "_ENVIRONMENT_ERROR", None)
+    for number in (3, 4):
+        PillowImage.new("RGB", (30 * number, 30), (10 * number, 20, 30)).save(tmp_path / f"img{number}.jpg")
+    inputs = [str(tmp_path / "img3.jpg"), str(tmp_path / "img4.jpg")]
+    for value in ("99999999999999999999999", "abc"):
+        monkeypatch.setenv("PMSP_MAX_IMAGE_PIXELS", value)
+        assert main(["ela", *inputs, "--out", str(tmp_path / value)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"error: PMSP_MAX_IMAGE_PIXELS='{value}' is not a pixel count"), err
+        assert not (tmp_path / value).exists()
+    monkeypatch.setenv("PMSP_MAX_IMAGE_PIXELS", "2000")  # 2700 and 3600 pixels: over the limit, under twice it
+    assert main(["ela", *inputs, "--out", str(tmp_path / "limited")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("note: ") and "exceeds limit of 2000 pixels" in line for line in err), err
+    assert not [warning for warning in recwarn if issubclass(warning.category, PillowImage.DecompressionBombWarning)]
