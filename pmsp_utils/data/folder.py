@@ -4,7 +4,9 @@ Used for IFS-TC, COVERAGE, Columbia, NIST16, IMD2020, Korus' set and your own
 data. A mask matches an image by stem, with or without a suffix such as
 ``_gt`` or ``_mask``, in any image format; where two images share a stem (``a.jpg``
 and ``a.png``), only a mask named after an image's whole name (``a.jpg.png``) is
-taken. Defined in 02_forgery_datasets.
+taken. A mask named exactly after one image (``a_gt.png`` beside ``a_gt.jpg``) is
+that image's only, never another's by suffix (``a.jpg``), and no mask is paired
+with two images. Defined in 02_forgery_datasets.
 """
 
 from __future__ import annotations
@@ -44,25 +46,45 @@ def load_folder(
     used = set()
     tampered = image_files(image_folder)
     shared = Counter(path.stem for path in tampered)
+    # A mask named exactly after an image (its stem, or its whole name: a_gt.png for a_gt.jpg) is that image's alone:
+    # a.jpg beside a_gt.jpg does not take a_gt.png through the _gt suffix.
+    exact: dict[str, set[Path]] = {}
+    for path in tampered:
+        for key in {path.stem, path.name}:
+            exact.setdefault(key, set()).add(path)
+
+    def free(path: Path, key: str) -> bool:  # a mask this image may take: named after it exactly, or after no image
+        return key in mask_files and (key not in exact or path in exact[key])
+
+    chosen: dict[Path, Path] = {}
     for path in tampered:
         # A mask named after the image's whole name (a.jpg.png, a.jpg_mask.png) is that image's; one named after its stem
         # only while no other image shares the stem (a.jpg beside a.png are two pictures: a.png's mask is neither's).
-        mask_path = next((mask_files[path.name + suffix] for suffix in MASK_SUFFIXES if path.name + suffix in mask_files), None)
+        mask_path = next((mask_files[path.name + suffix] for suffix in MASK_SUFFIXES if free(path, path.name + suffix)), None)
         if mask_path is None and shared[path.stem] > 1:
-            if any(path.stem + suffix in mask_files for suffix in MASK_SUFFIXES):
+            if any(free(path, path.stem + suffix) for suffix in MASK_SUFFIXES):
                 others = ", ".join(sorted(other.name for other in tampered if other.stem == path.stem and other != path))
                 dataset.inconsistent.append((path, f"shares its stem with {others}, so a mask named {path.stem}.* could be either's; "
                                                    f"name this image's mask after its whole name ({path.name}.png) or rename one image"))
-                used.update(path.stem + suffix for suffix in MASK_SUFFIXES)
+                used.update(path.stem + suffix for suffix in MASK_SUFFIXES if free(path, path.stem + suffix))
             else:
                 dataset.missing_masks.append(path)
             continue
         if mask_path is None:
-            mask_path = next((mask_files[path.stem + suffix] for suffix in MASK_SUFFIXES if path.stem + suffix in mask_files), None)
+            mask_path = next((mask_files[path.stem + suffix] for suffix in MASK_SUFFIXES if free(path, path.stem + suffix)), None)
         if mask_path is None:
             dataset.missing_masks.append(path)
             continue
+        chosen[path] = mask_path
+    # No mask is paired with two images: where two still claim one (a.jpg and a.jpg.tif both fit a.jpg_gt.png), neither gets it.
+    claims = Counter(chosen.values())
+    for path, mask_path in chosen.items():
         used.add(mask_path.stem)
+        if claims[mask_path] > 1:
+            others = ", ".join(sorted(other.name for other, taken in chosen.items() if taken == mask_path and other != path))
+            dataset.inconsistent.append((path, f"mask {mask_path.name} fits the name of this image and of {others}, so it could be "
+                                               "either's; not used: rename the mask or one of the images"))
+            continue
         record = _checked(name, kind, path, mask_path, dataset, fix_inverted)
         if record is not None:
             dataset.records.append(record)
