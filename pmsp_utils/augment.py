@@ -141,5 +141,6 @@ def apply_steps(image: np.ndarray, mask: np.ndarray, steps: dict, rng: np.random
     if "jpeg" in steps:
         buffer = io.BytesIO()
         Image.fromarray(image).save(buffer, format="JPEG", quality=int(steps["jpeg"]))
+        buffer.seek(0)
         image = np.asarray(JpegImagePlugin.JpegImageFile(buffer).convert("RGB"))  # pmsp's own copy: no pixel limit
     return np.ascontiguousarray(image), np.ascontiguousarray(mask)
