@@ -30,6 +30,17 @@ def progress_wanted() -> bool:
     return sys.stderr.isatty()
 
 
+def keras_verbosity() -> int:
+    """Keras' ``verbose`` for ``fit``: 1 (a live bar, on stdout) where bars are wanted and stdout is a terminal or a
+    notebook, else 2 (one line an epoch): a bar redrawn into a log file or a pipe is escape codes and repeated lines.
+    ``PMSP_PROGRESS=1`` forces the bar."""
+    if not progress_wanted():
+        return 2
+    if os.environ.get("PMSP_PROGRESS", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return 1
+    return 1 if _in_notebook_kernel() or sys.stdout.isatty() else 2
+
+
 def _in_notebook_kernel() -> bool:
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None else None

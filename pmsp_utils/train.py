@@ -475,9 +475,9 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         total = config.epochs
         callbacks.append(keras.callbacks.LearningRateScheduler(lambda epoch: config.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / total))))
     if verbose is None:
-        from .environment import in_ci
+        from .progress import keras_verbosity
 
-        verbose = 2 if in_ci() else 1
+        verbose = keras_verbosity()  # a bar in terminals and notebooks; one line an epoch in logs, pipes and CI
     try:
         if state["wait"] < config.patience and state["epochs_done"] < config.epochs:
             # No validation_data: the epoch callback computes the validation loss with F1 and AUC in one pass.

@@ -226,3 +226,31 @@ def test_a_malformed_pixel_limit_is_one_error_before_any_work_and_pmsps_own_copi
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("note: ") and "exceeds limit of 2000 pixels" in line for line in err), err
     assert not [warning for warning in recwarn if issubclass(warning.category, PillowImage.DecompressionBombWarning)]
+
+
+def test_keras_draws_its_bar_only_where_someone_watches(monkeypatch):
+    """`pmsp train > log` wrote Keras' bar into the file (escape codes, the epoch line repeated): a pipe or a file gets
+    one line an epoch (verbose 2), a terminal the bar; CI and PMSP_PROGRESS=0 never get it, PMSP_PROGRESS=1 always."""
+    import io
+
+    from pmsp_utils.progress import keras_verbosity
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    for name in ("CI", "PMSP_PROGRESS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.stderr", Terminal())
+    monkeypatch.setattr("sys.stdout", io.StringIO())  # redirected to a file
+    assert keras_verbosity() == 2
+    monkeypatch.setattr("sys.stdout", Terminal())
+    assert keras_verbosity() == 1
+    monkeypatch.setenv("CI", "true")
+    assert keras_verbosity() == 2
+    monkeypatch.delenv("CI")
+    monkeypatch.setenv("PMSP_PROGRESS", "0")
+    assert keras_verbosity() == 2
+    monkeypatch.setenv("PMSP_PROGRESS", "1")
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    assert keras_verbosity() == 1
