@@ -377,7 +377,8 @@ def test_grey_masks_and_size_mismatches_are_reported(tmp_path):
     assert "grey mask" in report and "64x47" in report
     said = dataset.loading_report()  # what pmsp train and pmsp evaluate print
     assert said[0] == "set: 1 pairs refused (not used):" and "off.png: mask is 64x47" in said[1]
-    assert said[-1].startswith("set: 1 changes made while loading (grey mask")
+    assert said[-2].startswith("set: 1 changes made while loading (grey mask")
+    assert said[-1] == "  grey: grey mask: 1.1% of its pixels between black and white, thresholded at 127"  # each kind said in full
 
 
 def test_verify_can_decode_everything_and_lists_truncated_images(tmp_path):

@@ -106,7 +106,7 @@ def _checked(name, kind, path, mask_path, dataset: Dataset, fix_inverted: bool) 
         return None
     mask, height, width = pair
     if mask.shape != (height, width):
-        dataset.inconsistent.append((path, size_mismatch(mask, height, width)))
+        dataset.inconsistent.append((path, size_mismatch(mask, height, width, path)))
         return None
     flip = finish_mask(path, mask, dataset, fix_inverted, notes)
     if flip is None:

@@ -18,6 +18,20 @@ from ..images import load_image, open_image, read_bytes
 KINDS = ("splicing", "copy-move", "authentic")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".tif", ".tiff", ".png", ".bmp", ".webp"}
 MASK_THRESHOLD = 127
+#: A mask pixel is coloured when its red, green and blue differ by more than this (of 255). A grey mask stays far
+#: below, even saved as a colour JPEG; a red, green or blue region is far above.
+COLOUR_SPREAD = 32
+#: A mask with more than this share of coloured (visible) pixels is a colour mask: refused, never read by luminance.
+COLOUR_SHARE = 0.001
+_GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+class MaskError(ValueError):
+    """A mask file that is readable but not a mask (a colour picture): ``str()`` names the file, ``problem`` says why."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = Path(path), problem
 
 
 @dataclass(frozen=True)
@@ -68,22 +82,42 @@ class Record:
 
 
 def read_mask(path: str | Path) -> np.ndarray:
-    """A mask file (L, RGB, RGBA, palette or 1-bit) as uint8 0/1, thresholded at 127.
+    """A mask file (L, RGB, RGBA, palette or 1-bit) as uint8 0/1, thresholded at 127: white (tampered) on black.
 
-    Grey edges (anti-aliasing, resampling) are thresholded; colour masks use
-    their luminance. An RGBA mask whose colour is flat but whose alpha varies
-    uses the alpha channel.
+    Grey edges (anti-aliasing, resampling) are thresholded. RGB and palette
+    masks are read by their luminance only while they are grey (red, green and
+    blue within :data:`COLOUR_SPREAD` of each other): a colour mask (a red region
+    on white) raises :class:`MaskError`, since its luminance does not say which
+    region is meant. An RGBA mask whose colour is flat but whose alpha varies
+    uses the alpha channel; otherwise the alpha is ignored, and so is the colour
+    of fully transparent pixels.
     """
     image = open_image(read_bytes(path), str(path))  # clear errors for missing, empty, corrupt files
+    rgba = None
     if image.mode in {"RGBA", "LA", "PA"} or "transparency" in image.info:
         rgba = np.array(image.convert("RGBA"))
         if np.ptp(rgba[..., :3]) == 0 and np.ptp(rgba[..., 3]) > 0:
             return (rgba[..., 3] > MASK_THRESHOLD).astype(np.uint8)
+    if image.mode not in _GREY_MODES:
+        _refuse_colour(path, rgba if rgba is not None else np.array(image.convert("RGB")))
     values = np.array(image.convert("L"))
     levels = two_low_levels(values)
     if levels is not None:  # 0/1 masks (a common convention) and any two levels under the threshold: the higher is tampered
         return (values == levels[1]).astype(np.uint8)
     return (values > MASK_THRESHOLD).astype(np.uint8)
+
+
+def _refuse_colour(path: str | Path, pixels: np.ndarray) -> None:
+    """Raise :class:`MaskError` when more than :data:`COLOUR_SHARE` of the visible pixels are coloured."""
+    rgb = pixels[..., :3].astype(np.int16)
+    coloured = rgb.max(axis=-1) - rgb.min(axis=-1) > COLOUR_SPREAD
+    if pixels.shape[-1] == 4:
+        coloured &= pixels[..., 3] > 0  # a transparent pixel's colour is not seen
+    share = float(coloured.mean())
+    if share > COLOUR_SHARE:
+        example = tuple(int(value) for value in rgb[coloured][0])
+        raise MaskError(path, f"a colour mask ({share:.0%} of its pixels coloured, e.g. RGB {example}): masks must be white "
+                              "(tampered) on black (authentic)")
 
 
 def two_low_levels(values: np.ndarray) -> tuple[int, int] | None:
@@ -120,13 +154,18 @@ def grey_share(mask_path: Path) -> tuple[float, tuple[int, int] | None]:
 def read_pair(path: Path, mask_path: Path, dataset: "Dataset", notes: list[str] | None = None) -> tuple[np.ndarray, int, int] | None:
     """(mask, image height, image width) of a pair, or None after noting why it cannot be read.
 
-    A mask with grey levels is thresholded at 127; that is noted in ``notes``.
+    A mask with grey levels is thresholded at 127; that is noted in ``notes``, and so is an image with an EXIF
+    orientation whose mask fits it either way (square, or turned 180 degrees or mirrored): the image is scored as
+    displayed, so its mask must be drawn on the displayed image. A colour mask is refused.
     """
     from ..images import ImageReadError
 
     try:
-        mask, (height, width) = read_mask(mask_path), image_size(path)
+        mask, (height, width, orientation) = read_mask(mask_path), image_header(path)
         share, levels = grey_share(mask_path) if notes is not None else (0.0, None)
+    except MaskError as error:
+        dataset.inconsistent.append((path, f"mask {mask_path.name} is {error.problem}; not used"))
+        return None
     except (ImageReadError, OSError) as error:
         dataset.inconsistent.append((path, f"cannot read the pair: {error}"))
         return None
@@ -137,12 +176,21 @@ def read_pair(path: Path, mask_path: Path, dataset: "Dataset", notes: list[str] 
         notes.append(f"grey mask: {share:.1%} of its pixels between black and white, thresholded at {MASK_THRESHOLD}")
     if levels is not None:
         notes.append(f"two-level mask (values {levels[0]} and {levels[1]}): {levels[1]} read as tampered")
+    if notes is not None and orientation not in (0, 1) and mask.shape == (height, width) == _stored(height, width, orientation):
+        notes.append(f"EXIF orientation {orientation}: the image is scored as displayed, so its mask must be drawn on the displayed "
+                     "image, not on the stored pixels")
     return mask, height, width
 
 
-def size_mismatch(mask: np.ndarray, height: int, width: int) -> str:
-    """The message for a mask whose size is not its image's (it is never resized)."""
-    return f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}; not resized, not used"
+def size_mismatch(mask: np.ndarray, height: int, width: int, image_path: Path | None = None) -> str:
+    """The message for a mask whose size is not its image's (it is never resized); with ``image_path``, it says when
+    the image's EXIF orientation turns the stored pixels into the displayed size that the mask was compared with."""
+    text = f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {width}x{height}"
+    orientation = image_header(image_path)[2] if image_path is not None else 1
+    if orientation not in (0, 1) and mask.shape == _stored(height, width, orientation):
+        text += (f" as displayed (EXIF orientation {orientation}; stored {mask.shape[1]}x{mask.shape[0]}): the image is scored as "
+                 "displayed, so turn the mask the same way or remove the tag")
+    return text + "; not resized, not used"
 
 
 def finish_mask(path: Path, mask: np.ndarray, dataset: "Dataset", fix_inverted: bool, notes: list[str]) -> bool | None:
@@ -197,9 +245,13 @@ class Dataset:
         if self.missing_masks:
             lines.append(f"{self.name}: {len(self.missing_masks)} tampered images without a mask (not used), e.g. {self.missing_masks[0].name}")
         if self.fixes:
-            kinds = sorted({what.split(":")[0].split(" (")[0] for _, what in self.fixes})
+            first: dict[str, tuple[str, str]] = {}  # kind -> its first (record, what), so that each kind is said once in full
+            for record, what in self.fixes:
+                first.setdefault(what.split(":")[0].split(" (")[0], (record, what))
+            kinds = sorted(first)
             lines.append(f"{self.name}: {len(self.fixes)} changes made while loading ({'; '.join(kinds[:4])}"
-                         f"{' ...' if len(kinds) > 4 else ''}); see dataset.fixes or verify()")
+                         f"{' ...' if len(kinds) > 4 else ''}); one of each kind (all: dataset.fixes or verify()):")
+            lines += [f"  {record}: {what}" for record, what in (first[kind] for kind in kinds[:examples])]
         return lines
 
 
@@ -213,7 +265,20 @@ def image_files(folder: Path) -> list[Path]:
 
 def image_size(path: Path) -> tuple[int, int]:
     """(height, width) read from the header only, EXIF orientation applied."""
+    return image_header(path)[:2]
+
+
+def image_header(path: Path) -> tuple[int, int, int]:
+    """(height, width, EXIF orientation) read from the header only; height and width as displayed (orientation
+    applied), which is how the image is scored."""
+    from ..images import _orientation  # the reading pmsp_utils.images scores by: 1 for a broken or odd tag
+
     with Image.open(path) as image:
         width, height = image.size
-        orientation = image.getexif().get(0x0112, 1)
+        orientation = _orientation(image)
+    return ((width, height) if orientation in (5, 6, 7, 8) else (height, width)) + (orientation,)
+
+
+def _stored(height: int, width: int, orientation: int) -> tuple[int, int]:
+    """The stored (height, width) of an image displayed at ``height`` x ``width`` under EXIF ``orientation``."""
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
