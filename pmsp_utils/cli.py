@@ -117,6 +117,15 @@ def _train_config(args: argparse.Namespace):
     return config
 
 
+def _imagenet_weights_first(config, resume: bool = False) -> None:
+    """Have the ImageNet weights a new run starts from (found, or downloaded once) before any folder is written: without
+    internet, the one-line error comes first, not after a half-made run folder."""
+    if config.weights == "imagenet" and not config.init_from and not resume:
+        from .network.imagenet import available_imagenet_weights, imagenet_weights_path
+
+        available_imagenet_weights() or imagenet_weights_path()
+
+
 def _train(args: argparse.Namespace) -> int:
     keras_environment()
     from .train import train
@@ -133,6 +142,7 @@ def _train(args: argparse.Namespace) -> int:
         from .train import claim_run_dir
 
         claim_run_dir(args.run_dir, remove=False)  # a folder of someone else's files is refused before the data is read
+    _imagenet_weights_first(config, args.resume)
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
     _, history = train(config, train_records, validation_records, args.run_dir, resume=args.resume, split_protocol=protocol)
     if history:
@@ -153,6 +163,7 @@ def _ablate(args: argparse.Namespace) -> int:
 
     names = variant_names(args.grid)  # a bad name fails before any data is read
     config = _train_config(args)
+    _imagenet_weights_first(config)
     train_records, validation_records, test_records, protocol = training_records(config)
     scored = test_records if args.score == "test" else validation_records
     print(f"ablation: {len(names)} variants x {len(args.seeds)} seeds; {protocol}; scored on the {args.score} part ({len(scored)} images)")
@@ -398,7 +409,7 @@ def _number(kind, *, low: float, high: float = math.inf, open_low: bool = False,
         value = kind(text)
         inside = (value > low if open_low else value >= low) and (value < high if open_high else value <= high)
         if not (math.isfinite(value) and inside):  # NaN fails both
-            raise argparse.ArgumentTypeError(f"must be {says}, got {value:g}")
+            raise argparse.ArgumentTypeError(f"must be {says}, got {value if kind is int else format(value, 'g')}")
         return value
 
     check.__name__ = "whole number" if kind is int else "number"  # argparse says "invalid number value: 'x'"
@@ -411,6 +422,7 @@ _count = _number(int, low=0, says="0 or more")
 _share = _number(float, low=0.0, high=1.0, says="in [0, 1]")
 _positive_float = _number(float, low=0.0, open_low=True, says="positive and finite")
 _nonnegative_float = _number(float, low=0.0, says="0 or more and finite")
+_seed = _number(int, low=0, high=2**32 - 1, says="a whole number from 0 to 4294967295 (2**32 - 1, NumPy's and Keras' seed range)")
 
 
 def _postprocessing(text: str) -> dict:
@@ -543,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
                                help="plateau: learning rate x0.3 after every 2 epochs without a better --monitor (validation loss or per-image F1)")
     train_command.add_argument("--mixed-precision", action="store_true", help="bfloat16 compute (on a GPU)")
     train_command.add_argument("--no-augment", dest="augment", action="store_false", help="no flips")
-    train_command.add_argument("--seed", type=int, default=training["seed"])
+    train_command.add_argument("--seed", type=_seed, default=training["seed"])
     train_command.add_argument("--attention", choices=ATTENTION_PLACEMENTS, default=training["attention"])
     train_command.add_argument("--fusion", choices=FUSIONS, default=training["fusion"])
     train_command.add_argument("--streams", choices=STREAMS, default=training["streams"])
@@ -559,9 +571,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ablate_command = commands.add_parser("ablate", help="train a grid of the paper's ablation variants over seeds (resumable)")
     ablate_command.add_argument("--grid", default="all", help="attention, fusion, streams, output, all, or variant names joined by commas")
-    ablate_command.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ablate_command.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2])
     ablate_command.add_argument("--out", type=_path, required=True, help="the study's folder (results.csv, one run folder per cell)")
-    ablate_command.add_argument("--robustness", type=int, default=0, metavar="N", help="also score N of the scored images under JPEG and resizing")
+    ablate_command.add_argument("--robustness", type=_count, default=0, metavar="N", help="also score N of the scored images under JPEG and resizing")
     ablate_command.add_argument("--score", choices=("test", "validation"), default="test",
                                 help="which part the results table scores: test (never used to pick an epoch, the default) or validation")
     ablation = {**training, **recipe("ablation")}  # its variants change the paper's network (stride 32) at a small scale
@@ -584,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--limit", type=_positive_int, help="score only the first N images")
     evaluate_command.add_argument("--include-authentic", action="store_true", help="also score authentic images (pooled protocols)")
     evaluate_command.add_argument("--synthetic-count", type=_positive_int, default=200)
-    evaluate_command.add_argument("--seed", type=int, default=1, help="seed of the synthetic images (training uses seed 0)")
+    evaluate_command.add_argument("--seed", type=_seed, default=1, help="seed of the synthetic images (training uses seed 0)")
     evaluate_command.add_argument("--robustness", action="store_true", help="also write robustness curves (first dataset)")
     evaluate_command.add_argument("--robustness-limit", type=_positive_int, default=20, help="images for the robustness curves")
     evaluate_command.add_argument("--out", type=_path, default=Path("build/evaluation"), help="folder for the CSV and JSON tables")

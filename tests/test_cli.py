@@ -254,3 +254,28 @@ def test_keras_draws_its_bar_only_where_someone_watches(monkeypatch):
     monkeypatch.setenv("PMSP_PROGRESS", "1")
     monkeypatch.setattr("sys.stdout", io.StringIO())
     assert keras_verbosity() == 1
+
+
+def test_seeds_are_checked_as_options_and_missing_imagenet_weights_stop_before_any_folder(tmp_path, capsys, monkeypatch):
+    """`--seed -5` said only "expected non-negative integer", and `ablate --seeds 1e20` failed after writing study.json;
+    without internet, the ImageNet download failed "(unexpected)" after a half-made run folder. Now: the option named
+    with its range at parse time; the weights are had, or refused in one line, before anything is written."""
+    import pmsp_utils.network.imagenet as imagenet
+
+    for arguments, option in ((["train", "--seed", "-5"], "--seed"), (["ablate", "--seeds", "99999999999999999999"], "--seeds"),
+                              (["evaluate", "--seed", "-1"], "--seed"), (["ablate", "--robustness", "-1"], "--robustness")):
+        with pytest.raises(SystemExit):
+            main([*arguments, "--out", str(tmp_path / "x")] if arguments[0] != "train" else arguments)
+        assert f"argument {option}: must be" in capsys.readouterr().err
+
+    def offline():
+        raise imagenet.WeightsUnavailableError("Could not download the ImageNet weights (no internet). Without internet, ...")
+
+    monkeypatch.setattr(imagenet, "available_imagenet_weights", lambda: None)
+    monkeypatch.setattr(imagenet, "imagenet_weights_path", offline)
+    for arguments in (["train", "--data", "synthetic", "--run-dir", str(tmp_path / "run")],
+                      ["ablate", "--data", "synthetic", "--out", str(tmp_path / "study")]):
+        assert main(arguments) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: Could not download the ImageNet weights") and "unexpected" not in err[0], err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "study").exists()

@@ -18,8 +18,9 @@ IMAGENET_FILE = "mobilenet_1_0_224_tf_no_top.h5"
 IMAGENET_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/" + IMAGENET_FILE
 
 
-class WeightsUnavailableError(RuntimeError):
-    """ImageNet weights could not be had; the message says how to provide them."""
+class WeightsUnavailableError(OSError):
+    """ImageNet weights could not be had; the message says how to provide them (an OSError: a file that could not be
+    fetched, which the command line reports in one line)."""
 
 
 @dataclass
@@ -50,9 +51,10 @@ def imagenet_weights_path() -> Path:
         return Path(keras.utils.get_file(IMAGENET_FILE, IMAGENET_ORIGIN, cache_subdir="models"))
     except Exception as error:  # get_file wraps network failures in several exception types
         raise WeightsUnavailableError(
-            f"Could not download the ImageNet weights ({type(error).__name__}: {error}). Without internet, "
-            f"download {IMAGENET_ORIGIN} elsewhere and either put it at {cached} or pass "
-            "weights='path/to/mobilenet_1_0_224_tf_no_top.h5'."
+            f"Could not download the ImageNet weights ({type(error).__name__}: {str(error).splitlines()[0][:160] if str(error) else ''}). "
+            f"Without internet, download {IMAGENET_ORIGIN} elsewhere and set PMSP_IMAGENET_WEIGHTS to its path, or put it "
+            f"at {cached}, or pass weights='path/to/mobilenet_1_0_224_tf_no_top.h5' (pmsp train: --weights none starts "
+            "from random weights)."
         ) from None
 
 
