@@ -345,7 +345,7 @@ from pmsp_utils.runtime import load_for_inference
 
 model = load_for_inference(DEFAULT_MODEL, echo=lambda line: None)
 folder = dataset_folder("casia1")
-count = 3 if SMOKE else None
+count = 2 if SMOKE else None  # smoke mode: two of each kind
 if folder is not None:
     casia = load_casia1(folder)
     split = split_by("grouped", [record for record in casia if record.is_tampered])
@@ -360,7 +360,7 @@ else:
     for name in photo_names():
         if not (photos_folder / f"{name}.png").exists():
             Image.fromarray(load_photo(name)).save(photos_folder / f"{name}.png")
-    generated = PhotoForgerySet(list_photos(photos_folder), count=24, seed=1).write(cache_dir() / "notebook07_forged", show_progress=False)
+    generated = PhotoForgerySet(list_photos(photos_folder), count=12 if SMOKE else 24, seed=1).write(cache_dir() / ("notebook07_forged_smoke" if SMOKE else "notebook07_forged"), show_progress=False)
     sets = {"generated on the packaged photos": [r for r in generated.records if r.is_tampered]}
 
 rows = []
