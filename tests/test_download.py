@@ -455,3 +455,149 @@ def test_the_shipped_entry_pins_every_files_size_and_a_member_of_another_size_is
     partial = Archive("masks", (), "zip", MASKS_PREFIX, {name: archive.files[name]}, sizes={name: archive.sizes[name]})
     assert download_module._write_verified(members, partial, tmp_path / "out3", "folder") == 1
     assert (tmp_path / "out3" / name).read_bytes() == masks[name]
+
+
+def _patched_zip(data: bytes, name: str, *, flags: int = 0, method: int | None = None) -> bytes:
+    """The zip ``data`` with one member's central-directory entry given extra flag bits or another compression method
+    (what zipfile reads them from), as a crafted or foreign archive would have them."""
+    import struct
+
+    buffer = bytearray(data)
+    with zipfile.ZipFile(io.BytesIO(data)) as bundle:
+        position = bundle.start_dir
+        for _ in bundle.infolist():
+            assert buffer[position:position + 4] == b"PK\x01\x02"
+            name_length, extra_length, comment_length = struct.unpack_from("<HHH", buffer, position + 28)
+            if buffer[position + 46:position + 46 + name_length].decode() == name:
+                struct.pack_into("<H", buffer, position + 8, struct.unpack_from("<H", buffer, position + 8)[0] | flags)
+                if method is not None:
+                    struct.pack_into("<H", buffer, position + 10, method)
+            position += 46 + name_length + extra_length + comment_length
+    return bytes(buffer)
+
+
+def _broken_archives(folder: Path) -> dict[str, tuple[Path, Archive, str]]:
+    """{kind: (archive file, its entry, the member at fault)}: a zstd member, an encrypted one, a deflate stream broken
+    part way, a tar.gz cut off in the middle of a listed member."""
+    images, masks = source_files()
+    sha = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
+    name = "Sp/Sp_D_CNN_A_ani0001_nat0002_0101_gt.png"
+    stored = zipped(masks, MASKS_PREFIX)
+    kinds = {"zstd": _patched_zip(stored, MASKS_PREFIX + name, method=93), "encrypted": _patched_zip(stored, MASKS_PREFIX + name, flags=0x1)}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for relative, data in masks.items():
+            bundle.writestr(MASKS_PREFIX + relative, data)
+    broken = bytearray(buffer.getvalue())
+    info = zipfile.ZipFile(io.BytesIO(bytes(broken))).getinfo(MASKS_PREFIX + name)
+    start = info.header_offset + 30 + len(info.filename.encode())  # past the local header (no extra field)
+    broken[start:start + 64] = b"\xff" * 64
+    kinds["broken deflate"] = bytes(broken)
+    masks_archive = Archive("masks", (), "zip", MASKS_PREFIX, {relative: sha(data) for relative, data in masks.items()})
+    folder.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for kind, data in kinds.items():
+        path = folder / f"masks_{kind.replace(' ', '_')}.zip"
+        path.write_bytes(data)
+        found[kind] = (path, masks_archive, name)
+    last = "Au/zz_last.jpg"
+    images = {**images, last: np.random.default_rng(0).bytes(200_000)}
+    whole = tar_gz(images, PREFIX)
+    cut = folder / "images_cut.tar.gz"
+    cut.write_bytes(whole[: len(whole) - 60_000])  # ends in the middle of the last member's data
+    found["tar.gz cut in a member"] = (cut, Archive("images", (), "tar.gz", PREFIX, {relative: sha(data) for relative, data in images.items()}), last)
+    return found
+
+
+def test_an_archive_member_that_cannot_be_read_is_one_line_naming_it(served, tmp_path, capsys, monkeypatch):
+    """A member stored with a method zipfile cannot read (zstd), an encrypted one, a deflate stream broken part way and a
+    tar.gz cut off mid-member: each is one DownloadError naming the member and the archive, never NotImplementedError,
+    RuntimeError or zlib.error; the command says it in one line (exit 2) and leaves no staging folder behind."""
+    import pmsp_utils.data.download as download_module
+    from pmsp_utils.cli import main
+
+    server, entries, archives = served
+    server.close()
+    (tmp_path / "images.tar.gz").write_bytes(archives["images.tar.gz"])
+    broken = _broken_archives(tmp_path / "given")
+    for kind, (path, archive, member) in broken.items():
+        with pytest.raises(DownloadError) as caught:
+            download_module.extract_verified(path, archive, tmp_path / "out" / kind)
+        message = str(caught.value)
+        assert message.startswith(f"{member} (in {path}) cannot be read: ") and "\n" not in message, message
+        assert "the archive is not the pinned one" in message and "--from a verified copy" in message
+        assert not (tmp_path / "out" / kind / member).exists()
+    assert "method 93" in str(pytest.raises(DownloadError, download_module.extract_verified, broken["zstd"][0], broken["zstd"][1], tmp_path / "o").value)
+    for kind in ("zstd", "encrypted", "broken deflate"):
+        path, _, member = broken[kind]
+        target = tmp_path / f"to_{path.stem}"
+        with pytest.raises(DownloadError, match=rf"{member} \(in {path}\) cannot be read"):
+            download("casia1", to=target, from_=[tmp_path / "images.tar.gz", path], accept_terms=True, entries=entries,
+                     echo=lambda _: None, fetcher=no_wait)
+        assert not target.exists() and not (tmp_path / f".{target.name}.pmsp-partial").exists()  # nothing half-extracted left
+    capsys.readouterr()
+    monkeypatch.setattr(download_module, "registry", lambda: entries)
+    monkeypatch.setattr(download_module, "fetch", no_wait)
+    path, _, member = broken["encrypted"]
+    code = main(["data", "download", "casia1", "--to", str(tmp_path / "cli"), "--from", str(tmp_path / "images.tar.gz"), "--from",
+                 str(path), "--accept-terms"])
+    errors = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert code == 2 and len(errors) == 1 and errors[0].startswith(f"error: {member} (in {path}) cannot be read: it is encrypted")
+
+
+def test_a_to_that_is_a_symbolic_link(served, tmp_path):
+    """A link to an empty folder is followed (the dataset is laid out there, the link keeps pointing at it, as a folder
+    given directly would be used); a link to a file or to nothing is refused before anything is fetched."""
+    server, entries, _ = served
+    (tmp_path / "big_disk" / "casia1").mkdir(parents=True)
+    link = tmp_path / "casia1"
+    link.symlink_to(tmp_path / "big_disk" / "casia1")
+    said = []
+    assert download("casia1", to=link, accept_terms=True, entries=entries, echo=said.append, fetcher=no_wait) == tmp_path / "big_disk" / "casia1"
+    assert link.is_symlink() and (link / "DATASET.json").is_file() and f"(where the link {link} points)" in said[-1]
+    assert not list(tmp_path.glob(".*pmsp-partial")) and not list((tmp_path / "big_disk").glob(".*pmsp-partial"))
+    requests = len(server.requests)
+    download("casia1", to=link, accept_terms=True, entries=entries, echo=said.append, fetcher=no_wait)  # complete: nothing to do
+    assert "nothing to do" in said[-1] and len(server.requests) == requests
+    (tmp_path / "a_file").write_text("mine")
+    (tmp_path / "to_file").symlink_to(tmp_path / "a_file")
+    with pytest.raises(DownloadError, match=rf"{tmp_path / 'to_file'} is a symbolic link to {tmp_path / 'a_file'}, a file, not a folder"):
+        download("casia1", to=tmp_path / "to_file", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    with pytest.raises(DownloadError, match=rf"{tmp_path / 'dangling'} is a symbolic link to {tmp_path / 'gone'}, which does not exist"):
+        download("casia1", to=tmp_path / "dangling", accept_terms=True, entries=entries, echo=lambda _: None, fetcher=no_wait)
+    assert len(server.requests) == requests and (tmp_path / "a_file").read_text() == "mine" and (tmp_path / "dangling").is_symlink()
+    assert not list(tmp_path.glob(".*pmsp-partial"))
+
+
+def test_a_tar_gz_inflating_past_any_pinned_archive_is_stopped_by_its_headers(served, tmp_path, monkeypatch):
+    """Members pmsp does not read are still inflated on the way past in a gzip stream: a huge unlisted member (zeros,
+    a few kilobytes compressed) is refused by its header once the archive would pass ARCHIVE_LIMIT, before it is
+    inflated, and so are many small ones together; the shipped archives are far under the limit."""
+    import pmsp_utils.data.download as download_module
+
+    for entry in registry().values():
+        assert all(archive.size * 8 < download_module.ARCHIVE_LIMIT for archive in entry.archives)
+    monkeypatch.setattr(download_module, "ARCHIVE_LIMIT", 4 << 20)
+    server, entries, archives = served
+    server.close()
+    images, _ = source_files()
+    images_archive = entries["casia1"].archives[0]
+    (tmp_path / "gt.zip").write_bytes(archives["masks.zip"])
+    for label, extra in {"one huge": {"Au/aaa_unlisted.bin": bytes(64 << 20)},
+                         "many small": {f"Au/aaa_unlisted_{i}.bin": bytes(1 << 20) for i in range(8)}}.items():
+        path = tmp_path / f"{label.replace(' ', '_')}.tar.gz"
+        path.write_bytes(tar_gz({**extra, **images}, PREFIX))  # the unlisted members come first
+        assert path.stat().st_size < 200_000
+        with pytest.raises(DownloadError, match=rf"{path}: inflates to more than 4,194,304 bytes, far more than the pinned images archive"):
+            download_module.extract_verified(path, images_archive, tmp_path / "out")
+        # given with --from, it is named (not passed over for a download that would hide why)
+        with pytest.raises(DownloadError, match=rf"{path}: inflates to more than"):
+            download("casia1", to=tmp_path / "casia1", from_=[path, tmp_path / "gt.zip"], accept_terms=True, entries=entries,
+                     echo=lambda _: None, fetcher=no_wait)
+    listed_first = tmp_path / "listed_first.tar.gz"
+    listed_first.write_bytes(tar_gz({**images, "zz/unlisted.bin": bytes(64 << 20)}, PREFIX))
+    with pytest.raises(DownloadError, match=rf"{listed_first}: inflates to more than"):
+        download("casia1", to=tmp_path / "casia1", from_=[listed_first, tmp_path / "gt.zip"], accept_terms=True, entries=entries,
+                 echo=lambda _: None, fetcher=no_wait)
+    assert not (tmp_path / "casia1").exists() and not (tmp_path / ".casia1.pmsp-partial").exists()

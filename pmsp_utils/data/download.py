@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import datetime
 import errno
+import gzip
 import hashlib
 import http.client
 import json
+import lzma
 import os
 import shutil
+import struct
 import sys
 import tarfile
 import time
@@ -170,24 +173,149 @@ def fetch(url: str, target: Path, *, size: int = 0, retries: int = 4, timeout: f
 MEMBER_LIMIT = 64 << 20
 #: The most bytes all the listed files of one archive may hold together.
 TOTAL_LIMIT = 4 << 30
+#: The most bytes a tar.gz may inflate to, everything in it counted (the members pmsp skips are still decompressed
+#: on the way past, a gzip stream being read in order): the pinned images archive is 74 MB uncompressed, so an archive
+#: past this is not the pinned one, and a huge unlisted member is refused by its header instead of being inflated.
+ARCHIVE_LIMIT = 1 << 30
 READ_CHUNK = 1 << 20
+
+#: What reading a damaged or crafted archive can raise besides tarfile's and zipfile's own errors: a compression
+#: method or encryption zipfile cannot read (NotImplementedError, RuntimeError), a deflate, bzip2 or lzma stream that
+#: breaks part way (zlib.error, OSError, lzma.LZMAError, EOFError), a header that decodes to nonsense (ValueError,
+#: struct.error, OverflowError). Caught only around reading the archive, never around writing the files out.
+ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, NotImplementedError, RuntimeError,
+                  ValueError, struct.error, OverflowError, IndexError, OSError)
+_ZIP_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+
+
+class _Unreadable(DownloadError):
+    """An archive, or one of its members, that cannot be read: not the pinned archive."""
+
+
+class _TooLarge(_Unreadable):
+    """A tar.gz that inflates past :data:`ARCHIVE_LIMIT`."""
+
+
+def _unreadable(archive_path: Path, archive: Archive, error: BaseException, member: str | None = None) -> _Unreadable:
+    reason = (str(error).strip().splitlines() or [""])[0] or type(error).__name__
+    if member is None:
+        return _Unreadable(f"{archive_path}: not a readable {archive.format} archive ({reason}); it is not the pinned archive, "
+                           "so nothing was placed. Delete it and download again, or --from a verified copy.")
+    return _Unreadable(f"{member} (in {archive_path}) cannot be read: {reason}; the archive is not the pinned one, so nothing "
+                       "was placed. Delete it and download again, or --from a verified copy.")
+
+
+class _CappedStream:
+    """The uncompressed stream of a tar.gz for tarfile, refusing to read or skip past :data:`ARCHIVE_LIMIT`: a skip
+    (tarfile seeks past a member it is not asked for) is refused before anything is inflated, a read once it would
+    pass the cap, so an archive of any size is read for a bounded time."""
+
+    def __init__(self, path: Path, archive: Archive) -> None:
+        self.path, self.archive, self.stream = path, archive, gzip.GzipFile(path, "rb")
+
+    def _check(self, end: int) -> None:
+        if end > ARCHIVE_LIMIT:
+            raise _TooLarge(f"{self.path}: inflates to more than {ARCHIVE_LIMIT:,} bytes, far more than the pinned "
+                              f"{self.archive.name} archive (a huge member, listed or not); it is not the pinned archive, so "
+                              "it was not read further and nothing was placed. Delete it and download again, or --from a "
+                              "verified copy.")
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:  # the rest: read up to one byte past the cap, and refused if it is there
+            data = self.stream.read(max(0, ARCHIVE_LIMIT + 1 - self.stream.tell()))
+            self._check(self.stream.tell())
+            return data
+        self._check(self.stream.tell() + size)  # before inflating (tarfile reads a long name's or pax header's size whole)
+        return self.stream.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._check(offset if whence == 0 else self.stream.tell() + offset if whence == 1 else ARCHIVE_LIMIT + 1)
+        return self.stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.stream.close()
+
+    def __enter__(self) -> "_CappedStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class _MemberStream:
+    """A member's stream whose read errors name the member and the archive (a write error is not read here)."""
+
+    def __init__(self, open_member: Callable[[], object], relative: str, archive_path: Path, archive: Archive) -> None:
+        self.open_member, self.relative, self.archive_path, self.archive, self.stream = open_member, relative, archive_path, archive, None
+
+    def _named(self, error: BaseException) -> _Unreadable:
+        return _unreadable(self.archive_path, self.archive, error, self.relative)
+
+    def __enter__(self) -> "_MemberStream":
+        try:
+            self.stream = self.open_member()
+        except DownloadError:
+            raise
+        except ARCHIVE_ERRORS as error:
+            raise self._named(error) from None
+        return self
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.stream.read(size)
+        except DownloadError:
+            raise
+        except ARCHIVE_ERRORS as error:
+            raise self._named(error) from None
+
+    def __exit__(self, *exc) -> None:
+        try:
+            self.stream.close()
+        except ARCHIVE_ERRORS:
+            pass
+
+
+def _open_zip_member(bundle: zipfile.ZipFile, info: zipfile.ZipInfo) -> object:
+    if info.flag_bits & 0x1:
+        raise ValueError("it is encrypted, and the pinned archive is not")
+    if info.compress_type not in _ZIP_METHODS:
+        raise ValueError(f"it is compressed with method {info.compress_type}, which the pinned archive does not use and pmsp cannot read")
+    return bundle.open(info)
 
 
 def _members(archive_path: Path, archive: Archive) -> Iterator[tuple[str, int, Callable[[], object]]]:
     """(path under ``strip``, declared size, open) of every member of the archive under its folder; ``open()`` gives
-    a binary stream, read in chunks (nothing is inflated whole in memory)."""
-    if archive.format == "zip":
-        with zipfile.ZipFile(archive_path) as bundle:
-            for info in bundle.infolist():
-                if info.filename.startswith(archive.strip) and not info.is_dir():
-                    yield info.filename[len(archive.strip):], info.file_size, lambda info=info: bundle.open(info)
-    elif archive.format == "tar.gz":
-        with tarfile.open(archive_path, "r:gz") as bundle:
-            for member in bundle:
-                if member.isfile() and member.name.startswith(archive.strip):
-                    yield member.name[len(archive.strip):], member.size, lambda member=member: bundle.extractfile(member)
-    else:
+    a binary stream, read in chunks (nothing is inflated whole in memory). A member that cannot be read, or an archive
+    whose headers cannot be, is a :class:`DownloadError` naming the archive (and the member); a tar.gz past
+    :data:`ARCHIVE_LIMIT` is stopped there. Members are only opened when asked for: a zip's others are never
+    decompressed, a tar.gz's are skipped without being handed to anything."""
+    if archive.format not in ("zip", "tar.gz"):
         raise ValueError(f"archive format must be zip or tar.gz, got {archive.format!r}.")
+    try:
+        if archive.format == "zip":
+            with zipfile.ZipFile(archive_path) as bundle:
+                for info in bundle.infolist():
+                    if info.filename.startswith(archive.strip) and not info.is_dir():
+                        relative = info.filename[len(archive.strip):]
+                        yield relative, info.file_size, lambda info=info, relative=relative: _MemberStream(
+                            lambda: _open_zip_member(bundle, info), relative, archive_path, archive)
+        else:
+            with _CappedStream(archive_path, archive) as stream, tarfile.open(fileobj=stream, mode="r:") as bundle:
+                for member in bundle:
+                    if member.isfile() and member.name.startswith(archive.strip):
+                        relative = member.name[len(archive.strip):]
+                        yield relative, member.size, lambda member=member, relative=relative: _MemberStream(
+                            lambda: bundle.extractfile(member), relative, archive_path, archive)
+    except DownloadError:
+        raise
+    except ARCHIVE_ERRORS as error:  # the archive's own headers (a member's data is read through _MemberStream)
+        raise _unreadable(archive_path, archive, error) from None
 
 
 def extract_verified(archive_path: Path, archive: Archive, out: Path) -> int:
@@ -198,11 +326,7 @@ def extract_verified(archive_path: Path, archive: Archive, out: Path) -> int:
     """
     try:
         members = ((relative, declared, opener, str(archive_path)) for relative, declared, opener in _members(archive_path, archive))
-        return _write_verified(members, archive, out, str(archive_path))  # read while the archive is open
-    except DownloadError:
-        raise
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as error:
-        raise DownloadError(f"{archive_path}: not a readable {archive.format} archive ({error}); delete it and download again.") from None
+        return _write_verified(members, archive, out, str(archive_path))  # read while the archive is open (errors reading it are named there)
     except MemoryError:
         raise DownloadError(f"{archive_path}: ran out of memory while reading the archive; it is not the pinned copy (a member "
                             "inflates far beyond any file of the dataset). Delete it and download again.") from None
@@ -297,7 +421,9 @@ def _from_folder(folder: Path, archive: Archive, out: Path) -> int:
 
 
 def _given_archive(candidates: list[Path], archive: Archive) -> Path | None:
-    """A ``--from`` file that is this archive (by its pinned hash, or by holding its files)."""
+    """A ``--from`` file that is this archive (by its pinned hash, or by holding its files). One that inflates past
+    :data:`ARCHIVE_LIMIT` before any of them is named when no other file is the archive (it was not read further)."""
+    too_large = None
     for path in candidates:
         if not path.is_file():
             continue
@@ -307,8 +433,12 @@ def _given_archive(candidates: list[Path], archive: Archive) -> Path | None:
             for relative, _, _ in _members(path, archive):
                 if relative in archive.files:
                     return path
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError):
+        except _TooLarge as error:
+            too_large = too_large or error
+        except DownloadError:  # another kind of archive, or another archive
             continue
+    if too_large is not None:
+        raise too_large
     return None
 
 
@@ -419,13 +549,15 @@ def download(source: str, *, to: str | Path | None = None, from_: Iterable[str |
                             "See `pmsp data list` for where to get the others.")
     entry = entries[source]
     fetcher = fetcher or fetch
-    target = target_folder(source, to)
+    given_target = target_folder(source, to)
+    target = followed_link(given_target)
+    named = str(target) if target == given_target else f"{target} (where the link {given_target} points)"
     card = complete_copy(target)
     if card is not None:
-        echo(f"{source}: a complete copy is already at {target} (downloaded {card.get('downloaded', '?')}); nothing to do.")
+        echo(f"{source}: a complete copy is already at {named} (downloaded {card.get('downloaded', '?')}); nothing to do.")
         return target
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise DownloadError(f"{target} already exists and is not a complete copy made by pmsp; nothing was changed. "
+        raise DownloadError(f"{named} already exists and is not a complete copy made by pmsp; nothing was changed. "
                             "Choose an empty or new folder with --to, or move that one away.")
     manifest = read_manifest()
     citation = manifest[source].citation if source in manifest else entry.extra.get("citation", "")
@@ -474,21 +606,48 @@ def download(source: str, *, to: str | Path | None = None, from_: Iterable[str |
             target.rmdir()  # empty, checked above
         os.replace(layout, target)  # one rename: the dataset appears whole
         shutil.rmtree(staging, ignore_errors=True)
-    except OSError as error:
-        if error.errno == errno.ENOSPC:
-            shutil.rmtree(staging / "extracted", ignore_errors=True)
-            shutil.rmtree(staging / "layout", ignore_errors=True)
+    except BaseException as error:
+        tidy_staging(staging)
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
             raise DownloadError(f"{target.parent}: the disk is full ({entry.size / 1e6:.0f} MB of archives and about as much again "
                                 "to lay them out are needed); free some space and run again (finished downloads are kept).") from None
         raise
     counts = report["counts"]
-    echo(f"{source}: {counts['tampered']} tampered images with masks and {counts['authentic']} authentic images at {target}; "
+    echo(f"{source}: {counts['tampered']} tampered images with masks and {counts['authentic']} authentic images at {named}; "
          f"fixes in {target / REPORT}, card in {target / CARD}")
     return target
 
 
 #: The file that marks a staging folder as pmsp's own: only a folder holding it is ever emptied or removed.
 STAGING_MARK = ".pmsp-staging"
+
+
+def followed_link(target: Path) -> Path:
+    """``target`` itself, or where it points when it is a symbolic link to a folder: the dataset is laid out in that
+    folder (under the same rules as any ``--to``: empty, or a complete copy) and the link keeps pointing at it. A
+    link to a file, or to nothing (dangling, or a loop), is refused here, before anything is downloaded."""
+    if not target.is_symlink():
+        return target
+    pointed = Path(os.path.realpath(target))
+    if pointed.is_dir():
+        return pointed
+    if pointed.exists():
+        raise DownloadError(f"{target} is a symbolic link to {pointed}, a file, not a folder; nothing was changed. Choose "
+                            "a folder with --to, or remove the link.")
+    raise DownloadError(f"{target} is a symbolic link to {pointed}, which does not exist (or is a loop of links); nothing was "
+                        "changed. Create that folder (the data then goes there), remove the link, or choose another --to.")
+
+
+def tidy_staging(staging: Path) -> None:
+    """After a download that stopped: the extracted and laid-out files go (every run extracts again, and they may be
+    half written), finished archives stay to resume from, and a staging folder left with nothing but its mark goes."""
+    shutil.rmtree(staging / "extracted", ignore_errors=True)
+    shutil.rmtree(staging / "layout", ignore_errors=True)
+    try:
+        if {path.name for path in staging.iterdir()} <= {STAGING_MARK}:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def claim_staging(target: Path) -> Path:
@@ -517,12 +676,14 @@ def _readable_archive(path: Path) -> bool:
             with zipfile.ZipFile(path) as bundle:
                 bundle.infolist()
             return True
-        except (zipfile.BadZipFile, OSError, EOFError):
+        except ARCHIVE_ERRORS:
             return False
     try:
-        with tarfile.open(path, "r:gz") as bundle:
+        with _CappedStream(path, Archive(path.name, (), "tar.gz", "", {})) as stream, tarfile.open(fileobj=stream, mode="r:") as bundle:
             return bundle.next() is not None
-    except (tarfile.TarError, OSError, EOFError, zlib.error):
+    except _TooLarge:  # its first header alone passes the cap: said by extract_verified, which names it
+        return True
+    except ARCHIVE_ERRORS:
         return False
 
 
