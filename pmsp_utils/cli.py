@@ -202,7 +202,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     methods.update({BASELINE_LABELS[name]: baseline_predictor(name) for name in args.baselines})
     from .data.download import card_identity
 
-    evaluations, scored, cards = [], [], {}
+    evaluations, scored, cards, refused = [], [], {}, False
     for data in args.data:
         dataset = load_source(data, args.root, synthetic_count=args.synthetic_count, seed=args.seed, size=size)
         identity = card_identity(dataset.root) if data != "synthetic" else None
@@ -210,6 +210,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             cards[data] = identity
         for line in dataset.loading_report():
             print(line, file=sys.stderr)
+        refused = refused or bool(dataset.inconsistent)  # images left out (a mask two images claim, a mask of another size)
         records = [record for record in dataset if args.include_authentic or record.is_tampered]
         if data == "synthetic":
             images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"
@@ -243,7 +244,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.robustness:
         written += _robustness(args, model, scored[0], out)
     print("\nwritten: " + ", ".join(str(path) for path in written))
-    return 1 if any(evaluation.skipped for evaluation in evaluations) else 0
+    return 1 if refused or any(evaluation.skipped for evaluation in evaluations) else 0
 
 
 def _robustness(args, model, records, out: Path) -> list[Path]:

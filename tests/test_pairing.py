@@ -156,3 +156,21 @@ def test_a_square_turned_image_says_its_mask_is_read_as_displayed_and_is_scored_
     bright = {"bright": lambda image: (np.asarray(image.to_display().convert("L")) > 128).astype(np.float32)}
     scored = evaluate(dataset.records, bright, dataset="set", show_progress=False)
     assert scored.metrics["bright"].images[0].f1 == pytest.approx(1.0)
+
+
+def test_pmsp_evaluate_scores_the_rest_and_exits_non_zero_when_images_are_refused(tmp_path, capsys):
+    """The two images that claim one mask are named on stderr and left out; the third is scored; the exit code says
+    that not everything asked for was scored (it was 0)."""
+    from pmsp_utils.cli import main
+
+    save(scene(48, 64, 0), tmp_path / "set" / "images" / "a.jpg")
+    save(scene(48, 64, 1), tmp_path / "set" / "images" / "a.jpg.tif")
+    save(scene(48, 64, 2), tmp_path / "set" / "images" / "b.jpg")
+    save(box_mask(48, 64), tmp_path / "set" / "masks" / "a.jpg_gt.png")
+    save(box_mask(48, 64), tmp_path / "set" / "masks" / "b.png")
+    code = main(["evaluate", "--data", "folder", "--root", str(tmp_path / "set"), "--split", "all", "--weights", "synthetic",
+                 "--baselines", "--no-copy-move", "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr()
+    assert code == 1 and "a.jpg_gt.png" in printed.err, printed.err
+    rows = (tmp_path / "out" / "per_image.csv").read_text().splitlines()[1:]
+    assert "scoring all 1 images" in printed.out and [row.split(",")[2] for row in rows] == ["b"], rows
