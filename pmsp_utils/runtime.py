@@ -129,13 +129,50 @@ def export_lite(loaded, path: str | Path) -> Path:
     from .safe_write import save_atomic, write_text_atomic
 
     path = Path(path)
-    # the settings first, the model last: a reader finds the model only once both are whole (load_lite needs both)
-    write_text_atomic(path.with_name(path.name + ".json"), json.dumps({"settings": loaded.settings.to_dict(), "label": loaded.label}, indent=2))
     try:
         flatbuffer = _frozen_flatbuffer(loaded.model)
     except Exception:  # noqa: BLE001 - TensorFlow's internals moved: Keras' own (slower) export still works
-        return save_atomic(path, lambda temporary: loaded.model.export(str(temporary), format="litert", verbose=False), suffix=".tflite")
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=path.parent) as folder:
+            exported = Path(folder) / "model.tflite"
+            loaded.model.export(str(exported), format="litert", verbose=False)
+            flatbuffer = exported.read_bytes()
+    # the settings first, the model last: a reader finds the model only once both are whole (load_lite needs both);
+    # the settings file records the model's hash and its own, so a copy changed since is known (load_lite checks both)
+    facts = {"settings": loaded.settings.to_dict(), "label": loaded.label, "sha256": hashlib.sha256(flatbuffer).hexdigest()}
+    write_text_atomic(path.with_name(path.name + ".json"), json.dumps({**facts, "check": _check_of(facts)}, indent=2))
     return save_atomic(path, lambda temporary: Path(temporary).write_bytes(flatbuffer), suffix=".tflite")
+
+
+def _check_of(facts: dict) -> str:
+    return hashlib.sha256(json.dumps({key: facts[key] for key in ("settings", "label", "sha256")}, sort_keys=True).encode()).hexdigest()
+
+
+def _verified_facts(path: Path) -> dict | None:
+    """The settings file of the cached copy at ``path`` when the copy is exactly what pmsp exported (the model's hash
+    and the settings' own check both hold); else None, after removing both files with one note (the cache is pmsp's
+    own: the next use exports the copy again). A settings file that is not JSON is an error naming it."""
+    described = path.with_name(path.name + ".json")
+    try:
+        facts = json.loads(described.read_text())
+        if not isinstance(facts, dict) or "settings" not in facts:
+            raise ValueError("it holds no model settings")
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{described}: the cached LiteRT copy's settings file is damaged ({error}); delete it and its "
+                         f"{path.name} (pmsp prepare, or the next pmsp localize, exports them again).") from None
+    if "sha256" not in facts:
+        why = "it was exported by an earlier version, which recorded no hash"
+    elif facts.get("check") != _check_of(facts):
+        why = "its settings file was edited"
+    elif hashlib.sha256(path.read_bytes()).hexdigest() != facts["sha256"]:
+        why = "the model file's bytes differ from what was exported"
+    else:
+        return facts
+    _discard(path)
+    print(f"note: {path}: the cached LiteRT copy is not what pmsp exported ({why}); it was removed and is exported again.",
+          file=sys.stderr)
+    return None
 
 
 def _frozen_flatbuffer(model) -> bytes:
@@ -167,15 +204,10 @@ def load_lite(spec: str | Path, *, input_size: int | None = None):
         return None
     from .models import LoadedModel
 
-    described = path.with_name(path.name + ".json")
-    try:
-        facts = json.loads(described.read_text())
-        if not isinstance(facts, dict) or "settings" not in facts:
-            raise ValueError("it holds no model settings")
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{described}: the cached LiteRT copy's settings file is damaged ({error}); delete it and its "
-                         f"{path.name} (pmsp prepare, or the next pmsp localize, exports them again).") from None
-    settings = ModelSettings.from_dict(facts["settings"], source=str(described))
+    facts = _verified_facts(path)
+    if facts is None:
+        return None
+    settings = ModelSettings.from_dict(facts["settings"], source=str(path.with_name(path.name + ".json")))
     return LoadedModel(LiteModel(path, settings), settings, None, facts.get("label", str(spec)) + " (LiteRT)")
 
 
@@ -193,7 +225,7 @@ def prepare_lite(spec: str | Path, *, input_size: int | None = None, loaded=None
     if not litert_available():
         return None
     path = lite_path(spec, input_size)
-    if _whole(path):
+    if _whole(path) and _verified_facts(path) is not None:
         return path
     if loaded is None:
         from .environment import keras_environment

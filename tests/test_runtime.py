@@ -193,3 +193,46 @@ def test_settings_that_contradict_the_network_are_refused_by_name(tmp_path):
             load_model(path)
         assert said in str(caught.value) and str(path) in str(caught.value)
     assert load_model(save_model(network, tmp_path / "right.keras", settings)).settings == settings
+
+
+@pytest.mark.slow
+def test_a_cached_copy_changed_since_its_export_is_replaced_not_trusted(small_model, cache_folder, capsys):
+    """1000 bytes flipped in the middle of the cached .tflite (same size) changed the map without a word, and an edited
+    settings file (calibration, flip) changed the score: the settings file records the model's hash and its own, so
+    either change, or a copy from before the hashes, is removed with one note and exported again."""
+    import json
+    import shutil
+
+    from pmsp_utils.runtime import prepare_lite
+
+    path = prepare_lite(small_model, echo=lambda line: None)
+    described = path.with_name(path.name + ".json")
+    kept = {file: file.read_bytes() for file in (path, described)}
+    assert load_lite(small_model) is not None and capsys.readouterr().err == ""
+
+    def changed(what: str, change) -> None:
+        for file, data in kept.items():
+            file.write_bytes(data)
+        change()
+        assert load_lite(small_model) is None, what
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"note: {path}: the cached LiteRT copy is not what pmsp exported ({what}" in err[0], err
+        assert not path.exists() and not described.exists()
+
+    def flip_bytes():
+        data = bytearray(kept[path])
+        middle = len(data) // 2
+        data[middle : middle + 1000] = bytes(255 - byte for byte in data[middle : middle + 1000])
+        path.write_bytes(bytes(data))
+
+    def edit_settings(**changes):
+        facts = json.loads(kept[described])
+        facts.update(changes)
+        described.write_text(json.dumps(facts))
+
+    changed("the model file's bytes differ", flip_bytes)
+    changed("its settings file was edited", lambda: edit_settings(settings={**json.loads(kept[described])["settings"], "flip": True}))
+    changed("it was exported by an earlier version", lambda: edit_settings(sha256=None) or described.write_text(
+        json.dumps({key: value for key, value in json.loads(kept[described]).items() if key not in ("sha256", "check")})))
+    assert prepare_lite(small_model, echo=lambda line: None) == path and load_lite(small_model) is not None  # exported again
+    shutil.rmtree(cache_folder, ignore_errors=True)
