@@ -160,6 +160,12 @@ def max_file_bytes() -> int:
     return max(64 * 2**20, 16 * int(limit) + 2**20)
 
 
+#: A JPEG above SPARSE_CHECK_PIXELS must hold at least one byte per JPEG_PIXELS_PER_BYTE pixels: a 20 MP JPEG of one
+#: flat colour (quality 75) is 314 KB, 64 pixels a byte, and any photo is denser; a header claiming 15x more pixels
+#: than that is not a photo, and decoding it only fills memory with grey.
+SPARSE_CHECK_PIXELS = 16_000_000
+JPEG_PIXELS_PER_BYTE = 1000
+
 #: Where :func:`open_image` keeps the warnings Pillow gave while decoding (each becomes one of the image's conversions).
 PILLOW_WARNINGS = "pmsp_pillow_warnings"
 
@@ -236,6 +242,12 @@ def _open_image(data: bytes, name: str) -> Image.Image:
         raise ImageReadError(f"{name}: the image header is corrupt ({type(error).__name__}: {error}). Re-download or re-export it.") from None
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
+    pixels = image.size[0] * image.size[1]
+    if image.format == "JPEG" and pixels > SPARSE_CHECK_PIXELS and len(data) * JPEG_PIXELS_PER_BYTE < pixels:
+        # A header that claims far more pixels than the data could hold (a 72 KB file claiming 13000x13000 took 14 s
+        # and 5.6 GB to decode into grey): refused before decoding.
+        raise ImageReadError(f"{name}: its header claims {image.size[0]}x{image.size[1]} pixels, but the file holds only "
+                             f"{len(data):,} bytes, too few for a JPEG of that size; it is damaged or crafted. Re-export it.")
     # Pillow decodes 48-bit RGB and 64-bit RGBA PNGs (raw modes RGB;16B, RGBA;16B) straight to 8 bits and forgets it:
     # note it before loading.
     if image.mode in ("RGB", "RGBA") and any(";16" in str(getattr(tile, "args", "")) for tile in getattr(image, "tile", None) or ()):

@@ -684,3 +684,26 @@ def test_a_keras_file_whose_member_inflates_past_any_models_is_refused_unread(tm
     assert main(["localize", str(tmp_path / "none.jpg"), "--weights", str(bomb), "--out", str(tmp_path / "out")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "its member pmsp_settings.json inflates to" in err[0], err
+
+
+def test_a_jpeg_header_claiming_far_more_pixels_than_its_bytes_hold_is_refused_before_decoding(tmp_path, capsys):
+    """A 64x64 JPEG whose frame header was patched to 13000x13000 was decoded into 5.6 GB of grey (14 s), exit 0; it is
+    refused by its size against its bytes, in one line, and the batch goes on. A flat 20 MP photo still passes the rule."""
+    import io
+
+    from pmsp_utils.images import JPEG_PIXELS_PER_BYTE
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.find(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = (13000).to_bytes(2, "big") * 2
+    (tmp_path / "claims.jpg").write_bytes(bytes(data))
+    Image.fromarray(_grey_ramp()).save(tmp_path / "ok.jpg")
+    assert main(["ela", str(tmp_path / "claims.jpg"), str(tmp_path / "ok.jpg"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "claims.jpg: its header claims 13000x13000 pixels, but the file holds only" in err[0], err
+    assert (tmp_path / "out" / "ok_jpg_ela.png").exists()
+    flat = io.BytesIO()
+    Image.new("RGB", (5000, 4000), (120, 130, 140)).save(flat, "JPEG", quality=75)
+    assert len(flat.getvalue()) * JPEG_PIXELS_PER_BYTE > 5000 * 4000 * 10  # a flat photo is ten times denser than refused
