@@ -142,8 +142,8 @@ def _train(args: argparse.Namespace) -> int:
         from .train import claim_run_dir
 
         claim_run_dir(args.run_dir, remove=False)  # a folder of someone else's files is refused before the data is read
-    _imagenet_weights_first(config, args.resume)
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)
+    _imagenet_weights_first(config, args.resume)  # after the data is found, before the run folder is written
     _, history = train(config, train_records, validation_records, args.run_dir, resume=args.resume, split_protocol=protocol)
     if history:
         from .run_folder import read_json
@@ -163,8 +163,8 @@ def _ablate(args: argparse.Namespace) -> int:
 
     names = variant_names(args.grid)  # a bad name fails before any data is read
     config = _train_config(args)
-    _imagenet_weights_first(config)
     train_records, validation_records, test_records, protocol = training_records(config)
+    _imagenet_weights_first(config)  # after the data is found, before the study's folder is written
     scored = test_records if args.score == "test" else validation_records
     print(f"ablation: {len(names)} variants x {len(args.seeds)} seeds; {protocol}; scored on the {args.score} part ({len(scored)} images)")
     rows = run_ablation(names, args.seeds, config, train_records, validation_records, args.out, robustness=args.robustness,
