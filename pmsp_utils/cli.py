@@ -189,6 +189,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                            paper_tables, select_records, write_tables)
     from .models import load_model
 
+    repeated = sorted({data for data in args.data if args.data.count(data) > 1})
+    if repeated:
+        raise ValueError(f"--data lists {', '.join(repeated)} more than once; each dataset is scored once, so name it once.")
     if args.root and len(args.data) > 1:
         raise ValueError("--root names one dataset's folder; with several --data, set PMSP_DATA_DIR to the folder that holds them.")
     unknown = set(args.baselines) - set(BASELINES)
@@ -442,6 +445,17 @@ def _named(text: str) -> str:
     return text
 
 
+def _model_name(text: str) -> str:
+    """--weights: a shipped name wins over a folder or file of the same name here, and says so (it did silently)."""
+    _named(text)
+    from . import pretrained
+
+    if text in pretrained.available() and Path(text).exists():
+        print(f"note: --weights {text} is the shipped model; the {'folder' if Path(text).is_dir() else 'file'} ./{text} here "
+              f"is not used (pass ./{text} for it)", file=sys.stderr)
+    return text
+
+
 def _path(text: str) -> Path:
     return Path(_named(text))
 
@@ -585,7 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_command.add_argument("--data", nargs="+", choices=DATA_SOURCES, default=["synthetic"],
                                   help="one or more datasets (real ones from --root or PMSP_DATA_DIR/<data>)")
     evaluate_command.add_argument("--root", type=_named, help="folder of the dataset, with one --data")
-    evaluate_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL,
+    evaluate_command.add_argument("--weights", type=_model_name, default=DEFAULT_MODEL,
                                   help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
     evaluate_command.add_argument("--split", choices=SPLITS, default="test",
                                   help="which images of a real dataset (default test; unseen: not in the model's own train/validation lists)")
@@ -628,7 +642,7 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command = commands.add_parser("localize", help="write probability maps, masks and overlays of images")
     localize_command.add_argument("images", nargs="+", help="image files, folders or glob patterns")
     localize_command.add_argument("--out", required=True, type=_named, help="output folder")
-    localize_command.add_argument("--weights", type=_named, default=DEFAULT_MODEL,
+    localize_command.add_argument("--weights", type=_model_name, default=DEFAULT_MODEL,
                                   help=f"a shipped model's name, a run folder or a .keras file (default: {DEFAULT_MODEL})")
     localize_command.add_argument("--threshold", type=_threshold, default=0.5, help="probability above which a pixel is tampered")
     localize_command.add_argument("--runtime", choices=RUNTIMES, default=os.environ.get("PMSP_RUNTIME") or "auto",
@@ -643,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     localize_command.set_defaults(handler=_localize)
 
     prepare_command = commands.add_parser("prepare", help="export models' LiteRT copies now, so that the first pmsp localize starts in about a second")
-    prepare_command.add_argument("--weights", type=_named, nargs="+", default=[DEFAULT_MODEL], metavar="MODEL",
+    prepare_command.add_argument("--weights", type=_model_name, nargs="+", default=[DEFAULT_MODEL], metavar="MODEL",
                                  help=f"shipped models' names, run folders or .keras files (default: {DEFAULT_MODEL})")
     prepare_command.set_defaults(handler=_prepare)
     return parser

@@ -57,6 +57,8 @@ def read_scores(path: str | Path, method: str | None = None) -> Scores:
     path = Path(path)
     if path.is_dir():
         path = path / "per_image.csv"
+    if path.exists() and not path.is_file():  # a FIFO, a device: "no such file" would be false
+        raise ValueError(f"{path}: not a regular file; give an output folder of 'pmsp evaluate' or its per_image.csv")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give an output folder of 'pmsp evaluate' or its per_image.csv")
     with path.open(newline="") as handle:

@@ -279,3 +279,19 @@ def test_seeds_are_checked_as_options_and_missing_imagenet_weights_stop_before_a
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: Could not download the ImageNet weights") and "unexpected" not in err[0], err
     assert not (tmp_path / "run").exists() and not (tmp_path / "study").exists()
+
+
+def test_names_that_mean_two_things_are_said_or_refused(tmp_path, capsys, monkeypatch):
+    """A ./casia1-forged folder beside the shipped name was passed over silently; `--data synthetic synthetic` scored the
+    same set twice; `pmsp compare` on a FIFO said "no such file"."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthetic").mkdir()
+    assert main(["evaluate", "--data", "synthetic", "synthetic", "--weights", "synthetic", "--out", str(tmp_path / "e")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == "note: --weights synthetic is the shipped model; the folder ./synthetic here is not used (pass ./synthetic for it)"
+    assert err[-1] == "error: --data lists synthetic more than once; each dataset is scored once, so name it once.", err
+    os.mkfifo(tmp_path / "pipe.csv")
+    assert main(["compare", str(tmp_path / "pipe.csv"), str(tmp_path / "pipe.csv")]) == 2
+    assert "pipe.csv: not a regular file" in capsys.readouterr().err
