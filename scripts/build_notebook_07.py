@@ -550,7 +550,7 @@ Short questions, each answerable from this notebook's text and outputs.
 4. What are the three conditions a pixel's match must meet to be kept in section 4?
 5. How does the matcher tell the copy from its source, and what does it do when the evidence is weak?
 6. In section 6, on which kind of forgery does the fusion help, on which can it only hurt, and why?
-7. Which of the three failure cases of section 7 does each of the matcher's rules (size, correlation, texture) address?
+7. Section 7 names three failure cases. Which of them does the size rule address, which the correlation rule, and why can no rule of the matcher's address the third?
 '''),
     md('''
 ## Exercises

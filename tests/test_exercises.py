@@ -247,8 +247,8 @@ def test_06_separation_probability_by_enumeration():
         separated = sum(min(order[:n]) > max(order[n:]) for order in orders)
         assert separated / len(orders) == pytest.approx(separation_probability(n))
     assert separation_probability(3) == pytest.approx(1 / 20)  # so "confirmed or contradicted" by chance: 1 in 10
-    smallest = next(n for n in range(1, 10) if separation_probability(n) < 0.01)
-    assert smallest == 5 and separation_probability(4) > 0.01
+    smallest = next(n for n in range(1, 10) if separation_probability(n) < 0.001)  # rarer than one in a thousand
+    assert smallest == 7 and separation_probability(6) > 0.001
 
 
 def test_06_the_range_rule_is_the_packages_verdict():
