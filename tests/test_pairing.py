@@ -174,3 +174,21 @@ def test_pmsp_evaluate_scores_the_rest_and_exits_non_zero_when_images_are_refuse
     assert code == 1 and "a.jpg_gt.png" in printed.err, printed.err
     rows = (tmp_path / "out" / "per_image.csv").read_text().splitlines()[1:]
     assert "scoring all 1 images" in printed.out and [row.split(",")[2] for row in rows] == ["b"], rows
+
+
+def test_an_image_with_two_masks_is_refused_naming_both(tmp_path):
+    """a_gt.png beside a_mask.png, or b_gt.png beside b_gt.tif: the first suffix (or the last file read) won silently."""
+    save(scene(48, 64, 0), tmp_path / "images" / "a.jpg")
+    save(scene(48, 64, 1), tmp_path / "images" / "b.jpg")
+    save(scene(48, 64, 2), tmp_path / "images" / "c.jpg")
+    save(box_mask(48, 64), tmp_path / "masks" / "a_gt.png")
+    save(255 - box_mask(48, 64), tmp_path / "masks" / "a_mask.png")
+    save(box_mask(48, 64), tmp_path / "masks" / "b_gt.png")
+    save(box_mask(48, 64), tmp_path / "masks" / "b_gt.tif")
+    save(box_mask(48, 64), tmp_path / "masks" / "c.png")
+    dataset = load_folder(tmp_path, "set")
+    assert [record.image_path.name for record in dataset.records] == ["c.jpg"]
+    why = refused(dataset)
+    assert why["a.jpg"] == "has 2 masks (a_gt.png, a_mask.png); not used: keep one"
+    assert why["b.jpg"] == "has 2 masks (b_gt.png, b_gt.tif); not used: keep one"
+    assert not dataset.unmatched_masks

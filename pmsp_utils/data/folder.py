@@ -42,7 +42,10 @@ def load_folder(
                 f"{root}/{masks}/ (their masks) and optionally {root}/{authentic}/."
             )
     dataset = Dataset(name=name, root=root)
-    mask_files = {path.stem: path for path in image_files(mask_folder)}
+    mask_files, same_stem = {}, {}
+    for mask in image_files(mask_folder):  # a_gt.png beside a_gt.tif: one name, two files (either could be meant)
+        same_stem.setdefault(mask.stem, []).append(mask)
+        mask_files.setdefault(mask.stem, mask)
     used = set()
     tampered = image_files(image_folder)
     shared = Counter(path.stem for path in tampered)
@@ -60,6 +63,15 @@ def load_folder(
     for path in tampered:
         # A mask named after the image's whole name (a.jpg.png, a.jpg_mask.png) is that image's; one named after its stem
         # only while no other image shares the stem (a.jpg beside a.png are two pictures: a.png's mask is neither's).
+        fitting = [path.name + suffix for suffix in MASK_SUFFIXES if free(path, path.name + suffix)]
+        if not fitting and shared[path.stem] == 1:
+            fitting = [path.stem + suffix for suffix in MASK_SUFFIXES if free(path, path.stem + suffix)]
+        candidates = sorted({mask for key in fitting for mask in same_stem[key]})
+        if len(candidates) > 1:  # a_gt.png and a_mask.png, or a_gt.png and a_gt.tif: which one is meant is not ours to guess
+            dataset.inconsistent.append((path, f"has {len(candidates)} masks ({', '.join(mask.name for mask in candidates)}); "
+                                               "not used: keep one"))
+            used.update(fitting)
+            continue
         mask_path = next((mask_files[path.name + suffix] for suffix in MASK_SUFFIXES if free(path, path.name + suffix)), None)
         if mask_path is None and shared[path.stem] > 1:
             if any(free(path, path.stem + suffix) for suffix in MASK_SUFFIXES):
