@@ -601,3 +601,35 @@ def test_a_tar_gz_inflating_past_any_pinned_archive_is_stopped_by_its_headers(se
         download("casia1", to=tmp_path / "casia1", from_=[listed_first, tmp_path / "gt.zip"], accept_terms=True, entries=entries,
                  echo=lambda _: None, fetcher=no_wait)
     assert not (tmp_path / "casia1").exists() and not (tmp_path / ".casia1.pmsp-partial").exists()
+
+
+def test_an_unreadable_file_in_an_unpacked_copy_is_named_and_another_copy_still_serves(served, tmp_path, monkeypatch):
+    """A file of an unpacked --from folder that cannot be opened (permissions) gave a raw "[Errno 13]"; it is named with
+    what to do, and a readable copy of the same file elsewhere in the folder is still used."""
+    import builtins
+
+    import pmsp_utils.data.download as download_module
+
+    server, entries, _ = served
+    server.close()
+    images, masks = source_files()
+    for name, data in {**{f"CASIA1/{k}": v for k, v in images.items()}, **{f"gt/{k}": v for k, v in masks.items()}}.items():
+        (tmp_path / "unpacked" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "unpacked" / name).write_bytes(data)
+    locked = tmp_path / "unpacked" / "CASIA1" / "Au" / "Au_ani_0001.jpg"
+
+    def guarded(path, *arguments, **options):  # as chmod 000 would, for a user who is not root
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *arguments, **options)
+
+    monkeypatch.setattr(download_module, "open", guarded, raising=False)
+    with pytest.raises(DownloadError, match=rf"{locked}: cannot be read \(Permission denied\); make it readable"):
+        download("casia1", to=tmp_path / "a", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
+                 echo=lambda _: None, fetcher=no_wait)
+    spare = tmp_path / "unpacked" / "spare" / "Au_ani_0001.jpg"
+    spare.parent.mkdir()
+    spare.write_bytes(images["Au/Au_ani_0001.jpg"])
+    target = download("casia1", to=tmp_path / "b", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
+                      echo=lambda _: None, fetcher=no_wait)
+    assert len(list((target / "images").iterdir())) == 3

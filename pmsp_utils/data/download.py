@@ -413,10 +413,17 @@ def _from_folder(folder: Path, archive: Archive, out: Path) -> int:
     by_name: dict[str, list[str]] = {}
     for relative in archive.files:
         by_name.setdefault(Path(relative).name, []).append(relative)
+    def opened(path: Path):
+        try:
+            return open(path, "rb")
+        except OSError as error:  # unreadable (permissions, a stale network file): named, and another copy may still serve
+            raise _Changed(f"{path}: cannot be read ({error.strerror or error}); make it readable, move it away, or --from "
+                           "another copy. Nothing was placed.") from None
+
     members = []
     for path in folder.rglob("*"):
         for relative in by_name.get(path.name, ()) if path.is_file() else ():
-            members.append((relative, path.stat().st_size, lambda path=path: open(path, "rb"), str(path)))
+            members.append((relative, path.stat().st_size, lambda path=path: opened(path), str(path)))
     return _write_verified(members, archive, out, str(folder))
 
 
