@@ -531,7 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .copymove import ON_BY_DEFAULT
 
-    parser = argparse.ArgumentParser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
+    parser = _Parser(prog="pmsp", description="The PMSP image-forensics tutorial suite.")
     parser.add_argument("--version", action="version", version=f"pmsp {__version__}")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -690,6 +690,21 @@ def _with_file(error: BaseException, path: Path) -> str:
     return _printable(message if str(path) in message or path.name in message else f"{path}: {message}")
 
 
+#: The arguments :func:`main` is parsing (for :class:`_Parser`'s hint).
+_ARGV: list[str] = []
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors also say when a word it took for an option is a file here ("-x.jpg")."""
+
+    def error(self, message: str):
+        files = [word for word in _ARGV if word.startswith("-") and len(word) > 1 and Path(word).exists()]
+        if files:
+            message += (f" ({files[0]} is a file here: put file names that start with '-' after --, e.g. "
+                        f"pmsp {next((w for w in _ARGV if not w.startswith('-')), 'ela')} ... -- {files[0]}, or write ./{files[0]})")
+        super().error(message)
+
+
 def _check_environment() -> None:
     """A malformed setting read from the environment is one error before any work, not one per image."""
     from . import images
@@ -702,6 +717,8 @@ def _check_environment() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run a command; every failure a user can cause is one line ``error: ...`` (``--debug`` shows the traceback)."""
     parser = build_parser()
+    global _ARGV
+    _ARGV = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.explicit = _explicit_options(argv)
     if not hasattr(args, "handler"):

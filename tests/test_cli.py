@@ -295,3 +295,13 @@ def test_names_that_mean_two_things_are_said_or_refused(tmp_path, capsys, monkey
     os.mkfifo(tmp_path / "pipe.csv")
     assert main(["compare", str(tmp_path / "pipe.csv"), str(tmp_path / "pipe.csv")]) == 2
     assert "pipe.csv: not a regular file" in capsys.readouterr().err
+
+
+def test_a_file_name_starting_with_a_dash_is_pointed_out_in_the_usage_error(tmp_path, capsys, monkeypatch):
+    """`pmsp ela --out maps -x.jpg` said only "the following arguments are required: images"."""
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(tmp_path / "-x.jpg")
+    with pytest.raises(SystemExit):
+        main(["ela", "--out", "maps", "-x.jpg"])
+    assert "(-x.jpg is a file here: put file names that start with '-' after --" in capsys.readouterr().err
+    assert main(["ela", "--out", "maps", "--", "-x.jpg"]) == 0 and (tmp_path / "maps" / "-x_jpg_ela.png").exists()
