@@ -386,12 +386,23 @@ summary["missed, fused"] = table.assign(m=table.fused < 0.1).groupby(["set", "ki
 summary.round(3)
 '''),
     code('''
+from pmsp_utils.compare import MIN_IMAGES, bootstrap_means
+
 lines = []
 for (name, kind), row in summary.iterrows():
-    change = row.fused - row.network
-    word = "raises" if change > 0.005 else "lowers" if change < -0.005 else "leaves"
-    lines.append(f"- {name}, {kind} ({int(row.images)} images): the fusion {word} the network's per-image F1 "
-                 f"({row.network:.3f} to {row.fused:.3f}); a pair was found in {row.with_a_pair:.0%} of them.")
+    # The change is judged as notebook 05 teaches: by its 95% paired bootstrap interval over the images, not its mean.
+    group = table[(table.set == name) & (table.kind == kind)]
+    if np.array_equal(group.fused.to_numpy(), group.network.to_numpy()):
+        verdict = f"leaves the network's per-image F1 unchanged on every image ({row.network:.3f})"
+    elif len(group) < MIN_IMAGES:
+        verdict = f"changes the network's per-image F1 from {row.network:.3f} to {row.fused:.3f}, on too few images to say more"
+    else:
+        draws = bootstrap_means((group.fused - group.network).to_numpy(), 2000, np.random.default_rng(0))
+        low, high = np.percentile(draws, [2.5, 97.5])
+        word = "raises" if low > 0 else "lowers" if high < 0 else "changes, within noise,"
+        verdict = (f"{word} the network's per-image F1 ({row.network:.3f} to {row.fused:.3f}; 95% paired interval of the "
+                   f"change {low:+.3f} to {high:+.3f})")
+    lines.append(f"- {name}, {kind} ({int(row.images)} images): the fusion {verdict}; a pair was found in {row.with_a_pair:.0%} of them.")
 display(Markdown("\\n".join(lines) + "\\n\\nOn splicings, a pair is a false alarm unless the forger duplicated content too, "
                  "and the fusion can only add false positives there: that is the price the matcher's gain on copy-moves is weighed against."))
 '''),
@@ -449,7 +460,7 @@ display(Markdown(
 Three kinds of photo defeat a matcher like this one, and each is worth seeing:
 
 - **similar genuine objects**: two eyes, two wheels, two windows. Their patches match, their offsets are regular, and they point back. Only the size rule (1% of the image) keeps the cat's eyes below out of the report; the pair is there when it is relaxed;
-- **repeated textures**: a lattice tower, a brick wall. Here the correlation and size rules remove the pairs; without them, the tower pairs with itself;
+- **repeated textures**: a lattice tower, a brick wall. The repeated-texture check of section 4 does not remove this lattice's pairs (the pairs below are found with it on); the correlation and size rules remove them, and without those two the tower pairs with itself;
 - **flat regions**: a copy of plain sky has no texture to match, so it is never found.
 '''),
     code('''
@@ -550,7 +561,7 @@ Short questions, each answerable from this notebook's text and outputs.
 4. What are the three conditions a pixel's match must meet to be kept in section 4?
 5. How does the matcher tell the copy from its source, and what does it do when the evidence is weak?
 6. In section 6, on which kind of forgery does the fusion help, on which can it only hurt, and why?
-7. Section 7 names three failure cases. Which of them does the size rule address, which the correlation rule, and why can no rule of the matcher's address the third?
+7. Section 7 names three failure cases. Which of them does the size rule address, which the correlation rule, what does the repeated-texture check of section 4 do here, and why can no rule of the matcher's address the third?
 '''),
     md('''
 ## Exercises
