@@ -390,7 +390,8 @@ from pmsp_utils.compare import MIN_IMAGES, bootstrap_means
 
 lines = []
 for (name, kind), row in summary.iterrows():
-    # The change is judged as notebook 05 teaches: by its 95% paired bootstrap interval over the images, not its mean.
+    # The change is judged by a paired bootstrap interval over the images, not by its mean (notebook 05's rule), at the
+    # shipped study's 95% level.
     group = table[(table.set == name) & (table.kind == kind)]
     if np.array_equal(group.fused.to_numpy(), group.network.to_numpy()):
         verdict = f"leaves the network's per-image F1 unchanged on every image ({row.network:.3f})"
@@ -404,7 +405,9 @@ for (name, kind), row in summary.iterrows():
                    f"change {low:+.3f} to {high:+.3f})")
     lines.append(f"- {name}, {kind} ({int(row.images)} images): the fusion {verdict}; a pair was found in {row.with_a_pair:.0%} of them.")
 display(Markdown("\\n".join(lines) + "\\n\\nOn splicings, a pair is a false alarm unless the forger duplicated content too, "
-                 "and the fusion can only add false positives there: that is the price the matcher's gain on copy-moves is weighed against."))
+                 "and the fusion can only add false positives there: that is the price the matcher's gain on copy-moves is weighed against. "
+                 "The intervals are 95% paired bootstrap intervals over the images (2000 resamples), the level the shipped study "
+                 "reports; notebook 05 and `pmsp compare` use 90%, which is narrower."))
 '''),
     code('''
 examples = [row for row in rows if row["kind"] == "copy-move" and row["pair"]][:3] or [row for row in rows if row["kind"] == "copy-move"][:3]
@@ -417,7 +420,7 @@ show_grid(grid, ["photo", "ELA", "network", "matcher", "fused", "truth"], [row["
 plt.show()
 '''),
     md("""
-The full validation run (`benchmarks/copymove_study.py`: casia1-forged on every CASIA v1 validation image, every forgery generated on the validation side's photos, and the validation side's untouched photos) ships with the package, with paired 95% bootstrap intervals, and `benchmarks/RESULTS.md` reports it. With CASIA v1.0 present, the live run above scored the same forgeries, so the next cell checks whether its table is the shipped one, and then shows what the shipped run adds: the intervals, and the untouched photos. Without the data, or in smoke mode, it shows the whole shipped table (`missed`: per-image F1 under 0.1).
+The full validation run (`benchmarks/copymove_study.py`: casia1-forged on every CASIA v1 validation image, every forgery generated on the validation side's photos, and the validation side's untouched photos) ships with the package, with paired 95% bootstrap intervals, and `benchmarks/RESULTS.md` reports it. With CASIA v1.0 present, the live run above scored the same forgeries, so the next cell checks whether its table is the shipped one, and then shows what the shipped run adds: the untouched photos (its intervals come from resamples of their own, so a last digit may differ from the live ones above). Without the data, or in smoke mode, it shows the whole shipped table (`missed`: per-image F1 under 0.1).
 """),
     code("""
 from importlib.resources import files
@@ -561,7 +564,7 @@ Short questions, each answerable from this notebook's text and outputs.
 4. What are the three conditions a pixel's match must meet to be kept in section 4?
 5. How does the matcher tell the copy from its source, and what does it do when the evidence is weak?
 6. In section 6, on which kind of forgery does the fusion help, on which can it only hurt, and why?
-7. Section 7 names three failure cases. Which of them does the size rule address, which the correlation rule, what does the repeated-texture check of section 4 do here, and why can no rule of the matcher's address the third?
+7. Section 7 names three failure cases. Which of them do the size and correlation rules address (section 7 relaxes the two together), what does the repeated-texture check of section 4 do here, and why can no rule of the matcher's address the third?
 '''),
     md('''
 ## Exercises
