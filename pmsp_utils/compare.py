@@ -169,7 +169,8 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
         second = np.array([b.f1[image] for image in images])
         difference = second - first
         means = bootstrap_means(difference, resamples, random)
-        low, high = np.percentile(means, [tail, 100 - tail]) if len(images) >= MIN_IMAGES else (np.nan, np.nan)
+        enough = len(images) >= MIN_IMAGES
+        low, high = np.percentile(means, [tail, 100 - tail]) if enough else (np.nan, np.nan)
         if not rows:
             draws = means  # the first group is all images together
         rows.append({
@@ -177,7 +178,7 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
             "a_missed": float(np.mean(first < MISSED_BELOW)), "b_missed": float(np.mean(second < MISSED_BELOW)),
             "difference": float(difference.mean()), "low": float(low), "high": float(high),
             "b_wins": int(np.sum(difference > 0)), "a_wins": int(np.sum(difference < 0)),
-            "verdict": _verdict(low, high) if len(images) >= MIN_IMAGES else TOO_FEW,
+            "verdict": _verdict(low, high) if enough else TOO_FEW,
         })
     return Comparison(a.source, b.source, rows, confidence, len(set(a.f1) - set(b.f1)), len(set(b.f1) - set(a.f1)),
                       draws)

@@ -12,6 +12,8 @@ Every notebook and module asks this file; none parses the environment itself.
 from __future__ import annotations
 
 import os
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -172,6 +174,37 @@ def keras_environment() -> None:
     import_keras_quietly()
 
 
+_STDERR_LOCK = threading.RLock()
+
+
+@contextmanager
+def native_stderr(kept: list[str] | None = None):
+    """File descriptor 2, where C and C++ libraries write (TensorFlow's start-up notices, libtiff's complaints, LiteRT's
+    XNNPACK line) without any Python filter seeing it, redirected inside the block: its lines appended to ``kept``, or
+    dropped when ``kept`` is None. Python's own errors still raise. One block at a time, as the descriptor is the
+    process's; where the process has no descriptor 2 (some notebook front-ends) nothing is redirected."""
+    import sys
+    import tempfile
+
+    with _STDERR_LOCK:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):
+            yield kept
+            return
+        with (tempfile.TemporaryFile() if kept is not None else open(os.devnull, "wb")) as sink:
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield kept
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                if kept is not None:
+                    sink.seek(0)
+                    kept += list(dict.fromkeys(line.strip() for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip()))
+
+
 def import_keras_quietly():
     """Import Keras (and its backend) with the backend's native start-up notices kept out of the output.
 
@@ -188,16 +221,9 @@ def import_keras_quietly():
     if "keras" in sys.modules:
         return sys.modules["keras"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved, silent = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(silent, 2)
+    with native_stderr():
         keras = importlib.import_module("keras")
         keras.ops.convert_to_numpy(keras.ops.zeros((1,)))  # the first operation probes devices, and logs too
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(silent)
     if keras.backend.backend() == "tensorflow":
         import logging
 

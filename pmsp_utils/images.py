@@ -21,9 +21,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
-import tempfile
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,8 @@ from typing import BinaryIO, Union
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from .environment import native_stderr
 
 #: What :func:`load_image` accepts.
 ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO, Image.Image, np.ndarray]
@@ -180,7 +179,8 @@ def open_image(data: bytes, name: str) -> Image.Image:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            with _native_stderr_kept(native, data[:4] in TIFF_MAGIC):
+            # libtiff writes its complaints to descriptor 2 from C, where no warning filter sees them: kept, for TIFFs only
+            with native_stderr(native) if data[:4] in TIFF_MAGIC else contextlib.nullcontext():
                 image = _open_image(data, name)
         except ImageReadError as error:
             if not native:
@@ -192,33 +192,6 @@ def open_image(data: bytes, name: str) -> Image.Image:
         image.info[PILLOW_WARNINGS] = said
     return image
 
-
-_STDERR_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _native_stderr_kept(lines: list[str], enabled: bool = True):
-    """What C libraries write straight to file descriptor 2 while the block runs (libtiff's "TIFFFetchNormalTag:
-    Incompatible type ..." lines, which no Python warning filter sees), kept in ``lines`` instead of reaching the
-    terminal. Only for TIFFs (the one decoder that writes there); one block at a time, as descriptor 2 is the process's."""
-    try:
-        descriptor = sys.__stderr__.fileno() if sys.__stderr__ else -1
-    except (AttributeError, OSError, ValueError):  # no real descriptor (some embedded interpreters)
-        descriptor = -1
-    if not enabled or descriptor < 0:
-        yield lines
-        return
-    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
-        sys.__stderr__.flush()
-        saved = os.dup(descriptor)
-        os.dup2(sink.fileno(), descriptor)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, descriptor)
-            os.close(saved)
-            sink.seek(0)
-            lines += list(dict.fromkeys(line.strip() for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip()))
 
 
 def _open_image(data: bytes, name: str) -> Image.Image:

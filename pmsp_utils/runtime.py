@@ -19,12 +19,13 @@ import hashlib
 import json
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from .architecture import ModelSettings
+from .data.verify import sha256
+from .environment import native_stderr
 
 RUNTIMES = ("auto", "keras", "litert")
 VERSION = "lite-1"
@@ -94,33 +95,13 @@ class LiteModel:
         for index in range(count):
             batch = {name: np.ascontiguousarray(inputs[name][index : index + 1], dtype=np.float32) for name in self.pmsp_input_names}
             if not self._ran:
-                with _quiet_native_stderr():  # the first run prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
+                with native_stderr():  # the first run prints "INFO: Created TensorFlow Lite XNNPACK delegate" from C++
                     outputs = self.runner(**batch)
                 self._ran = True
             else:
                 outputs = self.runner(**batch)
             maps.append(next(iter(outputs.values())))
         return np.concatenate(maps)
-
-
-@contextmanager
-def _quiet_native_stderr():
-    """Native code's writes to file descriptor 2 go nowhere inside the block (Python's own errors still raise)."""
-    import sys
-
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no real descriptor (some notebook front-ends): nothing to quiet
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def export_lite(loaded, path: str | Path) -> Path:
@@ -165,7 +146,7 @@ def _verified_facts(path: Path) -> dict | None:
         why = "it was exported by an earlier version, which recorded no hash"
     elif facts.get("check") != _check_of(facts):
         why = "its settings file was edited"
-    elif hashlib.sha256(path.read_bytes()).hexdigest() != facts["sha256"]:
+    elif sha256(path) != facts["sha256"]:
         why = "the model file's bytes differ from what was exported"
     else:
         return facts

@@ -42,6 +42,7 @@ from .safe_write import save_atomic, save_npz_atomic, write_csv, write_text_atom
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
 from .pipeline import TARGET_IGNORE, valid_region
+from .data.verify import sha256
 from .run_folder import read_history, read_json
 from .feed import InputCache, load_example, make_sequence, placed_entry, screen_records  # noqa: F401  (callers import them from here too)
 from .train_config import (LOSSES, MODEL_FIELDS, MONITORS, PLATEAU_FACTOR, PLATEAU_PATIENCE, RECORDED_CHANGES,  # noqa: F401
@@ -457,7 +458,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         if split_protocol:
             write_text_atomic(splits / "protocol.txt", split_protocol + "\n")
         # Last, with the hash of every file written so far: what a restart may remove, known rather than guessed.
-        written = {path.relative_to(run_dir).as_posix(): _sha256(path) for path in [run_dir / "config.json", *sorted(splits.iterdir())]}
+        written = {path.relative_to(run_dir).as_posix(): sha256(path) for path in [run_dir / "config.json", *sorted(splits.iterdir())]}
         write_text_atomic(run_dir / "environment.json", json.dumps({**environment_facts(), "written": written}, indent=2))
         model = build_model(config, verbose=bool(verbose))
     ela_cache = ElaCache(settings=ElaSettings.of_model(config.model))
@@ -498,12 +499,6 @@ RUN_FILES = {"config.json", "environment.json", "splits", "history.csv", "snapsh
              "state.json", "model.keras"}
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 #: What a run's ``splits/`` may hold (write_split_list's lists and the protocol line), for runs written before
 #: environment.json recorded the hash of every file (its ``written``).
 SPLIT_FILES = {"train.txt", "validation.txt", "test.txt", "protocol.txt"}
@@ -532,7 +527,7 @@ def _check_written_by_pmsp(run_dir: Path) -> None:
         key = path.relative_to(run_dir).as_posix()
         if key not in written:
             raise refuse(path, "was not written by the stopped run")
-        if path.is_dir() or _sha256(path) != written[key]:
+        if path.is_dir() or sha256(path) != written[key]:
             raise refuse(path, "has changed since the stopped run wrote it")
 
 

@@ -75,6 +75,31 @@ def zipped(files: dict[str, bytes], prefix: str) -> bytes:
     return buffer.getvalue()
 
 
+def unpack(folder: Path) -> Path:
+    """The source files laid out as a hand-extracted copy (CASIA1/ and gt/) in ``folder``, for --from FOLDER."""
+    images, masks = source_files()
+    for name, data in {**{f"CASIA1/{k}": v for k, v in images.items()}, **{f"gt/{k}": v for k, v in masks.items()}}.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return folder
+
+
+class Endless(io.RawIOBase):
+    """An archive member whose stream never ends (zeros); ``sizes`` lists its reads, to show a reader stopped early."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        self.sizes.append(len(buffer))
+        buffer[:] = bytes(len(buffer))
+        return len(buffer)
+
+
 class Server:
     """Files served from memory on 127.0.0.1, with Range support; ``drop_after`` cuts the next transfer short."""
 
@@ -205,10 +230,7 @@ def test_from_local_archives_and_folders_without_network(served, tmp_path):
                       entries=entries, echo=lambda _: None, fetcher=no_wait)
     assert len(list((target / "images").iterdir())) == 3
     # an unpacked copy (the official zip extracted by hand, say) works as a folder
-    images, masks = source_files()
-    for name, data in {**{f"CASIA1/{k}": v for k, v in images.items()}, **{f"gt/{k}": v for k, v in masks.items()}}.items():
-        (tmp_path / "unpacked" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "unpacked" / name).write_bytes(data)
+    unpack(tmp_path / "unpacked")
     target = download("casia1", to=tmp_path / "b", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
                       echo=lambda _: None, fetcher=no_wait)
     assert len(list((target / "masks").iterdir())) == 3
@@ -330,21 +352,11 @@ def test_an_archive_member_that_inflates_past_any_dataset_file_is_refused_unread
         download_module.extract_verified(bomb, archive, tmp_path / "out")
     assert not [path for path in (tmp_path / "out").rglob("*") if path.is_file()]  # no partial file left
 
-    class Endless(io.RawIOBase):  # a member whose header says 10 bytes and whose stream never ends
-        reads = 0
-
-        def readable(self):
-            return True
-
-        def readinto(self, buffer):
-            Endless.reads += 1
-            buffer[:] = bytes(len(buffer))
-            return len(buffer)
-
-    members = [(name, 10, lambda: io.BufferedReader(Endless()), "liar.zip")]
+    stream = Endless()  # a member whose header says 10 bytes and whose stream never ends
+    members = [(name, 10, lambda: io.BufferedReader(stream), "liar.zip")]
     with pytest.raises(DownloadError, match="inflates to more than"):
         download_module._write_verified(members, archive, tmp_path / "out2", "liar.zip")
-    assert Endless.reads < 64  # stopped after about a megabyte, not read to the end
+    assert len(stream.sizes) < 64  # stopped after about a megabyte, not read to the end
     assert not [path for path in (tmp_path / "out2").rglob("*") if path.is_file()]
 
 
@@ -396,10 +408,7 @@ def test_a_truncated_archive_in_from_is_named(served, tmp_path):
 def test_an_edited_copy_beside_the_right_one_is_passed_over_and_alone_is_named(served, tmp_path):
     server, entries, _ = served
     server.close()
-    images, masks = source_files()
-    for name, data in {**{f"CASIA1/{k}": v for k, v in images.items()}, **{f"gt/{k}": v for k, v in masks.items()}}.items():
-        (tmp_path / "unpacked" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "unpacked" / name).write_bytes(data)
+    unpack(tmp_path / "unpacked")
     edited = tmp_path / "unpacked" / "aaa_old" / "Sp_S_NNN_A_ani0001_ani0001_0103.jpg"  # found first by name
     edited.parent.mkdir()
     edited.write_bytes(jpeg(77))
@@ -433,23 +442,11 @@ def test_the_shipped_entry_pins_every_files_size_and_a_member_of_another_size_is
         download_module.extract_verified(bomb, archive, tmp_path / "out")
     assert not (tmp_path / "out" / name).exists()
 
-    reads = []
-
-    def endless():  # says it is the pinned size, then never ends
-        class Stream(io.RawIOBase):
-            def readable(self):
-                return True
-
-            def readinto(self, buffer):
-                reads.append(len(buffer))
-                buffer[:] = bytes(len(buffer))
-                return len(buffer)
-        return io.BufferedReader(Stream())
-
-    members = [(name, len(masks[name]), endless, "liar.zip")]
+    stream = Endless()  # says it is the pinned size, then never ends
+    members = [(name, len(masks[name]), lambda: io.BufferedReader(stream), "liar.zip")]
     with pytest.raises(DownloadError, match=rf"{name} .*holds more than the {len(masks[name]):,} bytes it declares"):
         download_module._write_verified(members, archive, tmp_path / "out2", "liar.zip")
-    assert sum(reads) <= 2 * download_module.READ_CHUNK and not [path for path in (tmp_path / "out2").rglob("*") if path.is_file()]
+    assert sum(stream.sizes) <= 2 * download_module.READ_CHUNK and not [path for path in (tmp_path / "out2").rglob("*") if path.is_file()]
     # the right copy after a wrong-sized one (an edited file beside the pinned one) is still placed
     members = [(name, 7, lambda: io.BytesIO(bytes(7)), "old/copy.png"), (name, len(masks[name]), lambda: io.BytesIO(masks[name]), "right/copy.png")]
     partial = Archive("masks", (), "zip", MASKS_PREFIX, {name: archive.files[name]}, sizes={name: archive.sizes[name]})
@@ -612,10 +609,8 @@ def test_an_unreadable_file_in_an_unpacked_copy_is_named_and_another_copy_still_
 
     server, entries, _ = served
     server.close()
-    images, masks = source_files()
-    for name, data in {**{f"CASIA1/{k}": v for k, v in images.items()}, **{f"gt/{k}": v for k, v in masks.items()}}.items():
-        (tmp_path / "unpacked" / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / "unpacked" / name).write_bytes(data)
+    images, _ = source_files()
+    unpack(tmp_path / "unpacked")
     locked = tmp_path / "unpacked" / "CASIA1" / "Au" / "Au_ani_0001.jpg"
 
     def guarded(path, *arguments, **options):  # as chmod 000 would, for a user who is not root

@@ -12,28 +12,17 @@ from PIL import Image
 from pmsp_utils.data import load_folder, read_mask
 from pmsp_utils.data.records import MaskError
 
-BOX = (8, 6, 30, 40)  # top, left, bottom, right
+from test_data_loaders import BOX, save  # noqa: E402  (the loaders' fixtures: one box in a 48x64 image)
+from test_data_loaders import box_mask as boxed_mask  # noqa: E402
+from test_data_loaders import scene as boxed_scene  # noqa: E402
 
 
 def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    image = rng.integers(20, 60, size=(height, width, 3), dtype=np.uint8)
-    top, left, bottom, right = BOX
-    image[top:bottom, left:right] = rng.integers(190, 240, size=(bottom - top, right - left, 3), dtype=np.uint8)
-    return image
+    return boxed_scene(height, width, BOX, seed)
 
 
 def box_mask(height: int, width: int) -> np.ndarray:
-    mask = np.zeros((height, width), np.uint8)
-    top, left, bottom, right = BOX
-    mask[top:bottom, left:right] = 255
-    return mask
-
-
-def save(array: np.ndarray, path: Path, **options) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path, **options)
-    return path
+    return boxed_mask(height, width, BOX)
 
 
 def refused(dataset) -> dict[str, str]:

@@ -72,22 +72,17 @@ def load_folder(
                                                "not used: keep one"))
             used.update(fitting)
             continue
-        mask_path = next((mask_files[path.name + suffix] for suffix in MASK_SUFFIXES if free(path, path.name + suffix)), None)
-        if mask_path is None and shared[path.stem] > 1:
-            if any(free(path, path.stem + suffix) for suffix in MASK_SUFFIXES):
-                others = ", ".join(sorted(other.name for other in tampered if other.stem == path.stem and other != path))
-                dataset.inconsistent.append((path, f"shares its stem with {others}, so a mask named {path.stem}.* could be either's; "
-                                                   f"name this image's mask after its whole name ({path.name}.png) or rename one image"))
-                used.update(path.stem + suffix for suffix in MASK_SUFFIXES if free(path, path.stem + suffix))
-            else:
-                dataset.missing_masks.append(path)
+        if candidates:
+            chosen[path] = candidates[0]
             continue
-        if mask_path is None:
-            mask_path = next((mask_files[path.stem + suffix] for suffix in MASK_SUFFIXES if free(path, path.stem + suffix)), None)
-        if mask_path is None:
+        stem_keys = [path.stem + suffix for suffix in MASK_SUFFIXES if free(path, path.stem + suffix)]
+        if shared[path.stem] > 1 and stem_keys:
+            others = ", ".join(sorted(other.name for other in tampered if other.stem == path.stem and other != path))
+            dataset.inconsistent.append((path, f"shares its stem with {others}, so a mask named {path.stem}.* could be either's; "
+                                               f"name this image's mask after its whole name ({path.name}.png) or rename one image"))
+            used.update(stem_keys)
+        else:
             dataset.missing_masks.append(path)
-            continue
-        chosen[path] = mask_path
     # No mask is paired with two images: where two still claim one (a.jpg and a.jpg.tif both fit a.jpg_gt.png), neither gets it.
     claims = Counter(chosen.values())
     for path, mask_path in chosen.items():
