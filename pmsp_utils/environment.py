@@ -193,7 +193,7 @@ def native_stderr(kept: list[str] | None = None):
         except (OSError, ValueError, AttributeError):
             yield kept
             return
-        with (tempfile.TemporaryFile() if kept is not None else open(os.devnull, "wb")) as sink:
+        with tempfile.TemporaryFile() as sink:  # read back only when the lines are kept
             os.dup2(sink.fileno(), 2)
             try:
                 yield kept
