@@ -139,7 +139,7 @@ def _train(args: argparse.Namespace) -> int:
             args.run_dir / "config.json").exists() else ""
         raise FileNotFoundError(f"--run-dir {args.run_dir}: no checkpoint to resume from (checkpoint.keras is written after each epoch).{never}")
     if not args.resume and args.run_dir.is_dir() and not (args.run_dir / "state.json").exists():
-        from .train import claim_run_dir
+        from .train_config import claim_run_dir
 
         claim_run_dir(args.run_dir, remove=False)  # a folder of someone else's files is refused before the data is read
     train_records, validation_records, _, protocol = training_records(config, include_authentic=args.include_authentic)

@@ -13,6 +13,7 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+from .safe_write import write_csv
 from .architecture import DEFAULT_ELA_GAIN, DEFAULT_ELA_QUALITY, DEFAULT_OUTPUT_STRIDE, ModelSettings
 
 #: The one table of defaults for runs and cards saved before a setting existed: what they lack was this (the suite's
@@ -62,3 +63,14 @@ def read_history(run_dir: str | Path) -> list[dict]:
         return []
     with open(path) as stream:
         return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(stream)]
+
+
+def append_history(run_dir: Path, row: dict) -> None:
+    """Add an epoch's row to ``history.csv``, rewriting it atomically with every column any row has.
+
+    (Keras' CSVLogger keeps the first header when appending, so a resumed run
+    that logs a new value would shift the columns.)
+    """
+    rows = [old for old in read_history(run_dir) if old["epoch"] != row["epoch"]] + [row]
+    columns = ["epoch"] + sorted({key for item in rows for key in item} - {"epoch"})
+    write_csv(run_dir / "history.csv", [{**item, "epoch": int(item["epoch"])} for item in rows], columns)

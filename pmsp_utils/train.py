@@ -30,7 +30,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -38,16 +38,16 @@ from PIL import Image
 from .architecture import ModelSettings
 from .data.records import Record
 from .ela import ElaCache, ElaSettings
-from .safe_write import save_atomic, save_npz_atomic, write_csv, write_text_atomic
+from .safe_write import save_atomic, save_npz_atomic, write_text_atomic
 from .metrics import PixelMetrics
 from .models import init_weights_from, save_model
 from .pipeline import TARGET_IGNORE, valid_region
 from .data.verify import sha256
-from .run_folder import read_history, read_json
+from .run_folder import append_history, read_history, read_json
 from .feed import InputCache, load_example, make_sequence, placed_entry, screen_records  # noqa: F401  (callers import them from here too)
 from .train_config import (LOSSES, MODEL_FIELDS, MONITORS, PLATEAU_FACTOR, PLATEAU_PATIENCE, RECORDED_CHANGES,  # noqa: F401
                            RESUMABLE_CHANGES, SCHEDULES, TRAINING_NETWORK, TrainConfig, authentic_negatives, forged_sets,
-                           saved_settings, setting_differences, training_records)
+                           claim_run_dir, record_resumed_changes, saved_settings, setting_differences, training_records)
 
 # --- losses ---------------------------------------------------------------------------
 
@@ -494,83 +494,6 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
     return model, read_history(run_dir)
 
 
-#: What a run folder holds (:func:`train` writes nothing else there).
-RUN_FILES = {"config.json", "environment.json", "splits", "history.csv", "snapshots.npz", "best.weights.h5", "checkpoint.keras",
-             "state.json", "model.keras"}
-
-
-#: What a run's ``splits/`` may hold (write_split_list's lists and the protocol line), for runs written before
-#: environment.json recorded the hash of every file (its ``written``).
-SPLIT_FILES = {"train.txt", "validation.txt", "test.txt", "protocol.txt"}
-
-
-def _check_written_by_pmsp(run_dir: Path) -> None:
-    """Refuse a stopped run's folder unless every file a restart would remove is one pmsp wrote: the hashes that
-    ``environment.json`` recorded (``written``), or, for older runs, only the split lists' names in ``splits/``."""
-    from .safe_write import TEMPORARY_PREFIX
-
-    def refuse(path: Path, why: str) -> FileExistsError:
-        return FileExistsError(f"--run-dir {run_dir}: {path.relative_to(run_dir)} {why}, so it is not pmsp's to remove; nothing "
-                               "there is replaced. Move it away, or name a new or empty folder.")
-
-    splits = [path for path in sorted((run_dir / "splits").rglob("*")) if not path.name.startswith(TEMPORARY_PREFIX)]
-    try:
-        written = read_json(run_dir / "environment.json").get("written")
-    except (ValueError, OSError, AttributeError):
-        written = None
-    if not isinstance(written, dict):  # a run from before the record: the split lists' names only
-        for path in splits:
-            if path.is_dir() or path.name not in SPLIT_FILES:
-                raise refuse(path, "is not one of the split lists pmsp writes")
-        return
-    for path in [run_dir / "config.json", *splits]:
-        key = path.relative_to(run_dir).as_posix()
-        if key not in written:
-            raise refuse(path, "was not written by the stopped run")
-        if path.is_dir() or sha256(path) != written[key]:
-            raise refuse(path, "has changed since the stopped run wrote it")
-
-
-def claim_run_dir(run_dir: Path, echo=print, *, remove: bool = True) -> None:
-    """Make sure a new run may write into ``run_dir``: an empty folder, or a run that never finished its first epoch (its
-    leftovers, temporary files included, are removed). A folder with anything else in it is refused: its config.json or
-    history.csv would be replaced. ``remove`` False: only check (the command line, before the data is read)."""
-    import shutil
-
-    from .safe_write import TEMPORARY_PREFIX
-
-    entries = list(run_dir.iterdir())
-    if not entries:
-        return
-    # A run stopped before its first epoch ended holds exactly what train() writes before training: config.json,
-    # environment.json and splits/ (and perhaps a temporary file); anything else would be replaced, so it is refused.
-    started = {"config.json", "environment.json", "splits"}
-    names = {entry.name for entry in entries if not entry.name.startswith(TEMPORARY_PREFIX)}
-    if names - started:
-        raise FileExistsError(f"--run-dir {run_dir}: holds files that are not a pmsp training run's ({', '.join(sorted(names - started)[:4])}); "
-                              "nothing there is replaced. Name a new or empty folder.")
-    if names != started:
-        raise FileExistsError(f"--run-dir {run_dir}: holds {', '.join(sorted(names))} but not the {', '.join(sorted(started - names))} "
-                              "a stopped pmsp run would hold; nothing there is replaced. Name a new or empty folder.")
-    _check_written_by_pmsp(run_dir)
-    try:
-        saved = read_json(run_dir / "config.json")
-        if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
-            raise ValueError("not a run's config")
-        TrainConfig.from_saved(saved, source=str(run_dir / "config.json"))
-    except (ValueError, OSError):
-        raise FileExistsError(f"--run-dir {run_dir}: its config.json is not a pmsp run's; nothing there is replaced. Name a new or "
-                              "empty folder.") from None
-    if not remove:
-        return
-    echo(f"{run_dir}: a run that never finished its first epoch (it was stopped); starting it again from the beginning")
-    for entry in entries:
-        if entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-
-
 def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_cache: ElaCache, loaded: dict, echo=print):
     """The :class:`~pmsp_utils.distill.TeacherMaps` of ``config.distill_from`` with every map of the dataset's own
     training images computed (generated forgeries keep their exact masks), or None without a teacher."""
@@ -584,33 +507,6 @@ def prepare_teacher(config: TrainConfig, train_records: Sequence[Record], ela_ca
     teacher.prepare(own, lambda index: loaded.get(own[index].image_path) or load_example(own[index], ela_cache), echo=echo)
     echo(f"distillation: targets of {len(own)} training images mix {config.distill_from}'s maps at weight {config.distill_weight}")
     return teacher
-
-
-def record_resumed_changes(run_dir: Path, saved: dict, current: dict, epochs_done: int, echo: Callable[[str], None] = print) -> None:
-    """A resumed run that runs longer (``epochs``) or waits longer (``patience``) says so in its ``config.json``
-    (``saved``, as read): the new values replace the old, and ``notes["resumed"]`` keeps each change with the epoch it
-    took effect after."""
-    before = saved_settings(saved)
-    changes = [f"{name} {before[name]} -> {current[name]}" for name in RECORDED_CHANGES if before[name] != current[name]]
-    if not changes:
-        return
-    notes = dict(saved.get("notes") or {})
-    notes["resumed"] = [*notes.get("resumed", []), f"after epoch {epochs_done}: " + ", ".join(changes)]
-    updated = {**saved, **{name: current[name] for name in RECORDED_CHANGES}, "notes": notes}
-    write_text_atomic(run_dir / "config.json", json.dumps(updated, indent=2))
-    echo(f"resumed with {', '.join(changes)} (recorded in config.json)")
-
-
-def append_history(run_dir: Path, row: dict) -> None:
-    """Add an epoch's row to ``history.csv``, rewriting it atomically with every column any row has.
-
-    (Keras' CSVLogger keeps the first header when appending, so a resumed run
-    that logs a new value would shift the columns.)
-    """
-    rows = [old for old in read_history(run_dir) if old["epoch"] != row["epoch"]] + [row]
-    columns = ["epoch"] + sorted({key for item in rows for key in item} - {"epoch"})
-    write_csv(run_dir / "history.csv", [{**item, "epoch": int(item["epoch"])} for item in rows], columns)
-
 
 
 def accelerator() -> str | None:

@@ -1,6 +1,8 @@
 """The training recipe as data, the paper's section 4.2: :class:`TrainConfig`, its checks, the named recipes
 (``recipes.toml``) it starts from, how a saved run's settings are read back and compared, and the records a recipe
-trains on (:func:`training_records`: the split, the generated forgeries, the untouched negatives). Defined in 04_training.
+trains on (:func:`training_records`: the split, the generated forgeries, the untouched negatives), and which run
+folder a config may claim (:func:`claim_run_dir`: only an empty one, or a stopped run pmsp wrote, by the hashes it
+recorded) and what a resumed one records (:func:`record_resumed_changes`). Defined in 04_training.
 
 Kept apart from the loop (:mod:`pmsp_utils.train`) so that the training feed (:mod:`pmsp_utils.feed`), the command
 line and the ablation runner read the recipe without the loop, and no module imports back into training.
@@ -8,10 +10,13 @@ line and the ablation runner read the recipe without the loop, and no module imp
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -19,6 +24,9 @@ from .architecture import ModelSettings
 from .data.records import Record
 from .data.splits import SPLIT_PROTOCOLS, split_by
 from .data.sources import DATA_SOURCES
+from .data.verify import sha256
+from .run_folder import read_json
+from .safe_write import TEMPORARY_PREFIX, write_text_atomic
 
 LOSSES = ("bce", "bce+dice", "focal")
 SCHEDULES = ("constant", "cosine", "plateau")
@@ -322,3 +330,91 @@ def forged_sets(config: TrainConfig, root, split, counts: dict[str, int]) -> dic
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no folder of authentic photos to make forgeries from; pass --forgery-photos FOLDER.")
     return forged_parts(list_photos(folder), counts, seed=config.seed, reserved=reserved_ids(split))
+
+
+# --- the run folder a config claims --------------------------------------------------------------------------
+
+#: What a run folder holds (:func:`train` writes nothing else there).
+RUN_FILES = {"config.json", "environment.json", "splits", "history.csv", "snapshots.npz", "best.weights.h5", "checkpoint.keras",
+             "state.json", "model.keras"}
+
+
+#: What a run's ``splits/`` may hold (write_split_list's lists and the protocol line), for runs written before
+#: environment.json recorded the hash of every file (its ``written``).
+SPLIT_FILES = {"train.txt", "validation.txt", "test.txt", "protocol.txt"}
+
+
+def _check_written_by_pmsp(run_dir: Path) -> None:
+    """Refuse a stopped run's folder unless every file a restart would remove is one pmsp wrote: the hashes that
+    ``environment.json`` recorded (``written``), or, for older runs, only the split lists' names in ``splits/``."""
+    def refuse(path: Path, why: str) -> FileExistsError:
+        return FileExistsError(f"--run-dir {run_dir}: {path.relative_to(run_dir)} {why}, so it is not pmsp's to remove; nothing "
+                               "there is replaced. Move it away, or name a new or empty folder.")
+
+    splits = [path for path in sorted((run_dir / "splits").rglob("*")) if not path.name.startswith(TEMPORARY_PREFIX)]
+    try:
+        written = read_json(run_dir / "environment.json").get("written")
+    except (ValueError, OSError, AttributeError):
+        written = None
+    if not isinstance(written, dict):  # a run from before the record: the split lists' names only
+        for path in splits:
+            if path.is_dir() or path.name not in SPLIT_FILES:
+                raise refuse(path, "is not one of the split lists pmsp writes")
+        return
+    for path in [run_dir / "config.json", *splits]:
+        key = path.relative_to(run_dir).as_posix()
+        if key not in written:
+            raise refuse(path, "was not written by the stopped run")
+        if path.is_dir() or sha256(path) != written[key]:
+            raise refuse(path, "has changed since the stopped run wrote it")
+
+
+def claim_run_dir(run_dir: Path, echo=print, *, remove: bool = True) -> None:
+    """Make sure a new run may write into ``run_dir``: an empty folder, or a run that never finished its first epoch (its
+    leftovers, temporary files included, are removed). A folder with anything else in it is refused: its config.json or
+    history.csv would be replaced. ``remove`` False: only check (the command line, before the data is read)."""
+    entries = list(run_dir.iterdir())
+    if not entries:
+        return
+    # A run stopped before its first epoch ended holds exactly what train() writes before training: config.json,
+    # environment.json and splits/ (and perhaps a temporary file); anything else would be replaced, so it is refused.
+    started = {"config.json", "environment.json", "splits"}
+    names = {entry.name for entry in entries if not entry.name.startswith(TEMPORARY_PREFIX)}
+    if names - started:
+        raise FileExistsError(f"--run-dir {run_dir}: holds files that are not a pmsp training run's ({', '.join(sorted(names - started)[:4])}); "
+                              "nothing there is replaced. Name a new or empty folder.")
+    if names != started:
+        raise FileExistsError(f"--run-dir {run_dir}: holds {', '.join(sorted(names))} but not the {', '.join(sorted(started - names))} "
+                              "a stopped pmsp run would hold; nothing there is replaced. Name a new or empty folder.")
+    _check_written_by_pmsp(run_dir)
+    try:
+        saved = read_json(run_dir / "config.json")
+        if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict):
+            raise ValueError("not a run's config")
+        TrainConfig.from_saved(saved, source=str(run_dir / "config.json"))
+    except (ValueError, OSError):
+        raise FileExistsError(f"--run-dir {run_dir}: its config.json is not a pmsp run's; nothing there is replaced. Name a new or "
+                              "empty folder.") from None
+    if not remove:
+        return
+    echo(f"{run_dir}: a run that never finished its first epoch (it was stopped); starting it again from the beginning")
+    for entry in entries:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def record_resumed_changes(run_dir: Path, saved: dict, current: dict, epochs_done: int, echo: Callable[[str], None] = print) -> None:
+    """A resumed run that runs longer (``epochs``) or waits longer (``patience``) says so in its ``config.json``
+    (``saved``, as read): the new values replace the old, and ``notes["resumed"]`` keeps each change with the epoch it
+    took effect after."""
+    before = saved_settings(saved)
+    changes = [f"{name} {before[name]} -> {current[name]}" for name in RECORDED_CHANGES if before[name] != current[name]]
+    if not changes:
+        return
+    notes = dict(saved.get("notes") or {})
+    notes["resumed"] = [*notes.get("resumed", []), f"after epoch {epochs_done}: " + ", ".join(changes)]
+    updated = {**saved, **{name: current[name] for name in RECORDED_CHANGES}, "notes": notes}
+    write_text_atomic(run_dir / "config.json", json.dumps(updated, indent=2))
+    echo(f"resumed with {', '.join(changes)} (recorded in config.json)")

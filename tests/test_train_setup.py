@@ -60,7 +60,7 @@ def test_ablate_takes_the_shared_recipe_and_a_scored_part(tmp_path, capsys):
 
 
 def test_history_keeps_its_columns_when_a_resumed_run_logs_more(tmp_path):
-    from pmsp_utils.train import append_history
+    from pmsp_utils.run_folder import append_history
 
     append_history(tmp_path, {"epoch": 0, "loss": 1.0})
     append_history(tmp_path, {"epoch": 1, "loss": 0.5, "learning_rate": 1e-4})
