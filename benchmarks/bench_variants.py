@@ -5,7 +5,7 @@ CPU): parameters, multiply-adds (from the layer shapes), forward images per
 second (``predict_on_batch``) and training images per second
 (``train_on_batch``, BCE + Adam), interleaved rounds, best of each; and the
 ceiling of its output grid: the mean per-image F1 at 0.5 of the best map the
-grid allows (``pmsp_utils.architecture.perfect_map_f1``) on a set of masks
+grid allows (``pmsp_utils.metrics.perfect_map_f1``) on a set of masks
 (a user's CASIA v1 copy under ``PMSP_DATA_DIR`` when present, else the
 synthetic set). Ratios are against the paper's variant (stride 32, no decoder)
 measured in the same rounds.
@@ -63,7 +63,8 @@ def measure(size: int = 384, batch: int = 4, steps: int = 3, rounds: int = 2) ->
 def report(size: int = 384, quick: bool = False) -> list[str]:
     import keras
 
-    from pmsp_utils.architecture import perfect_map_f1, prediction_stride
+    from pmsp_utils.metrics import perfect_map_f1
+    from pmsp_utils.model_settings import prediction_stride
 
     figures = measure(size, steps=1 if quick else 3, rounds=1 if quick else 2)
     masks, label = ceiling_masks(20 if quick else 200)

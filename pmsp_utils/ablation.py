@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .architecture import ModelSettings
+from .model_settings import ModelSettings
 from .safe_write import save_npz_atomic, write_csv, write_text_atomic
 
 #: Every variant the runner knows: the build_pmsp arguments that differ from the paper's network.

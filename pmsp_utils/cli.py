@@ -463,7 +463,7 @@ def _path(text: str) -> Path:
 def _recipe_arguments(command, defaults: dict) -> None:
     """The options a training recipe shares between ``pmsp train`` and ``pmsp ablate``, with their defaults from
     ``defaults`` (:meth:`TrainConfig.defaults`, with the ``ablation`` recipe on top for ``pmsp ablate``)."""
-    from .architecture import INPUT_POLICIES
+    from .model_settings import INPUT_POLICIES
     from .data.sources import DATA_SOURCES
     from .train_config import LOSSES, MONITORS, SPLIT_PROTOCOLS
 
@@ -519,7 +519,7 @@ def _inference_arguments(command) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .architecture import ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_QUALITY, FUSIONS, OUTPUT_STRIDES, STREAMS
+    from .model_settings import ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_QUALITY, FUSIONS, OUTPUT_STRIDES, STREAMS
     from .train_config import SCHEDULES
     from .data.sources import DATA_SOURCES
     from .ela import SCALINGS

@@ -36,7 +36,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image, ImageChops, JpegImagePlugin, features
 
-from .architecture import DEFAULT_ELA_QUALITY, ModelSettings
+from .model_settings import DEFAULT_ELA_QUALITY, ModelSettings
 from .environment import cache_dir as default_cache_dir
 from .images import JPEG_FORMATS, ImageReadError, ImageSource, LoadedImage, load_image, read_bytes, to_array
 from .progress import progress
@@ -44,7 +44,7 @@ from .safe_write import write_atomic
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_QUALITY = DEFAULT_ELA_QUALITY  # the paper's; typed once, in pmsp_utils.architecture
+DEFAULT_QUALITY = DEFAULT_ELA_QUALITY  # the paper's; typed once, in pmsp_utils.model_settings
 DEFAULT_MULTIPLIER = 20
 DEFAULT_SUBSAMPLING = "4:2:0"
 SCALINGS = ("raw", "fixed", "max")
@@ -65,7 +65,7 @@ class ElaSettings:
     @classmethod
     def of_model(cls, settings: ModelSettings) -> "ElaSettings":
         """The settings a model's ELA input is made with: the one place they are built from a model's
-        :class:`~pmsp_utils.architecture.ModelSettings` (inference, training, the input cache and the ship scripts ask here)."""
+        :class:`~pmsp_utils.model_settings.ModelSettings` (inference, training, the input cache and the ship scripts ask here)."""
         return cls(quality=settings.ela_quality, scaling=settings.ela_scaling)
 
     def __post_init__(self) -> None:

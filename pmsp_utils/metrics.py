@@ -5,6 +5,7 @@ Defined in 01_error_level_analysis (pixel AUC); extended in 05_evaluation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -339,3 +340,41 @@ class PixelMetrics:
             "tampered_images": float(len(self.tampered_images)),
             "images": float(len(self.images)),
         }
+
+
+# --- the ceiling of an output grid (notebook 03) -------------------------------------------------------------
+
+def best_grid_map(mask: np.ndarray, stride: int) -> np.ndarray:
+    """The best map a network with one logit per ``stride`` x ``stride`` cell can give: each cell's tampered fraction."""
+    mask = np.asarray(mask, dtype=np.float32)
+    height, width = mask.shape
+    rows, columns = math.ceil(height / stride), math.ceil(width / stride)
+    padded = np.zeros((rows * stride, columns * stride), np.float32)
+    padded[:height, :width] = mask
+    return padded.reshape(rows, stride, columns, stride).mean(axis=(1, 3))
+
+
+def perfect_map_f1(mask: np.ndarray, *, input_size: int = 384, stride: int = 32, threshold: float = 0.5) -> float:
+    """Per-image F1 at ``threshold`` of the best map an output grid of ``stride`` allows, on one mask.
+
+    As in the network: the mask is resized to the square input (nearest), each
+    grid cell takes the cell's tampered fraction (the best a logit per cell can
+    say), the grid is upsampled bilinearly to the input, resized back to the
+    mask's own size, thresholded and scored against the mask. A mask with no
+    tampered pixel scores 1.0 when the map is empty too, else 0.0.
+    """
+    from PIL import Image
+
+    mask = (np.asarray(mask) > 0).astype(np.uint8)
+    height, width = mask.shape
+    square = np.asarray(Image.fromarray(mask * 255).resize((input_size, input_size), Image.Resampling.NEAREST)) > 127
+    grid = best_grid_map(square, stride)
+    upsampled = np.asarray(Image.fromarray(grid).resize((input_size, input_size), Image.Resampling.BILINEAR))
+    back = np.asarray(Image.fromarray(upsampled).resize((width, height), Image.Resampling.BILINEAR))
+    predicted = back > threshold
+    truth = mask.astype(bool)
+    true_positive = int(np.sum(predicted & truth))
+    denominator = int(predicted.sum()) + int(truth.sum())
+    if denominator == 0:
+        return 1.0
+    return 2.0 * true_positive / denominator

@@ -6,7 +6,7 @@ One place knows the three kinds of model a command or notebook can name:
 - a **training run** folder: ``model.keras`` when finished, else ``best.weights.h5`` with ``config.json``;
 - a **``.keras``** file written by :func:`save_model`.
 
-Each comes back as a :class:`LoadedModel` with its :class:`~pmsp_utils.architecture.ModelSettings`
+Each comes back as a :class:`LoadedModel` with its :class:`~pmsp_utils.model_settings.ModelSettings`
 (input size, output stride, decoder, ELA quality and gain, input policy), read from
 the card, the run's ``config.json`` or the ``.keras`` file itself: inference never
 falls back to a default. Importing this module does not import Keras; loading does.
@@ -26,7 +26,7 @@ import numpy as np
 
 from . import pretrained
 from .pretrained import SHARED_SETTINGS, WEIGHTS_DIR, weight_key
-from .architecture import SETTINGS_MEMBER, ModelSettings, check_keras_members, read_keras_settings
+from .model_settings import SETTINGS_MEMBER, ModelSettings, check_keras_members, read_keras_settings
 from .run_folder import read_json, settings_of_run
 from .safe_write import save_npz_atomic, write_text_atomic
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .architecture import INPUT_POLICIES, ModelSettings
+from .model_settings import INPUT_POLICIES, ModelSettings
 from .images import pillow_to_numpy
 
 #: Mask value of pixels that are not part of the image (padding): skipped by the loss and the metrics.

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .architecture import ModelSettings
+from .model_settings import ModelSettings
 from .run_folder import read_history
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"

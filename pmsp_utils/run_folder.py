@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .safe_write import write_csv
-from .architecture import DEFAULT_ELA_GAIN, DEFAULT_ELA_QUALITY, DEFAULT_OUTPUT_STRIDE, ModelSettings
+from .model_settings import DEFAULT_ELA_GAIN, DEFAULT_ELA_QUALITY, DEFAULT_OUTPUT_STRIDE, ModelSettings
 
 #: The one table of defaults for runs and cards saved before a setting existed: what they lack was this (the suite's
 #: only behaviour then). Model settings read it (:func:`settings_of_run`) and so do training configs

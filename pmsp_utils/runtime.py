@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .architecture import ModelSettings
+from .model_settings import ModelSettings
 from .data.verify import sha256
 from .environment import native_stderr
 

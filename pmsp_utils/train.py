@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from .architecture import ModelSettings
+from .model_settings import ModelSettings
 from .data.records import Record
 from .ela import ElaCache, ElaSettings
 from .safe_write import save_atomic, save_npz_atomic, write_text_atomic

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from .architecture import ModelSettings
+from .model_settings import ModelSettings
 from .data.records import Record
 from .data.splits import SPLIT_PROTOCOLS, split_by
 from .data.sources import DATA_SOURCES
@@ -63,7 +63,7 @@ TRAINING_NETWORK = ModelSettings(output_stride=16)
 class TrainConfig:
     """Everything a run depends on; saved as config.json in the run directory.
 
-    ``model`` holds the trained model's own settings (:class:`~pmsp_utils.architecture.ModelSettings`: architecture,
+    ``model`` holds the trained model's own settings (:class:`~pmsp_utils.model_settings.ModelSettings`: architecture,
     ELA, input policy), the ones saved with the model; the other fields are the recipe. Both can be given by name:
     ``TrainConfig(input_size=192, output_stride=32, epochs=3)`` sets ``model.input_size``, ``model.output_stride``
     and ``epochs``, on top of ``model=`` when that is given too (default :data:`TRAINING_NETWORK`).

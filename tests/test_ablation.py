@@ -17,7 +17,7 @@ def test_variant_names_and_grids():
 
 def test_every_variant_is_a_setting_build_pmsp_accepts():
     from pmsp_utils.ablation import variant_settings
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
 
     base = ModelSettings(input_size=192)
     for name in VARIANTS:
@@ -114,7 +114,7 @@ def test_the_shipped_study_loads_whole():
 def test_the_shipped_study_is_what_build_pmsp_builds():
     """Each shipped variant name builds, and builds a network of the parameter count the study recorded."""
     from pmsp_utils.ablation import load_study, variant_settings
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
     from pmsp_utils.network import build_pmsp
 
     study = load_study()

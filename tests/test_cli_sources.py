@@ -44,7 +44,7 @@ def test_the_network_has_one_set_of_defaults():
     TRAINING_NETWORK says so."""
     import inspect
 
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
     from pmsp_utils.network.build import build_pmsp
     from pmsp_utils.train import TRAINING_NETWORK
 
@@ -56,7 +56,7 @@ def test_the_network_has_one_set_of_defaults():
 
 
 def test_choice_lists_are_the_packages_tuples():
-    from pmsp_utils.architecture import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, INPUT_POLICIES, OUTPUT_STRIDES, STREAMS
+    from pmsp_utils.model_settings import ATTENTION_PLACEMENTS, DECODERS, FUSIONS, INPUT_POLICIES, OUTPUT_STRIDES, STREAMS
     from pmsp_utils.data.sources import DATA_SOURCES
     from pmsp_utils.ela import SCALINGS
     from pmsp_utils.evaluate import SPLITS
@@ -97,7 +97,7 @@ def test_settings_and_splits_are_built_in_one_place():
                  for path in sorted((root / folder).rglob("*.py"))
                  for number, line in enumerate(path.read_text().splitlines(), 1) if rebuilt.search(line)]
     assert not offenders, f"ELA settings or splits rebuilt by hand (use ElaSettings.of_model / split_by): {offenders}"
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
     from pmsp_utils.ela import ElaSettings
 
     assert ElaSettings.of_model(ModelSettings(input_size=192, ela_quality=85)) == ElaSettings(quality=85, scaling="raw")

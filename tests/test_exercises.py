@@ -108,7 +108,7 @@ def test_03_squeeze_excitation_against_coordinate_attention():
 
 
 def test_03_other_pyramid_bins():
-    from pmsp_utils.architecture import nearest_valid_sizes
+    from pmsp_utils.model_settings import nearest_valid_sizes
     from pmsp_utils.network.pyramid import pyramid_pooling
 
     assert nearest_valid_sizes(576, bins=(1, 2, 4, 8)) == (512, 768)  # multiples of 32 * lcm(1, 2, 4, 8) = 256

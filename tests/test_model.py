@@ -61,7 +61,7 @@ def test_output_stride_keeps_the_last_levels_at_its_resolution(output_stride, st
 
 @pytest.mark.parametrize("output_stride, decoder, grid", [(32, "none", 6), (16, "none", 12), (8, "none", 24), (32, "f3", 24), (16, "f3", 24)])
 def test_output_stride_and_decoder_set_the_prediction_grid(output_stride, decoder, grid):
-    from pmsp_utils.architecture import prediction_stride
+    from pmsp_utils.model_settings import prediction_stride
 
     model = build_pmsp(SIZE, output_stride=output_stride, decoder=decoder, verbose=False)
     assert tuple(model.get_layer("head_logits").output.shape[1:3]) == (grid, grid)
@@ -332,7 +332,7 @@ def test_folded_network_predicts_the_same_maps(variant):
 
 @pytest.mark.slow
 def test_ensemble_averages_each_members_view_and_folds_and_saves(tmp_path):
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
     from pmsp_utils.network import build_ensemble, ensemble_members
     from pmsp_utils.models import load_model, save_model
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pmsp_utils.architecture import ModelSettings
+from pmsp_utils.model_settings import ModelSettings
 from pmsp_utils.pipeline import blend_weights, crop_window, localize, native_tiles
 
 rng = np.random.default_rng(7)

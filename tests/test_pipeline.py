@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pmsp_utils.architecture import ModelSettings, best_grid_map, perfect_map_f1, read_keras_settings
+from pmsp_utils.metrics import best_grid_map, perfect_map_f1
+from pmsp_utils.model_settings import ModelSettings, read_keras_settings
 from pmsp_utils.pipeline import IGNORE, from_output, geometry, to_input, valid_region
 
 # --- the pipeline, without Keras ----------------------------------------------------------

@@ -87,16 +87,16 @@ def test_notebook_test_markers_are_cell_tags_not_comments():
 
 
 def test_network_and_ela_defaults_are_typed_in_one_place():
-    """The output stride's and ELA quality's defaults live in pmsp_utils.architecture; every other default reads them
+    """The output stride's and ELA quality's defaults live in pmsp_utils.model_settings; every other default reads them
     (a literal 32 or 90 as a default elsewhere is a second place that could disagree)."""
     import re
 
     root = Path(__file__).resolve().parents[1] / "pmsp_utils"
     typed = re.compile(r"(output_stride|quality|ela_quality)\s*:\s*int\s*=\s*(32|90)\b|\"ela_quality\": 90|\"output_stride\": 32|default=90\b")
     found = [f"{path.relative_to(root)}:{number}: {line.strip()[:80]}" for path in sorted(root.rglob("*.py"))
-             if path.name != "architecture.py" for number, line in enumerate(path.read_text().splitlines(), 1)
+             if path.name != "model_settings.py" for number, line in enumerate(path.read_text().splitlines(), 1)
              if typed.search(line.split("#")[0])]
-    assert not found, f"defaults typed outside pmsp_utils.architecture: {found}"
+    assert not found, f"defaults typed outside pmsp_utils.model_settings: {found}"
 
 
 def test_legacy_runs_keep_the_settings_they_were_trained_with():

@@ -57,7 +57,7 @@ def test_special_files_are_refused_by_name_and_the_batch_goes_on(two_images, cap
                                                ({"ela_gain": float("nan")}, "ela_gain must be a finite"),
                                                ({"output_stride": True}, "output_stride must be a whole number")])
 def test_saved_settings_are_type_checked(changes, message):
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
 
     values = {**ModelSettings(input_size=192).to_dict(), **changes}
     with pytest.raises(ValueError, match=message):
@@ -65,7 +65,7 @@ def test_saved_settings_are_type_checked(changes, message):
 
 
 def test_a_whole_float_quality_reads_as_the_number():
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
 
     settings = ModelSettings.from_dict({**ModelSettings(input_size=192).to_dict(), "ela_quality": 90.0})
     assert settings.ela_quality == 90 and isinstance(settings.ela_quality, int)
@@ -229,7 +229,7 @@ def test_numpy_integer_quality_and_tile_arguments():
     assert ela(image, quality=np.int64(90)).shape == (40, 40, 3)  # Pillow's "Invalid quality setting" before
     for overlap, batch_size, message in ((0.99, 4, "overlap is the share"), (0.25, 0, "batch_size is the number of tiles")):
         with pytest.raises(ValueError, match=message):
-            localize(object(), image, settings=__import__("pmsp_utils.architecture", fromlist=["ModelSettings"]).ModelSettings(input_size=192),
+            localize(object(), image, settings=__import__("pmsp_utils.model_settings", fromlist=["ModelSettings"]).ModelSettings(input_size=192),
                      policy="tile", overlap=overlap, batch_size=batch_size)
 
 
@@ -344,7 +344,7 @@ def test_damaged_model_files_are_named(tmp_path, monkeypatch):
 
 def test_non_finite_weights_are_refused(tmp_path):
     pytest.importorskip("keras")
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
     from pmsp_utils.network import build_pmsp
     from pmsp_utils.models import load_model, save_model
 
@@ -644,7 +644,7 @@ def test_weights_that_load_only_in_part_are_one_line_without_keras_warnings(two_
     import warnings
 
     pytest.importorskip("keras")
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
     from pmsp_utils.models import LoadError, load_weights_strictly
     from pmsp_utils.network import build_pmsp
 
@@ -671,16 +671,16 @@ def test_a_keras_file_whose_member_inflates_past_any_models_is_refused_unread(tm
     checked before Keras or the settings reader inflate anything (zip never returns more than a member declares)."""
     import zipfile
 
-    from pmsp_utils import architecture
+    from pmsp_utils import model_settings
 
-    monkeypatch.setattr(architecture, "KERAS_MEMBER_LIMIT", 1 << 20)
+    monkeypatch.setattr(model_settings, "KERAS_MEMBER_LIMIT", 1 << 20)
     bomb = tmp_path / "bomb.keras"
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("config.json", "{}")
-        archive.writestr(architecture.SETTINGS_MEMBER, b" " * (2 << 20))  # 2 MB of spaces, a few kB compressed
+        archive.writestr(model_settings.SETTINGS_MEMBER, b" " * (2 << 20))  # 2 MB of spaces, a few kB compressed
     assert bomb.stat().st_size < 50_000
     with pytest.raises(ValueError, match=r"bomb\.keras: its member pmsp_settings\.json inflates to 2,097,152 bytes, more than the 1,048,576"):
-        architecture.read_keras_settings(bomb)
+        model_settings.read_keras_settings(bomb)
     assert main(["localize", str(tmp_path / "none.jpg"), "--weights", str(bomb), "--out", str(tmp_path / "out")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "its member pmsp_settings.json inflates to" in err[0], err

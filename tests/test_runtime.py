@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("keras", reason="exporting needs Keras")
 pytest.importorskip("ai_edge_litert", reason="the light runtime needs ai-edge-litert")
 
-from pmsp_utils.architecture import ModelSettings  # noqa: E402
+from pmsp_utils.model_settings import ModelSettings  # noqa: E402
 from pmsp_utils.runtime import export_lite, lite_path, load_for_inference, load_lite, model_identity  # noqa: E402
 
 

@@ -3,7 +3,7 @@
 Every field of a run's ``config.json`` and of a shipped card's ``settings`` is deleted or replaced by values of
 the wrong kind (strings, lists, objects, null, booleans, NaN, infinities, huge and negative numbers, unknown choices),
 and the files themselves are replaced by JSON of the wrong shape. Each mutation must either be read as valid
-:class:`~pmsp_utils.architecture.ModelSettings` or raise ``ValueError`` / ``FileNotFoundError`` whose message names
+:class:`~pmsp_utils.model_settings.ModelSettings` or raise ``ValueError`` / ``FileNotFoundError`` whose message names
 the file: never an ``AttributeError``, ``KeyError`` or ``TypeError`` from deep inside, which the command line can
 only show as "unexpected, report it".
 """
@@ -18,7 +18,7 @@ from dataclasses import fields
 import pytest
 
 from pmsp_utils import pretrained
-from pmsp_utils.architecture import ModelSettings
+from pmsp_utils.model_settings import ModelSettings
 from pmsp_utils.run_folder import settings_of_run
 
 #: Values of every wrong kind, and a few right ones.

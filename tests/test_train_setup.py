@@ -106,7 +106,7 @@ def test_trainconfig_holds_the_models_settings_once():
     them in their own object, and both layouts read back to the same config."""
     from dataclasses import asdict
 
-    from pmsp_utils.architecture import ModelSettings
+    from pmsp_utils.model_settings import ModelSettings
     from pmsp_utils.train import TRAINING_NETWORK, TrainConfig
 
     config = TrainConfig(input_size=192, decoder="f3", epochs=3)

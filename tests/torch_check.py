@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pmsp_utils.architecture import ModelSettings
+from pmsp_utils.model_settings import ModelSettings
 from pmsp_utils.models import load_model, save_model
 
 work, mode = Path(sys.argv[1]), sys.argv[2]

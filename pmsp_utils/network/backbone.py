@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from ..architecture import DEFAULT_OUTPUT_STRIDE, OUTPUT_STRIDES
+from ..model_settings import DEFAULT_OUTPUT_STRIDE, OUTPUT_STRIDES
 from .attention import CoordinateAttention
 
 # (pointwise filters, stride) of the 13 depthwise separable blocks, as in keras.applications.MobileNet.

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from ..architecture import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, DEFAULT_OUTPUT_STRIDE, FUSIONS, OUTPUT_STRIDES, STREAMS, ModelSettings,
+from ..model_settings import (ATTENTION_PLACEMENTS, DECODERS, DEFAULT_ELA_GAIN, DEFAULT_OUTPUT_STRIDE, FUSIONS, OUTPUT_STRIDES, STREAMS, ModelSettings,
                              check_input_size, nearest_valid_sizes, prediction_stride)
 from .attention import CoordinateAttention
 from .backbone import mobilenet_v1_stream

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from ..architecture import BINS
+from ..model_settings import BINS
 
 
 def pyramid_pooling(x, bins: tuple[int, ...] = BINS, channels: int = 256, name: str = "ppm"):
