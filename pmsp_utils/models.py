@@ -30,7 +30,7 @@ from .model_settings import SETTINGS_MEMBER, ModelSettings, check_keras_members,
 from .run_folder import read_json, settings_of_run
 from .safe_write import save_npz_atomic, write_text_atomic
 
-__all__ = ["LoadedModel", "init_weights_from", "load_model", "load_run_best", "load_shipped", "read_json", "read_keras", "save_model",
+__all__ = ["LoadedModel", "export_ensemble", "export_pretrained", "init_weights_from", "load_model", "read_json", "save_model",
            "settings_of_run", "transfer_weights"]
 
 
@@ -82,7 +82,7 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
     spec_text = str(spec)
     if spec_text in pretrained.available():
         splits = pretrained.WEIGHTS_DIR / f"{spec_text}_splits"
-        model, settings = load_shipped(spec_text, input_size=input_size)
+        model, settings = _load_shipped(spec_text, input_size=input_size)
         return LoadedModel(model, settings, splits if splits.is_dir() else None, f"shipped {spec_text}")
     path = Path(spec)
     if path.is_dir():
@@ -96,7 +96,7 @@ def _load(spec: str | Path, input_size: int | None) -> LoadedModel:
                                     "or the weights in best.weights.h5 cannot be built into a network.")
         if (path / "best.weights.h5").is_file():  # a run still going: its best epoch so far
             settings = settings_of_run(path)
-            return LoadedModel(load_run_best(path, settings), settings, splits, f"run {path.name} (best epoch so far)")
+            return LoadedModel(_load_run_best(path, settings), settings, splits, f"run {path.name} (best epoch so far)")
         raise FileNotFoundError(f"{path}: a folder without model.keras or best.weights.h5; pass a training run's folder.")
     if path.suffix == ".keras":
         if not path.is_file():
@@ -173,7 +173,7 @@ def one_line(text: str, limit: int = 300) -> str:
     return joined if len(joined) <= limit else joined[: limit - 3].rstrip() + "..."
 
 
-def load_run_best(run_dir: str | Path, settings: ModelSettings | None = None):
+def _load_run_best(run_dir: str | Path, settings: ModelSettings | None = None):
     """The network a run's ``config.json`` describes, with its best epoch so far (``best.weights.h5``): what
     :func:`load_model` gives for a run still going, and what the ship scripts export."""
     run_dir = Path(run_dir)
@@ -201,7 +201,7 @@ def _build(settings: ModelSettings):
     return build_pmsp(**settings.architecture(), weights=None, verbose=False)
 
 
-def read_keras(path: str | Path, *, compile: bool = True):
+def _read_keras(path: str | Path, *, compile: bool = True):
     """The one reader of ``.keras`` archives (finished runs, checkpoints, files saved by :func:`save_model`): safe mode
     on (no code in the file runs), the package's layers and losses registered, and the settings attached as
     ``model.pmsp_settings`` when the archive carries them (a checkpoint's come from its run folder).
@@ -234,7 +234,7 @@ def _load_keras(path: Path):
     if not zipfile.is_zipfile(path):  # Keras says "File not found" for random bytes
         raise ValueError(f"{path}: not a Keras archive (a .keras file is a zip); the file is damaged or another format.")
     try:
-        model = read_keras(path, compile=False)  # to predict with: the optimizer and loss stay in the file
+        model = _read_keras(path, compile=False)  # to predict with: the optimizer and loss stay in the file
     except (FileNotFoundError, ValueError):
         raise
     except Exception as error:  # Keras raises KeyError, TypeError ... for archives of other models
@@ -243,7 +243,7 @@ def _load_keras(path: Path):
     return model
 
 
-def load_shipped(name: str, *, input_size: int | None = None):
+def _load_shipped(name: str, *, input_size: int | None = None):
     """(model, settings) of a shipped model; the settings come from its card.
 
     A card with ``members`` is an ensemble (:func:`pmsp_utils.network.build_ensemble`):
@@ -395,7 +395,7 @@ def export_pretrained(run_dir: str | Path, name: str, *, card: dict, destination
 
     run_dir = Path(run_dir)
     settings = settings_of_run(run_dir)
-    model = load_run_best(run_dir, settings)
+    model = _load_run_best(run_dir, settings)
     destination.mkdir(parents=True, exist_ok=True)
     _store(model, destination / f"{name}.npz")
     card = {**card, "settings": settings.to_dict()}
@@ -438,7 +438,7 @@ def export_ensemble(members: dict[str, tuple[str | Path, str]], name: str, *, ca
                              "an ensemble's members must read the same inputs.")
         if lists != first[1]:
             raise ValueError(f"{run_dir}: its split lists differ from the first member's; an ensemble's members must share the split.")
-        network = load_run_best(run_dir, settings)
+        network = _load_run_best(run_dir, settings)
         _store(network, destination / f"{name}_{role}.npz")
         built[role] = (network, view)
         entry = {"name": role, "view": view, "settings": settings.to_dict(), "run": run_dir.name, "weights": f"{name}_{role}.npz"}

@@ -119,8 +119,8 @@ def export_lite(loaded, path: str | Path) -> Path:
             exported = Path(folder) / "model.tflite"
             loaded.model.export(str(exported), format="litert", verbose=False)
             flatbuffer = exported.read_bytes()
-    # the settings first, the model last: a reader finds the model only once both are whole (load_lite needs both);
-    # the settings file records the model's hash and its own, so a copy changed since is known (load_lite checks both)
+    # the settings first, the model last: a reader finds the model only once both are whole (_load_lite needs both);
+    # the settings file records the model's hash and its own, so a copy changed since is known (_load_lite checks both)
     facts = {"settings": loaded.settings.to_dict(), "label": loaded.label, "sha256": hashlib.sha256(flatbuffer).hexdigest()}
     write_text_atomic(path.with_name(path.name + ".json"), json.dumps({**facts, "check": _check_of(facts)}, indent=2))
     return save_atomic(path, lambda temporary: Path(temporary).write_bytes(flatbuffer), suffix=".tflite")
@@ -175,7 +175,7 @@ def _frozen_flatbuffer(model) -> bytes:
     return converter.convert()
 
 
-def load_lite(spec: str | Path, *, input_size: int | None = None):
+def _load_lite(spec: str | Path, *, input_size: int | None = None):
     """The exported copy of ``spec`` as a :class:`~pmsp_utils.models.LoadedModel`, or None when there is none yet
     (or LiteRT is not installed). Never imports TensorFlow or Keras."""
     if not litert_available():
@@ -278,7 +278,7 @@ def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: i
     if runtime == "litert" and not litert_available():
         raise ValueError("--runtime litert needs the LiteRT interpreter: pip install ai-edge-litert (or use --runtime keras).")
     if runtime != "keras":
-        loaded = load_lite(spec, input_size=input_size)
+        loaded = _load_lite(spec, input_size=input_size)
         if loaded is not None:
             return loaded
     from .environment import keras_environment
@@ -295,4 +295,4 @@ def load_for_inference(spec: str | Path, *, runtime: str = "auto", input_size: i
             raise
         print(f"note: {error}; running the Keras model instead (slower to start).", file=sys.stderr)
         return loaded
-    return load_lite(spec, input_size=input_size) or loaded
+    return _load_lite(spec, input_size=input_size) or loaded

@@ -195,17 +195,17 @@ def save_checkpoint(model, run_dir: Path, state: dict, settings: ModelSettings) 
     write_text_atomic(run_dir / "state.json", json.dumps(state, indent=2))
 
 
-def load_checkpoint(run_dir: Path):
+def _load_checkpoint(run_dir: Path):
     """(model, state) from ``checkpoint.keras``; a damaged file gets an error naming it and what to do."""
     import zipfile
 
-    from .models import read_keras
+    from .models import _read_keras
 
     path = run_dir / "checkpoint.keras"
     try:
         with zipfile.ZipFile(path) as archive:
             state = json.loads(archive.read(STATE_MEMBER)) if STATE_MEMBER in archive.namelist() else None
-        model = read_keras(path)
+        model = _read_keras(path)
     except Exception as error:  # zipfile, h5py and Keras raise many types for a damaged archive
         raise ValueError(f"{path}: the checkpoint is damaged and cannot be resumed ({type(error).__name__}: {error}); "
                          "restore it from a backup, or start again in a new --run-dir (--init-from RUN_DIR/best.weights.h5 "
@@ -439,7 +439,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
             raise ValueError(f"{run_dir}: the settings differ from the run being resumed: "
                              + "; ".join(f"{name} was {old!r}, now {new!r}" for name, old, new in differences)
                              + ". Resume with the run's settings (see its config.json), or start a new --run-dir.")
-        model, state = load_checkpoint(run_dir)
+        model, state = _load_checkpoint(run_dir)
         restore_seed_generators(model, state.get("seed_generators", {}))
         echo(f"resuming {run_dir} after epoch {state['epochs_done']}")
         record_resumed_changes(run_dir, saved, config.flat(), state["epochs_done"], echo)

@@ -246,14 +246,14 @@ def test_imagenet_uses_the_keras_cache_without_downloading(tmp_path, monkeypatch
 def test_save_and_load_keras_file_in_safe_mode(model, tmp_path):
     path = tmp_path / "pmsp.keras"
     model.save(path)
-    from pmsp_utils.models import read_keras
+    from pmsp_utils.models import _read_keras
 
-    loaded = read_keras(path)
+    loaded = _read_keras(path)
     x = {"rgb": np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)).astype("float32"),
          "ela": np.random.default_rng(1).uniform(0, 20, (1, SIZE, SIZE, 3)).astype("float32")}
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loaded(x, training=True)), keras.ops.convert_to_numpy(model(x, training=True)), atol=1e-6)
     with pytest.raises(FileNotFoundError):
-        read_keras(tmp_path / "missing.keras")
+        _read_keras(tmp_path / "missing.keras")
 
 
 @pytest.mark.parametrize("policy", ["resize", "tile"])

@@ -12,7 +12,7 @@ pytest.importorskip("keras", reason="exporting needs Keras")
 pytest.importorskip("ai_edge_litert", reason="the light runtime needs ai-edge-litert")
 
 from pmsp_utils.model_settings import ModelSettings  # noqa: E402
-from pmsp_utils.runtime import export_lite, lite_path, load_for_inference, load_lite, model_identity  # noqa: E402
+from pmsp_utils.runtime import export_lite, lite_path, load_for_inference, _load_lite, model_identity  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,9 @@ def test_the_exported_copy_gives_keras_maps(small_model, cache_folder, photo):
     from pmsp_utils.pipeline import localize
 
     keras_model = load_model(small_model, inference=True)
-    assert load_lite(small_model) is None  # nothing exported yet
+    assert _load_lite(small_model) is None  # nothing exported yet
     export_lite(keras_model, lite_path(small_model))
-    lite = load_lite(small_model)
+    lite = _load_lite(small_model)
     assert lite is not None and lite.settings == keras_model.settings and "LiteRT" in lite.label
     for flip in (False, True):
         expected = localize(keras_model, photo, flip=flip).probability
@@ -132,7 +132,7 @@ def test_a_damaged_settings_file_of_a_cached_copy_is_named_with_what_to_do(tmp_p
     path.write_bytes(b"not read")
     path.with_name(path.name + ".json").write_text("{not json")
     with pytest.raises(ValueError, match=r"settings file is damaged .*; delete it and its"):
-        runtime.load_lite("synthetic")
+        runtime._load_lite("synthetic")
 
 
 def test_an_unwritable_cache_falls_back_to_keras_and_names_the_variable(small_model, tmp_path, monkeypatch, capsys):
@@ -208,13 +208,13 @@ def test_a_cached_copy_changed_since_its_export_is_replaced_not_trusted(small_mo
     path = prepare_lite(small_model, echo=lambda line: None)
     described = path.with_name(path.name + ".json")
     kept = {file: file.read_bytes() for file in (path, described)}
-    assert load_lite(small_model) is not None and capsys.readouterr().err == ""
+    assert _load_lite(small_model) is not None and capsys.readouterr().err == ""
 
     def changed(what: str, change) -> None:
         for file, data in kept.items():
             file.write_bytes(data)
         change()
-        assert load_lite(small_model) is None, what
+        assert _load_lite(small_model) is None, what
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"note: {path}: the cached LiteRT copy is not what pmsp exported ({what}" in err[0], err
         assert not path.exists() and not described.exists()
@@ -234,5 +234,5 @@ def test_a_cached_copy_changed_since_its_export_is_replaced_not_trusted(small_mo
     changed("its settings file was edited", lambda: edit_settings(settings={**json.loads(kept[described])["settings"], "flip": True}))
     changed("it was exported by an earlier version", lambda: edit_settings(sha256=None) or described.write_text(
         json.dumps({key: value for key, value in json.loads(kept[described]).items() if key not in ("sha256", "check")})))
-    assert prepare_lite(small_model, echo=lambda line: None) == path and load_lite(small_model) is not None  # exported again
+    assert prepare_lite(small_model, echo=lambda line: None) == path and _load_lite(small_model) is not None  # exported again
     shutil.rmtree(cache_folder, ignore_errors=True)

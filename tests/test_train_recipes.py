@@ -42,8 +42,8 @@ def reloaded_losses(tiny_records, tmp_path_factory):
         for loss in ("bce+dice", "focal"):
             train(tiny(epochs=1, loss=loss, positive_weight=3.0), *tiny_records, folder / loss, **QUIET)
             files[loss] = str(folder / loss / "model.keras")
-    code = ("import json, sys; from pmsp_utils.models import read_keras; "
-            "print(json.dumps({loss: read_keras(path).loss.name for loss, path in json.loads(sys.argv[1]).items()}))")
+    code = ("import json, sys; from pmsp_utils.models import _read_keras; "
+            "print(json.dumps({loss: _read_keras(path).loss.name for loss, path in json.loads(sys.argv[1]).items()}))")
     result = subprocess.run([sys.executable, "-c", code, json.dumps(files)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -65,14 +65,14 @@ def test_training_skips_unusable_images_with_a_list(tiny_records, tmp_path, cach
     assert any(line.startswith("  broken.png: cannot be used:") and ("truncated" in line or "corrupt" in line) for line in said), said
 
 def test_ema_keeps_the_average_as_best_and_resumes_exactly(tiny_records, tmp_path, cache_folder):
-    from pmsp_utils.train import averaged_weights, load_checkpoint
+    from pmsp_utils.train import averaged_weights, _load_checkpoint
 
     whole, _, interrupted = train_interrupted(tiny(ema=0.5), tiny_records, tmp_path / "whole", after=(1, 2))
-    raw, _ = load_checkpoint(interrupted[1])  # after one epoch: the raw weights, with the optimizer and its average
+    raw, _ = _load_checkpoint(interrupted[1])  # after one epoch: the raw weights, with the optimizer and its average
     averaged = [keras.ops.convert_to_numpy(v) for v in raw.optimizer._model_variables_moving_average]
     before = [keras.ops.convert_to_numpy(v) for v in raw.trainable_weights]
     assert max(float(np.abs(a - b).max()) for a, b in zip(averaged, before)) > 1e-4  # the average is not the raw weights
-    kept, _ = load_checkpoint(interrupted[1])
+    kept, _ = _load_checkpoint(interrupted[1])
     kept.load_weights(interrupted[1] / "best.weights.h5")  # the first epoch is the best so far: what training keeps (and returns)
     for a, b in zip(kept.trainable_weights, averaged):  # is the average
         np.testing.assert_allclose(keras.ops.convert_to_numpy(a), b, rtol=1e-6, atol=1e-7)
