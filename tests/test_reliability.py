@@ -707,3 +707,33 @@ def test_a_jpeg_header_claiming_far_more_pixels_than_its_bytes_hold_is_refused_b
     flat = io.BytesIO()
     Image.new("RGB", (5000, 4000), (120, 130, 140)).save(flat, "JPEG", quality=75)
     assert len(flat.getvalue()) * JPEG_PIXELS_PER_BYTE > 5000 * 4000 * 10  # a flat photo is ten times denser than refused
+
+
+@pytest.mark.parametrize("wiped", [1.0, 0.3])
+def test_a_jpeg_whose_scan_data_was_zeroed_is_refused_but_flat_jpegs_are_not(tmp_path, wiped):
+    """Zero bytes in place of a JPEG's scan data decode silently into one 8x8 block repeated (a texture a localizer would
+    mark), and the file was analysed with exit 0: it is refused in one line, however much of the scan was wiped. A flat
+    image saved with optimised tables, whose scan is all zero bytes too, still loads."""
+    import io
+
+    from PIL import Image
+
+    from pmsp_utils.images import ImageReadError, load_image
+
+    rng = np.random.default_rng(0)
+    photo = np.clip(rng.normal(128, 40, (256, 384, 3)) + np.linspace(0, 60, 384)[None, :, None], 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, "JPEG", quality=90)
+    data = bytearray(buffer.getvalue())
+    load_image(bytes(data), name="whole.jpg")  # the photo itself loads
+    scan = data.find(b"\xff\xda") + 2 + int.from_bytes(data[data.find(b"\xff\xda") + 2 : data.find(b"\xff\xda") + 4], "big")
+    first = len(data) - 2 - int((len(data) - 2 - scan) * wiped)
+    data[first:-2] = bytes(len(data) - 2 - first)
+    (tmp_path / "wiped.jpg").write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"wiped\.jpg: [\d,]+ zero bytes in a row .* damaged \(zero-filled\)"):
+        load_image(tmp_path / "wiped.jpg")
+    assert main(["ela", str(tmp_path / "wiped.jpg"), "--out", str(tmp_path / "out")]) != 0
+    flat = io.BytesIO()
+    Image.fromarray(np.full((256, 384, 3), 200, np.uint8)).save(flat, "JPEG", quality=90, optimize=True)
+    assert flat.getvalue().count(0) > 200
+    assert load_image(flat.getvalue(), name="flat.jpg").image.size == (384, 256)
