@@ -628,3 +628,31 @@ def test_an_unreadable_file_in_an_unpacked_copy_is_named_and_another_copy_still_
     target = download("casia1", to=tmp_path / "b", from_=[tmp_path / "unpacked"], accept_terms=True, entries=entries,
                       echo=lambda _: None, fetcher=no_wait)
     assert len(list((target / "images").iterdir())) == 3
+
+
+@pytest.mark.parametrize("kind", ["gnu long name", "pax record"])
+def test_a_tar_member_header_too_large_for_any_name_is_refused_before_it_is_read(served, tmp_path, kind):
+    """tarfile reads a GNU long name or a pax header whole into memory before it knows what it is: under the archive's
+    1 GiB cap alone, one crafted header could take a gigabyte. A header above TAR_HEADER_LIMIT is refused unread, in
+    one line naming the archive."""
+    import io
+    import tarfile
+
+    import pmsp_utils.data.download as download_module
+
+    server, entries, _ = served
+    server.close()
+    size = download_module.TAR_HEADER_LIMIT * 4
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT if kind == "gnu long name" else tarfile.PAX_FORMAT) as bundle:
+        info = tarfile.TarInfo("a" * size if kind == "gnu long name" else "short.bin")
+        if kind == "pax record":
+            info.pax_headers = {"comment": "x" * size}
+        info.size = 3
+        bundle.addfile(info, io.BytesIO(b"abc"))
+    path = tmp_path / "crafted.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    assert path.stat().st_size < 10_000
+    with pytest.raises(DownloadError, match=rf"{path}: a member header of [\d,]+ bytes \(a long name or pax record\)"):
+        download_module.extract_verified(path, entries["casia1"].archives[0], tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -205,6 +205,31 @@ def _unreadable(archive_path: Path, archive: Archive, error: BaseException, memb
                        "was placed. Delete it and download again, or --from a verified copy.")
 
 
+#: The most bytes a tar's GNU long name or pax header may hold: tarfile reads one whole into memory before it knows what
+#: it is, and the pinned archives' names are under 100 bytes, so a larger one is a crafted header, refused unread.
+TAR_HEADER_LIMIT = 1 << 16
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """tarfile's member header, refusing a long-name or pax header above :data:`TAR_HEADER_LIMIT` before reading it
+    (under :data:`ARCHIVE_LIMIT` alone, one such header could take a gigabyte of memory)."""
+
+    def _refuse_large(self, tar) -> None:
+        if self.size > TAR_HEADER_LIMIT:
+            stream = tar.fileobj
+            raise _TooLarge(f"{stream.path}: a member header of {self.size:,} bytes (a long name or pax record), far more than "
+                            f"any name in the pinned {stream.archive.name} archive; it is not the pinned archive, so it was not "
+                            "read further and nothing was placed. Delete it and download again, or --from a verified copy.")
+
+    def _proc_gnulong(self, tar):
+        self._refuse_large(tar)
+        return super()._proc_gnulong(tar)
+
+    def _proc_pax(self, tar):
+        self._refuse_large(tar)
+        return super()._proc_pax(tar)
+
+
 class _CappedStream:
     """The uncompressed stream of a tar.gz for tarfile, refusing to read or skip past :data:`ARCHIVE_LIMIT`: a skip
     (tarfile seeks past a member it is not asked for) is refused before anything is inflated, a read once it would
@@ -306,7 +331,7 @@ def _members(archive_path: Path, archive: Archive) -> Iterator[tuple[str, int, C
                         yield relative, info.file_size, lambda info=info, relative=relative: _MemberStream(
                             lambda: _open_zip_member(bundle, info), relative, archive_path, archive)
         else:
-            with _CappedStream(archive_path, archive) as stream, tarfile.open(fileobj=stream, mode="r:") as bundle:
+            with _CappedStream(archive_path, archive) as stream, tarfile.open(fileobj=stream, mode="r:", tarinfo=_BoundedTarInfo) as bundle:
                 for member in bundle:
                     if member.isfile() and member.name.startswith(archive.strip):
                         relative = member.name[len(archive.strip):]
@@ -686,7 +711,8 @@ def _readable_archive(path: Path) -> bool:
         except ARCHIVE_ERRORS:
             return False
     try:
-        with _CappedStream(path, Archive(path.name, (), "tar.gz", "", {})) as stream, tarfile.open(fileobj=stream, mode="r:") as bundle:
+        with (_CappedStream(path, Archive(path.name, (), "tar.gz", "", {})) as stream,
+              tarfile.open(fileobj=stream, mode="r:", tarinfo=_BoundedTarInfo) as bundle):
             return bundle.next() is not None
     except _TooLarge:  # its first header alone passes the cap: said by extract_verified, which names it
         return True
