@@ -714,8 +714,46 @@ def _check_environment() -> None:
         raise images._ENVIRONMENT_ERROR
 
 
+class _PipeSafeStdout:
+    """Standard output that a closed pipe does not stop (``pmsp compare A B | head -1``): once the reader has gone, the
+    rest is dropped and the command finishes its work and its exit code as it would have, instead of ending in
+    ``[Errno 32] Broken pipe`` on stderr with exit code 2."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.gone = stream, False
+
+    def _reader_gone(self) -> None:
+        self.gone = True
+        try:  # Python flushes stdout once more at exit: let that flush reach /dev/null, not the closed pipe
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self.stream.fileno())
+            os.close(null)
+        except (OSError, ValueError):
+            pass
+
+    def write(self, text: str) -> int:
+        if not self.gone:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run a command; every failure a user can cause is one line ``error: ...`` (``--debug`` shows the traceback)."""
+    if argv is None and not isinstance(sys.stdout, _PipeSafeStdout) and sys.stdout is not None:  # the pmsp command itself
+        sys.stdout = _PipeSafeStdout(sys.stdout)
     parser = build_parser()
     global _ARGV
     _ARGV = list(sys.argv[1:] if argv is None else argv)

@@ -35,6 +35,7 @@ class Scores:
     source: str  # the file, and which method in it
     f1: dict[str, float]  # image -> per-image F1 at the threshold
     kinds: dict[str, str]  # image -> manipulation kind ("" where neither the file nor the name says)
+    threshold: float | None = None  # the threshold the F1 was taken at (None: not known)
 
     @classmethod
     def of(cls, evaluation: Evaluation, method: str, label: str | None = None) -> Scores:
@@ -44,7 +45,7 @@ class Scores:
             raise KeyError(f"no method {method!r} in this evaluation; it holds {', '.join(map(repr, evaluation.metrics))}")
         images = evaluation.metrics[method].tampered_images
         return cls(label or f"{method} on {evaluation.dataset}", {image.name: image.f1 for image in images},
-                   {image.name: evaluation.kinds.get(image.name, "") for image in images})
+                   {image.name: evaluation.kinds.get(image.name, "") for image in images}, evaluation.threshold)
 
 
 def read_scores(path: str | Path, method: str | None = None) -> Scores:
@@ -61,26 +62,40 @@ def read_scores(path: str | Path, method: str | None = None) -> Scores:
         raise ValueError(f"{path}: not a regular file; give an output folder of 'pmsp evaluate' or its per_image.csv")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give an output folder of 'pmsp evaluate' or its per_image.csv")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        rows = list(reader)
-        columns = list(reader.fieldnames or [])
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a byte-order mark (Excel's "CSV UTF-8") is not a column
+            return _read_rows(path, csv.DictReader(handle), method)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 (CSV UTF-8) or run "
+                         "pmsp evaluate again.") from None
+
+
+def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores:
+    """One method's scores, read row by row (a table of millions of rows is not held whole)."""
+    columns = list(reader.fieldnames or [])
     f1_column = next((column for column in columns if column.startswith("f1@")), None)
     if f1_column is None or "image" not in columns or "method" not in columns:
         raise ValueError(f"{path}: not a per-image table of 'pmsp evaluate' (needs columns method, image, f1@...)")
-    if not rows:
-        raise ValueError(f"{path}: the per-image table has its columns but no rows: no image was scored; run pmsp evaluate again.")
-    methods = list(dict.fromkeys(row["method"] for row in rows))
-    method = method or methods[0]
-    if method not in methods:
-        raise ValueError(f"{path}: no method {method!r}; it holds {', '.join(repr(name) for name in methods)}")
+    try:
+        threshold = float(f1_column[3:])
+    except ValueError:
+        threshold = None
+    methods: dict[str, None] = {}
     f1: dict[str, float] = {}
     kinds: dict[str, str] = {}
-    for line, row in enumerate(rows, start=2):  # line 1 is the header
-        if row["method"] != method or row[f1_column] in ("", None):
+    for line, row in enumerate(reader, start=2):  # line 1 is the header
+        if None in row.values() or None in row:  # fewer cells than columns, or more: a row cut short or run together
+            raise ValueError(f"{path}, line {line}: {len(columns)} columns in the header but not in this row; the table is cut "
+                             "short or damaged: run pmsp evaluate again.")
+        methods.setdefault(row["method"])
+        method = method or row["method"]
+        if row["method"] != method or row[f1_column] == "":  # authentic images have no F1
             continue
+        text = row[f1_column].strip()
         try:
-            value = float(row[f1_column])
+            if not text.isascii():  # float() reads other scripts' digits too: not what evaluate writes
+                raise ValueError
+            value = float(text)
         except ValueError:
             raise ValueError(f"{path}, line {line}, column {f1_column}: {row[f1_column]!r} is not a number; restore the table "
                              "or run pmsp evaluate again.") from None
@@ -93,7 +108,11 @@ def read_scores(path: str | Path, method: str | None = None) -> Scores:
                              f"{value}); one table must score each image once.")
         f1[image] = value
         kinds[image] = row.get("kind") or _kind_from_name(image)
-    return Scores(f"{path} ({method})", f1, kinds)
+    if not methods:
+        raise ValueError(f"{path}: the per-image table has its columns but no rows: no image was scored; run pmsp evaluate again.")
+    if method not in methods:
+        raise ValueError(f"{path}: no method {method!r}; it holds {', '.join(repr(name) for name in methods)}")
+    return Scores(f"{path} ({method})", f1, kinds, threshold)
 
 
 def _kind_from_name(image: str) -> str:
@@ -154,6 +173,9 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1, got {confidence}")
+    if a.threshold is not None and b.threshold is not None and a.threshold != b.threshold:
+        raise ValueError(f"{a.source} holds F1 at threshold {a.threshold:g}, {b.source} at {b.threshold:g}: a threshold changes "
+                         "F1 by itself, so they are not compared; evaluate both at one --threshold.")
     common = sorted(set(a.f1) & set(b.f1))
     if not common:
         raise ValueError(f"{a.source} and {b.source} share no scored image; compare evaluations of the same images")

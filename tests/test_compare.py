@@ -140,6 +140,46 @@ def test_an_image_listed_twice_and_a_header_only_table_are_named(tmp_path):
         read_scores(tmp_path)
 
 
+@pytest.mark.parametrize("cell, message", [("net,b.jpg", r"line 3: 3 columns in the header but not in this row"),
+                                           ("net,b.jpg,0.5,extra", r"line 3: 3 columns in the header but not in this row"),
+                                           ("net,b.jpg,\u0660.\u0665", r"line 3, column f1@0.5: '\u0660.\u0665' is not a number")])
+def test_a_row_cut_short_or_another_script_s_digits_are_refused_not_read_as_an_authentic_image_or_0_5(tmp_path, cell, message):
+    """A half-written last row was taken for an authentic image (no F1) and left out without a word; Arabic-Indic digits
+    were read as 0.5 by float(). Both are named with their line."""
+    from pmsp_utils.compare import read_scores
+
+    (tmp_path / "per_image.csv").write_text(f"method,image,f1@0.5\nnet,a.jpg,0.5\n{cell}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        read_scores(tmp_path)
+
+
+def test_a_byte_order_mark_is_read_and_a_table_not_in_utf8_is_named(tmp_path):
+    """Excel's "CSV UTF-8" starts with a byte-order mark, which sat on the first column's name ("not a per-image
+    table"); a UTF-16 or Latin-1 table gave a bare codec error naming no file."""
+    from pmsp_utils.compare import read_scores
+
+    text = "method,image,f1@0.5\nnet,a.jpg,0.5\n"
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert read_scores(tmp_path / "bom.csv").f1 == {"a.jpg": 0.5}
+    (tmp_path / "wide.csv").write_text(text, encoding="utf-16")
+    with pytest.raises(ValueError, match=r"wide\.csv: not UTF-8 text .*; save it as UTF-8"):
+        read_scores(tmp_path / "wide.csv")
+
+
+def test_f1_taken_at_two_thresholds_is_not_compared(tmp_path):
+    """F1 at 0.5 against F1 at 0.3 was paired without a word and gave "B better" from the threshold alone."""
+    from pmsp_utils.compare import compare, read_scores
+
+    rows = "".join(f"net,i{k},{0.2 if k % 2 else 0.3}\n" for k in range(12))
+    (tmp_path / "a.csv").write_text("method,image,f1@0.5\n" + rows)
+    (tmp_path / "b.csv").write_text("method,image,f1@0.3\n" + rows)
+    a, b = read_scores(tmp_path / "a.csv"), read_scores(tmp_path / "b.csv")
+    assert (a.threshold, b.threshold) == (0.5, 0.3)
+    with pytest.raises(ValueError, match=r"a\.csv \(net\) holds F1 at threshold 0.5, .*b\.csv \(net\) at 0.3: .* one --threshold"):
+        compare(a, b)
+    assert compare(a, read_scores(tmp_path / "a.csv")).verdict == "within noise"
+
+
 def test_too_few_images_give_no_interval_and_no_verdict(tmp_path, capsys):
     from pmsp_utils.compare import MIN_IMAGES, format_comparison
 
@@ -159,3 +199,18 @@ def test_too_few_images_give_no_interval_and_no_verdict(tmp_path, capsys):
     assert result.verdict == groups["splicing"]["verdict"] == "B better"
     assert groups["copy-move"]["verdict"] == "too few images" and np.isnan(groups["copy-move"]["low"])
     assert "copy-move: too few images: 9" in format_comparison(result)
+
+
+def test_a_reader_that_goes_away_does_not_turn_a_finished_comparison_into_an_error(tmp_path):
+    """``pmsp compare A B | head -1`` ended in "error: [Errno 32] Broken pipe" with exit code 2 (2 of 3 tries): the
+    command now drops what nobody reads and exits as it would have."""
+    import subprocess
+    import sys
+
+    rows = "".join(f"net,i{k},{0.1 * (k % 7)}\n" for k in range(12))
+    (tmp_path / "a.csv").write_text("method,image,f1@0.5\n" + rows)
+    process = subprocess.Popen([sys.executable, "-m", "pmsp_utils.cli", "compare", str(tmp_path / "a.csv"), str(tmp_path / "a.csv")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader is gone before the first line is written
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0 and b"Broken pipe" not in err, err
