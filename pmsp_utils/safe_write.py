@@ -57,7 +57,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    """``text`` as UTF-8. A file name that is not valid UTF-8 (Python holds its bytes as lone surrogates) is written as
+    ``\\udcff`` escapes: the table stays valid UTF-8 and the same name is written the same way each time."""
+    return write_bytes_atomic(path, text.encode("utf-8", errors="backslashreplace"))
 
 
 def save_png_atomic(path: str | os.PathLike, picture, **options) -> Path:

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,3 +92,22 @@ def test_scores_csv_survives_commas_and_quotes_in_file_names(tmp_path, photo):
     assert main(["localize", str(odd), "--out", str(tmp_path / "out")]) == 0
     rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").open()))
     assert len(rows) == 1 and rows[0]["image"] == str(odd) and 0.0 <= float(rows[0]["tamper_score"]) <= 1.0
+
+
+def test_a_file_name_that_is_not_utf8_is_written_escaped_and_the_batch_keeps_its_table(tmp_path, photo):
+    """A name with a byte that is not UTF-8 (b'x\\xff.jpg', as Linux allows) ended the batch when scores.csv was written
+    ("'utf-8' codec can't encode character '\\udcff'"): no table, no file named. The table is written, valid UTF-8, the
+    name escaped the same way each time."""
+    import os
+
+    from pmsp_utils.cli import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "ok.jpg").write_bytes(encode(photo, "JPEG", quality=85))
+    odd = os.fsdecode(os.path.join(os.fsencode(folder), b"x\xff.jpg"))
+    Path(odd).write_bytes(encode(photo, "JPEG", quality=85))
+    assert main(["localize", str(folder), "--out", str(tmp_path / "out"), "--no-copy-move"]) == 0
+    text = (tmp_path / "out" / "scores.csv").read_bytes().decode("utf-8")  # strict: the table is valid UTF-8
+    rows = list(csv.DictReader(text.splitlines()))
+    assert sorted(Path(row["image"]).name for row in rows) == ["ok.jpg", "x\\udcff.jpg"]
