@@ -351,7 +351,7 @@ def _localize(args: argparse.Namespace) -> int:
                 failures += 1
                 continue
             except (*USER_ERRORS, MemoryError) as error:  # one input never stops the batch
-                print(f"error: {_with_file(error, path) if not isinstance(error, MemoryError) else f'{path}: out of memory'}", file=sys.stderr)
+                print(f"error: {_with_file(error, path)}", file=sys.stderr)
                 failures += 1
                 continue
             row = [str(written.source), f"{written.score:.4f}", f"{written.tampered_fraction:.4f}", written.files[0].name]
@@ -685,6 +685,9 @@ def _all_actions(parser: argparse.ArgumentParser):
 def _with_file(error: BaseException, path: Path) -> str:
     """An error's message, starting with the file it is about."""
     message = str(error) if not isinstance(error, OSError) or not error.strerror else f"{error.strerror}"
+    if isinstance(error, MemoryError):
+        message = ("out of memory while reading or analysing it" + (f" ({message})" if message else "") + "; if it is very large, "
+                   "set PMSP_MAX_IMAGE_PIXELS to refuse such images, or free memory")
     if isinstance(error, PermissionError):
         message = f"permission denied ({error.strerror}); check that you can read it"
     return _printable(message if str(path) in message or path.name in message else f"{path}: {message}")

@@ -51,10 +51,9 @@ class ImageTooLargeError(ImageReadError):
 
 
 def set_max_image_pixels(limit: int | None) -> None:
-    """Set Pillow's decompression-bomb limit for this process (``None`` or 0 lifts it).
-
-    Pillow warns above ``limit`` pixels and refuses files above twice that.
-    """
+    """Set the decompression-bomb limit for this process (``None`` or 0 lifts it): an image of more than ``limit``
+    pixels is refused before it is decoded (Pillow's own check, which only warns up to twice its limit, is set to the
+    same number)."""
     Image.MAX_IMAGE_PIXELS = int(limit) if limit else None
 
 
@@ -143,13 +142,23 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     if path.stat().st_size > limit:
         raise ImageReadError(f"{path}: the file is {path.stat().st_size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB this tool reads "
                              "(it follows PMSP_MAX_IMAGE_PIXELS, the pixel limit).")
-    with open(path, "rb") as stream:
-        data = stream.read(limit + 1)  # bounded, whatever the file turns into while being read
+    with open(path, "rb") as stream:  # bounded, whatever the file turns into while being read; in pieces, since one
+        chunks, total = [], 0  # read(limit + 1) reserves the whole limit (16 GB with the pixel limit lifted) up front
+        while total <= limit:
+            chunk = stream.read(min(READ_CHUNK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    data = b"".join(chunks)
     if len(data) > limit:
         raise ImageReadError(f"{path}: grew past {limit / 1e6:.0f} MB while being read; not an image file.")
     if not data:
         raise ImageReadError(f"{path}: the file is empty (0 bytes). Re-download or re-export it.")
     return data
+
+
+READ_CHUNK = 8 << 20
 
 
 def max_file_bytes() -> int:
@@ -216,6 +225,9 @@ def _open_image(data: bytes, name: str) -> Image.Image:
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
     pixels = image.size[0] * image.size[1]
+    if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:  # Pillow itself only warns up to twice its limit
+        raise _too_large(name, f"{image.size[0]}x{image.size[1]} = {pixels:,} pixels, over the limit of "
+                               f"{Image.MAX_IMAGE_PIXELS:,}")
     if image.format == "JPEG" and pixels > SPARSE_CHECK_PIXELS and len(data) * JPEG_PIXELS_PER_BYTE < pixels:
         # A header that claims far more pixels than the data could hold (a 72 KB file claiming 13000x13000 took 14 s
         # and 5.6 GB to decode into grey): refused before decoding.
@@ -454,7 +466,12 @@ def _sixteen_to_eight(image: Image.Image, name: str) -> tuple[Image.Image, str]:
     return Image.fromarray((values >> 8).astype(np.uint8), mode="L"), f"{image.mode} ({bits} grayscale) reduced to 8 bits (value >> 8)"
 
 
-def _too_large(name: str, error: Exception) -> ImageTooLargeError:
+def _too_large(name: str, error: Exception | str) -> ImageTooLargeError:
+    if isinstance(error, Image.DecompressionBombError) and Image.MAX_IMAGE_PIXELS:  # Pillow quotes twice the limit set
+        import re
+
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        error = (f"{int(found.group(1)):,} pixels" if found else "its size") + f", over the limit of {Image.MAX_IMAGE_PIXELS:,}"
     return ImageTooLargeError(
         f"{name}: refused as a possible decompression bomb ({error}). If you trust the file, raise "
         "the limit with pmsp_utils.images.set_max_image_pixels(n) or the PMSP_MAX_IMAGE_PIXELS "

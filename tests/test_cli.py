@@ -221,10 +221,10 @@ def test_a_malformed_pixel_limit_is_one_error_before_any_work_and_pmsps_own_copi
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"error: PMSP_MAX_IMAGE_PIXELS='{value}' is not a pixel count"), err
         assert not (tmp_path / value).exists()
-    monkeypatch.setenv("PMSP_MAX_IMAGE_PIXELS", "2000")  # 2700 and 3600 pixels: over the limit, under twice it
-    assert main(["ela", *inputs, "--out", str(tmp_path / "limited")]) == 0
+    monkeypatch.setenv("PMSP_MAX_IMAGE_PIXELS", "2000")  # 2700 and 3600 pixels: over the limit (Pillow alone only warned up to 4000)
+    assert main(["ela", *inputs, "--out", str(tmp_path / "limited")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("note: ") and "exceeds limit of 2000 pixels" in line for line in err), err
+    assert len(err) == 2 and all(line.startswith("error: ") and "pixels, over the limit of 2,000)" in line for line in err), err
     assert not [warning for warning in recwarn if issubclass(warning.category, PillowImage.DecompressionBombWarning)]
 
 

@@ -737,3 +737,35 @@ def test_a_jpeg_whose_scan_data_was_zeroed_is_refused_but_flat_jpegs_are_not(tmp
     Image.fromarray(np.full((256, 384, 3), 200, np.uint8)).save(flat, "JPEG", quality=90, optimize=True)
     assert flat.getvalue().count(0) > 200
     assert load_image(flat.getvalue(), name="flat.jpg").image.size == (384, 256)
+
+
+def test_the_pixel_limit_is_the_number_set_and_lifting_it_does_not_reserve_gigabytes(tmp_path, monkeypatch):
+    """PMSP_MAX_IMAGE_PIXELS=60000 let a 98,304-pixel image through (Pillow only warns up to twice its limit) and at
+    1000 the refusal quoted 2,000; with the limit lifted (0) every read reserved 16 GB up front (read(limit + 1)), so
+    under a memory cap even small images failed, and a MemoryError printed an empty message."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    from pmsp_utils import images
+    from pmsp_utils.cli import _with_file
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.full((256, 384, 3), 90, np.uint8)).save(path, quality=90)
+    before = Image.MAX_IMAGE_PIXELS
+    try:
+        for limit, shown in ((60_000, "60,000"), (1_000, "1,000")):
+            images.set_max_image_pixels(limit)
+            with pytest.raises(images.ImageTooLargeError, match=rf"photo\.jpg: .*98,304 pixels, over the limit of {shown}\)"):
+                images.load_image(path)
+        images.set_max_image_pixels(98_304)
+        assert images.load_image(path).image.size == (384, 256)  # the limit itself is allowed
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+    code = ("import sys; from pmsp_utils import images; images.set_max_image_pixels(0); "
+            "print(images.load_image(sys.argv[1]).image.size)")
+    done = subprocess.run(["bash", "-c", f'ulimit -v 3000000; exec "{sys.executable}" -c "{code}" "{path}"'],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "(384, 256)" in done.stdout, done.stderr[-500:]
+    assert "out of memory while reading or analysing it" in _with_file(MemoryError(), path)
