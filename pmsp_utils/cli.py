@@ -30,16 +30,22 @@ def _notebooks(args: argparse.Namespace) -> int:
 
     smoke_mode(strict=True)  # a malformed PMSP_SMOKE or CI is refused here, where the answer matters
 
+    from .localize_outputs import check_output_folder
+
     every = find_notebooks(args.notebooks)
-    notebooks = [_notebook_named(name, every) for name in args.only] if args.only else every
-    out = (args.out or build_dir()).resolve()
+    notebooks = list(dict.fromkeys(_notebook_named(name, every) for name in args.only)) if args.only else every  # once each
+    out = check_output_folder((args.out or build_dir()).resolve())  # before any kernel starts
     runs = run_notebooks(notebooks, out, in_place=args.in_place, smoke=True if args.smoke else None, timeout=args.timeout,
-                         jobs=args.jobs)
+                         jobs=args.jobs, keep_going=True)
+    done = [run for run in runs if run.error is None]
     print("\nExecuted notebooks:")
-    for run in runs:
+    for run in done:
         print(f"  {run.executed}")
-    print(f"Figures ({sum(len(run.figures) for run in runs)}): {out / 'figures'}")
-    return 0
+    print(f"Figures ({sum(len(run.figures) for run in done)}): {out / 'figures'}")
+    for run in runs:
+        if run.error is not None:
+            print(f"error: {run.error}", file=sys.stderr)
+    return 1 if len(done) < len(runs) else 0
 
 
 def _ela(args: argparse.Namespace) -> int:

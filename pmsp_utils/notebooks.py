@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environment import build_dir, repo_root
-from .safe_write import write_bytes_atomic
+from .safe_write import write_bytes_atomic, write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,7 @@ class NotebookRun:
     executed: Path
     figures: tuple[Path, ...]
     seconds: float
+    error: str | None = None  # why it failed (``run_notebooks(keep_going=True)``); None when it ran to the end
 
 
 def find_notebooks(folder: Path | None = None, pattern: str = "[0-9][0-9]_*.ipynb") -> list[Path]:
@@ -104,14 +105,14 @@ class NotebookError(ValueError):
 ANSI_ESCAPES = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _cell_error(source: Path, error: Exception, running: dict, timeout: int) -> Exception:
+def _cell_error(source: Path, error: Exception, running: dict, timeout: int, smoke: bool | None = None) -> Exception:
     """``error`` from nbclient as one plain line (no colour codes), or ``error`` itself when it is not a cell's."""
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     if running["timed_out"] is not None or isinstance(error, CellTimeoutError):
         cell = running["timed_out"] if running["timed_out"] is not None else running["cell"]
-        return NotebookError(f"{source.name}: cell {cell} ran past --timeout {timeout} s and was stopped; raise --timeout, "
-                             "or run the notebook in smoke mode (--smoke).")
+        return NotebookError(f"{source.name}: cell {cell} ran past --timeout {timeout} s and was stopped; raise --timeout"
+                             + (" (it ran in smoke mode already)." if smoke else ", or run the notebook in smoke mode (--smoke)."))
     if isinstance(error, CellExecutionError):
         what = ANSI_ESCAPES.sub("", f"{error.ename}: {error.evalue}").strip()
         return NotebookError(f"{source.name}: cell {running['cell']} failed with {what} (open the notebook and run that cell "
@@ -130,7 +131,12 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
     from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(source, as_version=4)
+    try:
+        notebook = nbformat.read(source, as_version=4)
+    except Exception as error:  # not JSON, not a notebook, unreadable: nbformat raises several kinds
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise NotebookError(f"{source}: not a notebook that can be read ({reason}); restore it (git checkout) or remove it "
+                            "from the folder.") from None
     environment = {**os.environ, "PMSP_PROGRESS": "0"}  # a progress bar saved in a notebook would read 0% forever
     if smoke is not None:
         environment["PMSP_SMOKE"] = "1" if smoke else "0"
@@ -172,7 +178,7 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
         try:
             client.execute(env=environment)  # passed on to the kernel's start
         except Exception as error:
-            raise _cell_error(source, error, running, timeout) from None
+            raise _cell_error(source, error, running, timeout, smoke) from None
         finally:
             stop.set()
             if manager.has_kernel:  # the client does not shut down a kernel it was handed
@@ -181,7 +187,8 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
     strip_native_logs(notebook)
     notebook.metadata["pmsp"] = {"executed_with": shipped_artifacts(), "data": data_identity()}
     executed.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(notebook, executed)
+    text = nbformat.writes(notebook)
+    write_text_atomic(executed, text if text.endswith("\n") else text + "\n")  # whole or not at all, laid out as nbformat.write does
     return notebook
 
 
@@ -238,7 +245,13 @@ def recorded_seconds(notebook_path: Path) -> float:
     from datetime import datetime
 
     total = 0.0
-    for cell in json.loads(Path(notebook_path).read_text()).get("cells", []):
+    try:
+        cells = json.loads(Path(notebook_path).read_text()).get("cells", [])
+    except (OSError, ValueError, AttributeError):  # not a notebook: said when it is run
+        return 0.0
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict):
+            continue
         timing = cell.get("metadata", {}).get("execution", {})
         try:
             start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00")) for key in ("iopub.execute_input", "shell.execute_reply"))
@@ -257,6 +270,7 @@ def run_notebooks(
     timeout: int = 1800,
     jobs: int = 1,
     echo=None,
+    keep_going: bool = False,
 ) -> list[NotebookRun]:
     """Execute ``notebooks`` (default: all numbered ones) and collect executed copies and figures, in their order.
 
@@ -265,6 +279,8 @@ def run_notebooks(
     ``jobs`` notebooks run at once, each in its own kernel, the longest first (by the cell times their saved outputs
     recorded): much of a notebook's time is one busy core (imports, tracing the network), so two kernels keep two
     cores busy. Each uses its own memory (about 2 GB for the training notebooks).
+    ``keep_going``: a notebook that fails (a cell's error, the timeout, a file that is not a notebook) does not stop the
+    others; its run carries the one-line ``error`` and no figures. Otherwise the first failure is raised.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -276,7 +292,13 @@ def run_notebooks(
         executed = source if in_place else out / "notebooks" / source.name
         echo(f"running {source.name} ...")
         start = time.perf_counter()
-        notebook = execute_notebook(source, executed, timeout=timeout, smoke=smoke)
+        try:
+            notebook = execute_notebook(source, executed, timeout=timeout, smoke=smoke)
+        except NotebookError as error:
+            if not keep_going:
+                raise
+            echo(f"  failed after {time.perf_counter() - start:.0f} s: {source.name}")
+            return NotebookRun(source, executed, (), time.perf_counter() - start, str(error))
         seconds = time.perf_counter() - start
         figures = extract_figures(notebook, out / "figures" / source.stem)
         echo(f"  done in {seconds:.0f} s: {executed} ({len(figures)} figures)")
