@@ -83,6 +83,8 @@ class PostProcessing:
         values = {}
         for item in text.split(","):
             name, _, number = item.partition("=")
+            if name.strip() in values:  # the last would win without a word
+                raise ValueError(f"--postprocess names {name.strip()} twice ({text!r}); give each step once.")
             if name.strip() == "resize_range":
                 low, dash, high = number.partition("-")
                 try:

@@ -140,6 +140,13 @@ def _train(args: argparse.Namespace) -> int:
     config = _train_config(args)
     if args.run_dir.exists() and not args.run_dir.is_dir():
         raise ValueError(f"--run-dir {args.run_dir}: a file, not a folder; name a new folder (or a run's folder with --resume).")
+    if not args.run_dir.exists():  # it will be made: say now, not after the data is read, where it cannot be
+        parent = next(folder for folder in args.run_dir.absolute().parents if folder.exists())
+        if not parent.is_dir():
+            raise ValueError(f"--run-dir {args.run_dir}: {parent} is a file, so no folder can be made under it; name another folder.")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--run-dir {args.run_dir}: {parent} cannot be written to, so the folder cannot be made there; name "
+                             "a folder you can write to.")
     if args.resume and not (args.run_dir / "checkpoint.keras").exists():
         never = " The run never finished its first epoch: start it again with the same command, without --resume." if (
             args.run_dir / "config.json").exists() else ""

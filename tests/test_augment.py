@@ -45,6 +45,9 @@ def test_parse_presets_and_errors():
         PostProcessing(jpeg=1.5)
     with pytest.raises(ValueError, match="no setting colour"):
         PostProcessing.from_dict({"colour": 0.1})
+    for twice in ("jpeg=0.5,jpeg=0.7", "resize_range=0.5-1,resize=0.2,resize_range=0.5-2"):  # the last won without a word
+        with pytest.raises(ValueError, match=r"names (jpeg|resize_range) twice"):
+            PostProcessing.parse(twice)
 
 
 def test_resize_range_reaches_upscaling_and_round_trips_through_a_config():

@@ -122,3 +122,19 @@ def test_trainconfig_holds_the_models_settings_once():
         TrainConfig(imput_size=192)
     with pytest.raises(ValueError, match="input size 200 does not work"):
         TrainConfig(input_size=200)
+
+
+def test_a_run_dir_that_cannot_be_made_is_refused_before_the_data_is_read(tmp_path, capsys, monkeypatch):
+    """--run-dir FILE/sub gave "[Errno 20] Not a directory" only after the data was loaded (or was hidden behind the
+    ImageNet weights' error): it is one line naming the file, before anything is read."""
+    import pmsp_utils.train_config as train_config
+    from pmsp_utils.cli import main
+
+    def not_reached(*args, **kwargs):
+        raise AssertionError("the data was read")
+
+    monkeypatch.setattr(train_config, "training_records", not_reached)
+    (tmp_path / "a_file").write_text("mine")
+    assert main(["train", "--data", "synthetic", "--run-dir", str(tmp_path / "a_file" / "sub" / "run"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{tmp_path / 'a_file'} is a file, so no folder can be made under it" in err[0], err
