@@ -40,15 +40,25 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
             from .images import readable_suffixes
 
             endings = readable_suffixes()  # what works when named works in a folder too
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in endings)
+            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in endings)
+            found = [entry for entry in entries if entry.is_file()]
+            for entry in entries:  # a link to nowhere (or a loop) named like an image was skipped without a word
+                if entry.is_symlink() and not entry.exists():
+                    problems.append(f"{entry}: a symbolic link that leads nowhere (in the folder {item}); fix or remove the link.")
             if not found:
                 problems.append(f"{item}: a folder with no image files Pillow can read ({', '.join(sorted(IMAGE_SUFFIXES))}, "
                                 "and the other endings of Pillow's formats).")
             for found_path in found:
                 add(found_path)
         elif any(character in item for character in "*?["):
-            matches = sorted(Path(match) for match in glob.glob(item, recursive=True) if Path(match).is_file())
-            if not matches:
+            named = [Path(match) for match in glob.glob(item, recursive=True)]
+            matches = sorted(match for match in named if match.is_file())
+            if not matches and any(match.is_dir() for match in named):
+                folders = sorted(match for match in named if match.is_dir())
+                problems.append(f"{item}: the pattern matches only folders ({', '.join(map(str, folders[:3]))}"
+                                f"{' ...' if len(folders) > 3 else ''}); name the folders themselves, or a pattern of files "
+                                "such as DIR/*/*.jpg.")
+            elif not matches:
                 problems.append(f"{item}: the pattern matches no file.")
             for match in matches:
                 add(match)

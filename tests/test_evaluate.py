@@ -151,6 +151,20 @@ def test_localizer_helpers(tmp_path, photo):
         check_output_folder(tmp_path / "a.jpg")
 
 
+def test_a_dead_link_in_a_folder_and_a_pattern_of_folders_are_named(tmp_path, photo):
+    """A link to nowhere named like an image was skipped without a word inside a folder (named directly it was an
+    error); a pattern matching only folders said it matched nothing."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "ok.jpg").write_bytes(encode(photo, "JPEG"))
+    (tmp_path / "in" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    files, problems = expand_inputs([str(tmp_path / "in")])
+    assert [f.name for f in files] == ["ok.jpg"]
+    assert len(problems) == 1 and "gone.jpg: a symbolic link that leads nowhere" in problems[0]
+    (tmp_path / "g" / "s1").mkdir(parents=True)
+    files, problems = expand_inputs([str(tmp_path / "g" / "*")])
+    assert files == [] and "the pattern matches only folders" in problems[0] and "DIR/*/*.jpg" in problems[0]
+
+
 def test_unwritable_output_folder_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputFolderError, match="cannot write there"):
