@@ -328,12 +328,17 @@ def _localize(args: argparse.Namespace) -> int:
     if not files:
         print("error: no images to localize.", file=sys.stderr)
         return 2
-    stems = plan_outputs(files, out, LOCALIZE_OUTPUTS)
     from .pipeline import localize
-    from .runtime import load_for_inference
+    from .runtime import load_for_inference, model_identity
 
     model = load_for_inference(args.weights, runtime=args.runtime)  # LiteRT's copy when there is one: no TensorFlow import
     label = model.label
+    # An earlier run into --out with the same settings keeps its images' picture names and rows (a run with other
+    # settings does not mix its rows into this table).
+    settings = {"model": model_identity(args.weights), "threshold": args.threshold, "policy": args.policy or model.settings.policy,
+                "flip": bool(args.flip), "copy_move": bool(args.copy_move)}
+    earlier = RunFolder.earlier_rows(out, settings)
+    stems = plan_outputs(files, out, LOCALIZE_OUTPUTS, RunFolder.earlier_stems(earlier))
     _warn_other_policy(args.policy, model.settings.policy, label)
     failures, count = len(problems), 0
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
@@ -341,7 +346,7 @@ def _localize(args: argparse.Namespace) -> int:
     columns = ["image", "tamper_score", "tampered_fraction", "probability_png"]
     if args.copy_move:
         columns += ["copy_move_pair", "copy_move_score", "copy_move_copy"]
-    with RunFolder(out, columns) as table:
+    with RunFolder(out, columns, earlier, settings) as table:
         for path, stem in stems.items():
             try:
                 table.ledger.claim(*(f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES))  # before any work for it

@@ -54,7 +54,12 @@ def set_max_image_pixels(limit: int | None) -> None:
     """Set the decompression-bomb limit for this process (``None`` or 0 lifts it): an image of more than ``limit``
     pixels is refused before it is decoded (Pillow's own check, which only warns up to twice its limit, is set to the
     same number)."""
-    Image.MAX_IMAGE_PIXELS = int(limit) if limit else None
+    global _PIXEL_LIMIT
+    Image.MAX_IMAGE_PIXELS = _PIXEL_LIMIT = int(limit) if limit else None
+
+
+#: The limit set through :func:`set_max_image_pixels` (or ``PMSP_MAX_IMAGE_PIXELS``); None: Pillow's own default applies.
+_PIXEL_LIMIT: int | None = None
 
 
 def _apply_environment_limit() -> None:
@@ -225,14 +230,14 @@ def _open_image(data: bytes, name: str) -> Image.Image:
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
     pixels = image.size[0] * image.size[1]
-    if Image.MAX_IMAGE_PIXELS and pixels > Image.MAX_IMAGE_PIXELS:  # Pillow itself only warns up to twice its limit
-        raise _too_large(name, f"{image.size[0]}x{image.size[1]} = {pixels:,} pixels, over the limit of "
-                               f"{Image.MAX_IMAGE_PIXELS:,}")
     if image.format == "JPEG" and pixels > SPARSE_CHECK_PIXELS and len(data) * JPEG_PIXELS_PER_BYTE < pixels:
         # A header that claims far more pixels than the data could hold (a 72 KB file claiming 13000x13000 took 14 s
         # and 5.6 GB to decode into grey): refused before decoding.
         raise ImageReadError(f"{name}: its header claims {image.size[0]}x{image.size[1]} pixels, but the file holds only "
                              f"{len(data):,} bytes, too few for a JPEG of that size; it is damaged or crafted. Re-export it.")
+    if _PIXEL_LIMIT and Image.MAX_IMAGE_PIXELS == _PIXEL_LIMIT and pixels > _PIXEL_LIMIT:  # a limit set is the limit (Pillow
+        raise _too_large(name, f"{image.size[0]}x{image.size[1]} = {pixels:,} pixels, over the limit of "  # only warns up to
+                               f"{_PIXEL_LIMIT:,}")  # twice its own)
     # Pillow decodes 48-bit RGB and 64-bit RGBA PNGs (raw modes RGB;16B, RGBA;16B) straight to 8 bits and forgets it:
     # note it before loading.
     if image.mode in ("RGB", "RGBA") and any(";16" in str(getattr(tile, "args", "")) for tile in getattr(image, "tile", None) or ()):

@@ -215,15 +215,20 @@ ELA_OUTPUTS = ("_ela.png",)
 FORMER_OUTPUTS = ("_overlay.png",)
 
 
-def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...]) -> dict[Path, str]:
+def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...], earlier: dict[str, str] | None = None) -> dict[Path, str]:
     """{input: output stem}, after checking that no output can overwrite an input or another output of the run.
 
+    ``earlier``: {image as named: stem} of an earlier run into ``out`` (:meth:`RunFolder.earlier_rows`): an image
+    named the same way again gets its stem back, and no other image takes one of those stems, so the earlier run's
+    pictures of images not redone stay theirs (and their rows stay in ``scores.csv``).
     Raises :class:`OutputFolderError` when ``out`` holds inputs whose names could
     collide with the outputs (an input named like an output, e.g. the output of
     an earlier run into the same folder): choose another ``--out``.
     """
-    used: set[str] = set()
-    stems = {path: unique_stem(path, used) for path in files}
+    earlier = earlier or {}
+    used: set[str] = set(earlier.values())
+    stems = {path: earlier[str(path)] for path in files if str(path) in earlier}
+    stems = {path: stems.get(path) or unique_stem(path, used) for path in files}
     inputs = {_resolved(path) for path in files}
     out_resolved = out.resolve()
     inside = [path for path in files if _resolved(path).parent == out_resolved]
@@ -309,10 +314,17 @@ class Ledger:
 
     def record(self, *paths: Path) -> None:
         """Note ``paths`` (just written) with their hashes."""
+        self._save({**self.entries(), **{Path(path).name: _digest(Path(path)) for path in paths}})
+
+    def forget(self, *names: str) -> None:
+        """Drop ``names`` (files pmsp renamed or removed) from the ledger."""
+        entries = self.entries()
+        if any(name in entries for name in names):
+            self._save({name: digest for name, digest in entries.items() if name not in names})
+
+    def _save(self, entries: dict) -> None:
         import json
 
-        entries = self.entries()
-        entries.update({Path(path).name: _digest(Path(path)) for path in paths})
         write_text_atomic(self.out / self.NAME, json.dumps(entries, indent=0, sort_keys=True))
 
 
@@ -327,12 +339,44 @@ class RunFolder:
     * While the run goes, its table is ``scores.incomplete.csv``, rewritten atomically after every image, so after any
       interruption it lists exactly the images whose outputs exist; only a finished run renames it ``scores.csv``
       (an earlier run's ``scores.csv`` is removed first, so it cannot pass for this run's).
+    * ``settings``: what the rows depend on (model, threshold, policy ...), kept beside the table (``.pmsp-run.json``).
+      ``earlier``: the rows of an earlier run's ``scores.csv`` (:meth:`earlier_rows`, read only when that run had the
+      same settings). Those of images this run does not redo, whose pictures are still there and not rewritten, stay
+      in the table after this run's rows, so the table lists every picture's image and no two runs' settings mix.
     """
 
-    TABLE, PARTIAL, LEDGER, LOCK = "scores.csv", "scores.incomplete.csv", Ledger.NAME, ".pmsp.lock"
+    TABLE, PARTIAL, LEDGER, LOCK, SETTINGS = "scores.csv", "scores.incomplete.csv", Ledger.NAME, ".pmsp.lock", ".pmsp-run.json"
 
-    def __init__(self, out: Path, header: list[str]) -> None:
-        self.out, self.header, self.rows = Path(out), header, []
+    def __init__(self, out: Path, header: list[str], earlier: list[dict] | None = None, settings: dict | None = None) -> None:
+        self.out, self.header, self.rows, self.earlier = Path(out), header, [], list(earlier or [])
+        self.settings = settings
+
+    @classmethod
+    def earlier_rows(cls, out: Path, settings: dict | None = None) -> list[dict]:
+        """The rows of the ``scores.csv`` an earlier run left in ``out``: none when pmsp did not write it or it was
+        edited since (such a table is refused when the run starts), or when that run's settings were not ``settings``."""
+        import csv
+        import json
+
+        path, ledger = Path(out) / cls.TABLE, Ledger(out)
+        if not path.is_file() or not ledger.owns(cls.TABLE):
+            return []
+        try:
+            if not ledger.owns(cls.SETTINGS) or json.loads((Path(out) / cls.SETTINGS).read_text()) != settings:
+                return []
+        except (OSError, ValueError):
+            return []
+        try:
+            with path.open(newline="", encoding="utf-8") as handle:
+                return [row for row in csv.DictReader(handle) if row.get("image") and row.get("probability_png")]
+        except (OSError, ValueError, csv.Error):
+            return []
+
+    @staticmethod
+    def earlier_stems(rows: list[dict]) -> dict[str, str]:
+        """{image as named: output stem} of :meth:`earlier_rows`, for :func:`plan_outputs`."""
+        ending = LOCALIZE_OUTPUTS[0]
+        return {row["image"]: row["probability_png"][: -len(ending)] for row in rows if row["probability_png"].endswith(ending)}
 
     def __enter__(self) -> "RunFolder":
         self._lock()
@@ -344,6 +388,12 @@ class RunFolder:
                                             "pmsp wrote it; it is never replaced. Move it, or choose another output folder.")
             for name in (self.TABLE, self.PARTIAL):
                 (self.out / name).unlink(missing_ok=True)
+            if self.settings is not None:
+                import json
+
+                self.ledger.claim(self.SETTINGS)
+                write_text_atomic(self.out / self.SETTINGS, json.dumps(self.settings, sort_keys=True))
+                self.ledger.record(self.out / self.SETTINGS)
             self._write()
         except BaseException:
             self._unlock()
@@ -359,11 +409,19 @@ class RunFolder:
             if kind is None:
                 os.replace(self.out / self.PARTIAL, self.out / self.TABLE)
                 self.ledger.record(self.out / self.TABLE)
+                self.ledger.forget(self.PARTIAL)
         finally:
             self._unlock()
 
+    def _kept(self) -> list[list[str]]:
+        """The earlier rows still true: their image not redone, their probability picture there and not rewritten."""
+        images = {row[0] for row in self.rows}
+        pictures = {row[3] for row in self.rows}
+        return [[row.get(column) or "" for column in self.header] for row in self.earlier
+                if row["image"] not in images and row["probability_png"] not in pictures and (self.out / row["probability_png"]).is_file()]
+
     def _write(self) -> None:
-        write_csv(self.out / self.PARTIAL, self.rows, self.header)
+        write_csv(self.out / self.PARTIAL, self.rows + self._kept(), self.header)
         self.ledger.record(self.out / self.PARTIAL)
 
     def _lock(self) -> None:

@@ -111,3 +111,28 @@ def test_a_file_name_that_is_not_utf8_is_written_escaped_and_the_batch_keeps_its
     text = (tmp_path / "out" / "scores.csv").read_bytes().decode("utf-8")  # strict: the table is valid UTF-8
     rows = list(csv.DictReader(text.splitlines()))
     assert sorted(Path(row["image"]).name for row in rows) == ["ok.jpg", "x\\udcff.jpg"]
+
+
+def test_a_rerun_keeps_the_rows_and_picture_names_of_images_it_does_not_redo(tmp_path, photo):
+    """Run 1 localized d1/x.jpg and d2/x.jpg (x_jpg_*, x_jpg_2_*); run 2 only d2/x.jpg: its table lost d1's row while
+    d1's pictures stayed, d2's pictures moved to x_jpg_* (over d1's), and the ledger named a scores.incomplete.csv that
+    was gone. Now an image named again keeps its pictures' names, the others' rows stay, the ledger lists what is there."""
+    import json
+
+    from pmsp_utils.cli import main
+
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpg").write_bytes(encode(photo, "JPEG", quality=85 if folder == "d1" else 70))
+    out = tmp_path / "out"
+    first, second = str(tmp_path / "d1" / "x.jpg"), str(tmp_path / "d2" / "x.jpg")
+    assert main(["localize", first, second, "--out", str(out), "--no-copy-move"]) == 0
+    before = {row["image"]: row for row in csv.DictReader((out / "scores.csv").open())}
+    d1_picture = (out / before[first]["probability_png"]).read_bytes()
+    assert main(["localize", second, "--out", str(out), "--no-copy-move"]) == 0
+    after = {row["image"]: row for row in csv.DictReader((out / "scores.csv").open())}
+    assert set(after) == {first, second}
+    assert after[second]["probability_png"] == before[second]["probability_png"] == "x_jpg_2_probability.png"
+    assert (out / after[first]["probability_png"]).read_bytes() == d1_picture  # d1's pictures are still d1's
+    ledger = json.loads((out / ".pmsp-written.json").read_text())
+    assert all((out / name).exists() for name in ledger), ledger

@@ -132,11 +132,17 @@ def test_the_table_lists_exactly_the_finished_images_after_an_interruption(photo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(localizer, "write_outputs", interrupted)
-    assert main(["localize", str(photos), "--out", str(out), "--weights", "synthetic", "--runtime", "keras"]) == 130
+    # other settings (a threshold): the first run's rows are not mixed in, only this run's finished image is listed
+    assert main(["localize", str(photos), "--out", str(out), "--weights", "synthetic", "--runtime", "keras", "--threshold", "0.4"]) == 130
     assert not (out / "scores.csv").exists()  # the previous run's table cannot pass for this one's
     rows = (out / "scores.incomplete.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split(",")[0].endswith("a.jpg")
     assert not (out / ".pmsp.lock").exists()
+    # the same settings: this run's finished image first, then the earlier run's rows of the images not yet redone
+    calls.clear()
+    assert main(["localize", str(photos), "--out", str(out), "--weights", "synthetic", "--runtime", "keras"]) == 130
+    rows = (out / "scores.incomplete.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[1].split(",")[0].endswith("a.jpg")  # the 0.4 run's rows are not this run's settings
 
 
 def test_a_second_run_into_the_same_folder_is_refused(photos, tmp_path, capsys):
