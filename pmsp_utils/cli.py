@@ -92,6 +92,21 @@ def _ela(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+#: Below this many pixels on its shorter side an image holds too few 8x8 JPEG blocks for a map to mean much; above this
+#: ratio of its sides the resize policy squashes it past recognition.
+SMALLEST_SIDE, WIDEST_RATIO = 32, 8
+
+
+def _note_shape(path: Path, shape: tuple[int, int], policy: str) -> None:
+    """One line on stderr for an image whose map cannot mean much: tiny, or squashed to a square under ``resize``."""
+    height, width = shape
+    if min(height, width) < SMALLEST_SIDE:
+        print(f"note: {_printable(str(path))}: only {width}x{height} pixels, too few 8x8 blocks for a reliable map.", file=sys.stderr)
+    elif policy == "resize" and max(height, width) > WIDEST_RATIO * min(height, width):
+        print(f"note: {_printable(str(path))}: {width}x{height} is squashed {max(height, width) / min(height, width):.0f}:1 into the "
+              "model's square input (the resize policy); its map is unreliable (--policy pad keeps its pixels).", file=sys.stderr)
+
+
 def _note_conversions(path: Path, conversions) -> None:
     """One line on stderr when reading an image dropped or cut something (an animated GIF's later frames, alpha, bits)."""
     from .images import lossy_conversions
@@ -352,6 +367,7 @@ def _localize(args: argparse.Namespace) -> int:
                 table.ledger.claim(*(f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES))  # before any work for it
                 result = localize(model, path, policy=args.policy, flip=args.flip)
                 _note_conversions(path, result.conversions)
+                _note_shape(path, result.image.shape[:2], args.policy or model.settings.policy)
                 image, probability, found = result.image, result.probability, None
                 if args.copy_move:  # the matcher's pairs, their copies told by ELA and the network's map, fused in
                     from .copymove import fused_with

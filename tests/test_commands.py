@@ -136,3 +136,17 @@ def test_a_rerun_keeps_the_rows_and_picture_names_of_images_it_does_not_redo(tmp
     assert (out / after[first]["probability_png"]).read_bytes() == d1_picture  # d1's pictures are still d1's
     ledger = json.loads((out / ".pmsp-written.json").read_text())
     assert all((out / name).exists() for name in ledger), ledger
+
+
+def test_a_tiny_or_squashed_image_gets_a_note(tmp_path, capsys):
+    """A 1x1 image and a 2000x40 strip squashed 50:1 into the square input were scored with no word of warning."""
+    from pmsp_utils.cli import main
+
+    Image.new("RGB", (1, 1), (120, 50, 30)).save(tmp_path / "one.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 2000, 3), dtype=np.uint8)).save(tmp_path / "strip.jpg", quality=90)
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (96, 128, 3), dtype=np.uint8)).save(tmp_path / "fine.jpg", quality=90)
+    assert main(["localize", *(str(tmp_path / name) for name in ("one.png", "strip.jpg", "fine.jpg")), "--out", str(tmp_path / "out"),
+                 "--weights", "synthetic", "--no-copy-move"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 2, notes
+    assert "one.png: only 1x1 pixels" in notes[0] and "strip.jpg: 2000x40 is squashed 50:1" in notes[1]
