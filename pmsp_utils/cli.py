@@ -363,6 +363,7 @@ def _localize(args: argparse.Namespace) -> int:
         columns += ["copy_move_pair", "copy_move_score", "copy_move_copy"]
     with RunFolder(out, columns, earlier, settings) as table:
         for path, stem in stems.items():
+            table.start(path)
             try:
                 table.ledger.claim(*(f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES))  # before any work for it
                 result = localize(model, path, policy=args.policy, flip=args.flip)

@@ -67,6 +67,14 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
+def _unescaped(text: str) -> str:
+    """A name as a table holds it, with the ``\\udcXX`` escapes of bytes that are not UTF-8 (how pmsp writes such names,
+    :func:`~pmsp_utils.safe_write.write_text_atomic`) turned back into the name Python has for the file."""
+    import re
+
+    return re.sub(r"\\udc([89a-fA-F][0-9a-fA-F])", lambda found: chr(0xDC00 + int(found.group(1), 16)), text)
+
+
 def _resolved(path: Path) -> Path:
     """``path`` with links resolved; a symlink loop stays as it is named (it is reported by name when read)."""
     try:
@@ -215,10 +223,10 @@ ELA_OUTPUTS = ("_ela.png",)
 FORMER_OUTPUTS = ("_overlay.png",)
 
 
-def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...], earlier: dict[str, str] | None = None) -> dict[Path, str]:
+def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...], earlier: dict[Path, str] | None = None) -> dict[Path, str]:
     """{input: output stem}, after checking that no output can overwrite an input or another output of the run.
 
-    ``earlier``: {image as named: stem} of an earlier run into ``out`` (:meth:`RunFolder.earlier_rows`): an image
+    ``earlier``: {image, links resolved: stem} of an earlier run into ``out`` (:meth:`RunFolder.earlier_rows`): an image
     named the same way again gets its stem back, and no other image takes one of those stems, so the earlier run's
     pictures of images not redone stay theirs (and their rows stay in ``scores.csv``).
     Raises :class:`OutputFolderError` when ``out`` holds inputs whose names could
@@ -227,8 +235,7 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...], earlier
     """
     earlier = earlier or {}
     used: set[str] = set(earlier.values())
-    stems = {path: earlier[str(path)] for path in files if str(path) in earlier}
-    stems = {path: stems.get(path) or unique_stem(path, used) for path in files}
+    stems = {path: earlier.get(_resolved(path)) or unique_stem(path, used) for path in files}
     inputs = {_resolved(path) for path in files}
     out_resolved = out.resolve()
     inside = [path for path in files if _resolved(path).parent == out_resolved]
@@ -287,10 +294,15 @@ class Ledger:
     def entries(self) -> dict[str, str | None]:
         import json
 
-        try:
-            values = json.loads((self.out / self.NAME).read_text())
-        except (OSError, ValueError, TypeError):
+        path = self.out / self.NAME
+        if not path.exists():
             return {}
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, ValueError, TypeError):
+            raise OutputFolderError(f"{path}: pmsp's record of what it wrote there is damaged (not JSON), so it cannot tell its "
+                                    "files from yours and replaces none: delete that file and pmsp's outputs beside it, or "
+                                    "choose another --out.") from None
         if isinstance(values, list):
             return {str(name): None for name in values}
         return {str(name): digest for name, digest in values.items()} if isinstance(values, dict) else {}
@@ -340,49 +352,60 @@ class RunFolder:
       interruption it lists exactly the images whose outputs exist; only a finished run renames it ``scores.csv``
       (an earlier run's ``scores.csv`` is removed first, so it cannot pass for this run's).
     * ``settings``: what the rows depend on (model, threshold, policy ...), kept beside the table (``.pmsp-run.json``).
-      ``earlier``: the rows of an earlier run's ``scores.csv`` (:meth:`earlier_rows`, read only when that run had the
-      same settings). Those of images this run does not redo, whose pictures are still there and not rewritten, stay
-      in the table after this run's rows, so the table lists every picture's image and no two runs' settings mix.
+      ``earlier``: the rows an earlier run left (:meth:`earlier_rows`: its ``scores.csv``, or the partial table of a run
+      that was stopped; read only when that run had the same settings). The rows of images this run has not started,
+      whose three pictures are all still there and not rewritten, stay in the table after this run's rows; an image
+      this run has started (:meth:`start`) is this run's to list (or not, when it fails), so the table lists every
+      picture's image, a stopped run keeps the rows of the images it did not reach, and no two runs' settings mix.
     """
 
     TABLE, PARTIAL, LEDGER, LOCK, SETTINGS = "scores.csv", "scores.incomplete.csv", Ledger.NAME, ".pmsp.lock", ".pmsp-run.json"
 
     def __init__(self, out: Path, header: list[str], earlier: list[dict] | None = None, settings: dict | None = None) -> None:
         self.out, self.header, self.rows, self.earlier = Path(out), header, [], list(earlier or [])
-        self.settings = settings
+        self.settings, self.started = settings, set()
+
+    def start(self, image: Path) -> None:
+        """``image`` is this run's from now on: its earlier row goes, and only this run can list it again."""
+        key = _resolved(Path(image))
+        if key not in self.started:
+            self.started.add(key)
+            if any(_resolved(Path(row["image"])) == key for row in self.earlier):
+                self._write()  # its earlier row leaves the table now: if it fails, no row of it stays
 
     @classmethod
     def earlier_rows(cls, out: Path, settings: dict | None = None) -> list[dict]:
-        """The rows of the ``scores.csv`` an earlier run left in ``out``: none when pmsp did not write it or it was
-        edited since (such a table is refused when the run starts), or when that run's settings were not ``settings``."""
+        """The rows an earlier run left in ``out``: its ``scores.csv``, or, when it was stopped, its partial table. None
+        when pmsp did not write that table or it was edited since (such a table is refused when the run starts), or
+        when that run's settings were not ``settings``. Names written escaped (bytes that are not UTF-8) are restored."""
         import csv
         import json
 
-        path, ledger = Path(out) / cls.TABLE, Ledger(out)
-        if not path.is_file() or not ledger.owns(cls.TABLE):
-            return []
+        out, ledger = Path(out), Ledger(out)
+        path = next((out / name for name in (cls.TABLE, cls.PARTIAL) if (out / name).is_file()), None)
         try:
-            if not ledger.owns(cls.SETTINGS) or json.loads((Path(out) / cls.SETTINGS).read_text()) != settings:
+            if path is None or not ledger.owns(path.name) or not ledger.owns(cls.SETTINGS):
                 return []
-        except (OSError, ValueError):
-            return []
-        try:
+            if json.loads((out / cls.SETTINGS).read_text()) != settings:
+                return []
             with path.open(newline="", encoding="utf-8") as handle:
-                return [row for row in csv.DictReader(handle) if row.get("image") and row.get("probability_png")]
-        except (OSError, ValueError, csv.Error):
+                rows = [row for row in csv.DictReader(handle) if row.get("image") and row.get("probability_png")]
+        except (OSError, ValueError, csv.Error, OutputFolderError):
             return []
+        return [{**row, "image": _unescaped(row["image"]), "probability_png": _unescaped(row["probability_png"])} for row in rows]
 
     @staticmethod
-    def earlier_stems(rows: list[dict]) -> dict[str, str]:
-        """{image as named: output stem} of :meth:`earlier_rows`, for :func:`plan_outputs`."""
+    def earlier_stems(rows: list[dict]) -> dict[Path, str]:
+        """{image, links resolved: output stem} of :meth:`earlier_rows`, for :func:`plan_outputs`."""
         ending = LOCALIZE_OUTPUTS[0]
-        return {row["image"]: row["probability_png"][: -len(ending)] for row in rows if row["probability_png"].endswith(ending)}
+        return {_resolved(Path(row["image"])): row["probability_png"][: -len(ending)] for row in rows
+                if row["probability_png"].endswith(ending)}
 
     def __enter__(self) -> "RunFolder":
         self._lock()
         try:
             self.ledger = Ledger(self.out)
-            for name in (self.TABLE, self.PARTIAL):
+            for name in (self.TABLE, self.PARTIAL, self.SETTINGS):  # every check before anything is removed
                 if not self.ledger.owns(name):
                     raise OutputFolderError(f"--out {self.out}: it holds a {name} that pmsp did not write, or that was edited since "
                                             "pmsp wrote it; it is never replaced. Move it, or choose another output folder.")
@@ -391,7 +414,6 @@ class RunFolder:
             if self.settings is not None:
                 import json
 
-                self.ledger.claim(self.SETTINGS)
                 write_text_atomic(self.out / self.SETTINGS, json.dumps(self.settings, sort_keys=True))
                 self.ledger.record(self.out / self.SETTINGS)
             self._write()
@@ -414,11 +436,18 @@ class RunFolder:
             self._unlock()
 
     def _kept(self) -> list[list[str]]:
-        """The earlier rows still true: their image not redone, their probability picture there and not rewritten."""
-        images = {row[0] for row in self.rows}
+        """The earlier rows still true: an image this run has not started, its three pictures there, none rewritten."""
         pictures = {row[3] for row in self.rows}
-        return [[row.get(column) or "" for column in self.header] for row in self.earlier
-                if row["image"] not in images and row["probability_png"] not in pictures and (self.out / row["probability_png"]).is_file()]
+        ending = LOCALIZE_OUTPUTS[0]
+        kept = []
+        for row in self.earlier:
+            name = row["probability_png"]
+            stem = name[: -len(ending)] if name.endswith(ending) else None
+            if (stem is None or _resolved(Path(row["image"])) in self.started or name in pictures
+                    or not all((self.out / f"{stem}{other}").is_file() for other in LOCALIZE_OUTPUTS)):
+                continue
+            kept.append([row.get(column) or "" for column in self.header])
+        return kept
 
     def _write(self) -> None:
         write_csv(self.out / self.PARTIAL, self.rows + self._kept(), self.header)
