@@ -12,6 +12,7 @@ Used as ``pmsp compare A B`` (A, B: evaluation folders or their ``per_image.csv`
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def read_scores(path: str | Path, method: str | None = None) -> Scores:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:  # a byte-order mark (Excel's "CSV UTF-8") is not a column
             return _read_rows(path, csv.DictReader(handle), method)
+    except csv.Error as error:  # a field past the csv module's limit, a NUL byte ...
+        raise ValueError(f"{path}: not a table that can be read as CSV ({error}); restore it or run pmsp evaluate again.") from None
     except UnicodeDecodeError as error:
         raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 (CSV UTF-8) or run "
                          "pmsp evaluate again.") from None
@@ -79,7 +82,10 @@ def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores
     try:
         threshold = float(f1_column[3:])
     except ValueError:
-        threshold = None
+        threshold = math.nan
+    if not 0.0 < threshold < 1.0:  # NaN fails this too
+        raise ValueError(f"{path}: its column {f1_column} names no threshold between 0 and 1 (pmsp evaluate writes f1@0.5); "
+                         "restore the table or run pmsp evaluate again.")
     methods: dict[str, None] = {}
     f1: dict[str, float] = {}
     kinds: dict[str, str] = {}
@@ -87,6 +93,9 @@ def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores
         if None in row.values() or None in row:  # fewer cells than columns, or more: a row cut short or run together
             raise ValueError(f"{path}, line {line}: {len(columns)} columns in the header but not in this row; the table is cut "
                              "short or damaged: run pmsp evaluate again.")
+        if all(row[column] == column for column in ("method", "image", f1_column)):
+            raise ValueError(f"{path}, line {line}: the header again, inside the table (two tables joined?); compare each "
+                             "evaluation's per_image.csv as it was written.")
         methods.setdefault(row["method"])
         method = method or row["method"]
         if row["method"] != method or row[f1_column] == "":  # authentic images have no F1

@@ -214,3 +214,21 @@ def test_a_reader_that_goes_away_does_not_turn_a_finished_comparison_into_an_err
     process.stdout.close()  # the reader is gone before the first line is written
     _, err = process.communicate(timeout=120)
     assert process.returncode == 0 and b"Broken pipe" not in err, err
+
+
+def test_joined_tables_an_unreadable_threshold_and_a_huge_field_are_refused_naming_the_file(tmp_path):
+    """Two per-image tables joined with `cat` gave a verdict (the second header was taken for another method); a column
+    f1@0.3x skipped the threshold check; a 200,000-character cell gave csv's "field larger than field limit" as an
+    unexpected error naming no file."""
+    from pmsp_utils.compare import read_scores
+
+    rows = "".join(f"net,i{k},0.5\n" for k in range(3))
+    (tmp_path / "joined.csv").write_text("method,image,f1@0.5\n" + rows + "method,image,f1@0.5\n" + rows)
+    with pytest.raises(ValueError, match=r"joined\.csv, line 5: the header again"):
+        read_scores(tmp_path / "joined.csv")
+    (tmp_path / "odd.csv").write_text("method,image,f1@0.3x\n" + rows)
+    with pytest.raises(ValueError, match=r"odd\.csv: its column f1@0.3x names no threshold"):
+        read_scores(tmp_path / "odd.csv")
+    (tmp_path / "huge.csv").write_text("method,image,f1@0.5\nnet," + "x" * 200_000 + ",0.5\n")
+    with pytest.raises(ValueError, match=r"huge\.csv: not a table that can be read as CSV"):
+        read_scores(tmp_path / "huge.csv")
