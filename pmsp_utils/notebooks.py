@@ -135,8 +135,19 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
         notebook = nbformat.read(source, as_version=4)
     except Exception as error:  # not JSON, not a notebook, unreadable: nbformat raises several kinds
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        try:
+            import json
+
+            values = json.loads(source.read_text())
+            if not isinstance(values, dict) or not isinstance(values.get("cells"), list):
+                reason = "JSON, but no notebook: it has no list of cells"
+        except (OSError, ValueError):
+            pass
         raise NotebookError(f"{source}: not a notebook that can be read ({reason}); restore it (git checkout) or remove it "
                             "from the folder.") from None
+    if executed == source and not os.stat(source).st_mode & 0o222:  # --in-place over a file its owner made read-only
+        raise NotebookError(f"{source}: read-only, so --in-place does not write over it; make it writable (chmod u+w) or run "
+                            "without --in-place.")
     environment = {**os.environ, "PMSP_PROGRESS": "0"}  # a progress bar saved in a notebook would read 0% forever
     if smoke is not None:
         environment["PMSP_SMOKE"] = "1" if smoke else "0"
@@ -186,9 +197,16 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
     strip_widget_state(notebook)
     strip_native_logs(notebook)
     notebook.metadata["pmsp"] = {"executed_with": shipped_artifacts(), "data": data_identity()}
-    executed.parent.mkdir(parents=True, exist_ok=True)
     text = nbformat.writes(notebook)
-    write_text_atomic(executed, text if text.endswith("\n") else text + "\n")  # whole or not at all, laid out as nbformat.write does
+    try:
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        mode = os.stat(executed).st_mode & 0o777 if executed.exists() else None
+        write_text_atomic(executed, text if text.endswith("\n") else text + "\n")  # whole or not at all, laid out as nbformat.write does
+        if mode is not None:
+            os.chmod(executed, mode)  # the file written over keeps its permissions
+    except OSError as error:
+        raise NotebookError(f"{executed}: the executed notebook cannot be written ({error.strerror or error}); check that its "
+                            "folder can be written to, or choose another --out.") from None
     return notebook
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import os
 
 import nbformat
@@ -111,3 +112,37 @@ def test_one_broken_notebook_does_not_stop_the_others_and_each_failure_is_named(
     assert "03_slow.ipynb: cell 0 ran past --timeout 3 s" in errors[1] and "(it ran in smoke mode already)" in errors[1]
     assert captured.out.count("running 01_ok.ipynb") == 1
     assert {path.name for path in (out / "notebooks").iterdir()} == {"01_ok.ipynb", "04_ok.ipynb"}
+
+
+def test_a_read_only_notebook_a_json_list_and_a_copy_that_cannot_be_written_are_each_one_line(tmp_path, capsys, monkeypatch):
+    """--in-place replaced a read-only notebook (and changed its mode); '[]' said "'list' object has no attribute 'get'";
+    an executed copy that could not be written stopped the batch with a raw error about a temporary file."""
+    import nbformat
+
+    import pmsp_utils.notebooks as runner
+    from pmsp_utils.cli import main
+
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in ("01_locked", "02_ok", "03_unwritable"):
+        nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")]), folder / f"{name}.ipynb")
+    (folder / "04_list.ipynb").write_text("[]")
+    locked = folder / "01_locked.ipynb"
+    locked.chmod(0o444)
+    before = locked.read_bytes()
+    real = runner.write_text_atomic
+
+    def refuse_one(path, text):
+        if Path(path).name == "03_unwritable.ipynb":
+            raise PermissionError(13, "Permission denied")
+        return real(path, text)
+
+    monkeypatch.setattr(runner, "write_text_atomic", refuse_one)
+    assert main(["notebooks", "--notebooks", str(folder), "--out", str(tmp_path / "out"), "--smoke", "--in-place"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3, errors
+    assert "01_locked.ipynb: read-only, so --in-place does not write over it" in errors[0]
+    assert "03_unwritable.ipynb: the executed notebook cannot be written (Permission denied)" in errors[1]
+    assert "04_list.ipynb: not a notebook that can be read (JSON, but no notebook: it has no list of cells)" in errors[2]
+    assert locked.read_bytes() == before and (locked.stat().st_mode & 0o777) == 0o444
+    assert "execution_count" in (folder / "02_ok.ipynb").read_text()
