@@ -163,3 +163,17 @@ def test_rotation_adds_no_near_black_pixels_to_copy_moves():
         forgeries = SyntheticForgerySet(8, seed=7, config=config)
         counts[rotate] = sum(int(((item.image.max(axis=2) < 16) & (item.mask > 0)).sum()) for item in (forgeries[i] for i in range(8)))
     assert counts[1.0] <= counts[0.0] + 100, counts  # before the fix: 2147 against 1270
+
+
+def test_a_pixel_limit_below_the_packaged_photos_names_the_setting_not_an_internal_file(monkeypatch):
+    """PMSP_MAX_IMAGE_PIXELS=1 stopped `pmsp evaluate --data synthetic` naming site-packages/.../flower.jpg as a
+    possible decompression bomb: a file the user never gave. The error names the setting."""
+    import pytest
+    from PIL import Image
+
+    from pmsp_utils.data.photos import load_photo
+    from pmsp_utils.images import ImageTooLargeError
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1)
+    with pytest.raises(ImageTooLargeError, match=r"PMSP_MAX_IMAGE_PIXELS=1 is below the size of the packaged photo 'flower'"):
+        load_photo("flower")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import load_image
+from ..images import ImageTooLargeError, load_image
 
 
 @dataclass(frozen=True)
@@ -65,4 +65,10 @@ def load_photo(name: str) -> np.ndarray:
     """A packaged photo as a uint8 RGB array (H, W, 3)."""
     if name not in PHOTOS:
         raise ValueError(f"Unknown photo {name!r}; choose one of {photo_names()}.")
-    return np.array(load_image(PHOTOS[name].path()).image.convert("RGB"))
+    try:
+        return np.array(load_image(PHOTOS[name].path()).image.convert("RGB"))
+    except ImageTooLargeError:  # the limit is meant for inputs: say which setting stops a packaged photo
+        from PIL import Image
+
+        raise ImageTooLargeError(f"PMSP_MAX_IMAGE_PIXELS={Image.MAX_IMAGE_PIXELS} is below the size of the packaged photo "
+                                 f"{name!r} that the synthetic set is made from (under a megapixel); raise it, or unset it.") from None
