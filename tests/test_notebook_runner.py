@@ -87,8 +87,8 @@ def test_the_timeout_stops_a_long_cell_and_a_failing_cell_is_one_plain_line(tmp_
 
 def test_one_broken_notebook_does_not_stop_the_others_and_each_failure_is_named(tmp_path, capsys):
     """A notebook that was not JSON stopped the batch with "Notebook does not appear to be JSON" naming no file, and a
-    timeout dropped the rest of the batch advising --smoke when it was given; --out naming a file failed only after a
-    kernel had run, and a notebook named twice in --only ran twice at once into one file."""
+    failing one dropped the rest of the batch; --out naming a file failed only after a kernel had run, and a notebook
+    named twice in --only ran twice at once into one file. A timeout in smoke mode does not advise --smoke."""
     import nbformat
 
     from pmsp_utils.cli import main
@@ -97,20 +97,25 @@ def test_one_broken_notebook_does_not_stop_the_others_and_each_failure_is_named(
     folder.mkdir()
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(1)")]), folder / "01_ok.ipynb")
     (folder / "02_bad.ipynb").write_text("{ nope")
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(30)")]), folder / "03_slow.ipynb")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")]), folder / "03_fails.ipynb")
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 2")]), folder / "04_ok.ipynb")
     (tmp_path / "a_file").write_text("mine")
     assert main(["notebooks", "--notebooks", str(folder), "--out", str(tmp_path / "a_file"), "--smoke"]) == 2
     assert "--out " in capsys.readouterr().err and (tmp_path / "a_file").read_text() == "mine"
     out = tmp_path / "out"
-    assert main(["notebooks", "--notebooks", str(folder), "--out", str(out), "--smoke", "--timeout", "3",
-                 "--only", "01_ok.ipynb", "02_bad.ipynb", "03_slow.ipynb", "04_ok.ipynb", "01_ok.ipynb"]) == 1
+    assert main(["notebooks", "--notebooks", str(folder), "--out", str(out), "--smoke",
+                 "--only", "01_ok.ipynb", "02_bad.ipynb", "03_fails.ipynb", "04_ok.ipynb", "01_ok.ipynb"]) == 1
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 2, captured.err
     assert "02_bad.ipynb: not a notebook that can be read" in errors[0] and "restore it" in errors[0]
-    assert "03_slow.ipynb: cell 0 ran past --timeout 3 s" in errors[1] and "(it ran in smoke mode already)" in errors[1]
+    assert "03_fails.ipynb: cell 0 failed with ZeroDivisionError" in errors[1]
     assert captured.out.count("running 01_ok.ipynb") == 1
+    from pmsp_utils.notebooks import _cell_error
+
+    running = {"cell": 2, "since": None, "timed_out": 2}
+    assert "(it ran in smoke mode already)" in str(_cell_error(Path("x.ipynb"), RuntimeError(), running, 3, smoke=True))
+    assert "or run the notebook in smoke mode (--smoke)" in str(_cell_error(Path("x.ipynb"), RuntimeError(), running, 3, smoke=None))
     assert {path.name for path in (out / "notebooks").iterdir()} == {"01_ok.ipynb", "04_ok.ipynb"}
 
 

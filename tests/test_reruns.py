@@ -1,0 +1,90 @@
+"""Reruns of pmsp localize into one output folder: what the table keeps, what it drops, and what is never lost
+(issue 38; kept apart from test_commands.py so that the test processes share the work evenly)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from conftest import encode
+
+def test_a_rerun_keeps_the_rows_and_picture_names_of_images_it_does_not_redo(tmp_path, photo):
+    """Run 1 localized d1/x.jpg and d2/x.jpg (x_jpg_*, x_jpg_2_*); run 2 only d2/x.jpg: its table lost d1's row while
+    d1's pictures stayed, d2's pictures moved to x_jpg_* (over d1's), and the ledger named a scores.incomplete.csv that
+    was gone. Now an image named again keeps its pictures' names, the others' rows stay, the ledger lists what is there."""
+    import json
+
+    from pmsp_utils.cli import main
+
+    for folder in ("d1", "d2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.jpg").write_bytes(encode(photo, "JPEG", quality=85 if folder == "d1" else 70))
+    out = tmp_path / "out"
+    first, second = str(tmp_path / "d1" / "x.jpg"), str(tmp_path / "d2" / "x.jpg")
+    assert main(["localize", first, second, "--out", str(out), "--no-copy-move"]) == 0
+    before = {row["image"]: row for row in csv.DictReader((out / "scores.csv").open())}
+    d1_picture = (out / before[first]["probability_png"]).read_bytes()
+    assert main(["localize", second, "--out", str(out), "--no-copy-move"]) == 0
+    after = {row["image"]: row for row in csv.DictReader((out / "scores.csv").open())}
+    assert set(after) == {first, second}
+    assert after[second]["probability_png"] == before[second]["probability_png"] == "x_jpg_2_probability.png"
+    assert (out / after[first]["probability_png"]).read_bytes() == d1_picture  # d1's pictures are still d1's
+    ledger = json.loads((out / ".pmsp-written.json").read_text())
+    assert all((out / name).exists() for name in ledger), ledger
+
+def test_reruns_never_lose_or_misreport_earlier_rows(tmp_path, photo, capsys, monkeypatch):
+    """The second hostile pass on reruns: a refused run removed the old table before refusing; a rerun after Ctrl-C
+    lost the stopped run's rows; an image that failed kept its earlier row (now a user's picture); the same file named
+    by another path got a second set of pictures; a row stayed with one of its pictures deleted; a damaged ledger was
+    blamed on scores.csv; a name that is not UTF-8 lost its row."""
+    import os
+
+    import pmsp_utils.localize_outputs as outputs
+    from pmsp_utils import runtime
+    from pmsp_utils.cli import main
+
+    loaded = runtime.load_for_inference("synthetic")  # loaded once: the runs below are about the table, not the model
+    monkeypatch.setattr(runtime, "load_for_inference", lambda *args, **options: loaded)
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["a.jpg", "b.jpg", os.fsdecode(b"y\xe9z.jpg")]
+    for index, name in enumerate(names):
+        (folder / name).write_bytes(encode(photo, "JPEG", quality=70 + 10 * index))
+    out = tmp_path / "out"
+    run = lambda *paths: main(["localize", *map(str, paths), "--out", str(out), "--weights", "synthetic", "--no-copy-move"])  # noqa: E731
+    table = lambda: {Path(row["image"]).name for row in csv.DictReader((out / "scores.csv").open(encoding="utf-8"))}  # noqa: E731
+    assert run(folder) == 0 and len(table()) == 3
+    assert run(folder / "a.jpg") == 0 and table() == {"a.jpg", "b.jpg", "y\\udce9z.jpg"}  # the odd name's row is kept
+    monkeypatch.chdir(tmp_path)
+    assert run(Path("in") / "a.jpg") == 0 and not list(out.glob("a_jpg_2_*"))  # the same file by another path: same pictures
+    # a refused run removes nothing
+    (out / ".pmsp-run.json").write_text((out / ".pmsp-run.json").read_text() + " ")
+    assert run(folder / "a.jpg") == 2 and (out / "scores.csv").is_file()
+    capsys.readouterr()
+    (out / ".pmsp-run.json").unlink()
+    assert run(folder) == 0  # without the settings file no earlier rows are taken, but every image is redone
+    # a stopped run's rows serve the next run
+    real, calls = outputs.write_outputs, []
+
+    def stopped(*args, **kwargs):  # Ctrl-C while b is written: a is done, the odd name not reached
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outputs, "write_outputs", stopped)
+    assert run(folder) == 130 and not (out / "scores.csv").exists()
+    capsys.readouterr()
+    monkeypatch.setattr(outputs, "write_outputs", real)
+    assert run(folder / "b.jpg") == 0 and len(table()) == 3
+    # an image that fails this time loses its earlier row; a row whose picture was deleted goes too
+    (out / "a_jpg_probability.png").write_bytes(b"the user's own file")
+    (out / "b_jpg_mask.png").unlink()
+    assert run(folder / "a.jpg") == 1
+    assert table() == {"y\\udce9z.jpg"}
+    assert capsys.readouterr().err.count("error: ") == 1
+    # a damaged ledger is named
+    (out / ".pmsp-written.json").write_text("{")
+    assert run(folder / "b.jpg") == 2
+    assert ".pmsp-written.json: pmsp's record of what it wrote there is damaged" in capsys.readouterr().err
