@@ -55,7 +55,7 @@ test-fast: $(VENV)/.installed-test
 # saved model on TensorFlow, and runs notebooks 03 and 04 on the torch backend in smoke mode.
 test-torch: $(VENV)/.installed-test
 	$(PIP) -e ".[torch]"
-	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_model.py -k pytorch -q
+	PMSP_SMOKE=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_backends.py -k pytorch -q
 	PMSP_SMOKE=1 MPLBACKEND=Agg KERAS_BACKEND=torch $(BIN)/python -m pytest notebooks/03_building_the_network.ipynb \
 	  notebooks/04_training.ipynb --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -q
 

@@ -21,7 +21,6 @@ from pmsp_utils.network import (  # noqa: E402
 )
 from pmsp_utils.network import imagenet as weights_module  # noqa: E402
 from pmsp_utils.pipeline import localize  # noqa: E402
-from processes import reports_of, start_python  # noqa: E402
 
 SIZE = 192
 
@@ -372,34 +371,6 @@ def test_ensemble_refuses_what_does_not_fit():
         build_ensemble({"one": (one, "image"), "two": (build_pmsp(2 * SIZE, verbose=False), "image")})
 
 
-# --- two backends ---------------------------------------------------------------------
-
-
-def start_backend(backend: str, work: Path, mode: str):
-    return start_python([Path(__file__).with_name("backend_check.py"), work, mode], KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
-
-
-@pytest.mark.slow
-def test_tensorflow_and_jax_agree(tmp_path):
-    pytest.importorskip("jax", reason="the JAX backend check needs jax: pip install -e '.[test]'")
-    # Both at once: TensorFlow initialises and saves the weights (JAX, importing meanwhile, waits for them), both check them.
-    processes = [start_backend("tensorflow", tmp_path, "weights+check"), start_backend("jax", tmp_path, "check")]
-    tensorflow, jax = reports_of(processes)
-    assert (tensorflow["saved"], jax["saved"]) == (3, 0)
-    assert (tensorflow["backend"], jax["backend"]) == ("tensorflow", "jax")
-    assert set(tensorflow["variants"]) == set(jax["variants"]) == {"os32", "os16_f3", "os8"}
-    for report in (tensorflow, jax):
-        for name, variant in report["variants"].items():
-            assert variant["shape"] == [2, 192, 192, 1] and np.isfinite(variant["loss"]) and variant["changed"], (report["backend"], name)
-            assert variant["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
-            streams = 1 if name == "os8" else 2  # backend_check.VARIANTS: stride 8 reads the RGB stream only
-            assert variant["folded"] >= 27 * streams and variant["predicted_spread"] > 1e-3, (report["backend"], name)  # 27 a MobileNet
-            assert variant["folded_error"] < 5e-5, (report["backend"], name, variant["folded_error"])
-        assert report["ensemble_error"] < 1e-5, (report["backend"], report["ensemble_error"])  # the pair: the mean of its members' views
-    for name in tensorflow["variants"]:
-        np.testing.assert_allclose(np.load(tmp_path / f"jax_{name}.npy"), np.load(tmp_path / f"tensorflow_{name}.npy"), atol=2e-4, err_msg=name)
-
-
 def test_multiply_adds_by_hand():
     from keras import layers
 
@@ -436,19 +407,3 @@ def test_available_imagenet_weights_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setenv("PMSP_IMAGENET_WEIGHTS", str(tmp_path / "missing.h5"))
     with pytest.raises(FileNotFoundError, match="is not a file"):
         available_imagenet_weights()
-
-
-@pytest.mark.slow
-def test_pytorch_trains_a_step_and_its_saved_model_runs_on_tensorflow(tmp_path):
-    """Keras 3 on PyTorch (Colab ships torch beside TensorFlow): one training step with the package's loss, the model
-    saved as .keras, loaded on TensorFlow with the same maps; the LiteRT export, which needs TensorFlow, says so in one
-    line. Needs torch: `make test-torch` installs it and runs this (it is too large a download for every `make test`)."""
-    pytest.importorskip("torch", reason="the PyTorch backend check needs torch: make test-torch")
-    torch_report, = reports_of([start_python([Path(__file__).with_name("torch_check.py"), tmp_path, "train"], KERAS_BACKEND="torch")])
-    tensorflow_report, = reports_of([start_python([Path(__file__).with_name("torch_check.py"), tmp_path, "load"],
-                                                  KERAS_BACKEND="tensorflow")])
-    assert (torch_report["backend"], tensorflow_report["backend"]) == ("torch", "tensorflow")
-    assert np.isfinite(torch_report["loss"]) and torch_report["changed"] and torch_report["spread"] > 1e-3
-    if "litert" in torch_report:
-        assert "made through TensorFlow, and Keras runs on torch" in torch_report["litert"]
-    np.testing.assert_allclose(np.load(tmp_path / "tensorflow.npy"), np.load(tmp_path / "torch.npy"), atol=1e-4)
