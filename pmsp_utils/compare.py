@@ -12,7 +12,6 @@ Used as ``pmsp compare A B`` (A, B: evaluation folders or their ``per_image.csv`
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores
     try:
         threshold = float(f1_column[3:])
     except ValueError:
-        threshold = math.nan
+        threshold = -1.0
     if not 0.0 < threshold < 1.0:  # NaN fails this too
         raise ValueError(f"{path}: its column {f1_column} names no threshold between 0 and 1 (pmsp evaluate writes f1@0.5); "
                          "restore the table or run pmsp evaluate again.")

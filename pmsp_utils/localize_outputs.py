@@ -17,7 +17,7 @@ import numpy as np
 
 from .data.records import IMAGE_SUFFIXES
 from .data.verify import sha256 as _digest
-from .safe_write import save_picture_atomic, write_csv, write_text_atomic
+from .safe_write import save_picture_atomic, unescaped, write_csv, write_text_atomic
 
 TOP_FRACTION = 0.01  # the tamper score averages the top 1% of probabilities
 
@@ -65,14 +65,6 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
         else:
             add(path)  # a missing or unreadable file is reported when it is read
     return files, problems
-
-
-def _unescaped(text: str) -> str:
-    """A name as a table holds it, with the ``\\udcXX`` escapes of bytes that are not UTF-8 (how pmsp writes such names,
-    :func:`~pmsp_utils.safe_write.write_text_atomic`) turned back into the name Python has for the file."""
-    import re
-
-    return re.sub(r"\\udc([89a-fA-F][0-9a-fA-F])", lambda found: chr(0xDC00 + int(found.group(1), 16)), text)
 
 
 def _resolved(path: Path) -> Path:
@@ -362,7 +354,9 @@ class RunFolder:
     TABLE, PARTIAL, LEDGER, LOCK, SETTINGS = "scores.csv", "scores.incomplete.csv", Ledger.NAME, ".pmsp.lock", ".pmsp-run.json"
 
     def __init__(self, out: Path, header: list[str], earlier: list[dict] | None = None, settings: dict | None = None) -> None:
-        self.out, self.header, self.rows, self.earlier = Path(out), header, [], list(earlier or [])
+        self.out, self.header, self.rows = Path(out), header, []
+        # checked once, before this run writes: an earlier row stays only while its three pictures are all there
+        self.earlier = [row for row in earlier or () if all((self.out / f"{row['_stem']}{ending}").is_file() for ending in LOCALIZE_OUTPUTS)]
         self.settings, self.started = settings, set()
 
     def start(self, image: Path) -> None:
@@ -370,7 +364,7 @@ class RunFolder:
         key = _resolved(Path(image))
         if key not in self.started:
             self.started.add(key)
-            if any(_resolved(Path(row["image"])) == key for row in self.earlier):
+            if any(row["_key"] == key for row in self.earlier):
                 self._write()  # its earlier row leaves the table now: if it fails, no row of it stays
 
     @classmethod
@@ -392,14 +386,18 @@ class RunFolder:
                 rows = [row for row in csv.DictReader(handle) if row.get("image") and row.get("probability_png")]
         except (OSError, ValueError, csv.Error, OutputFolderError):
             return []
-        return [{**row, "image": _unescaped(row["image"]), "probability_png": _unescaped(row["probability_png"])} for row in rows]
+        ending, kept = LOCALIZE_OUTPUTS[0], []
+        for row in rows:  # each with its image's resolved path (_key) and its pictures' stem (_stem), worked out once
+            image, picture = unescaped(row["image"]), unescaped(row["probability_png"])
+            if picture.endswith(ending):
+                kept.append({**row, "image": image, "probability_png": picture, "_key": _resolved(Path(image)),
+                             "_stem": picture[: -len(ending)]})
+        return kept
 
     @staticmethod
     def earlier_stems(rows: list[dict]) -> dict[Path, str]:
         """{image, links resolved: output stem} of :meth:`earlier_rows`, for :func:`plan_outputs`."""
-        ending = LOCALIZE_OUTPUTS[0]
-        return {_resolved(Path(row["image"])): row["probability_png"][: -len(ending)] for row in rows
-                if row["probability_png"].endswith(ending)}
+        return {row["_key"]: row["_stem"] for row in rows}
 
     def __enter__(self) -> "RunFolder":
         self._lock()
@@ -438,16 +436,8 @@ class RunFolder:
     def _kept(self) -> list[list[str]]:
         """The earlier rows still true: an image this run has not started, its three pictures there, none rewritten."""
         pictures = {row[3] for row in self.rows}
-        ending = LOCALIZE_OUTPUTS[0]
-        kept = []
-        for row in self.earlier:
-            name = row["probability_png"]
-            stem = name[: -len(ending)] if name.endswith(ending) else None
-            if (stem is None or _resolved(Path(row["image"])) in self.started or name in pictures
-                    or not all((self.out / f"{stem}{other}").is_file() for other in LOCALIZE_OUTPUTS)):
-                continue
-            kept.append([row.get(column) or "" for column in self.header])
-        return kept
+        return [[row.get(column) or "" for column in self.header] for row in self.earlier
+                if row["_key"] not in self.started and row["probability_png"] not in pictures]
 
     def _write(self) -> None:
         write_csv(self.out / self.PARTIAL, self.rows + self._kept(), self.header)

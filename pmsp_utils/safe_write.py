@@ -62,6 +62,14 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8", errors="backslashreplace"))
 
 
+def unescaped(text: str) -> str:
+    """A name as :func:`write_text_atomic` wrote it, its ``\\udcXX`` escapes (bytes that are not UTF-8) turned back into
+    the name Python has for the file."""
+    import re
+
+    return re.sub(r"\\udc([89a-fA-F][0-9a-fA-F])", lambda found: chr(0xDC00 + int(found.group(1), 16)), text)
+
+
 def save_png_atomic(path: str | os.PathLike, picture, **options) -> Path:
     """Save ``picture`` (a uint8 array) as PNG at ``path``, renamed into place once written (Pillow's ``options``)."""
     return save_picture_atomic(path, picture, "PNG", **options)
