@@ -362,6 +362,10 @@ def _localize(args: argparse.Namespace) -> int:
     if args.copy_move:
         columns += ["copy_move_pair", "copy_move_score", "copy_move_copy"]
     with RunFolder(out, columns, earlier, settings) as table:
+        for row, missing, removed in table.dropped_except(files):  # an image of this run gets its three pictures again below
+            gone = f"; its other picture(s) {', '.join(removed)} were removed with it" if removed else ""
+            print(f"note: {_printable(row['image'])}: {', '.join(missing)} is no longer in {out}, so its row left scores.csv{gone} "
+                  "(localize it again to get all three back).", file=sys.stderr)
         for path, stem in stems.items():
             table.start(path)
             try:

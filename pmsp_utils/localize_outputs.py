@@ -355,9 +355,30 @@ class RunFolder:
 
     def __init__(self, out: Path, header: list[str], earlier: list[dict] | None = None, settings: dict | None = None) -> None:
         self.out, self.header, self.rows = Path(out), header, []
-        # checked once, before this run writes: an earlier row stays only while its three pictures are all there
-        self.earlier = [row for row in earlier or () if all((self.out / f"{row['_stem']}{ending}").is_file() for ending in LOCALIZE_OUTPUTS)]
+        self.given, self.earlier, self.dropped = list(earlier or ()), [], []
         self.settings, self.started = settings, set()
+
+    def _sort_earlier(self) -> None:
+        """Checked once, with the lock held, before this run writes: an earlier row stays only while its three pictures
+        are all there. When some are gone (removed by hand), the row goes, and so do the others, which pmsp wrote and
+        which nobody changed since (the :class:`Ledger` says), so that no picture stays without its image's row:
+        ``dropped`` lists (row, the missing names, the names removed) for the caller to report."""
+        for row in self.given:
+            names = [f"{row['_stem']}{ending}" for ending in LOCALIZE_OUTPUTS]
+            missing = [name for name in names if not (self.out / name).is_file()]
+            if not missing:
+                self.earlier.append(row)
+                continue
+            removed = [name for name in names if name not in missing and self.ledger.owns(name)]
+            for name in removed:
+                (self.out / name).unlink(missing_ok=True)
+            self.ledger.forget(*removed)
+            self.dropped.append((row, missing, removed))
+
+    def dropped_except(self, files: Iterable[Path]) -> list[tuple[dict, list[str], list[str]]]:
+        """The ``dropped`` earlier rows of images other than ``files`` (those this run does again)."""
+        redone = {_resolved(Path(path)) for path in files}
+        return [item for item in self.dropped if item[0]["_key"] not in redone]
 
     def start(self, image: Path) -> None:
         """``image`` is this run's from now on: its earlier row goes, and only this run can list it again."""
@@ -407,6 +428,7 @@ class RunFolder:
                 if not self.ledger.owns(name):
                     raise OutputFolderError(f"--out {self.out}: it holds a {name} that pmsp did not write, or that was edited since "
                                             "pmsp wrote it; it is never replaced. Move it, or choose another output folder.")
+            self._sort_earlier()
             for name in (self.TABLE, self.PARTIAL):
                 (self.out / name).unlink(missing_ok=True)
             if self.settings is not None:

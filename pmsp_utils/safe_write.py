@@ -62,12 +62,31 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8", errors="backslashreplace"))
 
 
-def unescaped(text: str) -> str:
-    """A name as :func:`write_text_atomic` wrote it, its ``\\udcXX`` escapes (bytes that are not UTF-8) turned back into
-    the name Python has for the file."""
+#: A run of backslashes just before a lone surrogate, or before text that reads like an escape of one (``udcff``).
+_BEFORE_ESCAPE = r"(\\+)(?=udc[89a-fA-F][0-9a-fA-F]|[\udc80-\udcff])"
+
+
+def escaped(text: str) -> str:
+    """A table cell (a file name) as valid UTF-8 text: each byte that is not UTF-8 (Python holds it as a lone
+    surrogate) written as ``\\udcXX``, and a backslash the name itself has before such an escape, or before the
+    letters ``udcXX``, doubled, so that a name holding the byte 0xFF and one literally named ``x\\udcff`` stay two
+    names. :func:`unescaped` turns it back."""
     import re
 
-    return re.sub(r"\\udc([89a-fA-F][0-9a-fA-F])", lambda found: chr(0xDC00 + int(found.group(1), 16)), text)
+    text = re.sub(_BEFORE_ESCAPE, lambda found: found.group(1) * 2, text)
+    return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
+
+
+def unescaped(text: str) -> str:
+    """A cell as :func:`escaped` (or :func:`write_csv`) wrote it, turned back into the name Python has for the file: an
+    odd run of backslashes before ``udcXX`` ends in the escape of a byte, an even run is the name's own backslashes."""
+    import re
+
+    def restore(found) -> str:
+        run, code = found.group(1), found.group(2)
+        return "\\" * (len(run) // 2) + (chr(0xDC00 + int(code[3:], 16)) if len(run) % 2 else code)
+
+    return re.sub(r"(\\+)(udc[89a-fA-F][0-9a-fA-F])", restore, text)
 
 
 def save_png_atomic(path: str | os.PathLike, picture, **options) -> Path:
@@ -86,8 +105,13 @@ def save_picture_atomic(path: str | os.PathLike, picture, format: str, **options
 def write_csv(path: str | os.PathLike, rows: Iterable[Mapping[str, Any] | Sequence[Any]], columns: Sequence[str] | None = None,
               *, extrasaction: str = "raise") -> Path:
     """A CSV table, atomically: ``rows`` as dictionaries (``columns``: their order; default the first row's keys and
-    then any new key in order of appearance) or as sequences under the header ``columns``."""
-    rows = list(rows)
+    then any new key in order of appearance) or as sequences under the header ``columns``. Text cells are written
+    :func:`escaped` (file names that are not UTF-8 included); :func:`unescaped` reads a name back."""
+    def cell(value):
+        return escaped(value) if isinstance(value, str) else value
+
+    rows = [{key: cell(value) for key, value in row.items()} if isinstance(row, Mapping) else [cell(value) for value in row]
+            for row in rows]
     buffer = io.StringIO()
     if rows and not isinstance(rows[0], Mapping):
         writer = csv.writer(buffer)  # quotes names with commas or quotes

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from processes import reports_of, start_python
+from processes import FAST_COMPILE, reports_of, start_python
 
 
 def start_backend(backend: str, work: Path, mode: str):
-    return start_python([Path(__file__).with_name("backend_check.py"), work, mode], KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
+    return start_python([Path(__file__).with_name("backend_check.py"), work, mode], KERAS_BACKEND=backend, JAX_PLATFORMS="cpu",
+                        XLA_FLAGS=FAST_COMPILE)
 
 
 @pytest.mark.slow
@@ -26,7 +27,9 @@ def test_tensorflow_and_jax_agree(tmp_path):
     assert set(tensorflow["variants"]) == set(jax["variants"]) == {"os32", "os16_f3", "os8"}
     for report in (tensorflow, jax):
         for name, variant in report["variants"].items():
-            assert variant["shape"] == [2, 192, 192, 1] and np.isfinite(variant["loss"]) and variant["changed"], (report["backend"], name)
+            assert variant["shape"] == [2, 192, 192, 1], (report["backend"], name)
+            if report["backend"] == "tensorflow" or name == "os16_f3":  # JAX compiles the step of pmsp train's network only
+                assert np.isfinite(variant["loss"]) and variant["changed"], (report["backend"], name)
             assert variant["spread"] > 1e-3, "outputs must vary for the comparison to mean something"
             streams = 1 if name == "os8" else 2  # backend_check.VARIANTS: stride 8 reads the RGB stream only
             assert variant["folded"] >= 27 * streams and variant["predicted_spread"] > 1e-3, (report["backend"], name)  # 27 a MobileNet

@@ -97,20 +97,24 @@ def test_scores_csv_survives_commas_and_quotes_in_file_names(tmp_path, photo):
 def test_a_file_name_that_is_not_utf8_is_written_escaped_and_the_batch_keeps_its_table(tmp_path, photo):
     """A name with a byte that is not UTF-8 (b'x\\xff.jpg', as Linux allows) ended the batch when scores.csv was written
     ("'utf-8' codec can't encode character '\\udcff'"): no table, no file named. The table is written, valid UTF-8, the
-    name escaped the same way each time."""
+    name escaped the same way each time. A file literally named ``x\\udcff.jpg`` beside it was written into the table
+    like it (the two names one cell): its backslash is doubled, and each cell reads back as its own file."""
     import os
 
     from pmsp_utils.cli import main
+    from pmsp_utils.safe_write import unescaped
 
     folder = tmp_path / "in"
     folder.mkdir()
     (folder / "ok.jpg").write_bytes(encode(photo, "JPEG", quality=85))
     odd = os.fsdecode(os.path.join(os.fsencode(folder), b"x\xff.jpg"))
     Path(odd).write_bytes(encode(photo, "JPEG", quality=85))
+    (folder / "x\\udcff.jpg").write_bytes(encode(photo, "JPEG", quality=85))  # a backslash, then the letters udcff
     assert main(["localize", str(folder), "--out", str(tmp_path / "out"), "--no-copy-move"]) == 0
     text = (tmp_path / "out" / "scores.csv").read_bytes().decode("utf-8")  # strict: the table is valid UTF-8
     rows = list(csv.DictReader(text.splitlines()))
-    assert sorted(Path(row["image"]).name for row in rows) == ["ok.jpg", "x\\udcff.jpg"]
+    assert sorted(Path(row["image"]).name for row in rows) == ["ok.jpg", "x\\\\udcff.jpg", "x\\udcff.jpg"]
+    assert sorted(unescaped(row["image"]) for row in rows) == sorted(str(path) for path in folder.iterdir())
 
 
 

@@ -78,12 +78,17 @@ def test_reruns_never_lose_or_misreport_earlier_rows(tmp_path, photo, capsys, mo
     capsys.readouterr()
     monkeypatch.setattr(outputs, "write_outputs", real)
     assert run(folder / "b.jpg") == 0 and len(table()) == 3
-    # an image that fails this time loses its earlier row; a row whose picture was deleted goes too
+    # an image that fails this time loses its earlier row; a row whose picture was deleted goes too, and with it the
+    # pictures pmsp wrote for it (none stays unlisted), while a changed one is left alone; a note names them
     (out / "a_jpg_probability.png").write_bytes(b"the user's own file")
     (out / "b_jpg_mask.png").unlink()
+    (out / "b_jpg_overlay.jpg").write_bytes(b"edited by the user")
     assert run(folder / "a.jpg") == 1
     assert table() == {"y\\udce9z.jpg"}
-    assert capsys.readouterr().err.count("error: ") == 1
+    assert not (out / "b_jpg_probability.png").exists() and (out / "b_jpg_overlay.jpg").read_bytes() == b"edited by the user"
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and err.count("note: ") == 1
+    assert "b_jpg_mask.png is no longer in" in err and "b_jpg_probability.png were removed with it" in err
     # a damaged ledger is named
     (out / ".pmsp-written.json").write_text("{")
     assert run(folder / "b.jpg") == 2

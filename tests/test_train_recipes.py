@@ -29,40 +29,42 @@ def test_tiny_training_run_lowers_the_loss(tiny_records, tmp_path, cache_folder)
     assert (tmp_path / "run" / "splits" / "train.txt").read_text().count("\n") == 6
 
 @pytest.fixture(scope="module")
-def reloaded_losses(tiny_records, tmp_path_factory):
-    """{loss: the loss name its model.keras has when read in a fresh process}: one epoch of each other loss, then one
-    fresh process (nothing in it has imported the training code that registers the losses) reads both files."""
+def other_losses(tiny_records, tmp_path_factory):
+    """One epoch of each other loss, its model.keras then read in one fresh process (nothing in it has imported the
+    training code that registers the losses): ({loss: the loss name read back}, {loss: what the run said}). The focal
+    run's first training image is a truncated file, which training skips with a list (one run for both checks)."""
     import subprocess
     import sys
+    from dataclasses import replace
 
     folder = tmp_path_factory.mktemp("losses")
-    files = {}
+    broken = folder / "broken.png"
+    broken.write_bytes(tiny_records[0][0].image_path.read_bytes()[:300])  # truncated
+    damaged = [replace(tiny_records[0][0], name="broken", image_path=broken), *tiny_records[0][1:]]
+    files, said = {}, {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PMSP_CACHE_DIR", str(folder / "cache"))
-        for loss in ("bce+dice", "focal"):
-            train(tiny(epochs=1, loss=loss, positive_weight=3.0), *tiny_records, folder / loss, **QUIET)
+        for loss, training in (("bce+dice", tiny_records[0]), ("focal", damaged)):
+            said[loss] = []
+            _, history = train(tiny(epochs=1, loss=loss, positive_weight=3.0), training, tiny_records[1], folder / loss, verbose=0,
+                               echo=said[loss].append)
+            assert len(history) == 1
             files[loss] = str(folder / loss / "model.keras")
     code = ("import json, sys; from pmsp_utils.models import _read_keras; "
             "print(json.dumps({loss: _read_keras(path).loss.name for loss, path in json.loads(sys.argv[1]).items()}))")
     result = subprocess.run([sys.executable, "-c", code, json.dumps(files)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1]), said
 
 @pytest.mark.parametrize("loss, name", [("bce+dice", "bce_dice"), ("focal", "binary_focal")])
-def test_other_losses_train_and_reload_in_a_fresh_process(reloaded_losses, loss, name):
-    assert reloaded_losses[loss] == name
+def test_other_losses_train_and_reload_in_a_fresh_process(other_losses, loss, name):
+    assert other_losses[0][loss] == name
 
-def test_training_skips_unusable_images_with_a_list(tiny_records, tmp_path, cache_folder):
-    from dataclasses import replace
-
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(tiny_records[0][0].image_path.read_bytes()[:300])  # truncated
-    damaged = replace(tiny_records[0][0], name="broken", image_path=broken)
-    said = []
-    _, history = train(tiny(epochs=1), [damaged, *tiny_records[0][1:]], tiny_records[1], tmp_path / "run", verbose=0, echo=said.append)
-    assert len(history) == 1
+def test_training_skips_unusable_images_with_a_list(other_losses):
+    said = other_losses[1]["focal"]
     assert "skipped 1 of 6 training images that cannot be used:" in said
     assert any(line.startswith("  broken.png: cannot be used:") and ("truncated" in line or "corrupt" in line) for line in said), said
+    assert not any("cannot be used" in line for line in other_losses[1]["bce+dice"])  # the same run with the file whole
 
 def test_ema_keeps_the_average_as_best_and_resumes_exactly(tiny_records, tmp_path, cache_folder):
     from pmsp_utils.train import averaged_weights, _load_checkpoint
