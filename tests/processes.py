@@ -29,7 +29,3 @@ def reports_of(processes: list[subprocess.Popen], timeout: float = 600) -> list[
         for process in processes:
             process.kill()
 
-
-#: XLA's CPU compiler with LLVM's costly optimisations off: the checks run each compiled step once or twice, so compiling
-#: is most of their time (a sixth less with these).
-FAST_COMPILE = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from processes import FAST_COMPILE, reports_of, start_python
+from processes import reports_of, start_python
 
 
 def start_backend(backend: str, work: Path, mode: str):
-    return start_python([Path(__file__).with_name("backend_check.py"), work, mode], KERAS_BACKEND=backend, JAX_PLATFORMS="cpu",
-                        XLA_FLAGS=FAST_COMPILE)
+    return start_python([Path(__file__).with_name("backend_check.py"), work, mode], KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
 
 
 @pytest.mark.slow
