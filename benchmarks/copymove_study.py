@@ -27,6 +27,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -45,6 +46,7 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=None, help="the matcher's patch radius (default: copymove.RADIUS)")
     parser.add_argument("--threshold", type=float, default=None, help="the score a pair must reach (default: copymove.PAIR_THRESHOLD)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images per set (0: all)")
+    parser.add_argument("--untouched", type=int, default=-1, help="untouched photos of the part scored (-1: all, 0: none)")
     parser.add_argument("--out", type=Path, default=Path("build/copymove_study"))
     args = parser.parse_args()
 
@@ -85,12 +87,23 @@ def main() -> None:
                 pair = decided[0]
                 truth = "a" if (pair.region_a & mask).sum() >= (pair.region_b & mask).sum() else "b"
                 told = str(pair.copy == truth)
+            # the best pair's evidence in its two terms, and the fused map's F1 with each choice for it (the other pairs
+            # as found), so that other rules for telling the copy can be scored from the table without rerunning
+            choices = {}
+            if found.pairs:
+                best = found.pairs[0]
+                terms = copymove.copy_evidence(best.region_a, best.region_b, result.ela, result.probability)
+                for choice in ("a", "b", None):
+                    chosen = replace(found, pairs=[replace(best, copy=choice), *found.pairs[1:]])
+                    choices[f"f1 fused, best pair {choice or 'both'}"] = f1_score(copymove.fuse(result.probability, chosen) >= 0.5, mask)
+                choices.update({"ela_term": terms[0], "network_term": terms[1],
+                                "truth": ("a" if (best.region_a & mask).sum() >= (best.region_b & mask).sum() else "b") if mask.any() else ""})
             rows.append({"set": name, "kind": record.kind, "image": record.name, "pair": int(found.found), "pair_score": found.score,
-                         "copy_told_right": told, **{f"f1 {key}": f1_score(value, mask) for key, value in maps.items()}})
+                         "copy_told_right": told, **{f"f1 {key}": f1_score(value, mask) for key, value in maps.items()}, **choices})
             count += 1
             print(f"{name} {record.name}: pairs {len(found.pairs)}, " + ", ".join(f"{key} {rows[-1][f'f1 {key}']:.3f}" for key in MAPS), flush=True)
     untouched = []
-    for path in photos[: args.limit or None]:
+    for path in photos[: args.limit or None][: None if args.untouched < 0 else args.untouched]:
         result = localize(model, path)
         found = copymove.detect(result.image, ela_map=result.ela, network=result.probability, radius=radius, threshold=threshold)
         untouched.append({"set": "untouched", "kind": "authentic", "image": path.stem, "pair": int(found.found), "pair_score": found.score,

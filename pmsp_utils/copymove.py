@@ -414,6 +414,21 @@ def _distinct(features, region_a, offset, match_distance, ratio: float = DISTINC
 # --- source or copy ---------------------------------------------------------------------
 
 
+def copy_evidence(region_a: np.ndarray, region_b: np.ndarray, ela_map: np.ndarray | None,
+                  network: np.ndarray | None = None) -> tuple[float, float]:
+    """(ELA term, network term) of :func:`which_is_copy`'s evidence, each positive for b: the log-ratio of the regions'
+    mean ELA, and the difference of the network's mean probability in them (0.0 for a map not given)."""
+    ela_term = network_term = 0.0
+    if ela_map is not None:
+        energy = np.asarray(ela_map, np.float32)
+        energy = energy.mean(axis=2) if energy.ndim == 3 else energy
+        inside_a, inside_b = float(energy[region_a].mean()), float(energy[region_b].mean())
+        ela_term = math.log((inside_b + 0.5) / (inside_a + 0.5))
+    if network is not None:
+        network_term = float(np.mean(network[region_b]) - np.mean(network[region_a]))
+    return ela_term, network_term
+
+
 def which_is_copy(region_a: np.ndarray, region_b: np.ndarray, ela_map: np.ndarray | None, network: np.ndarray | None = None,
                   *, undecided: float = UNDECIDED, network_weight: float = 1.0) -> tuple[str | None, float]:
     """("a", "b" or None, evidence): which region of a pair is the pasted copy.
@@ -421,16 +436,11 @@ def which_is_copy(region_a: np.ndarray, region_b: np.ndarray, ela_map: np.ndarra
     The two regions hold the same content, so what differs between them comes from their history. Evidence, positive
     for b: the log-ratio of their mean ELA (a pasted copy has been through one more resampling and save, off the 8x8
     grid the rest of the photo was compressed on, and its error level is higher), plus ``network_weight`` times the
-    difference of the network's mean probability in them, when a map is given. Below ``undecided`` in size: None.
+    difference of the network's mean probability in them, when a map is given (:func:`copy_evidence`). Below
+    ``undecided`` in size: None.
     """
-    evidence = 0.0
-    if ela_map is not None:
-        energy = np.asarray(ela_map, np.float32)
-        energy = energy.mean(axis=2) if energy.ndim == 3 else energy
-        inside_a, inside_b = float(energy[region_a].mean()), float(energy[region_b].mean())
-        evidence += math.log((inside_b + 0.5) / (inside_a + 0.5))
-    if network is not None:
-        evidence += network_weight * float(np.mean(network[region_b]) - np.mean(network[region_a]))
+    ela_term, network_term = copy_evidence(region_a, region_b, ela_map, network)
+    evidence = ela_term + network_weight * network_term
     if abs(evidence) < undecided:
         return None, evidence
     return ("b" if evidence > 0 else "a"), evidence
