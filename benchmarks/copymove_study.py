@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--radius", type=int, default=None, help="the matcher's patch radius (default: copymove.RADIUS)")
     parser.add_argument("--threshold", type=float, default=None, help="the score a pair must reach (default: copymove.PAIR_THRESHOLD)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many images per set (0: all)")
+    parser.add_argument("--kind", choices=("copy-move", "splicing"), default=None, help="only forgeries of this kind (default: both)")
     parser.add_argument("--untouched", type=int, default=-1, help="untouched photos of the part scored (-1: all, 0: none)")
     parser.add_argument("--out", type=Path, default=Path("build/copymove_study"))
     args = parser.parse_args()
@@ -73,7 +74,7 @@ def main() -> None:
     threshold = copymove.PAIR_THRESHOLD if args.threshold is None else args.threshold
     rows, started, count = [], time.perf_counter(), 0
     for name, items in sets.items():
-        for record in items[: args.limit or None]:
+        for record in [record for record in items if args.kind in (None, record.kind)][: args.limit or None]:
             loaded = load_image(record.image_path)
             result = localize(model, loaded)
             mask = record.load_mask(result.image.shape[:2]).astype(bool)

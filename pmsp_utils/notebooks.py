@@ -279,6 +279,49 @@ def recorded_seconds(notebook_path: Path) -> float:
     return total
 
 
+def _owns_copy(ledger, path: Path) -> bool:
+    """Whether the executed copy at ``path`` may be replaced: absent, or pmsp wrote it (the ledger lists it unchanged,
+    or, for copies written before the ledger, it carries the stamp :func:`execute_notebook` writes into every copy)."""
+    import json
+
+    if ledger.owns(path.name):
+        return True
+    if path.is_symlink() or not path.is_file() or ledger.NAME in os.listdir(path.parent):
+        return False  # a folder with a ledger: only what it lists
+    try:
+        return "executed_with" in json.loads(path.read_text(encoding="utf-8"))["metadata"]["pmsp"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _check_copies(notebooks: list[Path], out: Path, in_place: bool):
+    """Before any kernel starts: the executed copies ``<out>/notebooks/<name>`` are each one notebook's, none is a
+    source, and none replaces a file pmsp did not write. Returns the copies' :class:`~pmsp_utils.localize_outputs.Ledger`
+    (None with ``in_place``, where each copy is its source). Raises :class:`NotebookError` naming the file."""
+    if in_place:
+        return None
+    from .localize_outputs import Ledger
+
+    folder = out / "notebooks"
+    ledger = Ledger(folder)
+    sources = set(notebooks)
+    by_name: dict[str, Path] = {}
+    for source in notebooks:
+        if source.name in by_name:
+            raise NotebookError(f"two notebooks named {source.name} ({by_name[source.name]} and {source}): their executed copies "
+                                f"would be one file, {folder / source.name}; run them into different --out folders.")
+        by_name[source.name] = source
+        target = folder / source.name
+        if target.resolve() in sources:
+            raise NotebookError(f"--out {out}: the executed copy of {source.name} would be written over the notebook {target.resolve()}; "
+                                "use --in-place to mean that, or choose another --out.")
+        if target.exists() or target.is_symlink():
+            if not _owns_copy(ledger, target):
+                raise NotebookError(f"{target}: already there, and pmsp did not write it (or it was changed since); it is never "
+                                    "replaced. Move it, or choose another --out.")
+    return ledger
+
+
 def run_notebooks(
     notebooks: list[Path] | None = None,
     out: Path | None = None,
@@ -302,9 +345,10 @@ def run_notebooks(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    notebooks = [Path(source).resolve() for source in (notebooks or find_notebooks())]
+    notebooks = list(dict.fromkeys(Path(source).resolve() for source in (notebooks or find_notebooks())))  # once each
     out = Path(out) if out is not None else build_dir()
     echo = echo or (lambda message: print(message, flush=True))
+    ledger, written = _check_copies(notebooks, out, in_place), threading.Lock()
 
     def run(source: Path) -> NotebookRun:
         executed = source if in_place else out / "notebooks" / source.name
@@ -312,6 +356,9 @@ def run_notebooks(
         start = time.perf_counter()
         try:
             notebook = execute_notebook(source, executed, timeout=timeout, smoke=smoke)
+            if ledger is not None:
+                with written:  # two notebooks at once: one ledger update at a time
+                    ledger.record(executed)
         except NotebookError as error:
             if not keep_going:
                 raise

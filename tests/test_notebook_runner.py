@@ -116,7 +116,7 @@ def test_one_broken_notebook_does_not_stop_the_others_and_each_failure_is_named(
     running = {"cell": 2, "since": None, "timed_out": 2}
     assert "(it ran in smoke mode already)" in str(_cell_error(Path("x.ipynb"), RuntimeError(), running, 3, smoke=True))
     assert "or run the notebook in smoke mode (--smoke)" in str(_cell_error(Path("x.ipynb"), RuntimeError(), running, 3, smoke=None))
-    assert {path.name for path in (out / "notebooks").iterdir()} == {"01_ok.ipynb", "04_ok.ipynb"}
+    assert {path.name for path in (out / "notebooks").iterdir()} == {"01_ok.ipynb", "04_ok.ipynb", ".pmsp-written.json"}  # and the ledger
 
 
 def test_a_read_only_notebook_a_json_list_and_a_copy_that_cannot_be_written_are_each_one_line(tmp_path, capsys, monkeypatch):
@@ -151,3 +151,37 @@ def test_a_read_only_notebook_a_json_list_and_a_copy_that_cannot_be_written_are_
     assert "04_list.ipynb: not a notebook that can be read (JSON, but no notebook: it has no list of cells)" in errors[2]
     assert locked.read_bytes() == before and (locked.stat().st_mode & 0o777) == 0o444
     assert "execution_count" in (folder / "02_ok.ipynb").read_text()
+
+
+def test_no_executed_copy_replaces_a_source_another_copy_or_a_users_file(tmp_path, capsys):
+    """The third hostile pass: --out at the project folder wrote the executed copy over its source; two notebooks of one
+    name (from two folders) wrote one copy, the second over the first; a user's own file named like a copy was replaced;
+    one notebook named by two spellings ran twice. Each is refused before any kernel starts, or run once; a copy pmsp
+    wrote (listed in the ledger, or stamped by an older run) is replaced as before."""
+    from pmsp_utils.cli import main
+    from pmsp_utils.notebooks import NotebookError
+
+    project, first, second = tmp_path / "project" / "notebooks", tmp_path / "a", tmp_path / "b"
+    for folder in (project, first, second):
+        folder.mkdir(parents=True)
+    source = write_notebook(project / "01_t.ipynb", "print('hi')")
+    before = source.read_bytes()
+    with pytest.raises(NotebookError, match="would be written over the notebook"):
+        run_notebooks([source], tmp_path / "project")
+    assert source.read_bytes() == before
+    twins = [write_notebook(folder / "01_x.ipynb", f"print({index})") for index, folder in enumerate((first, second))]
+    with pytest.raises(NotebookError, match="two notebooks named 01_x.ipynb"):
+        run_notebooks(twins, tmp_path / "out")
+    assert not (tmp_path / "out" / "notebooks" / "01_x.ipynb").exists()
+    mine = tmp_path / "mine" / "notebooks" / "01_x.ipynb"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("MINE")
+    assert main(["notebooks", "--only", str(twins[0]), "--out", str(tmp_path / "mine"), "--smoke"]) == 2
+    assert mine.read_text() == "MINE" and "pmsp did not write it" in capsys.readouterr().err
+    # one notebook by two spellings runs once; a second run replaces the copy it wrote (the ledger lists it)
+    runs = run_notebooks([twins[0], first / ".." / "a" / "01_x.ipynb"], tmp_path / "out", smoke=True, echo=lambda line: None)
+    assert len(runs) == 1 and json.loads((tmp_path / "out" / "notebooks" / ".pmsp-written.json").read_text()).keys() == {"01_x.ipynb"}
+    assert len(run_notebooks([twins[0]], tmp_path / "out", smoke=True, echo=lambda line: None)) == 1
+    # a copy written before the ledger existed carries pmsp's stamp: still replaced
+    (tmp_path / "out" / "notebooks" / ".pmsp-written.json").unlink()
+    assert len(run_notebooks([twins[0]], tmp_path / "out", smoke=True, echo=lambda line: None)) == 1
