@@ -74,11 +74,15 @@ def _ela(args: argparse.Namespace) -> int:
             _note_conversions(path, result.conversions)
             picture = result.ela if args.display != "raw" else (ela_for_display(result.ela) * 255).astype(np.uint8)
             save_png_atomic(target, picture)
-            ledger.record(target)
+            try:
+                ledger.record(target)
+            except OSError:  # a map the ledger does not list would be refused by the next run: kept with its record or not at all
+                target.unlink(missing_ok=True)
+                raise
         except OSError as error:
             if error.errno == errno.ENOSPC:  # the output folder is full: no input is to blame, and no later one can be written
                 print(f"error: --out {out}: the disk is full after {written} map(s); {target.name} was not written. "
-                      "Free some space and run again (finished maps are kept and not redone by name).", file=sys.stderr)
+                      "Free some space and run again (the finished maps are kept; a rerun writes every map again).", file=sys.stderr)
                 return 1
             print(f"error: {_with_file(error, path)}", file=sys.stderr)
             failures += 1

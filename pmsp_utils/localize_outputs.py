@@ -260,12 +260,12 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
         for path, picture, (_, format, options) in zip(files, pictures, LOCALIZE_PICTURES):  # one full-size picture alive at a time
             save_picture_atomic(path, picture(), format, **options)
             written.append(path)
+        if ledger is not None:
+            ledger.record(*files)  # a picture the ledger does not list would be refused by the next run: written with it or not at all
     except OSError:
-        for path in written:  # no image leaves half its outputs behind
+        for path in written:  # no image leaves half its outputs behind, nor outputs its ledger does not list
             path.unlink(missing_ok=True)
         raise
-    if ledger is not None:
-        ledger.record(*files)
     return Written(source, tamper_score(probability, calibration), float(mask.mean()), files)
 
 

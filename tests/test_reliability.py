@@ -184,6 +184,33 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_image(photos, tmp_path, m
     assert not list(out.glob(".pmsp-*.tmp"))
 
 
+def test_a_disk_that_fills_while_the_ledger_is_written_leaves_no_unlisted_picture(photos, tmp_path, monkeypatch, capsys):
+    """The third hostile pass: the disk filled between a picture's rename and the ledger's update. The picture stayed,
+    unlisted, the message said it was not written (pmsp ela) or was removed (pmsp localize), and every rerun refused it
+    as a file pmsp did not write. Now a picture is kept only with its ledger entry, and the rerun goes through."""
+    import errno
+
+    from pmsp_utils.localize_outputs import Ledger
+
+    real, saves = Ledger._save, []
+
+    def full(self, entries):
+        saves.append(self.out)
+        if any(name.startswith("b_jpg_") for name in entries):  # the second image's pictures are being recorded
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, entries)
+
+    for command, out, pictures in ((["localize", "--weights", "synthetic", "--runtime", "keras"], tmp_path / "loc", "b_jpg_*"),
+                                   (["ela"], tmp_path / "ela", "b_jpg_ela.png")):
+        monkeypatch.setattr(Ledger, "_save", full)
+        assert main([command[0], str(photos), "--out", str(out), *command[1:]]) != 0
+        err = capsys.readouterr().err
+        assert "the disk is full after 1" in err and not list(out.glob(pictures)), (command[0], err, sorted(out.iterdir()))
+        monkeypatch.setattr(Ledger, "_save", real)
+        assert main([command[0], str(photos), "--out", str(out), *command[1:]]) == 0, capsys.readouterr().err  # space again
+        assert list(out.glob(pictures))
+
+
 def test_an_input_named_like_a_temporary_file_survives(tmp_path):
     folder = tmp_path / "mixed"
     folder.mkdir()
