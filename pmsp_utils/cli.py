@@ -371,7 +371,7 @@ def _localize(args: argparse.Namespace) -> int:
             print(f"note: {_printable(row['image'])}: {', '.join(missing)} is no longer in {out}, so its row left scores.csv{gone} "
                   "(localize it again to get all three back).", file=sys.stderr)
         for path, stem in stems.items():
-            table.start(path)
+            table.start(path, stem)
             try:
                 table.ledger.claim(*(f"{stem}{ending}" for ending, _, _ in LOCALIZE_PICTURES))  # before any work for it
                 result = localize(model, path, policy=args.policy, flip=args.flip)
@@ -404,6 +404,11 @@ def _localize(args: argparse.Namespace) -> int:
             table.add(row)
             count += 1
             print(f"{_printable(path.name)[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
+        others = table.unlisted()
+        if others:
+            print(f"note: {len(others)} picture(s) in {out} ({_printable(others[0])}{' ...' if len(others) > 1 else ''}) are an earlier "
+                  f"run's with other settings and are not in scores.csv, which lists this run's settings only; move them, or "
+                  "give each setting its own --out.", file=sys.stderr)
     failed = f"; {failures} input(s) failed" if failures else ""
     print(f"wrote {count} x 3 pictures (probability and mask PNG, overlay JPEG) and scores.csv to {out}{failed}")
     return 1 if failures else 0

@@ -352,11 +352,12 @@ class RunFolder:
     """
 
     TABLE, PARTIAL, LEDGER, LOCK, SETTINGS = "scores.csv", "scores.incomplete.csv", Ledger.NAME, ".pmsp.lock", ".pmsp-run.json"
+    CWD = "working_folder"  # beside the settings: the folder the run's relative image names start from
 
     def __init__(self, out: Path, header: list[str], earlier: list[dict] | None = None, settings: dict | None = None) -> None:
         self.out, self.header, self.rows = Path(out), header, []
         self.given, self.earlier, self.dropped = list(earlier or ()), [], []
-        self.settings, self.started = settings, set()
+        self.settings, self.started, self.current = settings, set(), None
 
     def _sort_earlier(self) -> None:
         """Checked once, with the lock held, before this run writes: an earlier row stays only while its three pictures
@@ -380,8 +381,12 @@ class RunFolder:
         redone = {_resolved(Path(path)) for path in files}
         return [item for item in self.dropped if item[0]["_key"] not in redone]
 
-    def start(self, image: Path) -> None:
-        """``image`` is this run's from now on: its earlier row goes, and only this run can list it again."""
+    def start(self, image: Path, stem: str | None = None) -> None:
+        """``image`` is this run's from now on: its earlier row goes, and only this run can list it again. ``stem``: its
+        pictures' stem; when the image ends without a row (it failed, or the run was stopped while it was worked on),
+        those of its pictures that pmsp wrote are removed, so that no picture stays without its image's row."""
+        self._drop_unfinished()
+        self.current = stem
         key = _resolved(Path(image))
         if key not in self.started:
             self.started.add(key)
@@ -401,7 +406,9 @@ class RunFolder:
         try:
             if path is None or not ledger.owns(path.name) or not ledger.owns(cls.SETTINGS):
                 return []
-            if json.loads((out / cls.SETTINGS).read_text()) != settings:
+            recorded = json.loads((out / cls.SETTINGS).read_text())
+            folder = Path(recorded.pop(cls.CWD, None) or Path.cwd())  # relative names are the earlier run's, from its folder
+            if recorded != settings:
                 return []
             with path.open(newline="", encoding="utf-8") as handle:
                 rows = [row for row in csv.DictReader(handle) if row.get("image") and row.get("probability_png")]
@@ -410,8 +417,10 @@ class RunFolder:
         ending, kept = LOCALIZE_OUTPUTS[0], []
         for row in rows:  # each with its image's resolved path (_key) and its pictures' stem (_stem), worked out once
             image, picture = unescaped(row["image"]), unescaped(row["probability_png"])
+            if not Path(image).is_absolute() and folder != Path.cwd():  # kept, it must still name its file from this run's folder
+                image = str(folder / image)
             if picture.endswith(ending):
-                kept.append({**row, "image": image, "probability_png": picture, "_key": _resolved(Path(image)),
+                kept.append({**row, "image": image, "probability_png": picture, "_key": _resolved(folder / image),
                              "_stem": picture[: -len(ending)]})
         return kept
 
@@ -434,7 +443,7 @@ class RunFolder:
             if self.settings is not None:
                 import json
 
-                write_text_atomic(self.out / self.SETTINGS, json.dumps(self.settings, sort_keys=True))
+                write_text_atomic(self.out / self.SETTINGS, json.dumps({**self.settings, self.CWD: os.getcwd()}, sort_keys=True))
                 self.ledger.record(self.out / self.SETTINGS)
             self._write()
         except BaseException:
@@ -444,10 +453,30 @@ class RunFolder:
 
     def add(self, row: list[str]) -> None:
         self.rows.append(row)
+        self.current = None
         self._write()
+
+    def _drop_unfinished(self) -> None:
+        stem, self.current = self.current, None
+        if stem is not None:
+            names = [f"{stem}{ending}" for ending in LOCALIZE_OUTPUTS]
+            removed = [name for name in names if (self.out / name).is_file() and self.ledger.owns(name)]
+            for name in removed:
+                (self.out / name).unlink(missing_ok=True)
+            self.ledger.forget(*removed)
+
+    def unlisted(self) -> list[str]:
+        """Pictures pmsp wrote into the folder (the ledger lists them) that the table does not list: an earlier run's
+        with other settings, whose rows this run does not take (each run's table lists its own settings' images)."""
+        self._drop_unfinished()
+        listed = {f"{stem}{ending}" for stem in ({row[3][: -len(LOCALIZE_OUTPUTS[0])] for row in self.rows}
+                                                 | {row["_stem"] for row in self._kept_rows()}) for ending in LOCALIZE_OUTPUTS}
+        return sorted(name for name in self.ledger.entries() if name.endswith(LOCALIZE_OUTPUTS) and name not in listed
+                      and (self.out / name).is_file() and self.ledger.owns(name))
 
     def __exit__(self, kind, error, trace) -> None:
         try:
+            self._drop_unfinished()
             if kind is None:
                 os.replace(self.out / self.PARTIAL, self.out / self.TABLE)
                 self.ledger.record(self.out / self.TABLE)
@@ -455,11 +484,13 @@ class RunFolder:
         finally:
             self._unlock()
 
-    def _kept(self) -> list[list[str]]:
+    def _kept_rows(self) -> list[dict]:
         """The earlier rows still true: an image this run has not started, its three pictures there, none rewritten."""
         pictures = {row[3] for row in self.rows}
-        return [[row.get(column) or "" for column in self.header] for row in self.earlier
-                if row["_key"] not in self.started and row["probability_png"] not in pictures]
+        return [row for row in self.earlier if row["_key"] not in self.started and row["probability_png"] not in pictures]
+
+    def _kept(self) -> list[list[str]]:
+        return [[row.get(column) or "" for column in self.header] for row in self._kept_rows()]
 
     def _write(self) -> None:
         write_csv(self.out / self.PARTIAL, self.rows + self._kept(), self.header)

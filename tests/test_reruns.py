@@ -93,3 +93,50 @@ def test_reruns_never_lose_or_misreport_earlier_rows(tmp_path, photo, capsys, mo
     (out / ".pmsp-written.json").write_text("{")
     assert run(folder / "b.jpg") == 2
     assert ".pmsp-written.json: pmsp's record of what it wrote there is damaged" in capsys.readouterr().err
+
+
+def test_relative_names_an_interrupted_image_and_other_settings_leave_no_picture_unaccounted(tmp_path, photo, capsys, monkeypatch):
+    """The third hostile pass: a rerun from another working folder read the earlier run's relative names against its own,
+    so one image got two rows and two sets of pictures; the image being worked on when a rerun was stopped lost its row
+    while its pictures stayed, and no later run named them; an earlier run's pictures under other settings stayed
+    unlisted without a word."""
+    import pmsp_utils.localize_outputs as outputs
+    from pmsp_utils import runtime
+    from pmsp_utils.cli import main
+
+    loaded = runtime.load_for_inference("synthetic")
+    monkeypatch.setattr(runtime, "load_for_inference", lambda *args, **options: loaded)
+    folder = tmp_path / "work" / "in"
+    folder.mkdir(parents=True)
+    for index, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
+        (folder / name).write_bytes(encode(photo, "JPEG", quality=70 + 10 * index))
+    out = tmp_path / "out"
+    run = lambda *items: main(["localize", *map(str, items), "--out", str(out), "--weights", "synthetic", "--no-copy-move"])  # noqa: E731
+    rows = lambda: list(csv.DictReader((out / "scores.csv").open(encoding="utf-8")))  # noqa: E731
+    monkeypatch.chdir(tmp_path / "work")
+    assert run(Path("in") / "a.jpg", Path("in") / "b.jpg", Path("in") / "c.jpg") == 0
+    monkeypatch.chdir(tmp_path)
+    assert run(Path("work") / "in" / "a.jpg") == 0  # the same file, named from another folder
+    assert len(rows()) == 3 and not list(out.glob("a_jpg_2_*"))
+    # stopped while b is worked on: b's row goes, and so do its pictures; a later run lists every picture left
+    real, calls = outputs.write_outputs, []
+
+    def stopped(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outputs, "write_outputs", stopped)
+    assert run(folder) == 130
+    monkeypatch.setattr(outputs, "write_outputs", real)
+    capsys.readouterr()
+    assert run(folder / "c.jpg") == 0
+    listed = {row["probability_png"][: -len("_probability.png")] for row in rows()}
+    assert listed == {"a_jpg", "c_jpg"} and {path.name.split("_jpg")[0] for path in out.glob("*_jpg_*")} == {"a", "c"}
+    assert "note:" not in capsys.readouterr().err
+    # other settings: the earlier pictures are named in one note
+    assert main(["localize", str(folder / "b.jpg"), "--out", str(out), "--weights", "synthetic", "--no-copy-move", "--threshold", "0.3"]) == 0
+    err = capsys.readouterr().err
+    assert [row["image"] for row in rows()] == [str(folder / "b.jpg")]
+    assert "note: 6 picture(s) in" in err and "earlier run's with other settings" in err
