@@ -682,8 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare_command = commands.add_parser("compare", help="is B better than A? two evaluations paired image by image")
     compare_command.add_argument("a", help="output folder of 'pmsp evaluate' (or its per_image.csv): the reference")
     compare_command.add_argument("b", help="the same for the challenger, scored on the same images")
-    compare_command.add_argument("--method-a", help="which method of A's table (default: its first, the network)")
-    compare_command.add_argument("--method-b", help="which method of B's table (default: its first, the network)")
+    compare_command.add_argument("--method-a", help="which method of A's table (default: the network, its PMSP method; else its first)")
+    compare_command.add_argument("--method-b", help="which method of B's table (default: the network, its PMSP method; else its first)")
     compare_command.add_argument("--confidence", type=float, default=0.9, help="width of the bootstrap interval (default 0.9)")
     compare_command.set_defaults(handler=_compare)
 

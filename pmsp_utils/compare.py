@@ -12,7 +12,7 @@ Used as ``pmsp compare A B`` (A, B: evaluation folders or their ``per_image.csv`
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ class Scores:
     f1: dict[str, float]  # image -> per-image F1 at the threshold
     kinds: dict[str, str]  # image -> manipulation kind ("" where neither the file nor the name says)
     threshold: float | None = None  # the threshold the F1 was taken at (None: not known)
+    datasets: dict[str, str] = field(default_factory=dict)  # image -> the dataset the table names it under (where known)
 
     @classmethod
     def of(cls, evaluation: Evaluation, method: str, label: str | None = None) -> Scores:
@@ -45,13 +46,15 @@ class Scores:
             raise KeyError(f"no method {method!r} in this evaluation; it holds {', '.join(map(repr, evaluation.metrics))}")
         images = evaluation.metrics[method].tampered_images
         return cls(label or f"{method} on {evaluation.dataset}", {image.name: image.f1 for image in images},
-                   {image.name: evaluation.kinds.get(image.name, "") for image in images}, evaluation.threshold)
+                   {image.name: evaluation.kinds.get(image.name, "") for image in images}, evaluation.threshold,
+                   {image.name: evaluation.dataset for image in images})
 
 
 def read_scores(path: str | Path, method: str | None = None) -> Scores:
     """Per-image F1 of one method from ``pmsp evaluate``'s ``per_image.csv`` (or the folder holding it).
 
-    The file's first method is taken unless ``method`` names another; authentic
+    The network's scores are taken (the first method named ``PMSP ...``, else the file's first) unless ``method``
+    names another; authentic
     images (no F1) are left out. Raises ``ValueError`` naming the file when it is
     not such a table or the method is not in it.
     """
@@ -88,6 +91,7 @@ def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores
     methods: dict[str, None] = {}
     f1: dict[str, float] = {}
     kinds: dict[str, str] = {}
+    datasets: dict[str, str] = {}
     for line, row in enumerate(reader, start=2):  # line 1 is the header
         if None in row.values() or None in row:  # fewer cells than columns, or more: a row cut short or run together
             raise ValueError(f"{path}, line {line}: {len(columns)} columns in the header but not in this row; the table is cut "
@@ -96,7 +100,8 @@ def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores
             raise ValueError(f"{path}, line {line}: the header again, inside the table (two tables joined?); compare each "
                              "evaluation's per_image.csv as it was written.")
         methods.setdefault(row["method"])
-        method = method or row["method"]
+        if method is None and row["method"].startswith("PMSP"):  # the network, which pmsp evaluate writes first
+            method = row["method"]
         if row["method"] != method or row[f1_column] == "":  # authentic images have no F1
             continue
         text = row[f1_column].strip()
@@ -111,16 +116,24 @@ def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores
             raise ValueError(f"{path}, line {line}, column {f1_column}: an F1 must lie in [0, 1], found {value}; the table is "
                              "damaged or edited: run pmsp evaluate again.")
         image = row["image"]
+        dataset = row.get("dataset") or ""
+        if image in datasets and datasets[image] != dataset:
+            raise ValueError(f"{path}, line {line}: {image!r} is listed under two datasets ({datasets[image]!r} and {dataset!r}); "
+                             "images of two datasets cannot be paired by name: compare each dataset's evaluation apart.")
         if image in f1 and f1[image] != value:
             raise ValueError(f"{path}, line {line}: {image!r} is listed twice for {method!r} with different F1 ({f1[image]} and "
                              f"{value}); one table must score each image once.")
-        f1[image] = value
+        f1[image], datasets[image] = value, dataset
         kinds[image] = row.get("kind") or _kind_from_name(image)
     if not methods:
         raise ValueError(f"{path}: the per-image table has its columns but no rows: no image was scored; run pmsp evaluate again.")
+    if method is None:  # no network in the table: its first method, read again
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return _read_rows(path, csv.DictReader(handle), next(iter(methods)))
     if method not in methods:
         raise ValueError(f"{path}: no method {method!r}; it holds {', '.join(repr(name) for name in methods)}")
-    return Scores(f"{path} ({method})", f1, kinds, threshold)
+    return Scores(f"{path} ({method})", f1, kinds, threshold, {image: dataset for image, dataset in datasets.items() if dataset})
+
 
 
 def _kind_from_name(image: str) -> str:
@@ -185,6 +198,10 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
         raise ValueError(f"{a.source} holds F1 at threshold {a.threshold:g}, {b.source} at {b.threshold:g}: a threshold changes "
                          "F1 by itself, so they are not compared; evaluate both at one --threshold.")
     common = sorted(set(a.f1) & set(b.f1))
+    other = next((image for image in common if image in a.datasets and image in b.datasets and a.datasets[image] != b.datasets[image]), None)
+    if other is not None:
+        raise ValueError(f"{a.source} scores {other!r} in the dataset {a.datasets[other]!r}, {b.source} in {b.datasets[other]!r}: a "
+                         "paired comparison needs the same images; compare evaluations of one dataset.")
     if not common:
         raise ValueError(f"{a.source} and {b.source} share no scored image; compare evaluations of the same images")
     kinds = {image: a.kinds.get(image) or b.kinds.get(image) or "" for image in common}

@@ -232,3 +232,22 @@ def test_joined_tables_an_unreadable_threshold_and_a_huge_field_are_refused_nami
     (tmp_path / "huge.csv").write_text("method,image,f1@0.5\nnet," + "x" * 200_000 + ",0.5\n")
     with pytest.raises(ValueError, match=r"huge\.csv: not a table that can be read as CSV"):
         read_scores(tmp_path / "huge.csv")
+
+
+def test_two_datasets_are_not_paired_by_name_and_the_network_is_the_default_method(tmp_path, capsys):
+    """The third hostile pass: two evaluations of different datasets whose images share names (0.jpg ... 11.jpg) were
+    paired and called "B better"; one table holding one name under two datasets merged them; a table sorted by method
+    compared a baseline, not the network its --help promises."""
+    clean = rows("PMSP (x)", [0.3 + 0.01 * (i % 3) for i in range(12)])
+    holiday = [{**row, "dataset": "folder", "f1@0.5": "0.8000"} for row in clean]
+    a, b = write_table(tmp_path / "a", clean), write_table(tmp_path / "b", holiday)
+    assert main(["compare", str(a), str(b)]) == 2
+    err = capsys.readouterr().err
+    assert "in the dataset 'casia1'" in err and "'folder'" in err and "compare evaluations of one dataset" in err
+    both = write_table(tmp_path / "both", clean + holiday)
+    with pytest.raises(ValueError, match="listed under two datasets"):
+        read_scores(both)
+    baseline = [{**row, "method": "CFA1", "f1@0.5": "0.1000"} for row in clean]
+    ordered = write_table(tmp_path / "ordered", baseline + clean)  # sorted by method: the baseline first
+    assert read_scores(ordered).source.endswith("(PMSP (x))") and read_scores(ordered, "CFA1").f1["image0"] == 0.1
+    assert read_scores(write_table(tmp_path / "only", baseline)).source.endswith("(CFA1)")  # no network: the first method

@@ -88,11 +88,29 @@ def test_the_copy_is_told_from_its_source_by_its_second_compression():
     result = copymove.detect(final, ela_map=ela(final))
     assert result.found
     pair = result.pairs[0]
-    assert pair.copy == "b" and pair.evidence > copymove.UNDECIDED
+    assert pair.copy == "b" and pair.evidence >= copymove.ELA_MARGIN
     assert covered(pair.copy_region, box(image.shape[:2], 203, 261, 80, 100)) > 0.6
     assert covered(pair.copy_region, box(image.shape[:2], 60, 70, 80, 100)) == 0.0
     undecided = copymove.which_is_copy(pair.region_a, pair.region_b, None)  # no evidence: both marked
     assert undecided[0] is None
+
+
+def test_the_network_tells_the_copy_where_it_sees_a_difference_and_strong_ela_where_it_does_not():
+    """The order of the evidence (copymove.NETWORK_MARGIN): on CASIA copy-moves the ELA log-ratio named the copy about
+    as often as a coin, the network's map far more often; ELA still decides a copy saved at another quality."""
+    a, b = np.zeros((20, 40), bool), np.zeros((20, 40), bool)
+    a[5:15, 2:12], b[5:15, 25:35] = True, True
+    levels = np.ones((20, 40), np.float32)
+    levels[b] = 2.0  # ELA says b: log(2.5 / 1.5) = 0.51
+    seen = np.zeros((20, 40), np.float32)
+    seen[a] = 0.3  # the network says a, by 0.3
+    assert copymove.which_is_copy(a, b, levels, seen)[0] == "a"  # the network decides over ELA
+    faint = seen * (copymove.NETWORK_MARGIN / 0.3) * 0.5  # a difference under the margin: ELA decides
+    assert copymove.which_is_copy(a, b, levels, faint) == ("b", pytest.approx(np.log(2.5 / 1.5)))
+    weak = np.ones((20, 40), np.float32)
+    weak[b] = 1.2  # log(1.7 / 1.5) = 0.125, under ELA_MARGIN: neither
+    assert copymove.which_is_copy(a, b, weak, faint)[0] is None and copymove.which_is_copy(a, b, weak)[0] is None
+    assert copymove.copy_evidence(a, b, levels, seen) == (pytest.approx(np.log(2.5 / 1.5)), pytest.approx(-0.3))
 
 
 def test_fuse_raises_the_copy_and_keeps_the_network_elsewhere():
