@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -247,6 +248,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
         refused = refused or bool(dataset.inconsistent)  # images left out (a mask two images claim, a mask of another size)
         records = [record for record in dataset if args.include_authentic or record.is_tampered]
+        if not any(record.is_tampered for record in records):  # every figure of the tables is about the tampered pixels
+            raise ValueError(f"{dataset.root}: no tampered image with a usable mask to evaluate"
+                             + (" (only untouched ones)" if records else "")
+                             + "; the folder layout is images/ (tampered) with masks/ beside them, and authentic/ for "
+                             "--include-authentic (the lines above say what loading left out).")
         if data == "synthetic":
             images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"
         else:
@@ -448,9 +454,16 @@ def _prepare(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+#: Control characters (C0, DEL, C1) and the bidirectional overrides, which would reorder what a line shows.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def _printable(text: str) -> str:
-    """``text`` as the console can print it (a name it cannot encode gets escapes, not an exception that stops the batch)."""
+    """``text`` as the console can print it on one line: a name it cannot encode gets escapes, not an exception that
+    stops the batch, and a control character in a name (a newline, a tab, an escape) is written as its escape, so that
+    a file name cannot break a line of the table or of a message in two, or send the terminal a command."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    text = _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
     return text.encode(encoding, errors="backslashreplace").decode(encoding, errors="replace")
 
 

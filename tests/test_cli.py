@@ -305,3 +305,12 @@ def test_a_file_name_starting_with_a_dash_is_pointed_out_in_the_usage_error(tmp_
         main(["ela", "--out", "maps", "-x.jpg"])
     assert "(-x.jpg is a file here: put file names that start with '-' after --" in capsys.readouterr().err
     assert main(["ela", "--out", "maps", "--", "-x.jpg"]) == 0 and (tmp_path / "maps" / "-x_jpg_ela.png").exists()
+
+
+def test_a_name_with_control_characters_stays_on_one_line_of_output():
+    """The third hostile pass: a file named with a newline split the table's line and the note about it in two; an
+    escape sequence or a right-to-left override in a name would reach the terminal as such."""
+    from pmsp_utils.cli import _printable
+
+    assert _printable("new\nline\ttab\x1b[31m\u202eexe.jpg") == "new\\nline\\ttab\\x1b[31m\\u202eexe.jpg"
+    assert _printable("été x\udcff.jpg") == "été x\\udcff.jpg"  # printable text stays; a byte that is not UTF-8 is escaped

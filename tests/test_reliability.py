@@ -325,6 +325,29 @@ def test_images_sharing_a_stem_keep_their_extensions_as_names(tmp_path):
         "a.jpg": "a.jpg.png", "a.png": "a.png_mask.png", "b.jpg": "b.png"}
 
 
+def test_one_file_name_in_images_and_authentic_is_two_images_and_no_tampered_image_is_refused(tmp_path, capsys):
+    """The third hostile pass: images/a.jpg and authentic/a.jpg became two rows named a.jpg, the untouched one scored as
+    a splicing; a mask without an image was never reported; a folder without tampered images printed an F1 of 0.970."""
+    from pmsp_utils.data import load_folder
+
+    (tmp_path / "both").mkdir()
+    rng = _folder_of(tmp_path / "both", ("a.jpg", "g.jpg"), ("a.png", "g.png", "z.png"), seed=2)
+    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "both" / "authentic" / "a.jpg")
+    dataset = load_folder(tmp_path / "both")
+    names = {record.name: record.kind for record in dataset.records}
+    assert names == {"images/a.jpg": "splicing", "authentic/a.jpg": "authentic", "g": "splicing"}
+    assert any("1 masks without an image (not used), e.g. z.png" in line for line in dataset.loading_report())
+    (tmp_path / "untouched").mkdir()
+    _folder_of(tmp_path / "untouched", (), (), seed=3)
+    Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "untouched" / "authentic" / "x.jpg")
+    for extra in ((), ("--include-authentic",)):
+        assert main(["evaluate", "--data", "folder", "--root", str(tmp_path / "untouched"), "--split", "all", "--weights", "synthetic",
+                     "--no-copy-move", "--out", str(tmp_path / "ev"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"{tmp_path / 'untouched'}: no tampered image with a usable mask" in err and "masks/ beside them" in err, err
+    assert not (tmp_path / "ev" / "table2.csv").exists()
+
+
 def test_one_mask_for_two_images_sharing_a_stem_is_nobodys(tmp_path, capsys):
     """img00.jpg and img00.png are different pictures: masks/img00.png was scored as the mask of both."""
     from pmsp_utils.data import load_folder

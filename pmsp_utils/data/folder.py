@@ -102,6 +102,10 @@ def load_folder(
     # a.jpg beside a.png: two images, two names (a record's name is its stem only while no other image shares it)
     stems = Counter(record.name for record in dataset.records)
     dataset.records = [replace(record, name=record.image_path.name) if stems[record.name] > 1 else record for record in dataset.records]
+    # images/a.jpg beside authentic/a.jpg: one file name, two images (one tampered, one not); named with their folder
+    names = Counter(record.name for record in dataset.records)
+    dataset.records = [replace(record, name=f"{record.image_path.parent.name}/{record.image_path.name}") if names[record.name] > 1
+                       else record for record in dataset.records]
     dataset.records.sort(key=lambda record: (record.kind, record.name))
     return dataset
 

@@ -244,6 +244,8 @@ class Dataset:
                 lines.append(f"  ... and {len(self.inconsistent) - examples} more (pmsp_utils.data.verify lists them all)")
         if self.missing_masks:
             lines.append(f"{self.name}: {len(self.missing_masks)} tampered images without a mask (not used), e.g. {self.missing_masks[0].name}")
+        if self.unmatched_masks:
+            lines.append(f"{self.name}: {len(self.unmatched_masks)} masks without an image (not used), e.g. {Path(self.unmatched_masks[0]).name}")
         if self.fixes:
             first: dict[str, tuple[str, str]] = {}  # kind -> its first (record, what), so that each kind is said once in full
             for record, what in self.fixes:
