@@ -309,7 +309,7 @@ CASIA's masks, and most benchmarks', mark only the pasted copy, not the region i
 - the log-ratio of the two regions' mean ELA, $\log\frac{\overline{\mathrm{ELA}}_b + 0.5}{\overline{\mathrm{ELA}}_a + 0.5}$ (the same content at a different error level);
 - the difference of the network's mean probability in the two regions, when the network's map is given.
 
-Which to trust was measured on CASIA v1's training part, on the 219 copy-move pairs the matcher found there: the sign of the ELA log-ratio named the copy for 54% of them, hardly better than a coin (a CASIA copy and its source went through the same saves, as section 1 showed on a planted one), while the network's difference named it for 96% (images it was trained on; on validation 13 of 16 pairs, where ELA named 9). So `which_is_copy` asks the network first: where its mean probability in the two regions differs by 0.05 or more, that difference decides. Otherwise ELA decides, but only when the log-ratio is 0.3 or more in size, as for a copy saved at another quality before it was pasted. Otherwise it says it cannot tell, and both regions are marked. On CASIA v1 validation this order took the fused copy-moves from 0.627 to 0.656 per-image F1 (missed: 11.5% to 7.7%) against summing the two, with the generated copy-moves and the splicings unchanged. A test of the package plants a copy that went through a second JPEG compression (quality 70) before it was pasted off the grid, and gives no network map:
+Which to trust was measured on the copy-move pairs the matcher found in CASIA v1's training part (`benchmarks/RESULTS.md`, 2026-12-07): the sign of the ELA log-ratio named the copy hardly more often than a coin, since a CASIA copy and its source went through the same saves (as section 1 showed on a planted one), while the network's difference named it far more often, on validation too. So `which_is_copy` asks the network first: where its mean probability in the two regions differs by `copymove.NETWORK_MARGIN` or more, that difference decides. Otherwise ELA decides, but only when the log-ratio is `copymove.ELA_MARGIN` or more in size, as for a copy saved at another quality before it was pasted. Otherwise it says it cannot tell, and both regions are marked. A test of the package plants a copy that went through a second JPEG compression (quality 70) before it was pasted off the grid, and gives no network map:
 '''),
     code('''
 piece = jpeg(host[48:128, 64:160].copy(), 70)  # the pasted piece went through one more compression
@@ -319,6 +319,7 @@ twice = jpeg(twice, 95)
 pair = copymove.detect(twice, ela_map=ela(twice)).pairs[0]
 print(f"evidence {pair.evidence:+.3f}: the copy is region {pair.copy!r} (region b is the one at the lower right)")
 print(f"without any evidence: {copymove.which_is_copy(pair.region_a, pair.region_b, None)}")
+print(f"the network decides from a difference of {copymove.NETWORK_MARGIN}, ELA alone from a log-ratio of {copymove.ELA_MARGIN}")
 ''', "nbval-check-output"),
     code('''
 verdict = {"b": "the region at the lower right, which is right", "a": "the region at the upper left, which is wrong", None: "neither"}[pair.copy]
@@ -453,9 +454,11 @@ display(Markdown(
     + (": the false alarms are the network's, not the matcher's. " if pair_rate < network_rate / 4 else ". ")
     + ("So on most untouched photos" if network_rate > 0.5 else f"So on {network_rate:.0%} of untouched photos")
     + " the default's map marks something, and a marked region is not by itself evidence of an edit. This is the default "
-    "model's weak point, and the F1 tables above cannot show it: they score tampered images only. One likely reason, not "
-    "tested here: nearly all of its training images were tampered (its model card lists them), so it was rarely shown a photo "
-    "in which nothing should be marked."))
+    "model's weak point, and the F1 tables above cannot show it: they score tampered images only. One reason: nearly all of "
+    "its training images were tampered (its model card lists them), so it was rarely shown a photo in which nothing should "
+    "be marked. Fine-tuning it for three epochs with 300 untouched training-side photos added as negatives took that share "
+    "on these validation photos from 79% to 55%, but its F1 did not beat the default's (benchmarks/RESULTS.md, "
+    "2026-12-07): not yet a model to ship."))
 """),
     md('''
 ## 7. Where it fails
