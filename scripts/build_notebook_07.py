@@ -171,7 +171,7 @@ display(Markdown(
        "history, so their error level is the same. " if identical > 0.99 else "")
     + "The band is the seam, where the copy meets neighbours its source never had: ELA's re-save stores colour at half "
     "resolution (4:2:0), and rebuilding it mixes each border pixel with its neighbours. "
-    f"Against the rest of the photo the copy stands out ({levels['copy'] / levels['rest']:.2f} times its error level), but so "
+    f"Against the rest of the photo the copy stands out ({levels['copy'] / levels['rest']:.2f} times the rest's error level), but so "
     f"does its source ({levels['source'] / levels['rest']:.2f} times): what ELA shows there is one textured content, twice. "
     + ("Only the seam tells them apart, and here it is enough for the rule of section 5: on the two blocks' mean ELA the "
        f"evidence is {evidence:+.3f}, past the {copymove.ELA_MARGIN} from which ELA alone decides, and it names "
@@ -283,10 +283,11 @@ for offset, score, region_a, region_b in pairs:
     print(f"pair: offset {offset}, score {score:.2f}, regions of {region_a.sum()} and {region_b.sum()} pixels")
 ''', "nbval-check-output"),
     md('''
-`copymove.duplicated_pairs` turns the kept pixels into pairs of regions. It groups them by offset (a pixel of the source points to the copy, a pixel of the copy back: turning every offset to point one way puts both in one group), drops groups under 1% of the image, and then drops two kinds of look-alikes that pass the filter above:
+`copymove.duplicated_pairs` turns the kept pixels into pairs of regions. It groups them by offset (a pixel of the source points to the copy, a pixel of the copy back: turning every offset to point one way puts both in one group), drops groups under 1% of the image, and then drops three kinds of look-alikes that pass the filter above (region a is the upper-left region of a pair, region b the other; which one came first is section 5's question):
 
-- **repeated textures**: if the source also matches the pixels one more offset before it, the pattern repeats (bricks, tiles, a fence): not one copy;
-- **rough matches**: an affine map is fitted to the group's offsets by least squares (the *dense linear fitting* of Cozzolino et al.; for a rotated or scaled copy the offsets change linearly across the region), and the source's pixels brought onto the copy through it must correlate at 0.90 or more. The pair's score is that correlation rescaled: 0.5 at 0.94, 1 from 0.98. `detect` reports pairs that score 0.5 or more.
+- **repeated textures**: if region a also matches the pixels one more offset before it, the pattern repeats (bricks, tiles, a fence): not one copy;
+- **indistinct matches**: the patches a few pixels beside the match must fit clearly worse than the match itself (`copymove.DISTINCT_RATIO`), as they do beside a true copy and do not along a smooth gradient;
+- **rough matches**: an affine map is fitted to the group's offsets by least squares (the *dense linear fitting* of Cozzolino et al.; for a rotated or scaled copy the offsets change linearly across the region), and region a's pixels brought onto region b through it must correlate at 0.90 or more. The pair's score is that correlation rescaled: 0.5 at 0.94, 1 from 0.98. `detect` reports pairs that score 0.5 or more.
 
 The whole detector is `copymove.detect`, which also grows each region by the patch radius (a kept pixel is a patch's centre) and works on at most a megapixel (a larger photo is shrunk for matching, and the regions are brought back to its size). The notebook's functions give the package's maps:
 '''),
@@ -304,12 +305,12 @@ print(f"a pair is reported from a score of {copymove.PAIR_THRESHOLD}, an aligned
     md(r'''
 ## 5. Which one is the copy?
 
-CASIA's masks, and most benchmarks', mark only the pasted copy, not the region it was copied from. A pair says that two regions hold the same content; it does not say which was there first. Since they hold the same content, anything that differs between them comes from their history, and a pasted copy has one more step in its history than its source: it was cut out, perhaps rotated or rescaled, pasted off the 8x8 grid on which the photo was compressed, and saved again. Two pieces of evidence, both signed so that positive points to region b:
+CASIA's masks, and most benchmarks', mark only the pasted copy, not the region it was copied from. A pair says that two regions hold the same content; it does not say which was there first. Since they hold the same content, anything that differs between them comes from their history, and a pasted copy may have one more step in its history than its source: rotated or rescaled, pasted off the 8x8 grid on which the photo was compressed, or saved at another quality before it was pasted. A careful paste on the grid has none of these, apart from its seam (section 1). Two pieces of evidence, both signed so that positive points to region b:
 
 - the log-ratio of the two regions' mean ELA, $\log\frac{\overline{\mathrm{ELA}}_b + 0.5}{\overline{\mathrm{ELA}}_a + 0.5}$ (the same content at a different error level);
 - the difference of the network's mean probability in the two regions, when the network's map is given.
 
-Which to trust was measured on the copy-move pairs the matcher found in CASIA v1's training part (`benchmarks/RESULTS.md`, 2026-12-07): the sign of the ELA log-ratio named the copy hardly more often than a coin, since a CASIA copy and its source went through the same saves (as section 1 showed on a planted one), while the network's difference named it far more often, on validation too. So `which_is_copy` asks the network first: where its mean probability in the two regions differs by `copymove.NETWORK_MARGIN` or more, that difference decides. Otherwise ELA decides, but only when the log-ratio is `copymove.ELA_MARGIN` or more in size, as for a copy saved at another quality before it was pasted. Otherwise it says it cannot tell, and both regions are marked. A test of the package plants a copy that went through a second JPEG compression (quality 70) before it was pasted off the grid, and gives no network map:
+Which to trust was measured on the copy-move pairs the matcher found in CASIA v1 (`benchmarks/RESULTS.md`, 2026-12-07, afternoon; the counts are printed below the next cell): the sign of the ELA log-ratio named the copy hardly more often than a coin, since a CASIA copy and its source went through the same saves (as section 1 showed on a planted one), while the network's difference named it far more often, on validation as on the images it was trained on. So `which_is_copy` asks the network first: where its mean probability in the two regions differs by `copymove.NETWORK_MARGIN` or more, that difference decides. Otherwise ELA decides, but only when the log-ratio is `copymove.ELA_MARGIN` or more in size, as for a copy saved at another quality before it was pasted. Otherwise it says it cannot tell, and both regions are marked. A test of the package plants a copy that went through a second JPEG compression (quality 70) before it was pasted off the grid, and gives no network map:
 '''),
     code('''
 piece = jpeg(host[48:128, 64:160].copy(), 70)  # the pasted piece went through one more compression
@@ -320,19 +321,22 @@ pair = copymove.detect(twice, ela_map=ela(twice)).pairs[0]
 print(f"evidence {pair.evidence:+.3f}: the copy is region {pair.copy!r} (region b is the one at the lower right)")
 print(f"without any evidence: {copymove.which_is_copy(pair.region_a, pair.region_b, None)}")
 print(f"the network decides from a difference of {copymove.NETWORK_MARGIN}, ELA alone from a log-ratio of {copymove.ELA_MARGIN}")
+for part, (pairs, by_ela, by_network) in copymove.EVIDENCE_MEASURED.items():
+    print(f"CASIA v1 copy-moves, {part}: {pairs} pairs; the copy named by the sign of ELA {by_ela / pairs:.0%}, "
+          f"by the network's {by_network / pairs:.0%}")
 ''', "nbval-check-output"),
     code('''
 verdict = {"b": "the region at the lower right, which is right", "a": "the region at the upper left, which is wrong", None: "neither"}[pair.copy]
 display(Markdown(f"The lower-right region's ELA is {'higher' if pair.evidence > 0 else 'lower'} than the upper-left one's, so the "
                  f"evidence ({pair.evidence:+.3f}) names {verdict}. "
-                 "Without ELA or a network map there is nothing to tell the two apart, and `which_is_copy` returns None."))
+                 "Without ELA or a network map there is nothing to tell the two apart, and `which_is_copy` returns (None, 0.0): no copy named, no evidence."))
 '''),
     md('''
 ## 6. The matcher beside the network
 
-`pmsp localize` runs the matcher after the network by default (`--no-copy-move` turns it off; `pmsp localize --help` says so) and combines the two maps with `copymove.fuse`: inside each reported pair's copy (both regions when the copy could not be told), the probability is raised to at least $0.5 + 0.5 \\times$ the pair's score, so the copy is marked at the default threshold; everywhere else the network's map is kept. Nothing is lowered, so a splicing the network found stays found.
+`pmsp localize` runs the matcher after the network by default (`--no-copy-move` turns it off; `pmsp localize --help` says so) and combines the two maps with `copymove.fuse`: inside each reported pair's copy (both regions when the copy could not be told), the probability is raised to at least $0.5 + 0.5 \\times$ the pair's score, so the copy is marked at the default threshold; everywhere else the network's map is kept. No probability is lowered, so a splicing the network found stays found; F1 can still fall where a false pair adds marked pixels.
 
-Below, the network (the default model), the matcher and the fusion on copy-moves and splicings, per-image F1 at 0.5. With CASIA v1.0 present they are the grouped split's validation images (the part where choices are made) and forgeries generated on that part's photos (copy-moves rotated, scaled or mirrored, then saved as JPEG or PNG); without it, forgeries generated on the packaged photos.
+Below, the network (the default model), the matcher and the fusion on copy-moves and splicings, per-image F1 at 0.5. With CASIA v1.0 present they are the grouped split's validation images (the part where choices are made) and forgeries generated on that part's photos (copy-moves translated, some also rotated, scaled or mirrored, then saved as JPEG or PNG); without it, forgeries generated on the packaged photos.
 '''),
     code('''
 from pmsp_utils.data import load_casia1, split_by
@@ -421,7 +425,7 @@ show_grid(grid, ["photo", "ELA", "network", "matcher", "fused", "truth"], [row["
 plt.show()
 '''),
     md("""
-The full validation run (`benchmarks/copymove_study.py`: casia1-forged on every CASIA v1 validation image, every forgery generated on the validation side's photos, and the validation side's untouched photos) ships with the package, with paired 95% bootstrap intervals, and `benchmarks/RESULTS.md` reports it. With CASIA v1.0 present, the live run above scored the same forgeries, so the next cell checks whether its table is the shipped one, and then shows what the shipped run adds: the untouched photos (its intervals come from resamples of their own, so a last digit may differ from the live ones above). Without the data, or in smoke mode, it shows the whole shipped table (`missed`: per-image F1 under 0.1).
+The full validation run (`benchmarks/copymove_study.py`: casia1-forged on every CASIA v1 validation image, every forgery generated on the validation side's photos, and the validation side's untouched photos) ships with the package, with paired 95% bootstrap intervals, and `benchmarks/RESULTS.md` reports it. With CASIA v1.0 present, the live run above scored the same forgeries, so the next cell checks whether its table is the shipped one, and then shows what the shipped run adds: the untouched photos (its intervals come from resamples of their own, so their bounds may differ from the live ones above by a few thousandths). Without the data, or in smoke mode, it shows the whole shipped table (`missed`: per-image F1 under 0.1).
 """),
     code("""
 from importlib.resources import files
@@ -451,7 +455,8 @@ display(Markdown(
     f"**False alarms.** On an untouched photo, any marked area is a false alarm. The network marks more than 1% of the area "
     f"on {network_rate:.1%} of the {int(untouched.images)} untouched validation photos, the fusion {fusion} {fused_rate:.1%}, "
     f"and the matcher reports a pair on {pair_rate:.1%} of them"
-    + (": the false alarms are the network's, not the matcher's. " if pair_rate < network_rate / 4 else ". ")
+    + (": the matcher adds no flagged photo, since its pairs fell on photos the network had flagged already. " if fused_rate == network_rate
+       else ". ")
     + ("So on most untouched photos" if network_rate > 0.5 else f"So on {network_rate:.0%} of untouched photos")
     + " the default's map marks something, and a marked region is not by itself evidence of an edit. This is the default "
     "model's weak point, and the F1 tables above cannot show it: they score tampered images only. One reason: nearly all of "
