@@ -65,7 +65,7 @@ def _ela(args: argparse.Namespace) -> int:
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     stems = plan_outputs(files, out, ELA_OUTPUTS)  # nothing written may overwrite an input or another output
-    failures, written = len(problems), 0
+    failures, written, made = len(problems), 0, []
     ledger = Ledger(out)
     for path, stem in stems.items():
         target = out / f"{stem}_ela.png"
@@ -93,8 +93,39 @@ def _ela(args: argparse.Namespace) -> int:
             failures += 1
             continue
         written += 1
+        made.append(target.name)
         print(_printable(str(target)))
+    others = _record_ela_settings(out, ledger, {"quality": args.quality, "display": args.display}, made)
+    if others:
+        (name, setting), count = next(iter(others.items())), len(others)
+        print(f"note: {out} also holds {count} map(s) made with other settings ({_printable(name)}: quality {setting['quality']}, "
+              f"display {setting['display']}; these: quality {args.quality}, display {args.display}); give each setting its own "
+              "--out to keep them apart.", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _record_ela_settings(out: Path, ledger, settings: dict, made: list[str]) -> dict[str, dict]:
+    """Note the settings of the maps just ``made`` in ``out/.pmsp-ela.json`` (with the ledger), so that a later run
+    with other settings into the same folder is told; returns {map: its settings} of the maps there made otherwise."""
+    import json
+
+    from .safe_write import write_text_atomic
+
+    record = out / ".pmsp-ela.json"
+    try:
+        recorded = json.loads(record.read_text()) if record.is_file() and ledger.owns(record.name) else {}
+    except (OSError, ValueError):
+        recorded = {}
+    recorded = {name: value for name, value in recorded.items() if isinstance(value, dict) and (out / name).is_file()}
+    recorded.update({name: settings for name in made})
+    if made:
+        try:
+            write_text_atomic(record, json.dumps(recorded, indent=0, sort_keys=True))
+            ledger.record(record)
+        except OSError as error:
+            print(f"warning: {record}: the maps' settings cannot be noted ({error.strerror or error}); a later run with other "
+                  "settings will not be told.", file=sys.stderr)
+    return {name: value for name, value in recorded.items() if value != settings}
 
 
 #: Below this many pixels on its shorter side an image holds too few 8x8 JPEG blocks for a map to mean much; above this

@@ -628,6 +628,19 @@ def test_a_tiff_with_a_broken_directory_is_named_as_a_tiff_without_library_noise
     assert (tmp_path / "out" / "ok_tif_ela.png").exists()
 
 
+def test_pmsp_ela_says_when_a_folder_mixes_maps_of_two_settings(two_images, tmp_path, capsys):
+    """The fourth hostile pass: maps of --quality 50 written beside an earlier run's --quality 90 maps, without a word."""
+    out = tmp_path / "maps"
+    assert main(["ela", str(two_images / "img1.jpg"), str(two_images / "img[1].jpg"), "--out", str(out)]) == 0
+    assert main(["ela", str(two_images / "img1.jpg"), "--out", str(out)]) == 0  # the same settings: nothing to say
+    assert "note:" not in capsys.readouterr().err
+    assert main(["ela", str(two_images / "img1.jpg"), "--out", str(out), "--quality", "50", "--display", "raw"]) == 0
+    err = capsys.readouterr().err
+    assert "also holds 1 map(s) made with other settings" in err and "quality 90" in err and "these: quality 50, display raw" in err
+    assert main(["ela", str(two_images / "img[1].jpg"), "--out", str(out), "--quality", "50", "--display", "raw"]) == 0
+    assert "note:" not in capsys.readouterr().err  # every map there now has these settings
+
+
 def test_pmsp_ela_on_a_full_disk_names_the_output_folder_not_the_input(two_images, tmp_path, monkeypatch, capsys):
     import errno
 
