@@ -204,6 +204,10 @@ def compare(a: Scores, b: Scores, *, confidence: float = 0.9, resamples: int = 1
                          "paired comparison needs the same images; compare evaluations of one dataset.")
     if not common:
         raise ValueError(f"{a.source} and {b.source} share no scored image; compare evaluations of the same images")
+    clash = next((image for image in common if a.kinds.get(image) and b.kinds.get(image) and a.kinds[image] != b.kinds[image]), None)
+    if clash is not None:  # one image, two kinds: one table was edited, or they are not the same images
+        raise ValueError(f"{a.source} calls {clash!r} a {a.kinds[clash]}, {b.source} a {b.kinds[clash]}: the two tables disagree on "
+                         "what the image is, so their per-kind rows would not mean one thing; compare evaluations of the same images.")
     kinds = {image: a.kinds.get(image) or b.kinds.get(image) or "" for image in common}
     groups = {"all tampered": common}
     for kind in sorted({kind for kind in kinds.values() if kind}):

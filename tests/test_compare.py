@@ -251,3 +251,12 @@ def test_two_datasets_are_not_paired_by_name_and_the_network_is_the_default_meth
     ordered = write_table(tmp_path / "ordered", baseline + clean)  # sorted by method: the baseline first
     assert read_scores(ordered).source.endswith("(PMSP (x))") and read_scores(ordered, "CFA1").f1["image0"] == 0.1
     assert read_scores(write_table(tmp_path / "only", baseline)).source.endswith("(CFA1)")  # no network: the first method
+
+
+def test_two_tables_that_disagree_on_an_images_kind_are_refused():
+    """The fourth hostile pass: where A called an image a splicing and B a copy-move, A's kind was taken without a word."""
+    a = Scores("a", {f"i{k}": 0.5 for k in range(12)}, {f"i{k}": "splicing" for k in range(12)})
+    b = Scores("b", {f"i{k}": 0.6 for k in range(12)}, {**{f"i{k}": "splicing" for k in range(12)}, "i3": "copy-move"})
+    with pytest.raises(ValueError, match="a calls 'i3' a splicing, b a copy-move"):
+        compare(a, b)
+    assert compare(a, Scores("c", b.f1, {})).rows[0]["images"] == 12  # a table without kinds takes the other's
