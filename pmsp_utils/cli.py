@@ -441,11 +441,11 @@ def _localize(args: argparse.Namespace) -> int:
             table.add(row)
             count += 1
             print(f"{_printable(path.name)[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
-        others = table.unlisted()
-        if others:
-            print(f"note: {len(others)} picture(s) in {out} ({_printable(others[0])}{' ...' if len(others) > 1 else ''}) are an earlier "
-                  f"run's with other settings and are not in scores.csv, which lists this run's settings only; move them, or "
-                  "give each setting its own --out.", file=sys.stderr)
+    others = table.unlisted()
+    if others:
+        print(f"note: {len(others)} picture(s) in {out} ({_printable(others[0])}{' ...' if len(others) > 1 else ''}) are an earlier "
+              f"run's with other settings and are not in scores.csv, which lists this run's settings only; move them, or "
+              "give each setting its own --out.", file=sys.stderr)
     failed = f"; {failures} input(s) failed" if failures else ""
     print(f"wrote {count} x 3 pictures (probability and mask PNG, overlay JPEG) and scores.csv to {out}{failed}")
     return 1 if failures else 0

@@ -357,7 +357,7 @@ class RunFolder:
     def __init__(self, out: Path, header: list[str], earlier: list[dict] | None = None, settings: dict | None = None) -> None:
         self.out, self.header, self.rows = Path(out), header, []
         self.given, self.earlier, self.dropped = list(earlier or ()), [], []
-        self.settings, self.started, self.current = settings, set(), None
+        self.settings, self.started, self.current, self.listed = settings, set(), None, set()  # listed: stems of this run's rows
 
     def _sort_earlier(self) -> None:
         """Checked once, with the lock held, before this run writes: an earlier row stays only while its three pictures
@@ -370,11 +370,16 @@ class RunFolder:
             if not missing:
                 self.earlier.append(row)
                 continue
-            removed = [name for name in names if name not in missing and self.ledger.owns(name)]
-            for name in removed:
-                (self.out / name).unlink(missing_ok=True)
-            self.ledger.forget(*removed)
-            self.dropped.append((row, missing, removed))
+            self.dropped.append((row, missing, self._remove_own(row["_stem"])))
+
+    def _remove_own(self, stem: str) -> list[str]:
+        """Remove the pictures of ``stem`` that pmsp wrote and nobody changed since (the ledger says); their names."""
+        removed = [name for name in (f"{stem}{ending}" for ending in LOCALIZE_OUTPUTS)
+                   if (self.out / name).is_file() and self.ledger.owns(name)]
+        for name in removed:
+            (self.out / name).unlink(missing_ok=True)
+        self.ledger.forget(*removed)
+        return removed
 
     def dropped_except(self, files: Iterable[Path]) -> list[tuple[dict, list[str], list[str]]]:
         """The ``dropped`` earlier rows of images other than ``files`` (those this run does again)."""
@@ -452,25 +457,22 @@ class RunFolder:
         return self
 
     def add(self, row: list[str]) -> None:
+        """This run's row of the image last :meth:`start`-ed (whose pictures are written)."""
         self.rows.append(row)
+        self.listed.add(self.current)
         self.current = None
         self._write()
 
     def _drop_unfinished(self) -> None:
         stem, self.current = self.current, None
         if stem is not None:
-            names = [f"{stem}{ending}" for ending in LOCALIZE_OUTPUTS]
-            removed = [name for name in names if (self.out / name).is_file() and self.ledger.owns(name)]
-            for name in removed:
-                (self.out / name).unlink(missing_ok=True)
-            self.ledger.forget(*removed)
+            self._remove_own(stem)
 
     def unlisted(self) -> list[str]:
         """Pictures pmsp wrote into the folder (the ledger lists them) that the table does not list: an earlier run's
-        with other settings, whose rows this run does not take (each run's table lists its own settings' images)."""
-        self._drop_unfinished()
-        listed = {f"{stem}{ending}" for stem in ({row[3][: -len(LOCALIZE_OUTPUTS[0])] for row in self.rows}
-                                                 | {row["_stem"] for row in self._kept_rows()}) for ending in LOCALIZE_OUTPUTS}
+        with other settings, whose rows this run does not take (each run's table lists its own settings' images).
+        Asked once the run has ended (its unfinished image's pictures are gone then)."""
+        listed = {f"{stem}{ending}" for stem in self.listed | {row["_stem"] for row in self._kept_rows()} for ending in LOCALIZE_OUTPUTS}
         return sorted(name for name in self.ledger.entries() if name.endswith(LOCALIZE_OUTPUTS) and name not in listed
                       and (self.out / name).is_file() and self.ledger.owns(name))
 
@@ -486,8 +488,7 @@ class RunFolder:
 
     def _kept_rows(self) -> list[dict]:
         """The earlier rows still true: an image this run has not started, its three pictures there, none rewritten."""
-        pictures = {row[3] for row in self.rows}
-        return [row for row in self.earlier if row["_key"] not in self.started and row["probability_png"] not in pictures]
+        return [row for row in self.earlier if row["_key"] not in self.started and row["_stem"] not in self.listed]
 
     def _kept(self) -> list[list[str]]:
         return [[row.get(column) or "" for column in self.header] for row in self._kept_rows()]

@@ -286,7 +286,7 @@ def _owns_copy(ledger, path: Path) -> bool:
 
     if ledger.owns(path.name):
         return True
-    if path.is_symlink() or not path.is_file() or ledger.NAME in os.listdir(path.parent):
+    if path.is_symlink() or not path.is_file() or (path.parent / ledger.NAME).exists():
         return False  # a folder with a ledger: only what it lists
     try:
         return "executed_with" in json.loads(path.read_text(encoding="utf-8"))["metadata"]["pmsp"]

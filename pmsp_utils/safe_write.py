@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Sequence
@@ -63,7 +64,9 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 
 
 #: A run of backslashes just before a lone surrogate, or before text that reads like an escape of one (``udcff``).
-_BEFORE_ESCAPE = r"(\\+)(?=udc[89a-fA-F][0-9a-fA-F]|[\udc80-\udcff])"
+_BEFORE_ESCAPE = re.compile(r"(\\+)(?=udc[89a-fA-F][0-9a-fA-F]|[\udc80-\udcff])")
+#: A run of backslashes and the ``udcXX`` after it, as :func:`escaped` writes it.
+_ESCAPE = re.compile(r"(\\+)(udc[89a-fA-F][0-9a-fA-F])")
 
 
 def escaped(text: str) -> str:
@@ -71,22 +74,20 @@ def escaped(text: str) -> str:
     surrogate) written as ``\\udcXX``, and a backslash the name itself has before such an escape, or before the
     letters ``udcXX``, doubled, so that a name holding the byte 0xFF and one literally named ``x\\udcff`` stay two
     names. :func:`unescaped` turns it back."""
-    import re
-
-    text = re.sub(_BEFORE_ESCAPE, lambda found: found.group(1) * 2, text)
+    if text.isascii() and "\\" not in text:  # most cells: nothing to escape
+        return text
+    text = _BEFORE_ESCAPE.sub(lambda found: found.group(1) * 2, text)
     return text.encode("utf-8", errors="backslashreplace").decode("utf-8")
 
 
 def unescaped(text: str) -> str:
     """A cell as :func:`escaped` (or :func:`write_csv`) wrote it, turned back into the name Python has for the file: an
     odd run of backslashes before ``udcXX`` ends in the escape of a byte, an even run is the name's own backslashes."""
-    import re
-
     def restore(found) -> str:
         run, code = found.group(1), found.group(2)
         return "\\" * (len(run) // 2) + (chr(0xDC00 + int(code[3:], 16)) if len(run) % 2 else code)
 
-    return re.sub(r"(\\+)(udc[89a-fA-F][0-9a-fA-F])", restore, text)
+    return _ESCAPE.sub(restore, text)
 
 
 def save_png_atomic(path: str | os.PathLike, picture, **options) -> Path:
