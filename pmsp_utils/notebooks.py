@@ -45,10 +45,9 @@ def find_notebooks(folder: Path | None = None, pattern: str = "[0-9][0-9]_*.ipyn
     return notebooks
 
 
-def extract_figures(notebook, folder: Path) -> list[Path]:
-    """Write every PNG output of an executed notebook to ``folder``; returns the paths."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
+def _figures(notebook) -> dict[str, bytes]:
+    """Every PNG output of an executed notebook, by the name it gets in its figures folder (``cellNN_K.png``)."""
+    pictures = {}
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
@@ -57,9 +56,33 @@ def extract_figures(notebook, folder: Path) -> list[Path]:
             data = output.get("data", {})
             if "image/png" in data:
                 count += 1
-                path = folder / f"cell{index:02d}_{count}.png"
-                write_bytes_atomic(path, base64.b64decode(data["image/png"]))
-                written.append(path)
+                pictures[f"cell{index:02d}_{count}.png"] = base64.b64decode(data["image/png"])
+    return pictures
+
+
+#: The names :func:`extract_figures` gives; another file in a figures folder is never touched.
+FIGURE_NAME = re.compile(r"^cell\d{2,}_\d+\.png$")
+
+
+def extract_figures(notebook, folder: Path) -> list[Path]:
+    """Write every PNG output of an executed notebook to ``folder``; returns the paths.
+
+    The folder keeps a ledger (:class:`~pmsp_utils.localize_outputs.Ledger`): a figure is replaced only where pmsp
+    wrote it and it is unchanged (:func:`_check_figures` refused the run before any kernel started otherwise), and the
+    figures an earlier run wrote that this run did not draw (a cell removed, a plot fewer) are removed, so the folder
+    shows this run's figures only."""
+    from .localize_outputs import Ledger
+
+    folder.mkdir(parents=True, exist_ok=True)
+    ledger, pictures = Ledger(folder), _figures(notebook)
+    ledger.claim(*pictures)
+    written = [write_bytes_atomic(folder / name, data) for name, data in pictures.items()]
+    ledger.record(*written)
+    stale = [name for name in ledger.entries() if name not in pictures and FIGURE_NAME.match(name)]
+    for name in stale:
+        if ledger.owns(name):
+            (folder / name).unlink(missing_ok=True)
+    ledger.forget(*(name for name in stale if not (folder / name).exists()))
     return written
 
 
@@ -322,6 +345,34 @@ def _check_copies(notebooks: list[Path], out: Path, in_place: bool):
     return ledger
 
 
+def _check_figures(notebooks: list[Path], out: Path, copies) -> None:
+    """Before any kernel starts: no figure a run may write (``<out>/figures/<notebook>/cellNN_K.png``) replaces a file
+    pmsp did not write. A folder's ledger says which it wrote; a folder from before the ledger counts as pmsp's where
+    the notebook's executed copy beside it is (``copies``: that folder's ledger, None with ``--in-place``)."""
+    from .localize_outputs import Ledger
+
+    for source in notebooks:
+        folder = out / "figures" / source.stem
+        if not folder.is_dir() and not folder.is_symlink():
+            if folder.exists():
+                raise NotebookError(f"{folder}: a file where pmsp puts {source.name}'s figures; it is never replaced. Move it, or "
+                                    "choose another --out.")
+            continue
+        if folder.is_symlink():
+            raise NotebookError(f"{folder}: a link where pmsp puts {source.name}'s figures; pmsp writes figures only into its "
+                                "own folder. Remove the link, or choose another --out.")
+        ledger = Ledger(folder)
+        legacy = not (folder / Ledger.NAME).exists() and copies is not None and (out / "notebooks" / source.name).is_file() \
+            and _owns_copy(copies, out / "notebooks" / source.name)
+        figures = sorted(path for path in folder.iterdir() if FIGURE_NAME.match(path.name))
+        if legacy:
+            ledger.record(*(path for path in figures if path.is_file() and not path.is_symlink()))  # adopted: pmsp's from now on
+        for path in figures:
+            if not ledger.owns(path.name):
+                raise NotebookError(f"{path}: already there, and pmsp did not write it (or it was changed since); it is never "
+                                    "replaced. Move it, or choose another --out.")
+
+
 def run_notebooks(
     notebooks: list[Path] | None = None,
     out: Path | None = None,
@@ -349,6 +400,7 @@ def run_notebooks(
     out = Path(out) if out is not None else build_dir()
     echo = echo or (lambda message: print(message, flush=True))
     ledger, written = _check_copies(notebooks, out, in_place), threading.Lock()
+    _check_figures(notebooks, out, ledger)
 
     def run(source: Path) -> NotebookRun:
         executed = source if in_place else out / "notebooks" / source.name

@@ -185,3 +185,33 @@ def test_no_executed_copy_replaces_a_source_another_copy_or_a_users_file(tmp_pat
     # a copy written before the ledger existed carries pmsp's stamp: still replaced
     (tmp_path / "out" / "notebooks" / ".pmsp-written.json").unlink()
     assert len(run_notebooks([twins[0]], tmp_path / "out", smoke=True, echo=lambda line: None)) == 1
+
+
+def test_figures_replace_only_what_pmsp_wrote_and_a_rerun_leaves_only_its_own(tmp_path):
+    """The fourth hostile pass: ``<out>/figures/<notebook>/`` had no ledger, so a user's ``cell00_1.png`` there was
+    replaced, and a figure an earlier run drew stayed beside the new run's. Now a figure pmsp did not write refuses the
+    run before any kernel starts; a rerun replaces its own figures and removes those it no longer draws; a folder from
+    before the ledger (its notebook's copy stamped by pmsp) is adopted."""
+    from pmsp_utils.notebooks import NotebookError
+
+    plot = "%matplotlib inline\nimport matplotlib.pyplot as plt\nfor _ in range({n}):\n    plt.figure(); plt.plot([0, 1]); plt.show()"
+    source = write_notebook(tmp_path / "01_f.ipynb", plot.format(n=2))
+    out, quiet = tmp_path / "out", (lambda line: None)
+    figures = out / "figures" / "01_f"
+    figures.mkdir(parents=True)
+    (figures / "cell00_1.png").write_bytes(b"MINE")
+    (figures / "notes.txt").write_text("mine")
+    with pytest.raises(NotebookError, match="cell00_1.png: already there, and pmsp did not write it"):
+        run_notebooks([source], out, smoke=True, echo=quiet)
+    assert (figures / "cell00_1.png").read_bytes() == b"MINE" and not (out / "notebooks" / "01_f.ipynb").exists()
+    (figures / "cell00_1.png").unlink()
+    [run] = run_notebooks([source], out, smoke=True, echo=quiet)
+    assert [path.name for path in run.figures] == ["cell00_1.png", "cell00_2.png"]
+    write_notebook(source, plot.format(n=1))
+    [run] = run_notebooks([source], out, smoke=True, echo=quiet)
+    assert sorted(path.name for path in figures.iterdir()) == [".pmsp-written.json", "cell00_1.png", "notes.txt"]
+    # a folder written before the ledger existed, beside a stamped executed copy: adopted, not refused
+    (figures / ".pmsp-written.json").unlink()
+    (out / "notebooks" / ".pmsp-written.json").unlink()
+    [run] = run_notebooks([source], out, smoke=True, echo=quiet)
+    assert [path.name for path in run.figures] == ["cell00_1.png"]
