@@ -68,10 +68,13 @@ def tar_gz(files: dict[str, bytes], prefix: str) -> bytes:
 
 
 def zipped(files: dict[str, bytes], prefix: str) -> bytes:
+    """A zip of ``files``, the same bytes every call: each member carries a fixed date (``writestr`` with a bare name
+    stamps the current time, two seconds apart, so two calls across a second boundary gave two SHA-256s and the
+    download test that pins one failed now and then under load)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as bundle:
         for name, data in files.items():
-            bundle.writestr(prefix + name, data)
+            bundle.writestr(zipfile.ZipInfo(prefix + name, date_time=(2026, 1, 1, 0, 0, 0)), data)
     return buffer.getvalue()
 
 
