@@ -15,24 +15,12 @@ from tiny_training import QUIET, tiny, train_interrupted  # noqa: E402
 pytestmark = pytest.mark.slow  # real training runs: make test-fast skips them, make test runs them
 
 
-def test_tiny_training_run_lowers_the_loss(tiny_records, tmp_path, cache_folder):
-    model, history = train(tiny(epochs=4, augment=False, streams="both"), *tiny_records, tmp_path / "run", **QUIET)
-    losses = [row["loss"] for row in history]
-    assert len(history) == 4 and losses[-1] < losses[0]
-    for name in ("config.json", "environment.json", "history.csv", "checkpoint.keras", "best.weights.h5", "model.keras",
-                 "state.json", "snapshots.npz", "splits/train.txt", "splits/validation.txt"):
-        assert (tmp_path / "run" / name).exists(), name
-    assert json.loads((tmp_path / "run" / "environment.json").read_text())["backend"] == keras.backend.backend()
-    assert {"val_f1", "val_auc", "val_loss"} <= set(history[0])
-    snapshots = np.load(tmp_path / "run" / "snapshots.npz")
-    assert {"rgb", "mask", "epoch_001", "epoch_004"} <= set(snapshots.files)
-    assert (tmp_path / "run" / "splits" / "train.txt").read_text().count("\n") == 6
-
 @pytest.fixture(scope="module")
-def other_losses(tiny_records, tmp_path_factory):
-    """One epoch of each other loss, its model.keras then read in one fresh process (nothing in it has imported the
-    training code that registers the losses): ({loss: the loss name read back}, {loss: what the run said}). The focal
-    run's first training image is a truncated file, which training skips with a list (one run for both checks)."""
+def tiny_runs(tiny_records, tmp_path_factory):
+    """Two runs, then their model.keras read in one fresh process (nothing in it has imported the training code that
+    registers the losses): four epochs of both streams with the bce+dice loss, and one epoch with the focal loss whose
+    first training image is a truncated file, which training skips with a list (one run for both checks).
+    Returns ({loss: the loss name read back}, {loss: what the run said}, {loss: (run folder, history)})."""
     import subprocess
     import sys
     from dataclasses import replace
@@ -41,30 +29,42 @@ def other_losses(tiny_records, tmp_path_factory):
     broken = folder / "broken.png"
     broken.write_bytes(tiny_records[0][0].image_path.read_bytes()[:300])  # truncated
     damaged = [replace(tiny_records[0][0], name="broken", image_path=broken), *tiny_records[0][1:]]
-    files, said = {}, {}
+    files, said, runs = {}, {}, {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PMSP_CACHE_DIR", str(folder / "cache"))
-        for loss, training in (("bce+dice", tiny_records[0]), ("focal", damaged)):
+        for loss, config, training in (("bce+dice", tiny(epochs=4, augment=False, streams="both", loss="bce+dice"), tiny_records[0]),
+                                       ("focal", tiny(epochs=1, loss="focal", positive_weight=3.0), damaged)):
             said[loss] = []
-            _, history = train(tiny(epochs=1, loss=loss, positive_weight=3.0), training, tiny_records[1], folder / loss, verbose=0,
-                               echo=said[loss].append)
-            assert len(history) == 1
-            files[loss] = str(folder / loss / "model.keras")
+            _, history = train(config, training, tiny_records[1], folder / loss, verbose=0, echo=said[loss].append)
+            files[loss], runs[loss] = str(folder / loss / "model.keras"), (folder / loss, history)
     code = ("import json, sys; from pmsp_utils.models import _read_keras; "
             "print(json.dumps({loss: _read_keras(path).loss.name for loss, path in json.loads(sys.argv[1]).items()}))")
     result = subprocess.run([sys.executable, "-c", code, json.dumps(files)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.strip().splitlines()[-1]), said
+    return json.loads(result.stdout.strip().splitlines()[-1]), said, runs
+
+def test_tiny_training_run_lowers_the_loss(tiny_runs):
+    run, history = tiny_runs[2]["bce+dice"]
+    losses = [row["loss"] for row in history]
+    assert len(history) == 4 and losses[-1] < losses[0]
+    for name in ("config.json", "environment.json", "history.csv", "checkpoint.keras", "best.weights.h5", "model.keras",
+                 "state.json", "snapshots.npz", "splits/train.txt", "splits/validation.txt"):
+        assert (run / name).exists(), name
+    assert json.loads((run / "environment.json").read_text())["backend"] == keras.backend.backend()
+    assert {"val_f1", "val_auc", "val_loss"} <= set(history[0])
+    snapshots = np.load(run / "snapshots.npz")
+    assert {"rgb", "mask", "epoch_001", "epoch_004"} <= set(snapshots.files)
+    assert (run / "splits" / "train.txt").read_text().count("\n") == 6
 
 @pytest.mark.parametrize("loss, name", [("bce+dice", "bce_dice"), ("focal", "binary_focal")])
-def test_other_losses_train_and_reload_in_a_fresh_process(other_losses, loss, name):
-    assert other_losses[0][loss] == name
+def test_other_losses_train_and_reload_in_a_fresh_process(tiny_runs, loss, name):
+    assert tiny_runs[0][loss] == name
 
-def test_training_skips_unusable_images_with_a_list(other_losses):
-    said = other_losses[1]["focal"]
+def test_training_skips_unusable_images_with_a_list(tiny_runs):
+    said = tiny_runs[1]["focal"]
     assert "skipped 1 of 6 training images that cannot be used:" in said
     assert any(line.startswith("  broken.png: cannot be used:") and ("truncated" in line or "corrupt" in line) for line in said), said
-    assert not any("cannot be used" in line for line in other_losses[1]["bce+dice"])  # the same run with the file whole
+    assert not any("cannot be used" in line for line in tiny_runs[1]["bce+dice"])  # the same images with the file whole
 
 def test_ema_keeps_the_average_as_best_and_resumes_exactly(tiny_records, tmp_path, cache_folder):
     from pmsp_utils.train import averaged_weights, _load_checkpoint

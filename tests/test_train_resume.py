@@ -37,8 +37,8 @@ def test_resume_names_each_differing_setting_and_normalises_paths(tiny_records, 
         train(tiny(epochs=2, learning_rate=0.5, loss="focal", root=str(tmp_path)), *tiny_records, run, resume=True, **QUIET)
     monkeypatch.chdir(tmp_path.parent)
     spelled = f"{tmp_path.name}/"  # the same folder, relative and with a trailing slash
-    _, history = train(tiny(epochs=2, root=spelled), *tiny_records, run, resume=True, **QUIET)
-    assert len(history) == 2
+    _, history = train(tiny(epochs=1, root=spelled), *tiny_records, run, resume=True, **QUIET)  # taken: its epoch is done
+    assert len(history) == 1
 
 def test_resume_keeps_settings_the_user_did_not_repeat(one_epoch_run, tmp_path, cache_folder, capsys):
     shutil.copytree(one_epoch_run, tmp_path / "r")  # `pmsp train ... --epochs 1 --run-dir r`, with --loss bce+dice
