@@ -305,12 +305,17 @@ def recorded_seconds(notebook_path: Path) -> float:
 def _owns_copy(ledger, path: Path) -> bool:
     """Whether the executed copy at ``path`` may be replaced: absent, or pmsp wrote it (the ledger lists it unchanged,
     or, for copies written before the ledger, it carries the stamp :func:`execute_notebook` writes into every copy)."""
-    import json
-
     if ledger.owns(path.name):
         return True
     if path.is_symlink() or not path.is_file() or (path.parent / ledger.NAME).exists():
         return False  # a folder with a ledger: only what it lists
+    return _stamped(path)
+
+
+def _stamped(path: Path) -> bool:
+    """Whether the notebook at ``path`` carries the stamp :func:`execute_notebook` writes into every copy it saves."""
+    import json
+
     try:
         return "executed_with" in json.loads(path.read_text(encoding="utf-8"))["metadata"]["pmsp"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -348,8 +353,15 @@ def _check_copies(notebooks: list[Path], out: Path, in_place: bool):
 def _check_figures(notebooks: list[Path], out: Path, copies) -> None:
     """Before any kernel starts: no figure a run may write (``<out>/figures/<notebook>/cellNN_K.png``) replaces a file
     pmsp did not write. A folder's ledger says which it wrote; a folder from before the ledger counts as pmsp's where
-    the notebook's executed copy beside it is (``copies``: that folder's ledger, None with ``--in-place``)."""
+    the notebook's executed copy is (``copies``: the ledger of ``<out>/notebooks``; None with ``--in-place``, where the
+    executed copy is the notebook itself, which an earlier run stamped)."""
     from .localize_outputs import Ledger
+
+    def executed_by_pmsp(source: Path) -> bool:
+        if copies is None:
+            return _stamped(source)
+        copy = out / "notebooks" / source.name
+        return copy.is_file() and _owns_copy(copies, copy)
 
     for source in notebooks:
         folder = out / "figures" / source.stem
@@ -362,8 +374,7 @@ def _check_figures(notebooks: list[Path], out: Path, copies) -> None:
             raise NotebookError(f"{folder}: a link where pmsp puts {source.name}'s figures; pmsp writes figures only into its "
                                 "own folder. Remove the link, or choose another --out.")
         ledger = Ledger(folder)
-        legacy = not (folder / Ledger.NAME).exists() and copies is not None and (out / "notebooks" / source.name).is_file() \
-            and _owns_copy(copies, out / "notebooks" / source.name)
+        legacy = not (folder / Ledger.NAME).exists() and executed_by_pmsp(source)
         figures = sorted(path for path in folder.iterdir() if FIGURE_NAME.match(path.name))
         if legacy:
             ledger.record(*(path for path in figures if path.is_file() and not path.is_symlink()))  # adopted: pmsp's from now on

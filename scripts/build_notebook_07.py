@@ -70,7 +70,7 @@ cells = [
 - how to tell the pasted copy from its source, and when the evidence cannot;
 - what the matcher adds to the network, per kind of forgery, and where it fails.
 
-**Run time**: about two minutes on a 2-core CPU with CASIA v1.0 present, about a minute in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
+**Run time**: about three minutes on a 2-core CPU with CASIA v1.0 present (the last cell prints it); less in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
 
 The detector follows Cozzolino, Poggi and Verdoliva (2015): dense features, PatchMatch, and a check that the offset field is locally regular. Everything below is `pmsp_utils.copymove`: the functions of sections 2 to 4 are defined here, in the notebook, and a test checks that they give the package's maps.
 '''),
@@ -156,11 +156,14 @@ spliced_ratio = levels["spliced region"] / levels["rest, spliced"]
 band = 2  # pixels: the seam, the outermost rows and columns of each block
 inner_copy, inner_source = binary_erosion(copy, iterations=band), binary_erosion(source, iterations=band)
 inner_ratio = error_levels[inner_copy].mean() / error_levels[inner_source].mean()
+inner_shifted = binary_erosion(shifted_copy, iterations=band)
+shifted_inner_ratio = shifted_levels[inner_shifted].mean() / shifted_levels[inner_source].mean()
 seam_copy, seam_source = error_levels[copy & ~inner_copy].mean(), error_levels[source & ~inner_source].mean()
 identical = np.all(forged[copy] == forged[source], axis=1).mean()  # after the final save
 told, evidence = copymove.which_is_copy(source, copy, error_levels)  # section 5's rule on the two blocks: b is the copy
 print(f"copy / source, mean error level: {ratio:.2f} over the blocks, {inner_ratio:.2f} without a {band}-pixel border band; "
       f"in that band: copy {seam_copy:.2f}, source {seam_source:.2f}")
+print(f"copy off the grid / source: {shifted_ratio:.2f} over the blocks, {shifted_inner_ratio:.2f} without the band")
 print(f"pixels of the copy equal to its source's after the final save: {identical:.1%}")
 print(f"which_is_copy on the two blocks' ELA: evidence {evidence:+.3f}, copy {told!r} (ELA alone decides from {copymove.ELA_MARGIN})")
 display(Markdown(
@@ -178,12 +181,17 @@ display(Markdown(
        + ("the copy. " if told == "b" else "the source. ") if told is not None else
        f"Only the seam tells them apart, and it is too thin to decide: on the two blocks' mean ELA the evidence is "
        f"{evidence:+.3f}, under the {copymove.ELA_MARGIN} from which ELA alone decides in section 5's rule. ")
-    + f"Pasted off the grid, the ratio to the source is {shifted_ratio:.2f}, from the misaligned JPEG grid, a trace a careful "
-    "forger avoids. A splicing at the same place, from a photo saved at quality 60, "
+    + f"Pasted off the grid, the copy's ratio to its source is {shifted_ratio:.2f} over the block and {shifted_inner_ratio:.2f} "
+    f"without the band (on the grid: {ratio:.2f} and {inner_ratio:.2f}). "
+    + ("Inside, its 8x8 blocks straddle the photo's grid, so the final save quantised that content afresh: a trace of "
+       "the misaligned grid that a careful forger avoids by pasting on it. " if shifted_inner_ratio >= inner_ratio + 0.05 else
+       "Inside, the misaligned grid adds little here: the seam is still most of the trace. ")
+    + "A splicing at the same place, from a photo saved at quality 60, "
     f"has {spliced_ratio:.2f} times the error level of the rest of its photo"
     + (", a contrast of histories ELA can read, where the copy only repeats its source. " if spliced_ratio > max(ratio, shifted_ratio) else
-       ": lower, because quality 60 took away its fine detail. ELA reads compression histories, which can point either way, and "
-       "inside a copy on the grid there is no history of its own to read. ")
+       ": lower, not higher. Content that a save at quality 60 has already simplified changes less when it is saved again at 90, "
+       "so an older, harsher history can read as a low error level. ELA reads compression histories, which can point "
+       "either way, and inside a copy on the grid there is no history of its own to read. ")
     + "A seam a few pixels wide is a thin trace, so a detector for copy-moves looks at the content instead: the region that appears twice."))
 """),
     md(r'''
@@ -232,13 +240,14 @@ plt.show()
 For every textured pixel we want the most similar patch elsewhere, at least `min_offset` pixels away (a patch always resembles its neighbours; those are not copies). Comparing every pixel with every other is $N^2$ distances: for the 400x600 photo of section 1, 58 billion (printed in section 2). **PatchMatch** (Barnes et al. 2009) gets close with far fewer, from one observation: in a copied region, neighbouring pixels have the same offset to their match. So:
 
 1. start from a random offset for every pixel;
-2. **propagate**: let each pixel try the offsets of its neighbours, and keep the better. Here the neighbours are 16, 4 and 1 pixels away along each axis (*jump flooding*), so that one good guess crosses a whole region in a few passes, with whole-array NumPy operations instead of a loop over pixels;
+2. **propagate**: let each pixel try the offsets of its neighbours, and keep the better. Here the neighbours are 16, 4 and 1 pixels away along each axis (*jump flooding*), so that one good guess crosses a whole region in a few passes, with whole-array NumPy operations instead of a loop over pixels. Over a translated copy every pixel has the same offset, so a neighbour's offset is exactly right. Over a rotated or scaled copy the offset changes a little from pixel to pixel, linearly, so at the jumps of 4 and 1 each pixel also tries its neighbour's offset *continued*: the neighbour's offset plus the change from the pixel one jump further to the neighbour (`copymove.EXTRAPOLATED_STEPS`);
 3. **random search**: let each pixel try random offsets around its own, at halving radii;
 4. repeat a few times.
 
 The result is an **offset field**: for each pixel, where its best match is.
 '''),
-    code(source(copymove._Field, copymove.match).replace("MIN_OFFSET", "copymove.MIN_OFFSET"), DEFINES),
+    code(source(copymove._Field, copymove.match).replace("MIN_OFFSET", "copymove.MIN_OFFSET")
+         .replace("in EXTRAPOLATED_STEPS", "in copymove.EXTRAPOLATED_STEPS"), DEFINES),
     code('''
 offsets, distance = match(features, textured, min_offset=copymove.MIN_OFFSET)
 inside = offsets[copy].astype(int)
@@ -288,6 +297,8 @@ for offset, score, region_a, region_b in pairs:
 - **repeated textures**: if region a also matches the pixels one more offset before it, the pattern repeats (bricks, tiles, a fence): not one copy;
 - **indistinct matches**: the patches a few pixels beside the match must fit clearly worse than the match itself (`copymove.DISTINCT_RATIO`), as they do beside a true copy and do not along a smooth gradient;
 - **rough matches**: an affine map is fitted to the group's offsets by least squares (the *dense linear fitting* of Cozzolino et al.; for a rotated or scaled copy the offsets change linearly across the region), and region a's pixels brought onto region b through it must correlate at 0.90 or more. The pair's score is that correlation rescaled: 0.5 at 0.94, 1 from 0.98. `detect` reports pairs that score 0.5 or more.
+
+Grouping by offset suits a translated copy, whose pixels share one offset. A copy rotated by 20 degrees has offsets that drift by a third of a pixel per pixel, so its pixels spread over many small groups. A second pass takes the kept pixels left over and groups them by where they are instead: each connected piece is cut down to the pixels that follow one affine map (RANSAC: the map that most of them follow within 2 pixels), its region b is where those point, and the pair must pass the checks above. It skips translations (the first pass's job) and mirror images: a mirror-symmetric object, a facade or a vase, gives exactly the evidence a mirrored copy gives (`copymove.MIRRORS_REPORTED`).
 
 The whole detector is `copymove.detect`, which also grows each region by the patch radius (a kept pixel is a patch's centre) and works on at most a megapixel (a larger photo is shrunk for matching, and the regions are brought back to its size). The notebook's functions give the package's maps:
 '''),
@@ -498,7 +509,8 @@ def outlined(image, pairs):
     return shown
 
 
-print(f"eyes: {len(eyes)} pair(s) with the size rule relaxed, {len(copymove.detect(cat).pairs)} with it; "
+print(f"eyes: {len(eyes)} pair(s) with the size rule relaxed" + (f" (the best scores {eyes[0][1]:.2f}, covering "
+      f"{(eyes[0][2] | eyes[0][3]).mean():.2%} of the photo)" if eyes else "") + f", {len(copymove.detect(cat).pairs)} with it; "
       f"tower: {len(towers)} pair(s) without the correlation and size rules, {len(copymove.detect(rocket).pairs)} with them; "
       f"copied sky: {len(flat.pairs)} pair(s) found")
 ''', "nbval-check-output"),
@@ -507,6 +519,33 @@ show_grid([[outlined(cat, eyes), outlined(rocket, towers), sky]],
           ["genuine twins (size rule relaxed)", "a lattice (size and correlation rules off)", "a copied patch of sky"], size=3.4)
 plt.show()
 '''),
+    md('''
+Other limits come from the design rather than the photo. The cell below copies one piece of the cat photo, rotated, scaled or mirrored, 190 rows down and 290 columns right, and asks the matcher for it each time.
+'''),
+    code('''
+from PIL import ImageOps
+
+cat_photo = load_photo("chelsea")
+changes = {"rotated 20 degrees": (20, 1.0, False), "rotated 30 degrees": (30, 1.0, False), "rotated 45 degrees": (45, 1.0, False),
+           "scaled by 1.1": (0, 1.1, False), "scaled by 1.25": (0, 1.25, False), "mirrored": (0, 1.0, True)}
+limits = {}
+for label, (degrees, scale, mirror) in changes.items():
+    piece = Image.fromarray(cat_photo[30:150, 40:190])
+    piece = ImageOps.mirror(piece) if mirror else piece
+    piece = piece.rotate(degrees, resample=Image.Resampling.BICUBIC).resize((round(150 * scale), round(120 * scale)), Image.Resampling.BICUBIC)
+    planted = cat_photo.copy()
+    planted[190:260, 290:390] = np.asarray(piece)[25:95, 25:125]
+    limits[label] = copymove.detect(jpeg(planted, 95)).found
+    print(f"{label}: {'found' if limits[label] else 'not found'}")
+found_ones = [label for label, found in limits.items() if found]
+missed_ones = [label for label, found in limits.items() if not found]
+display(Markdown(
+    f"Found: {', '.join(found_ones) or 'none'}. Not found: {', '.join(missed_ones) or 'none'}. "
+    "The features describe a disc of a fixed radius, so a copy scaled by much more than a tenth describes other content "
+    "than its source; Zernike moments survive any rotation, but the larger the angle, the faster the offsets drift across "
+    "the copy and the fewer of its pixels PatchMatch matches exactly. A mirrored copy is matched and then left out on "
+    "purpose (section 4): a mirror-symmetric object gives the same evidence."))
+''', "nbval-check-output"),
     md('''
 ## 8. Explore the knobs
 

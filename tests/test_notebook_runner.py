@@ -215,3 +215,12 @@ def test_figures_replace_only_what_pmsp_wrote_and_a_rerun_leaves_only_its_own(tm
     (out / "notebooks" / ".pmsp-written.json").unlink()
     [run] = run_notebooks([source], out, smoke=True, echo=quiet)
     assert [path.name for path in run.figures] == ["cell00_1.png"]
+    # the same with --in-place, where the executed copy is the notebook itself: adopted once a run has stamped it
+    (figures / ".pmsp-written.json").unlink()
+    with pytest.raises(NotebookError, match="cell00_1.png: already there"):
+        run_notebooks([source], out, in_place=True, smoke=True, echo=quiet)  # the notebook was never executed in place
+    (figures / "cell00_1.png").unlink()
+    run_notebooks([source], out, in_place=True, smoke=True, echo=quiet)
+    (figures / ".pmsp-written.json").unlink()
+    [run] = run_notebooks([source], out, in_place=True, smoke=True, echo=quiet)
+    assert [path.name for path in run.figures] == ["cell00_1.png"]
