@@ -77,9 +77,9 @@ ALIGNED_CORRELATION = 0.90
 #: benchmarks/RESULTS.md).
 PAIR_THRESHOLD = 0.5
 #: Whether ``pmsp localize`` and ``pmsp evaluate`` run the matcher unless told (``--copy-move``/``--no-copy-move``): on,
-#: since with the default model it won on validation under the selection rule, +0.036 (95% paired interval +0.022 to
-#: +0.050; +0.031 before the copy was told as :data:`NETWORK_MARGIN` says), CASIA splicings unchanged
-#: (benchmarks/RESULTS.md, issue 36).
+#: since with the default model it won on validation under the selection rule, +0.041 (95% paired interval +0.027 to
+#: +0.056, with the second pass for rotated copies; +0.036 before it, +0.031 before the copy was told as
+#: :data:`NETWORK_MARGIN` says), CASIA splicings within noise (benchmarks/RESULTS.md, issue 36).
 ON_BY_DEFAULT = True
 #: Telling the copy from its source (:func:`which_is_copy`). Measured on CASIA v1's training part (219 copy-move pairs
 #: the matcher found, the test part unread): the sign of the two regions' ELA log-ratio named the copy for 54% of them,
@@ -198,7 +198,8 @@ def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_O
     Propagation tries each neighbour's offset as it is (right for a translated copy, whose offsets are all one) and,
     at the jumps in :data:`EXTRAPOLATED_STEPS`, continued along the line through the neighbour one jump further
     (``2 * near - far``): over a rotated, scaled or mirrored copy the offsets change linearly across the region, so a
-    neighbour's offset as it is misses by a pixel or more per pixel, and the continued one is exact."""
+    neighbour's offset as it is misses by 2 sin(angle / 2) pixels per pixel of jump for a rotation (a third of a pixel at
+    20 degrees; two for a mirror), and the continued one is right to within a pixel (offsets are whole pixels)."""
     rng = np.random.default_rng(seed)
     height, width = textured.shape
     field = _Field(features, textured, min_offset)
@@ -221,7 +222,7 @@ def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_O
                 flat[field.index] = mine  # what the pixels found so far, for their neighbours to take
                 near = np.roll(offsets, sign * step, axis=axis).reshape(-1, 2)[field.index]
                 consider(near)
-                if step in EXTRAPOLATED_STEPS:  # the neighbour's offset continued linearly (a rotated or mirrored copy)
+                if step in EXTRAPOLATED_STEPS:  # the neighbour's offset continued linearly (rotated, scaled, mirrored)
                     flat[field.index] = mine
                     near = np.roll(offsets, sign * step, axis=axis).reshape(-1, 2)[field.index]
                     consider(2 * near - np.roll(offsets, 2 * sign * step, axis=axis).reshape(-1, 2)[field.index])

@@ -183,9 +183,11 @@ display(Markdown(
        f"{evidence:+.3f}, under the {copymove.ELA_MARGIN} from which ELA alone decides in section 5's rule. ")
     + f"Pasted off the grid, the copy's ratio to its source is {shifted_ratio:.2f} over the block and {shifted_inner_ratio:.2f} "
     f"without the band (on the grid: {ratio:.2f} and {inner_ratio:.2f}). "
-    + ("Inside, its 8x8 blocks straddle the photo's grid, so the final save quantised that content afresh: a trace of "
-       "the misaligned grid that a careful forger avoids by pasting on it. " if shifted_inner_ratio >= inner_ratio + 0.05 else
-       "Inside, the misaligned grid adds little here: the seam is still most of the trace. ")
+    + ("Inside, the misaligned grid changes little here: the seam is still most of the trace. "
+       if abs(shifted_inner_ratio - inner_ratio) < 0.05 else
+       f"Inside, the copy off the grid reads {'higher' if shifted_inner_ratio > inner_ratio else 'lower'} than its source: its "
+       "content now straddles the photo's 8x8 grid, so the final save quantised it afresh, which can move the error level "
+       "either way. A trace, but not one with a sign to look for; a careful forger avoids it by pasting on the grid. ")
     + "A splicing at the same place, from a photo saved at quality 60, "
     f"has {spliced_ratio:.2f} times the error level of the rest of its photo"
     + (", a contrast of histories ELA can read, where the copy only repeats its source. " if spliced_ratio > max(ratio, shifted_ratio) else
@@ -240,7 +242,7 @@ plt.show()
 For every textured pixel we want the most similar patch elsewhere, at least `min_offset` pixels away (a patch always resembles its neighbours; those are not copies). Comparing every pixel with every other is $N^2$ distances: for the 400x600 photo of section 1, 58 billion (printed in section 2). **PatchMatch** (Barnes et al. 2009) gets close with far fewer, from one observation: in a copied region, neighbouring pixels have the same offset to their match. So:
 
 1. start from a random offset for every pixel;
-2. **propagate**: let each pixel try the offsets of its neighbours, and keep the better. Here the neighbours are 16, 4 and 1 pixels away along each axis (*jump flooding*), so that one good guess crosses a whole region in a few passes, with whole-array NumPy operations instead of a loop over pixels. Over a translated copy every pixel has the same offset, so a neighbour's offset is exactly right. Over a rotated or scaled copy the offset changes a little from pixel to pixel, linearly, so at the jumps of 4 and 1 each pixel also tries its neighbour's offset *continued*: the neighbour's offset plus the change from the pixel one jump further to the neighbour (`copymove.EXTRAPOLATED_STEPS`);
+2. **propagate**: let each pixel try the offsets of its neighbours, and keep the better. Here the neighbours are 16, 4 and 1 pixels away along each axis (*jump flooding*), so that one good guess crosses a whole region in a few passes, with whole-array NumPy operations instead of a loop over pixels. Over a translated copy every pixel has the same offset, so a neighbour's offset is exactly right. Over a rotated or scaled copy the offset changes a little from pixel to pixel, linearly, so at the jumps of 4 and 1 each pixel also tries its neighbour's offset *continued*: the neighbour's offset plus the change from the pixel one jump further to the neighbour (`copymove.EXTRAPOLATED_STEPS`; at the jump of 16 it cost more time and found no more pairs on validation);
 3. **random search**: let each pixel try random offsets around its own, at halving radii;
 4. repeat a few times.
 
@@ -298,7 +300,7 @@ for offset, score, region_a, region_b in pairs:
 - **indistinct matches**: the patches a few pixels beside the match must fit clearly worse than the match itself (`copymove.DISTINCT_RATIO`), as they do beside a true copy and do not along a smooth gradient;
 - **rough matches**: an affine map is fitted to the group's offsets by least squares (the *dense linear fitting* of Cozzolino et al.; for a rotated or scaled copy the offsets change linearly across the region), and region a's pixels brought onto region b through it must correlate at 0.90 or more. The pair's score is that correlation rescaled: 0.5 at 0.94, 1 from 0.98. `detect` reports pairs that score 0.5 or more.
 
-Grouping by offset suits a translated copy, whose pixels share one offset. A copy rotated by 20 degrees has offsets that drift by a third of a pixel per pixel, so its pixels spread over many small groups. A second pass takes the kept pixels left over and groups them by where they are instead: each connected piece is cut down to the pixels that follow one affine map (RANSAC: the map that most of them follow within 2 pixels), its region b is where those point, and the pair must pass the checks above. It skips translations (the first pass's job) and mirror images: a mirror-symmetric object, a facade or a vase, gives exactly the evidence a mirrored copy gives (`copymove.MIRRORS_REPORTED`).
+Grouping by offset suits a translated copy, whose pixels share one offset. A copy rotated by 20 degrees has offsets that drift by a third of a pixel per pixel, so its pixels spread over many small groups. A second pass takes the kept pixels left over and groups them by where they are instead. Each connected piece is cut down to the pixels that follow one *affine map* (a linear map plus a shift: rotation, scale, shear or mirror), found by *RANSAC* (random sample consensus: fit a map to each of 200 random triples of the piece's pixels, keep the one that most pixels follow within 2 pixels, and refit it by least squares on those). Region b is where those pixels point. The pair is then kept only if its map is not a translation (the first pass's job), its two regions are at least 48 pixels apart (neighbouring letters of a text relate by a rotation or a mirror as well as a copy does), it is not a mirror image, and it passes the distinctness and correlation checks above; the repeated-texture check is not run, since a transformed copy does not repeat along one offset. Mirror images are left out because a mirror-symmetric object, a facade or a vase, gives exactly the evidence a mirrored copy gives (`copymove.MIRRORS_REPORTED` is `False`).
 
 The whole detector is `copymove.detect`, which also grows each region by the patch radius (a kept pixel is a patch's centre) and works on at most a megapixel (a larger photo is shrunk for matching, and the regions are brought back to its size). The notebook's functions give the package's maps:
 '''),
@@ -520,7 +522,7 @@ show_grid([[outlined(cat, eyes), outlined(rocket, towers), sky]],
 plt.show()
 '''),
     md('''
-Other limits come from the design rather than the photo. The cell below copies one piece of the cat photo, rotated, scaled or mirrored, 190 rows down and 290 columns right, and asks the matcher for it each time.
+Other limits come from the design rather than the photo. The cell below takes one piece of the cat photo, rotates, scales or mirrors it, pastes it at rows 190 to 260 and columns 290 to 390, and asks the matcher for it each time. Beside each result it prints the share of the copy's pixels whose match passed the filter of section 4 (the kept pixels), the step where a copy is won or lost.
 '''),
     code('''
 from PIL import ImageOps
@@ -528,23 +530,38 @@ from PIL import ImageOps
 cat_photo = load_photo("chelsea")
 changes = {"rotated 20 degrees": (20, 1.0, False), "rotated 30 degrees": (30, 1.0, False), "rotated 45 degrees": (45, 1.0, False),
            "scaled by 1.1": (0, 1.1, False), "scaled by 1.25": (0, 1.25, False), "mirrored": (0, 1.0, True)}
-limits = {}
+limits, kept_share = {}, {}
+pasted_at = box(cat_photo.shape[:2], 190, 290, 70, 100)
 for label, (degrees, scale, mirror) in changes.items():
     piece = Image.fromarray(cat_photo[30:150, 40:190])
     piece = ImageOps.mirror(piece) if mirror else piece
     piece = piece.rotate(degrees, resample=Image.Resampling.BICUBIC).resize((round(150 * scale), round(120 * scale)), Image.Resampling.BICUBIC)
     planted = cat_photo.copy()
     planted[190:260, 290:390] = np.asarray(piece)[25:95, 25:125]
-    limits[label] = copymove.detect(jpeg(planted, 95)).found
-    print(f"{label}: {'found' if limits[label] else 'not found'}")
+    planted = jpeg(planted, 95)
+    g = copymove.luminance(planted)
+    f, t = copymove.patch_features(g)
+    o, d = copymove.match(f, t)
+    kept_share[label] = copymove.regular_matches(o, d)[pasted_at].mean()
+    limits[label] = copymove.detect(planted).found
+    line = f"{label}: {'found' if limits[label] else 'not found'}, kept pixels in the copy {kept_share[label]:.0%}"
+    if mirror:
+        copymove.MIRRORS_REPORTED = True  # what the matcher would report with mirrors allowed
+        try:
+            line += f"; with mirrors reported: {'found' if copymove.detect(planted).found else 'not found'}"
+        finally:
+            copymove.MIRRORS_REPORTED = False
+    print(line)
 found_ones = [label for label, found in limits.items() if found]
 missed_ones = [label for label, found in limits.items() if not found]
 display(Markdown(
     f"Found: {', '.join(found_ones) or 'none'}. Not found: {', '.join(missed_ones) or 'none'}. "
     "The features describe a disc of a fixed radius, so a copy scaled by much more than a tenth describes other content "
-    "than its source; Zernike moments survive any rotation, but the larger the angle, the faster the offsets drift across "
-    "the copy and the fewer of its pixels PatchMatch matches exactly. A mirrored copy is matched and then left out on "
-    "purpose (section 4): a mirror-symmetric object gives the same evidence."))
+    "than its source, and few of its pixels find their match. Zernike magnitudes are unchanged by a rotation of a "
+    "continuous disc and nearly so on pixels (section 2), yet the kept share printed above says how much of a rotated "
+    "copy survived matching and filtering; where it is low, too little of the copy is left to make a pair. The mirrored "
+    "copy's line says whether it was matched and then left out on purpose (section 4): a mirror-symmetric object gives "
+    "the same evidence."))
 ''', "nbval-check-output"),
     md('''
 ## 8. Explore the knobs
@@ -619,7 +636,7 @@ Short questions, each answerable from this notebook's text and outputs.
 1. **Change a knob.** In section 8, lower the threshold to 0 and raise it to 0.9. For each, how many pairs are reported on the cat, and does the planted copy survive? What does that say about choosing the threshold on images without copies?
 2. **Rotation invariance, exactly.** A rotation by 90 degrees maps the pixel grid onto itself, so there is no resampling. Show that `patch_features` of `np.rot90(grey)` at the rotated position equals the original features at a pixel (up to float error), and explain why a 30-degree rotation (section 2) gives only approximately the same values. *(A reference solution is checked in `tests/test_exercises.py`.)*
 3. **Implement it yourself: exact block matching.** The classic detector of Fridrich et al. (2003) finds *exact* duplicates: it takes every 8x8 block of the grey image (at every position), sorts the blocks' pixel values lexicographically so that identical blocks sit side by side, and counts the offsets between identical neighbours at least `min_offset` apart. Write `exact_duplicates(grey, block=8, min_offset=24)` returning the most common such offset (or None), leaving out flat blocks. Check that it finds (160, 192) in `forged` of section 1, and nothing in `shifted`. Why does the final JPEG save leave the copy on the grid exactly duplicated and not the copy off the grid, and why do the Zernike features find both? *(A reference solution is checked in `tests/test_exercises.py`.)*
-4. **Extend it.** Add mirrored copies: a mirrored patch has the complex conjugate of the original's moments. Check with NumPy on a few patches that the 11 features do not change when a patch is mirrored, and say what the matcher then finds for a mirrored copy, and what its offset field cannot show about it.
+4. **Mirrors and symmetry.** A patch flipped left to right has moments $(-1)^m \\overline{Z_{nm}}$, so the magnitudes, and the 11 features, do not change. Check that with NumPy on a few patches. Then set `copymove.MIRRORS_REPORTED = True` and run `copymove.detect` on the untouched photos of section 6 (or on the packaged photos): which photos get a pair, and what in them is mirror-symmetric? Would you report mirrors by default?
 '''),
     md('''
 ## References
