@@ -14,6 +14,7 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -857,12 +858,18 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    restore = _stop_on_sigterm()
     try:
         _check_environment()
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        stopped = isinstance(stop, Terminated)
+        said = "stopped (SIGTERM)" if stopped else "interrupted"
+        if args.handler is _train and getattr(args, "run_dir", None):
+            said += (f"; the last finished epoch's checkpoint in {args.run_dir} is whole: pmsp train --run-dir {args.run_dir} "
+                     "--resume continues from it")
+        print(f"error: {said}", file=sys.stderr)
+        return 143 if stopped else 130
     except USER_ERRORS as error:
         if args.debug:
             raise
@@ -874,6 +881,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(error).__name__}: {error} (unexpected; run again with --debug for the traceback and report it)",
               file=sys.stderr)
         return 1
+    finally:
+        restore()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler, a closed session), raised where the command is, so that it stops as Ctrl-C stops it:
+    what is half written is cleaned up, and the line says what was stopped and how to go on."""
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` for the command's duration; returns what puts the earlier handler back
+    (nothing to put back where handlers cannot be set: not the main thread)."""
+    def stop(signum, frame):
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread of the main interpreter
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":

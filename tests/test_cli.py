@@ -314,3 +314,29 @@ def test_a_name_with_control_characters_stays_on_one_line_of_output():
 
     assert _printable("new\nline\ttab\x1b[31m\u202eexe.jpg") == "new\\nline\\ttab\\x1b[31m\\u202eexe.jpg"
     assert _printable("été x\udcff.jpg") == "été x\\udcff.jpg"  # printable text stays; a byte that is not UTF-8 is escaped
+
+
+def test_sigterm_stops_a_command_in_one_line_and_train_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    """`kill` (SIGTERM) ended `pmsp train` without a word, as if the log stopped mid-epoch. It now stops a command as
+    Ctrl-C does (exit 143), and for training names the folder and --resume; the earlier handler is put back after."""
+    import os
+    import signal
+    import time
+
+    from pmsp_utils import cli
+
+    def killed(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the signal's handler raises long before this ends
+        return 0
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "_train", killed)
+    assert cli.main(["train", "--run-dir", str(tmp_path / "run")]) == 143
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("error: stopped (SIGTERM); ")
+    assert f"pmsp train --run-dir {tmp_path / 'run'} --resume continues from it" in said[0]
+    assert signal.getsignal(signal.SIGTERM) == before
+    monkeypatch.setattr(cli, "_ela", killed)
+    assert cli.main(["ela", str(tmp_path), "--out", str(tmp_path / "maps")]) == 143
+    assert capsys.readouterr().err.strip() == "error: stopped (SIGTERM)"
