@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--copy-move", choices=("off", "on", "both"), default="off",
                         help="fuse the copy-move matcher's pairs into the map (pmsp localize --copy-move); both: each model scored twice, "
                         "the second as NAME+cm")
+    parser.add_argument("--policy", choices=("resize", "pad", "native", "tile", "zoom"),
+                        help="how images reach each network (pmsp localize --policy; default: each model's own)")
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="DIR",
                         help="with --selection: also read the results.csv and per_image.csv of an earlier run (models scored there are "
                         "not scored again), so that models scored at different times share one table")
@@ -171,7 +173,7 @@ def main() -> None:
             labels.append(label)
 
             def predict(source, flip=flip, matcher=matcher):
-                result = localize(model, load_image(source), flip=flip)
+                result = localize(model, load_image(source), flip=flip, policy=args.policy)
                 if not matcher:
                     return result.probability
                 from pmsp_utils.copymove import detect, fuse

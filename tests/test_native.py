@@ -113,3 +113,43 @@ def test_native_tiles_cover_a_large_photo_and_keep_its_size():
     settings = ModelSettings(input_size=192, output_stride=16, policy="native")
     result = localize(GlobalContext(), image, settings=settings)
     assert result.probability.shape == (530, 777) and result.policy == "native"
+
+
+def test_zoom_enlarges_as_training_did_and_is_the_resize_policy_at_the_training_size():
+    from pmsp_utils.pipeline import ZOOM_MAX_PIXELS, zoom_shape
+
+    assert zoom_shape(256, 384, 576) == zoom_shape(384, 256, 576) == (576, 576)  # CASIA's photos, either way round
+    assert zoom_shape(128, 192, 576) == (576, 576)  # smaller ones are stretched to fill the input, as by resize
+    assert zoom_shape(512, 768, 576) == (1152, 1152)  # twice the size: twice the input, not shrunk to it
+    assert zoom_shape(768, 512, 576) == (1152, 1152)
+    assert zoom_shape(400, 400, 576) == (735, 735)  # a square: the geometric mean of the two zooms (1.84)
+    height, width = zoom_shape(3000, 4000, 576)  # 12 MP would become 40: capped, the two zooms kept in proportion
+    assert height * width <= ZOOM_MAX_PIXELS * 1.001 and abs((width / 4000) / (height / 3000) - 1.5 / 2.25) < 1e-3
+    image = planted(256, 384)
+    settings = ModelSettings(input_size=192, output_stride=16)
+    zoom = localize(GlobalContext(), image, settings=settings, policy="zoom")
+    np.testing.assert_array_equal(zoom.probability, localize(GlobalContext(), image, settings=settings, policy="resize").probability)
+
+
+def test_zoom_covers_a_larger_photo_with_tiles_at_the_training_zoom(monkeypatch):
+    """A photo twice CASIA's size is enlarged to twice the input and tiled, so each tile sees the region at the scale
+    of training; the resize policy shrinks the whole photo into one input instead."""
+    image = planted(256, 384)
+    settings = ModelSettings(input_size=96, output_stride=16)  # a 64x96 "training photo": 1.5 x 1.5 zoom
+    double = np.asarray(Image.fromarray(image).resize((768, 512), Image.Resampling.NEAREST))
+    from pmsp_utils.pipeline import zoom_shape
+
+    assert zoom_shape(512, 768, 96, trained=(64, 64)) == (768, 1152)
+    seen = []
+
+    class Recording(GlobalContext):
+        def predict_on_batch(self, inputs):
+            seen.append(inputs["rgb"].shape[0])
+            return super().predict_on_batch(inputs)
+
+    monkeypatch.setattr("pmsp_utils.pipeline.TRAINED_PHOTO", (64, 64))
+    result = localize(Recording(), double, settings=settings, policy="zoom")
+    assert result.probability.shape == (512, 768)
+    assert sum(seen) > 40  # tiles of 96 over 768x1152, not one input
+    inside, outside = result.probability[320:500, 320:680].mean(), result.probability[:250, :250].mean()
+    assert inside > outside + 0.3  # the planted square comes back where it is
