@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--copy-move", choices=("off", "on", "both"), default="off",
                         help="fuse the copy-move matcher's pairs into the map (pmsp localize --copy-move); both: each model scored twice, "
                         "the second as NAME+cm")
-    parser.add_argument("--policy", choices=("resize", "pad", "native", "tile", "zoom"),
+    parser.add_argument("--policy", choices=("resize", "pad", "native", "tile"),
                         help="how images reach each network (pmsp localize --policy; default: each model's own)")
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="DIR",
                         help="with --selection: also read the results.csv and per_image.csv of an earlier run (models scored there are "

@@ -156,35 +156,7 @@ def valid_region(mask: np.ndarray, ignore: float = IGNORE) -> tuple[slice, slice
 
 # --- one image through a model ----------------------------------------------------------
 
-LOCALIZE_POLICIES = INPUT_POLICIES + ("tile", "zoom")
-
-#: The stored size, long side first, of the photos the resize-policy models were trained on (CASIA v1's 384x256): the
-#: ``"zoom"`` policy enlarges every image by the factors that brought those photos to the square input.
-TRAINED_PHOTO = (384, 256)
-#: The ``"zoom"`` policy's largest enlarged image, in pixels (a 12 MP photo enlarged 1.5 x 2.25 would be 40 MP); past it
-#: both sides shrink alike, so the zoom falls below training's on very large photos.
-ZOOM_MAX_PIXELS = 12_000_000
-
-
-def zoom_shape(height: int, width: int, input_size: int, trained: tuple[int, int] | None = None) -> tuple[int, int]:
-    """(height, width) of an image enlarged as the resize policy enlarged the training photos: the long side by
-    ``input_size / trained[0]``, the short side by ``input_size / trained[1]`` (a square: their geometric mean), each
-    side at least ``input_size``. A photo of the training size comes out as the square input itself, so there the
-    ``"zoom"`` policy is the ``"resize"`` policy; a larger photo is enlarged, not shrunk, and covered by tiles.
-    ``trained``: (long, short) sides of the training photos; None: :data:`TRAINED_PHOTO`."""
-    trained = trained or TRAINED_PHOTO
-    long_zoom, short_zoom = input_size / trained[0], input_size / trained[1]
-    if width == height:
-        zoom_y = zoom_x = (long_zoom * short_zoom) ** 0.5
-    elif width > height:
-        zoom_y, zoom_x = short_zoom, long_zoom
-    else:
-        zoom_y, zoom_x = long_zoom, short_zoom
-    target_y, target_x = height * zoom_y, width * zoom_x
-    if target_y * target_x > ZOOM_MAX_PIXELS:
-        shrink = (ZOOM_MAX_PIXELS / (target_y * target_x)) ** 0.5
-        target_y, target_x = target_y * shrink, target_x * shrink
-    return max(input_size, round(target_y)), max(input_size, round(target_x))
+LOCALIZE_POLICIES = INPUT_POLICIES + ("tile",)
 
 
 @dataclass(frozen=True)
@@ -229,7 +201,7 @@ def predict_inputs(model, inputs: dict[str, np.ndarray], *, flip: bool = False) 
 
 #: Share of a tile its neighbour repeats, by policy: "native" blends its seams, so a narrower band does (a 12 MP photo
 #: takes 108 tiles of 384 at 1/8 against 165 at 1/4; benchmarks/bench_native.py).
-DEFAULT_OVERLAP = {"tile": 0.25, "native": 0.125, "zoom": 0.25}
+DEFAULT_OVERLAP = {"tile": 0.25, "native": 0.125}
 
 
 def localize(model, source, *, settings: ModelSettings | None = None, policy: str | None = None, flip: bool | None = None,
@@ -259,16 +231,8 @@ def localize(model, source, *, settings: ModelSettings | None = None, policy: st
     image, ela_map, conversions = result.image, result.ela, result.conversions
     del result, loaded  # the decoded Pillow image (4 bytes a pixel) is not needed past this point: let it go
     names, size = input_names(network), settings.input_size
-    if policy == "zoom" and zoom_shape(*image.shape[:2], size) == (size, size):
-        policy = "resize"  # the training photos' size (or smaller): the same thing
     if policy == "tile":
         probability = _tiled(network, {"rgb": image, "ela": ela_map}, names, size, overlap, batch_size, flip)
-    elif policy == "zoom":
-        zoomed = zoom_shape(*image.shape[:2], size)
-        sources = {"rgb": _resize(image, *zoomed, Image.Resampling.BILINEAR), "ela": _resize(ela_map, *zoomed, Image.Resampling.BILINEAR)}
-        small = native_tiles(network, sources, names, size, overlap, batch_size, flip)
-        del sources
-        probability = from_output(small, Geometry(*image.shape[:2], size, "resize", *zoomed))
     elif policy == "native" and max(image.shape[:2]) > size:
         probability = native_tiles(network, {"rgb": image, "ela": ela_map}, names, size, overlap, batch_size, flip)
     else:
