@@ -28,14 +28,36 @@ def small_model(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def exported(small_model, tmp_path_factory):
+    """(cache folder, what was said): ``small_model``'s LiteRT copy, exported once for the module the way ``pmsp
+    localize`` does on first use (an export takes about 7 s). :func:`with_copy` puts it into a test's own cache."""
+    folder = tmp_path_factory.mktemp("exported")
+    messages = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PMSP_CACHE_DIR", str(folder))
+        assert _load_lite(small_model) is None  # nothing exported yet
+        loaded = load_for_inference(small_model, echo=messages.append)
+    assert "LiteRT" in loaded.label
+    return folder, messages
+
+
+def with_copy(exported, cache_folder):
+    """The module's exported copy, placed in this test's cache (``cache_folder``, where PMSP_CACHE_DIR points)."""
+    import shutil
+
+    shutil.copytree(exported[0], cache_folder, dirs_exist_ok=True)
+    return cache_folder
+
+
 @pytest.mark.slow
-def test_the_exported_copy_gives_keras_maps(small_model, cache_folder, photo):
+def test_the_exported_copy_gives_keras_maps(small_model, exported, cache_folder, photo):
     from pmsp_utils.models import load_model
     from pmsp_utils.pipeline import localize
 
     keras_model = load_model(small_model, inference=True)
-    assert _load_lite(small_model) is None  # nothing exported yet
-    export_lite(keras_model, lite_path(small_model))
+    assert _load_lite(small_model) is None  # an empty cache: nothing exported
+    with_copy(exported, cache_folder)
     lite = _load_lite(small_model)
     assert lite is not None and lite.settings == keras_model.settings and "LiteRT" in lite.label
     for flip in (False, True):
@@ -47,13 +69,15 @@ def test_the_exported_copy_gives_keras_maps(small_model, cache_folder, photo):
 
 
 @pytest.mark.slow
-def test_the_fast_export_matches_keras_own_and_falls_back_to_it(small_model, tmp_path, photo, monkeypatch):
+def test_the_fast_export_matches_keras_own_and_falls_back_to_it(small_model, exported, tmp_path, photo, monkeypatch):
     from pmsp_utils import runtime
     from pmsp_utils.models import LoadedModel, load_model
     from pmsp_utils.pipeline import localize
 
     keras_model = load_model(small_model, inference=True)
-    fast = export_lite(keras_model, tmp_path / "fast.tflite")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PMSP_CACHE_DIR", str(exported[0]))
+        fast = lite_path(small_model)  # the module's export: the fast path
 
     def moved(model):
         raise ImportError("convert_variables_to_constants_v2 moved")
@@ -79,14 +103,15 @@ def test_the_identity_follows_the_weights(small_model, tmp_path):
 
 
 @pytest.mark.slow
-def test_auto_exports_once_then_starts_without_tensorflow(small_model, cache_folder, tmp_path, photo):
+def test_auto_exports_once_then_starts_without_tensorflow(small_model, exported, cache_folder, tmp_path, photo):
     from PIL import Image
 
     Image.fromarray(photo).save(tmp_path / "a.jpg", quality=90)
-    messages = []
-    first = load_for_inference(small_model, echo=messages.append)
-    assert "LiteRT" in first.label and len(messages) == 1 and "once" in messages[0]
+    messages = exported[1]  # the first use exported, and said so once
+    assert len(messages) == 1 and "once" in messages[0]
+    with_copy(exported, cache_folder)
     assert lite_path(small_model).is_file()
+    assert load_for_inference(small_model, echo=pytest.fail).label.endswith("(LiteRT)")  # the second use: no export
     code = ("import sys; from pmsp_utils.cli import main; "
             f"code = main(['localize', {str(tmp_path / 'a.jpg')!r}, '--out', {str(tmp_path / 'out')!r}, '--weights', {str(small_model)!r}]); "
             "print('keras imported' if 'keras' in sys.modules or 'tensorflow' in sys.modules else 'no keras'); sys.exit(code)")
@@ -196,7 +221,7 @@ def test_settings_that_contradict_the_network_are_refused_by_name(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_cached_copy_changed_since_its_export_is_replaced_not_trusted(small_model, cache_folder, capsys):
+def test_a_cached_copy_changed_since_its_export_is_replaced_not_trusted(small_model, exported, cache_folder, capsys):
     """1000 bytes flipped in the middle of the cached .tflite (same size) changed the map without a word, and an edited
     settings file (calibration, flip) changed the score: the settings file records the model's hash and its own, so
     either change, or a copy from before the hashes, is removed with one note and exported again."""
@@ -205,7 +230,8 @@ def test_a_cached_copy_changed_since_its_export_is_replaced_not_trusted(small_mo
 
     from pmsp_utils.runtime import prepare_lite
 
-    path = prepare_lite(small_model, echo=lambda line: None)
+    with_copy(exported, cache_folder)
+    path = prepare_lite(small_model, echo=pytest.fail)  # already there: not exported
     described = path.with_name(path.name + ".json")
     kept = {file: file.read_bytes() for file in (path, described)}
     assert _load_lite(small_model) is not None and capsys.readouterr().err == ""
