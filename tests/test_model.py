@@ -345,18 +345,23 @@ def test_ensemble_averages_each_members_view_and_folds_and_saves(tmp_path):
     rng = np.random.default_rng(0)
     x = {"rgb": rng.uniform(0, 255, (2, SIZE, SIZE, 3)).astype("float32"), "ela": rng.uniform(0, 20, (2, SIZE, SIZE, 3)).astype("float32")}
     mirrored = {name: values[:, :, ::-1] for name, values in x.items()}
-    # By hand: the first member on the mirrored image, its map mirrored back; the second on the image; the mean.
-    expected = 0.5 * (first.predict_on_batch(mirrored)[:, :, ::-1] + second.predict_on_batch(x))
+    # By hand: the first member on the mirrored image, its map mirrored back; the second on the image; the mean. The
+    # members, the folded pair and the reloaded one run eagerly (tracing each for predict_on_batch cost 2-4 s apiece);
+    # the pair itself through predict_on_batch, as localize runs it.
+    def run(model, inputs):
+        return keras.ops.convert_to_numpy(model(inputs, training=False))
+
+    expected = 0.5 * (run(first, mirrored)[:, :, ::-1] + run(second, x))
     predicted = ensemble.predict_on_batch(x)
     np.testing.assert_allclose(predicted, expected, atol=1e-6)
-    assert np.abs(predicted - 0.5 * (first.predict_on_batch(x) + second.predict_on_batch(x))).max() > 1e-3, "the mirror must matter"
+    assert np.abs(predicted - 0.5 * (run(first, x) + run(second, x))).max() > 1e-3, "the mirror must matter"
     folded = fold_batch_norm(ensemble)
     assert folded.pmsp_folded == fold_batch_norm(first).pmsp_folded + fold_batch_norm(second).pmsp_folded
-    np.testing.assert_allclose(folded.predict_on_batch(x), predicted, atol=2e-5)
+    np.testing.assert_allclose(run(folded, x), predicted, atol=2e-5)
     save_model(ensemble, tmp_path / "pair.keras", ModelSettings(input_size=SIZE, output_stride=16, decoder="f3"))
     loaded = load_model(tmp_path / "pair.keras")
     assert list(ensemble_members(loaded.model)) == ["fine", "coarse"]
-    np.testing.assert_allclose(loaded.model.predict_on_batch(x), predicted, atol=1e-6)
+    np.testing.assert_allclose(run(loaded.model, x), predicted, atol=1e-6)
 
 
 def test_ensemble_refuses_what_does_not_fit():
