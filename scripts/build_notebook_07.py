@@ -315,6 +315,20 @@ print(f"detect: {len(found.pairs)} pair(s), offset {found.pairs[0].offset}, scor
 half = copymove.ALIGNED_CORRELATION + copymove.PAIR_THRESHOLD * 0.08  # the score rescales the correlation from 0.90 (0) to 0.98 (1)
 print(f"a pair is reported from a score of {copymove.PAIR_THRESHOLD}, an aligned correlation of {half:.2f}")
 ''', "nbval-check-output"),
+    code('''
+enlarged = copymove.SCALES[0]
+low, high = enlarged * (1 - copymove.SCALE_TOLERANCE), enlarged * (1 + copymove.SCALE_TOLERANCE)
+display(Markdown(
+    f"A copy that was enlarged or shrunk escapes both passes: the features describe a disc of {copymove.RADIUS} pixels, and "
+    f"the same content enlarged 1.25 times fills a disc of {1.25 * copymove.RADIUS:g}. So `detect` runs a third pass "
+    f"(`copymove.SCALES`): the features are computed again over discs {enlarged:g} times larger ({round(copymove.RADIUS * enlarged)} "
+    "pixels), and each pixel's small disc is matched against the large discs of the same image (`match(..., target=...)`). "
+    "A scaled copy and its source then find each other, from the smaller of the two to the larger. Such a field points one "
+    "way only, so the return check is left out (`regular_matches(..., returned=False)`); the kept pixels are grouped by "
+    "place and cut to one affine map as in the second pass, and that map must scale by "
+    f"{max(low, 1 + copymove.SCALE_MIN_CHANGE):.2f} to {high:.2f} (a copy shrunk to {1 / high:.2f} of its source or enlarged "
+    f"up to {high:.2f} times). The third pass costs about as much as the first, so `detect` takes about twice as long as without it."))
+'''),
     md(r'''
 ## 5. Which one is the copy?
 
@@ -529,7 +543,8 @@ from PIL import ImageOps
 
 cat_photo = load_photo("chelsea")
 changes = {"rotated 20 degrees": (20, 1.0, False), "rotated 30 degrees": (30, 1.0, False), "rotated 45 degrees": (45, 1.0, False),
-           "scaled by 1.1": (0, 1.1, False), "scaled by 1.25": (0, 1.25, False), "mirrored": (0, 1.0, True)}
+           "scaled by 1.1": (0, 1.1, False), "scaled by 1.25": (0, 1.25, False), "scaled by 1.5": (0, 1.5, False),
+           "scaled by 0.67": (0, 0.67, False), "mirrored": (0, 1.0, True)}
 limits, kept_share = {}, {}
 pasted_at = box(cat_photo.shape[:2], 190, 290, 70, 100)
 for label, (degrees, scale, mirror) in changes.items():
@@ -537,7 +552,8 @@ for label, (degrees, scale, mirror) in changes.items():
     piece = ImageOps.mirror(piece) if mirror else piece
     piece = piece.rotate(degrees, resample=Image.Resampling.BICUBIC).resize((round(150 * scale), round(120 * scale)), Image.Resampling.BICUBIC)
     planted = cat_photo.copy()
-    planted[190:260, 290:390] = np.asarray(piece)[25:95, 25:125]
+    corner = 25 if min(piece.size) >= 120 else 0  # a shrunk piece is too small to leave 25 pixels at its edge
+    planted[190:260, 290:390] = np.asarray(piece)[corner : corner + 70, corner : corner + 100]
     planted = jpeg(planted, 95)
     g = copymove.luminance(planted)
     f, t = copymove.patch_features(g)
@@ -556,8 +572,9 @@ found_ones = [label for label, found in limits.items() if found]
 missed_ones = [label for label, found in limits.items() if not found]
 display(Markdown(
     f"Found: {', '.join(found_ones) or 'none'}. Not found: {', '.join(missed_ones) or 'none'}. "
-    "The features describe a disc of a fixed radius, so a copy scaled by much more than a tenth describes other content "
-    "than its source, and few of its pixels find their match. Zernike magnitudes are unchanged by a rotation of a "
+    "The kept share is the first pass's: the features describe a disc of a fixed radius, so a copy scaled by much more "
+    "than a tenth describes other content than its source there, and few of its pixels are kept. The scaled copies are "
+    "found by the third pass, which matches each disc against discs of another size. Zernike magnitudes are unchanged by a rotation of a "
     "continuous disc and nearly so on pixels (section 2), yet the kept share printed above says how much of a rotated "
     "copy survived matching and filtering; where it is low, too little of the copy is left to make a pair. The mirrored "
     "copy's line says whether it was matched and then left out on purpose (section 4): a mirror-symmetric object gives "

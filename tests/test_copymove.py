@@ -71,9 +71,11 @@ def planted(change: str) -> np.ndarray:
     degrees = int(change.split("rotated ")[1].split()[0]) if "rotated" in change else 0
     piece = piece.rotate(degrees, resample=Image.Resampling.BICUBIC)
     if "scaled" in change:
-        piece = piece.resize((round(150 * 1.25), round(120 * 1.25)), Image.Resampling.BICUBIC)
+        factor = float(change.split("scaled ")[1].split()[0])
+        piece = piece.resize((round(150 * factor), round(120 * factor)), Image.Resampling.BICUBIC)
     forged = image.copy()
-    forged[190:260, 290:390] = np.asarray(piece)[25:95, 25:125]
+    top, left = (25, 25) if min(piece.size) >= 95 + 25 else (0, 0)  # a shrunk piece: from its corner
+    forged[190:260, 290:390] = np.asarray(piece)[top : top + 70, left : left + 100]
     return jpeg(forged, 95)
 
 
@@ -82,10 +84,22 @@ def test_a_strongly_rotated_copy_is_found(change):
     """Offsets over such a copy change by a third to half a pixel per pixel: propagating a neighbour's offset as it is
     lands pixels off, and grouping by offset splits the copy into many small groups. Before :func:`copymove.match`'s
     continued offsets and :func:`copymove.duplicated_pairs`' second pass, neither was found. (Still not found, with or
-    without them: this piece rotated 45 degrees or more, or scaled by 1.25: the features are not scale-invariant.)"""
+    without them: this piece rotated 45 degrees or more.)"""
     result = copymove.detect(planted(change))
     assert result.found, change
     assert covered(result.both_mask(), box(result.shape, 190, 290, 70, 100)) > 0.4, change
+
+
+@pytest.mark.parametrize("change", ["scaled 1.25", "scaled 1.5", "scaled 0.67", "rotated 15 degrees scaled 1.25"])
+def test_a_scaled_copy_is_found_by_the_cross_scale_pass(change):
+    """Zernike moments over a disc are not scale-invariant at a fixed radius: without the cross-scale pass
+    (``scales=()``) none of these copies is found; with it (each patch against the patches 1.375 times larger) each is."""
+    forged = planted(change)
+    assert not copymove.detect(forged, scales=()).found, change
+    result = copymove.detect(forged)
+    assert result.found, change
+    assert covered(result.both_mask(), box(result.shape, 190, 290, 70, 100)) > 0.4, change
+    assert result.pairs[0].score >= copymove.PAIR_THRESHOLD
 
 
 def test_a_mirrored_copy_is_matched_but_not_reported():
