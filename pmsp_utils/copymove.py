@@ -78,8 +78,8 @@ ALIGNED_CORRELATION = 0.90
 #: benchmarks/RESULTS.md).
 PAIR_THRESHOLD = 0.5
 #: Whether ``pmsp localize`` and ``pmsp evaluate`` run the matcher unless told (``--copy-move``/``--no-copy-move``): on,
-#: since with the default model it won on validation under the selection rule, +0.041 (95% paired interval +0.027 to
-#: +0.056, with the second pass for rotated copies; +0.036 before it, +0.031 before the copy was told as
+#: since with the default model it won on validation under the selection rule, +0.042 (95% paired interval +0.027 to
+#: +0.057, with the cross-scale pass; +0.041 before it, +0.036 before the second pass, +0.031 before the copy was told as
 #: :data:`NETWORK_MARGIN` says), CASIA splicings within noise (benchmarks/RESULTS.md, issue 36).
 ON_BY_DEFAULT = True
 #: Telling the copy from its source (:func:`which_is_copy`). Measured on CASIA v1's training part (219 copy-move pairs

@@ -70,7 +70,7 @@ cells = [
 - how to tell the pasted copy from its source, and when the evidence cannot;
 - what the matcher adds to the network, per kind of forgery, and where it fails.
 
-**Run time**: about three minutes on a 2-core CPU with CASIA v1.0 present (the last cell prints it); less in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
+**Run time**: about four minutes on a 2-core CPU with CASIA v1.0 present (the last cell prints it); less in smoke mode. No GPU needed. **Data**: photos that ship with scikit-image, and CASIA v1.0 when `PMSP_DATA_DIR` points to it (section 6).
 
 The detector follows Cozzolino, Poggi and Verdoliva (2015): dense features, PatchMatch, and a check that the offset field is locally regular. Everything below is `pmsp_utils.copymove`: the functions of sections 2 to 4 are defined here, in the notebook, and a test checks that they give the package's maps.
 '''),
