@@ -2,7 +2,7 @@
 
 A copy-moved region comes from the same photo, with the same camera, noise and compression history as the rest, so
 ELA has little to see. What gives it away is that its content appears twice. This module is a training-free dense-field
-detector in the line of Cozzolino, Poggi and Verdoliva (2015), in four steps, each a function:
+detector in the line of Cozzolino, Poggi and Verdoliva (2015), in five steps, each a function:
 
 1. :func:`patch_features`: for every pixel, Zernike moments of the disc of radius :data:`RADIUS` around it, the
    magnitudes (unchanged by a rotation of the patch) and the two real m = 0 moments, with the patch's mean left out
@@ -15,7 +15,9 @@ detector in the line of Cozzolino, Poggi and Verdoliva (2015), in four steps, ea
    agrees with it), its distance is small, and the pixel it points to points back.
 4. :func:`duplicated_pairs`: group the kept pixels by offset into pairs of regions, drop small ones, drop a pair
    whose pattern repeats one more step along its offset (a periodic texture: bricks, tiles, fences), close small
-   holes, and score each pair.
+   holes, and score each pair. A second pass groups the kept pixels left over by place, for copies that were rotated.
+5. A cross-scale pass (:data:`SCALES`): :func:`match` again, each pixel's disc against the discs of the same image
+   1.375 times larger, for copies that were enlarged or shrunk; its kept pixels become pairs as in the second pass.
 
 Then :func:`which_is_copy` decides which region of a pair is the pasted copy (CASIA's masks and most benchmarks'
 mark only the copy) from evidence the two share nothing else of: the network's map, when given, and their ELA (same
@@ -480,14 +482,15 @@ def _transformed_pairs(features, offsets, distance, kept, sign, smallest, grey, 
 #: The cross-scale passes of :func:`detect`: each pixel's disc of :data:`RADIUS` is matched against the discs this many
 #: times larger, which finds a copy enlarged or shrunk by about that factor (Zernike moments averaged over a disc scale
 #: with it). On a planted piece of a photo, one pass at 1.375 (discs of 11 pixels against 8) found the piece scaled by
-#: 0.67, 0.8, 1.25 and 1.5, and by 1.25 and rotated 15 degrees, none of which the first two passes found; two passes
-#: (1.25 and 1.5) found the same at half as much time again. Each pass costs about what the first pass does. () leaves
-#: them out.
+#: 0.67, 1.25 and 1.5, and by 1.25 and rotated 15 degrees, none of which the first two passes found (x0.8 they found in
+#: part); two passes (1.25 and 1.5) found the same at half as much time again, and one on a grid twice as coarse lost
+#: x1.5. Each pass costs about what the first pass does. On CASIA v1 validation it found pairs in 3 more of 33
+#: generated copy-moves and nowhere else (benchmarks/RESULTS.md). () leaves them out.
 SCALES = (1.375,)
 #: A cross-scale pair's fitted scale (the square root of its affine map's determinant) must lie within this share of its
-#: pass's factor (1.375: from 1.03 to 1.72, a copy shrunk to 0.58 or enlarged 1.72 times) ...
+#: pass's factor (1.375: up to 1.72, a copy shrunk to 0.58 or enlarged 1.72 times) ...
 SCALE_TOLERANCE = 0.25
-#: ... and differ from 1 by at least this much: an unscaled copy is the first two passes' to find.
+#: ... and differ from 1 by at least this much (so from 1.1): an unscaled copy is the first two passes' to find.
 SCALE_MIN_CHANGE = 0.1
 
 
