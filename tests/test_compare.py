@@ -260,3 +260,30 @@ def test_two_tables_that_disagree_on_an_images_kind_are_refused():
     with pytest.raises(ValueError, match="a calls 'i3' a splicing, b a copy-move"):
         compare(a, b)
     assert compare(a, Scores("c", b.f1, {})).rows[0]["images"] == 12  # a table without kinds takes the other's
+
+
+def test_the_bootstrap_draws_in_bounded_blocks_and_gives_the_same_means(monkeypatch):
+    """Drawn whole, 10 000 resamples of 150 000 images took 23 GB (pmsp compare on a large table): the draws now come a
+    block at a time, at most BOOTSTRAP_CHUNK indices, and the means are those of one whole draw."""
+    import numpy as np
+
+    from pmsp_utils import compare as comparing
+
+    difference = np.random.default_rng(3).normal(0, 0.2, 301)
+    whole = np.random.default_rng(0)
+    expected = difference[whole.integers(0, 301, size=(997, 301))].mean(axis=1)
+
+    sizes = []
+
+    class Recording:
+        def __init__(self, generator):
+            self.generator = generator
+
+        def integers(self, low, high, size):
+            sizes.append(int(np.prod(size)))
+            return self.generator.integers(low, high, size=size)
+
+    monkeypatch.setattr(comparing, "BOOTSTRAP_CHUNK", 5000)
+    means = comparing.bootstrap_means(difference, 997, Recording(np.random.default_rng(0)))
+    np.testing.assert_array_equal(means, expected)
+    assert max(sizes) <= 5000 and len(sizes) > 1
