@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 
 from pmsp_utils.evaluate import miss_summary  # noqa: E402
 from pmsp_utils.metrics import PixelMetrics  # noqa: E402
+from pmsp_utils.pipeline import LOCALIZE_POLICIES  # noqa: E402
 
 
 #: The F1 conditions of the selection rule (second version, issue 35), rows of results.csv, ``PART`` replaced.
@@ -102,7 +103,7 @@ def main() -> None:
     parser.add_argument("--copy-move", choices=("off", "on", "both"), default="off",
                         help="fuse the copy-move matcher's pairs into the map (pmsp localize --copy-move); both: each model scored twice, "
                         "the second as NAME+cm")
-    parser.add_argument("--policy", choices=("resize", "pad", "native", "tile"),
+    parser.add_argument("--policy", choices=LOCALIZE_POLICIES,
                         help="how images reach each network (pmsp localize --policy; default: each model's own)")
     parser.add_argument("--merge", type=Path, action="append", default=[], metavar="DIR",
                         help="with --selection: also read the results.csv and per_image.csv of an earlier run (models scored there are "

@@ -433,20 +433,32 @@ MIRRORS_REPORTED = False
 
 def _transformed_pairs(features, offsets, distance, kept, sign, smallest, grey, min_correlation):
     """The second pass of :func:`duplicated_pairs`, for a copy that was rotated or scaled: its offsets change across
-    the region, so grouping by offset splits it into many small groups. Here the kept pixels pointing one way are
-    grouped by where they are instead (connected pieces, 2-pixel gaps bridged), each piece is cut down to the pixels
-    that follow one affine map (:func:`_robust_affine`), and region b is where those point. A pair must be a transform
-    (its map is not a translation, :data:`TRANSLATION_TOLERANCE`) between regions :data:`TRANSFORMED_MIN_OFFSET` or
-    more apart, not a mirror image (:data:`MIRRORS_REPORTED`), distinct, and correlate through that map as in the
-    first pass."""
+    the region, so grouping by offset splits it into many small groups. The kept pixels pointing one way are grouped by
+    where they are instead (:func:`_pairs_by_place`). A pair must be a transform (its map is not a translation,
+    :data:`TRANSLATION_TOLERANCE`) and not a mirror image (:data:`MIRRORS_REPORTED`)."""
+
+    def accept(linear, points, area):
+        transform = np.abs(linear - np.eye(2)).max() >= TRANSLATION_TOLERANCE
+        return area >= smallest and transform and (np.linalg.det(linear) > 0 or MIRRORS_REPORTED)
+
+    return _pairs_by_place(features, offsets, distance, kept & (sign > 0), smallest, grey, min_correlation, accept)
+
+
+def _pairs_by_place(features, offsets, distance, pointing, smallest, grey, min_correlation, accept, target_features=None):
+    """Pairs from kept pixels grouped by where they are (the second and the cross-scale passes): connected pieces of
+    ``pointing`` (2-pixel gaps bridged), each cut down to the pixels that follow one affine map
+    (:func:`_robust_affine`: a copy's source, with chance matches beside it); region b is where those point. A piece
+    becomes a pair when its regions overlap little, lie :data:`TRANSFORMED_MIN_OFFSET` or more apart, pass
+    ``accept(linear part of the map, pixels followed, region a's area + region b's)`` (each pass's own rule), are
+    distinct (against ``target_features`` when the match read other features) and correlate through the map as in
+    the first pass."""
     from scipy.ndimage import binary_closing, binary_dilation, binary_fill_holes, label
 
-    height, width = kept.shape
-    forward = kept & (sign > 0)
-    pieces, count = label(binary_dilation(forward, np.ones((5, 5), bool)), structure=np.ones((3, 3), bool))
+    height, width = pointing.shape
+    pieces, count = label(binary_dilation(pointing, np.ones((5, 5), bool)), structure=np.ones((3, 3), bool))
     found = []
     for index in range(1, count + 1):
-        members = forward & (pieces == index)
+        members = pointing & (pieces == index)
         if members.sum() < smallest // 4:
             continue
         rows, columns = np.nonzero(members)
@@ -454,21 +466,18 @@ def _transformed_pairs(features, offsets, distance, kept, sign, smallest, grey, 
         inside = (target_rows >= 0) & (target_rows < height) & (target_columns >= 0) & (target_columns < width)
         if inside.sum() < smallest // 4:
             continue
-        # the map most of the piece follows (a copy's source, with chance matches beside it); those pixels only
         affine, inliers = _robust_affine(rows[inside], columns[inside], target_rows[inside], target_columns[inside])
         chosen = np.flatnonzero(inside)[inliers]
         rows, columns, target_rows, target_columns = rows[chosen], columns[chosen], target_rows[chosen], target_columns[chosen]
         region_a, region_b = np.zeros((height, width), bool), np.zeros((height, width), bool)
         region_a[rows, columns], region_b[target_rows, target_columns] = True, True
-        if region_a.sum() + region_b.sum() < smallest or (region_a & region_b).sum() > 0.2 * region_a.sum():
+        if (region_a & region_b).sum() > 0.2 * region_a.sum():
             continue
         offset = tuple(int(v) for v in np.median(np.c_[target_rows - rows, target_columns - columns], axis=0))
-        linear = affine[:2].T
-        if np.abs(linear - np.eye(2)).max() < TRANSLATION_TOLERANCE or math.hypot(*offset) < TRANSFORMED_MIN_OFFSET:
+        if math.hypot(*offset) < TRANSFORMED_MIN_OFFSET or not accept(affine[:2].T, len(rows), region_a.sum() + region_b.sum()):
             continue
-        if np.linalg.det(linear) <= 0 and not MIRRORS_REPORTED:
-            continue
-        if not _distinct(features, rows, columns, target_rows, target_columns, float(np.median(distance[rows, columns]))):
+        if not _distinct(features, rows, columns, target_rows, target_columns, float(np.median(distance[rows, columns])),
+                         target_features=target_features):
             continue
         correlation = aligned_correlation(grey, offsets, (rows, columns))
         if correlation < min_correlation:
@@ -496,48 +505,18 @@ SCALE_MIN_CHANGE = 0.1
 
 def _scaled_pairs(features, target_features, offsets, distance, kept, smallest, grey, min_correlation, factor):
     """The pairs of one cross-scale pass (:func:`match` with ``target``): the kept pixels point from the smaller of two
-    copies to the larger, one way only. As in :func:`_transformed_pairs`, they are grouped by place and each piece cut
-    to the pixels one affine map explains; the map must scale by about ``factor`` (:data:`SCALE_TOLERANCE`, and
-    :data:`SCALE_MIN_CHANGE` from 1), not mirror, join regions :data:`TRANSFORMED_MIN_OFFSET` or more apart, and pass
-    the distinctness and correlation checks. Region a is the smaller copy, region b the larger."""
-    from scipy.ndimage import binary_closing, binary_dilation, binary_fill_holes, label
+    copies to the larger, one way only, and are grouped by place as in the second pass (:func:`_pairs_by_place`). The
+    map must scale by about ``factor`` (:data:`SCALE_TOLERANCE`, and :data:`SCALE_MIN_CHANGE` from 1) and not mirror.
+    Region a is the smaller copy, region b the larger."""
 
-    height, width = kept.shape
-    pieces, count = label(binary_dilation(kept, np.ones((5, 5), bool)), structure=np.ones((3, 3), bool))
-    found = []
-    for index in range(1, count + 1):
-        members = kept & (pieces == index)
-        if members.sum() < smallest // 4:
-            continue
-        rows, columns = np.nonzero(members)
-        target_rows, target_columns = rows + offsets[rows, columns, 0], columns + offsets[rows, columns, 1]
-        affine, inliers = _robust_affine(rows, columns, target_rows, target_columns)
-        rows, columns, target_rows, target_columns = rows[inliers], columns[inliers], target_rows[inliers], target_columns[inliers]
-        if 2 * len(rows) < smallest:
-            continue
-        determinant = float(np.linalg.det(affine[:2].T))
-        if determinant <= 0:  # a mirror (MIRRORS_REPORTED), or no map at all
-            continue
+    def accept(linear, points, area):
+        determinant = float(np.linalg.det(linear))
+        if 2 * points < smallest or determinant <= 0:  # too few pixels follow it; a mirror, or no map at all
+            return False
         fitted = math.sqrt(determinant)
-        if abs(fitted / factor - 1.0) > SCALE_TOLERANCE or abs(fitted - 1.0) < SCALE_MIN_CHANGE:
-            continue
-        offset = tuple(int(v) for v in np.median(np.c_[target_rows - rows, target_columns - columns], axis=0))
-        if math.hypot(*offset) < TRANSFORMED_MIN_OFFSET:
-            continue
-        region_a, region_b = np.zeros((height, width), bool), np.zeros((height, width), bool)
-        region_a[rows, columns], region_b[target_rows, target_columns] = True, True
-        if (region_a & region_b).sum() > 0.2 * region_a.sum():
-            continue
-        if not _distinct(features, rows, columns, target_rows, target_columns, float(np.median(distance[rows, columns])),
-                         target_features=target_features):
-            continue
-        correlation = aligned_correlation(grey, offsets, (rows, columns))
-        if correlation < min_correlation:
-            continue
-        structure = np.ones((5, 5), bool)
-        region_a, region_b = (binary_fill_holes(binary_closing(region, structure)) for region in (region_a, region_b))
-        found.append((offset, min(1.0, max(0.0, (correlation - 0.90) / 0.08)), region_a, region_b))
-    return found
+        return abs(fitted / factor - 1.0) <= SCALE_TOLERANCE and abs(fitted - 1.0) >= SCALE_MIN_CHANGE
+
+    return _pairs_by_place(features, offsets, distance, kept, smallest, grey, min_correlation, accept, target_features)
 
 
 def aligned_correlation(grey: np.ndarray, offsets: np.ndarray, members: tuple[np.ndarray, np.ndarray]) -> float:
