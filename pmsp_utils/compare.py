@@ -117,7 +117,8 @@ def _read_rows(path: Path, reader: csv.DictReader, method: str | None) -> Scores
             raise ValueError(f"{path}, line {line}, column {f1_column}: an F1 must lie in [0, 1], found {value}; the table is "
                              "damaged or edited: run pmsp evaluate again.")
         image = row["image"]
-        dataset = shared.setdefault(row.get("dataset") or "", row.get("dataset") or "")
+        dataset = row.get("dataset") or ""
+        dataset = shared.setdefault(dataset, dataset)
         if image in datasets and datasets[image] != dataset:
             raise ValueError(f"{path}, line {line}: {image!r} is listed under two datasets ({datasets[image]!r} and {dataset!r}); "
                              "images of two datasets cannot be paired by name: compare each dataset's evaluation apart.")
