@@ -180,6 +180,17 @@ class _Field:
         self.flat = target_features.reshape(-1, target_features.shape[-1])
         self.textured = target_textured.ravel()
         self.min_offset = min_offset
+        self.position = np.full(self.height * self.width, -1, np.int64)  # each pixel's place among the textured, or -1
+        self.position[self.index] = np.arange(len(self.index))
+
+    def neighbours(self, shift: int, axis: int) -> np.ndarray:
+        """(V,) the place among the textured pixels of each one's neighbour ``shift`` pixels back along ``axis``
+        (wrapping round the border), -1 where that neighbour is flat."""
+        if axis == 0:
+            source = ((self.rows - shift) % self.height) * self.width + self.columns
+        else:
+            source = self.rows * self.width + (self.columns - shift) % self.width
+        return self.position[source]
 
     def cost(self, offsets: np.ndarray) -> np.ndarray:
         """(V,) feature distances of the textured pixels to the pixels ``offsets`` (V, 2) away (inf where that is
@@ -187,10 +198,10 @@ class _Field:
         target_rows, target_columns = self.rows + offsets[:, 0], self.columns + offsets[:, 1]
         inside = (target_rows >= 0) & (target_rows < self.height) & (target_columns >= 0) & (target_columns < self.width)
         target = np.where(inside, target_rows * self.width + target_columns, 0)
-        difference = self.own - self.flat[target]
+        difference = self.own - np.take(self.flat, target, axis=0)  # np.take: three times faster than flat[target]
         distance = np.sqrt(np.einsum("ij,ij->i", difference, difference))
         far = offsets[:, 0] * offsets[:, 0] + offsets[:, 1] * offsets[:, 1] >= self.min_offset * self.min_offset
-        distance[~(inside & far & self.textured[target])] = np.inf
+        distance[~(inside & far & np.take(self.textured, target))] = np.inf
         return distance
 
 
@@ -205,6 +216,7 @@ def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_O
     (``2 * near - far``): over a rotated, scaled or mirrored copy the offsets change linearly across the region, so a
     neighbour's offset as it is misses by 2 sin(angle / 2) pixels per pixel of jump for a rotation (a third of a pixel at
     20 degrees; two for a mirror), and the continued one is right to within a pixel (offsets are whole pixels).
+    A flat neighbour offers the offset (0, 0), which is never taken.
 
     ``target``: (features, textured) of the same image computed over a larger disc: each pixel's patch is then matched
     against the larger patches (the cross-scale pass of :func:`detect`, for copies that were scaled)."""
@@ -212,28 +224,29 @@ def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_O
     height, width = textured.shape
     field = _Field(features, textured, min_offset, target)
     count = len(field.index)
-    offsets = np.zeros((height, width, 2), np.int64)  # 2D, so that neighbours' offsets can be rolled in
     mine = np.stack([rng.integers(0, height, count) - field.rows, rng.integers(0, width, count) - field.columns], axis=1)
     distance = field.cost(mine)
 
     def consider(candidate):
-        nonlocal mine, distance
         trial = field.cost(candidate)
         better = trial < distance
         mine[better], distance[better] = candidate[better], trial[better]
 
+    def offsets_of(places):  # the offsets found so far at these places, (0, 0) for a flat neighbour
+        offsets = np.take(mine, places, axis=0)
+        offsets[places < 0] = 0
+        return offsets
+
+    # jump flooding: each pixel takes a neighbour's offset, from near and far, along each axis; the neighbours of every
+    # jump and direction (and, where the offset is continued, the pixel one jump further) are found once
     jumps = [step for step in (16, 4, 1) if step < max(height, width)]
-    flat = offsets.reshape(-1, 2)
+    plan = [(field.neighbours(sign * step, axis), field.neighbours(2 * sign * step, axis) if step in EXTRAPOLATED_STEPS else None)
+            for step in jumps for axis, sign in ((0, 1), (0, -1), (1, 1), (1, -1))]
     for _ in range(iterations):
-        for step in jumps:  # jump flooding: take a neighbour's offset, from near and far, along each axis
-            for axis, sign in ((0, 1), (0, -1), (1, 1), (1, -1)):
-                flat[field.index] = mine  # what the pixels found so far, for their neighbours to take
-                near = np.roll(offsets, sign * step, axis=axis).reshape(-1, 2)[field.index]
-                consider(near)
-                if step in EXTRAPOLATED_STEPS:  # the neighbour's offset continued linearly (rotated, scaled, mirrored)
-                    flat[field.index] = mine
-                    near = np.roll(offsets, sign * step, axis=axis).reshape(-1, 2)[field.index]
-                    consider(2 * near - np.roll(offsets, 2 * sign * step, axis=axis).reshape(-1, 2)[field.index])
+        for near, further in plan:
+            consider(offsets_of(near))
+            if further is not None:  # the neighbour's offset continued linearly (rotated, scaled, mirrored)
+                consider(2 * offsets_of(near) - offsets_of(further))
         radius = max(height, width)
         while radius >= 1:  # random search around the current offset, at halving radii
             consider(mine + rng.integers(-radius, radius + 1, mine.shape))

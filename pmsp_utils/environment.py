@@ -60,7 +60,7 @@ def _warn_once(message: str) -> None:
 def in_ci() -> bool:
     """Whether ``CI`` is set to a true value (``CI=true``, ``1``, ``yes``): ``CI=false`` or ``CI=0`` in a terminal is
     not CI. A malformed value warns and counts as unset."""
-    return bool(_flag("CI"))
+    return bool(_flag("CI", strict=False))
 
 
 def smoke_mode(*, strict: bool = False) -> bool:

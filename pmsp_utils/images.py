@@ -147,14 +147,18 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     if path.stat().st_size > limit:
         raise ImageReadError(f"{path}: the file is {path.stat().st_size / 1e6:.0f} MB, over the {limit / 1e6:.0f} MB this tool reads "
                              "(it follows PMSP_MAX_IMAGE_PIXELS, the pixel limit).")
-    with open(path, "rb") as stream:  # bounded, whatever the file turns into while being read; in pieces, since one
-        chunks, total = [], 0  # read(limit + 1) reserves the whole limit (16 GB with the pixel limit lifted) up front
-        while total <= limit:
-            chunk = stream.read(min(READ_CHUNK, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
+    try:
+        with open(path, "rb") as stream:  # bounded, whatever the file turns into while being read; in pieces, since one
+            chunks, total = [], 0  # read(limit + 1) reserves the whole limit (16 GB with the pixel limit lifted) up front
+            while total <= limit:
+                chunk = stream.read(min(READ_CHUNK, limit + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+    except OSError as error:  # no permission to read, an I/O error on the disk: this file's problem, not the batch's
+        advice = "check its permissions (ls -l)" if isinstance(error, PermissionError) else "copy it again or check the disk"
+        raise ImageReadError(f"{path}: cannot be read ({error.strerror or error}); {advice}.") from None
     data = b"".join(chunks)
     if len(data) > limit:
         raise ImageReadError(f"{path}: grew past {limit / 1e6:.0f} MB while being read; not an image file.")
@@ -387,6 +391,9 @@ def _from_array(array: np.ndarray, name: str) -> LoadedImage:
         )
     if array.dtype == np.uint8:
         pixels = array
+    elif array.dtype == np.uint16 and array.max() <= 255:  # 8-bit values in a wider type: a shift would make them black
+        pixels = array.astype(np.uint8)
+        conversions.append("uint16 array holding 0..255: kept as 8 bits")
     elif array.dtype == np.uint16:
         pixels = (array >> 8).astype(np.uint8)
         conversions.append("uint16 array reduced to 8 bits (value >> 8)")
@@ -460,14 +467,15 @@ def lossy_conversions(conversions: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def _sixteen_to_eight(image: Image.Image, name: str) -> tuple[Image.Image, str]:
-    """A 16-bit grayscale image reduced to 8 bits (value >> 8); a 32-bit integer one (mode ``I``) by the range its values
-    use: 0..255 kept as they are (a shift would make it black), 0..65535 shifted like 16-bit, anything else refused."""
+    """A 16-bit or 32-bit integer (mode ``I``) grayscale image in 8 bits, by the range its values use: 0..255 kept as they
+    are (8-bit pictures saved in a wider container; a shift would make them black), 0..65535 reduced to 8 bits
+    (value >> 8), anything else refused."""
     values = np.asarray(image).astype(np.int64)
     if values.min() < 0 or values.max() > 65535:
         raise ImageReadError(f"{name}: 32-bit integer samples outside 0..65535; convert to 8 or 16 bit first.")
-    if image.mode == "I" and values.max() <= 255:
-        return Image.fromarray(values.astype(np.uint8), mode="L"), "I (32-bit integer grayscale) holding 0..255: kept as 8 bits"
     bits = "32-bit integer" if image.mode == "I" else "16-bit"
+    if values.max() <= 255:
+        return Image.fromarray(values.astype(np.uint8), mode="L"), f"{image.mode} ({bits} grayscale) holding 0..255: kept as 8 bits"
     return Image.fromarray((values >> 8).astype(np.uint8), mode="L"), f"{image.mode} ({bits} grayscale) reduced to 8 bits (value >> 8)"
 
 
@@ -492,6 +500,25 @@ def readable_suffixes() -> frozenset[str]:
                      if format in Image.OPEN and ending.lower() not in needs_ghostscript)
 
 
+HEIC_ADVICE = ("a HEIC/HEIF photo (as iPhones save them), which Pillow cannot read without a plug-in: convert it to JPEG or "
+               "PNG first (for example with `heif-convert` or an image editor), or pip install pillow-heif")
+_RAW_ADVICE = "a camera raw file, which Pillow cannot read: export it as JPEG, PNG or TIFF first (for example with darktable or dcraw)"
+#: Endings of pictures that Pillow cannot open, and what to do: in a folder they are named, not passed over in silence.
+UNREADABLE_ENDINGS = {
+    ".heic": HEIC_ADVICE, ".heif": HEIC_ADVICE, ".hif": HEIC_ADVICE,
+    ".avif": "an AVIF image, which this Pillow cannot read: upgrade Pillow (11.3 reads AVIF), or convert it to PNG first",
+    ".jxl": "a JPEG XL image, which Pillow cannot read without a plug-in: convert it to PNG first, or pip install pillow-jxl-plugin",
+    ".svg": "a vector drawing, not a photo: export it to PNG first if you mean to analyse it",
+    **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".raw"), _RAW_ADVICE),
+}
+
+
+def unreadable_ending(path: Path) -> str | None:
+    """What to do with ``path`` when its ending names a picture this Pillow cannot open; None otherwise."""
+    ending = path.suffix.lower()
+    return None if ending in readable_suffixes() else UNREADABLE_ENDINGS.get(ending)
+
+
 #: The first bytes of a TIFF (and a BigTIFF), little- and big-endian.
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 
@@ -504,8 +531,7 @@ def _sniff(data: bytes) -> str:
     if head.startswith(b"%PDF"):
         return "it is a PDF"
     if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
-        return ("it is a HEIC/HEIF photo (as iPhones save them), which Pillow cannot read without a plug-in: convert it to "
-                "JPEG or PNG first (for example with `heif-convert` or an image editor), or pip install pillow-heif")
+        return f"it is {HEIC_ADVICE}"
     if all(32 <= byte < 127 or byte in (9, 10, 13) for byte in head):
         return f"it looks like text: {head[:24]!r}"
     return f"first bytes {head[:8].hex(' ')}"

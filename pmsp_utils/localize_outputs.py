@@ -37,14 +37,19 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
         if path.exists() and not path.is_dir():
             add(path)  # a name that exists is a name, whatever characters it holds ('img[1].jpg' is not a pattern)
         elif path.is_dir():
-            from .images import readable_suffixes
+            from .images import readable_suffixes, unreadable_ending
 
             endings = readable_suffixes()  # what works when named works in a folder too
-            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in endings)
+            everything = sorted(path.iterdir())
+            entries = [p for p in everything if p.suffix.lower() in endings]
             found = [entry for entry in entries if entry.is_file()]
             for entry in entries:  # a link to nowhere (or a loop) named like an image was skipped without a word
                 if entry.is_symlink() and not entry.exists():
                     problems.append(f"{entry}: a symbolic link that leads nowhere (in the folder {item}); fix or remove the link.")
+            for entry in everything:  # a photo Pillow cannot open (HEIC, camera raw ...) was passed over in silence
+                advice = unreadable_ending(entry)
+                if advice and entry.is_file():
+                    problems.append(f"{entry}: skipped (in the folder {item}): {advice}.")
             if not found:
                 problems.append(f"{item}: a folder with no image files Pillow can read ({', '.join(sorted(IMAGE_SUFFIXES))}, "
                                 "and the other endings of Pillow's formats).")

@@ -61,8 +61,21 @@ def read_history(run_dir: str | Path) -> list[dict]:
     path = path if path.suffix == ".csv" else path / "history.csv"
     if not path.exists():
         return []
-    with open(path) as stream:
-        return [{key: float(value) for key, value in row.items() if value not in ("", None)} for row in csv.DictReader(stream)]
+    rows = []
+    with open(path, newline="") as stream:
+        for number, row in enumerate(csv.DictReader(stream), start=2):  # line 1 is the header
+            values = {}
+            for key, value in row.items():
+                if value in ("", None):
+                    continue
+                try:
+                    values[key] = float(value)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}: line {number}, column {key!r}: {value!r} is not a number. history.csv is pmsp's "
+                                     "record of the run's epochs, one number per cell: keep notes in another file, and restore "
+                                     "this one (remove the line) before resuming.") from None
+            rows.append(values)
+    return rows
 
 
 def append_history(run_dir: Path, row: dict) -> None:

@@ -439,6 +439,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
             raise ValueError(f"{run_dir}: the settings differ from the run being resumed: "
                              + "; ".join(f"{name} was {old!r}, now {new!r}" for name, old, new in differences)
                              + ". Resume with the run's settings (see its config.json), or start a new --run-dir.")
+        read_history(run_dir)  # a history that cannot be read stops the run here, before an epoch changes the folder
         model, state = _load_checkpoint(run_dir)
         restore_seed_generators(model, state.get("seed_generators", {}))
         echo(f"resuming {run_dir} after epoch {state['epochs_done']}")

@@ -88,3 +88,16 @@ def test_progress_switch(monkeypatch, setting, ci, expected):
 
     set_environment(monkeypatch, PMSP_PROGRESS=setting, CI=ci)
     assert progress_wanted() is expected
+
+
+def test_a_malformed_ci_value_only_warns_whatever_reads_it(monkeypatch, capsys):
+    """``CI=maybe`` warned "Ignored here." and then stopped ``pmsp evaluate`` with "not a boolean" once its progress bars
+    asked whether this is CI: every reader of CI takes it leniently, as the warning says."""
+    from pmsp_utils import environment
+    from pmsp_utils.progress import progress
+
+    monkeypatch.setenv("CI", "maybe")
+    monkeypatch.delenv("PMSP_SMOKE", raising=False)
+    assert environment.in_ci() is False and config.smoke_mode() is False
+    assert list(progress(range(3), description="counting")) == [0, 1, 2]
+    assert "CI='maybe' is not a boolean" in capsys.readouterr().err

@@ -126,3 +126,36 @@ def test_cache_entry_of_the_wrong_shape_is_recomputed(files, cache_folder, count
     np.save(cache.path_for(cache.key(files[0].read_bytes())), np.zeros((3, 3), np.float32))
     np.testing.assert_array_equal(cache.get(files[0]), good)
     assert len(count_computations) == 2
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_a_file_that_cannot_be_opened_is_skipped_and_named(files, tmp_path, cache_folder, monkeypatch, cache):
+    """A file without read permission (chmod 000, as a user other than root) raised PermissionError out of
+    ``ela_dataset(on_error="skip")``, and the good files after it were lost. It is named, with what to do, and skipped.
+    (Root reads any file, so the refusal is simulated where the file is opened.)"""
+    import builtins
+    import logging
+
+    locked = tmp_path / "locked.jpg"
+    locked.write_bytes(files[0].read_bytes())
+    real_open = builtins.open
+
+    def refusing(file, *args, **kwargs):
+        if str(file) == str(locked):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refusing)
+    with pytest.raises(ValueError, match=r"locked.jpg: cannot be read \(Permission denied\); check its permissions"):
+        ela_dataset([locked], cache=cache)
+    with pytest.MonkeyPatch.context():
+        caught = []
+        handler = logging.Handler()
+        handler.emit = caught.append
+        logging.getLogger("pmsp_utils.ela").addHandler(handler)
+        try:
+            maps = ela_dataset([files[0], locked, files[1]], on_error="skip", cache=cache)
+        finally:
+            logging.getLogger("pmsp_utils.ela").removeHandler(handler)
+    assert maps[1] is None and maps[0] is not None and maps[2] is not None
+    assert any("locked.jpg: cannot be read" in record.getMessage() for record in caught)

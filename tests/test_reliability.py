@@ -567,6 +567,17 @@ def test_a_folder_of_every_common_format_is_read_as_when_each_is_named(tmp_path,
     heic.write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
     assert main(["ela", str(heic), "--out", str(tmp_path / "out2")]) == 1
     assert "HEIC/HEIF photo" in capsys.readouterr().err
+    # In a folder, a HEIC or a camera raw file was passed over without a word ("10 image(s)" for 11 files): each is
+    # named with what to do, the rest of the folder is still read, and the exit code says not everything was.
+    for name in ("fake.heic", "IMG_0001.HEIC", "shot.CR2"):
+        (folder / name).write_bytes(b"\x00\x00\x00\x18ftypheic" + bytes(64))
+    (folder / "notes.txt").write_text("not a picture, and not named\n")
+    assert main(["ela", str(folder), "--out", str(tmp_path / "out3")]) == 1
+    err = capsys.readouterr().err
+    for name in ("fake.heic", "IMG_0001.HEIC"):
+        assert f"{folder / name}: skipped (in the folder {folder}): a HEIC/HEIF photo" in err, err
+    assert f"{folder / 'shot.CR2'}: skipped (in the folder {folder}): a camera raw file" in err and "notes.txt" not in err
+    assert len([path for path in (tmp_path / "out3").iterdir() if not path.name.startswith(".")]) == len(written)
 
 
 def _grey_ramp() -> np.ndarray:
@@ -613,6 +624,26 @@ def test_a_32_bit_integer_tiff_holding_8_bit_values_is_read_as_they_are(tmp_path
     assert np.array_equal(np.asarray(load_image(tmp_path / "sixteen.png").image), ramp)
     Image.fromarray(ramp.astype(np.int32) * 257).save(tmp_path / "int32_wide.tif")
     assert np.array_equal(np.asarray(load_image(tmp_path / "int32_wide.tif").image), ramp)
+
+
+def test_16_bit_files_and_arrays_holding_8_bit_values_are_read_as_they_are(tmp_path):
+    """The same for 16-bit data: a 16-bit TIFF or PNG, or a uint16 array, holding 0..255 came out black (value >> 8)
+    with a score of the black picture. It is read as it is, and said so; 16-bit data using its range is still shifted."""
+    from pmsp_utils.ela import ela, ela_result
+    from pmsp_utils.images import load_image
+
+    ramp = _grey_ramp()
+    Image.fromarray(ramp).save(tmp_path / "eight.tif")
+    for name in ("g16.tif", "g16.png"):
+        Image.fromarray(ramp.astype(np.uint16)).save(tmp_path / name)
+        loaded = load_image(tmp_path / name)
+        assert loaded.image.mode.startswith("L") or loaded.image.mode == "L", loaded.image.mode
+        assert np.array_equal(np.asarray(loaded.image), ramp), name
+        assert "holding 0..255: kept as 8 bits" in loaded.conversions[0], loaded.conversions
+        assert np.array_equal(ela(tmp_path / name), ela(tmp_path / "eight.tif")), name
+    assert "uint16 array holding 0..255: kept as 8 bits" in ela_result(ramp.astype(np.uint16)).conversions
+    Image.fromarray(ramp.astype(np.uint16) * 257).save(tmp_path / "wide16.tif")
+    assert np.array_equal(np.asarray(load_image(tmp_path / "wide16.tif").image), ramp)
 
 
 def test_a_tiff_with_a_broken_directory_is_named_as_a_tiff_without_library_noise(tmp_path, capsys):

@@ -100,3 +100,21 @@ def test_a_folder_that_is_not_a_run_is_refused_and_a_run_killed_before_its_first
     assert main([*arguments, "--run-dir", str(run)]) == 0
     assert "never finished its first epoch (it was stopped); starting it again" in capsys.readouterr().out
     assert not (run / ".pmsp-abc123.keras").exists() and (run / "state.json").exists()
+
+
+def test_a_history_edited_by_hand_stops_the_resume_before_anything_changes(one_epoch_run, tmp_path, cache_folder, capsys):
+    """A note typed into history.csv let ``--resume`` train a whole epoch, update best.weights.h5 and config.json, then
+    fail with "could not convert string to float" naming no file. It now stops first, naming the file, line and column,
+    and every file of the run is as it was."""
+    import hashlib
+
+    run = tmp_path / "r"
+    shutil.copytree(one_epoch_run, run)
+    with open(run / "history.csv", "a") as stream:
+        stream.write("# my note: good run\n")
+    before = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in run.rglob("*") if path.is_file()}
+    assert main(["train", "--run-dir", str(run), "--resume", "--epochs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert f"{run / 'history.csv'}: line 3, column 'epoch': '# my note: good run' is not a number" in err, err
+    assert "Traceback" not in err
+    assert {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in run.rglob("*") if path.is_file()} == before
