@@ -65,9 +65,10 @@ def _ela(args: argparse.Namespace) -> int:
     files, problems = expand_inputs(args.images)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    stems = plan_outputs(files, out, ELA_OUTPUTS)  # nothing written may overwrite an input or another output
-    failures, written, made = len(problems), 0, []
     ledger = Ledger(out)
+    # nothing written may overwrite an input or another output, nor an earlier run's map of another image named alike
+    stems = plan_outputs(files, out, ELA_OUTPUTS, ledger.stems_by_source(ELA_OUTPUTS[0]))
+    failures, written, made = len(problems), 0, []
     for path, stem in stems.items():
         target = out / f"{stem}_ela.png"
         try:
@@ -77,7 +78,7 @@ def _ela(args: argparse.Namespace) -> int:
             picture = result.ela if args.display != "raw" else (ela_for_display(result.ela) * 255).astype(np.uint8)
             save_png_atomic(target, picture)
             try:
-                ledger.record(target)
+                ledger.record(target, source=path)
             except OSError:  # a map the ledger does not list would be refused by the next run: kept with its record or not at all
                 target.unlink(missing_ok=True)
                 raise
@@ -375,8 +376,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _localize(args: argparse.Namespace) -> int:
     import errno
 
-    from .localize_outputs import (LOCALIZE_OUTPUTS, LOCALIZE_PICTURES, OutputFolderError, RunFolder, check_output_folder, expand_inputs,
-                              plan_outputs, write_outputs)
+    from .localize_outputs import (LOCALIZE_OUTPUTS, LOCALIZE_PICTURES, Ledger, OutputFolderError, RunFolder, check_output_folder,
+                                   expand_inputs, plan_outputs, write_outputs)
 
     out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast
     files, problems = expand_inputs(args.images)
@@ -395,7 +396,8 @@ def _localize(args: argparse.Namespace) -> int:
     settings = {"model": model_identity(args.weights), "threshold": args.threshold, "policy": args.policy or model.settings.policy,
                 "flip": bool(args.flip), "copy_move": bool(args.copy_move)}
     earlier = RunFolder.earlier_rows(out, settings)
-    stems = plan_outputs(files, out, LOCALIZE_OUTPUTS, RunFolder.earlier_stems(earlier))
+    # and whatever settings made them, an earlier run's pictures of another image named alike are never taken over
+    stems = plan_outputs(files, out, LOCALIZE_OUTPUTS, {**Ledger(out).stems_by_source(LOCALIZE_OUTPUTS[0]), **RunFolder.earlier_stems(earlier)})
     _warn_other_policy(args.policy, model.settings.policy, label)
     failures, count = len(problems), 0
     print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")

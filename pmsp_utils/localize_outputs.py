@@ -266,7 +266,7 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
             save_picture_atomic(path, picture(), format, **options)
             written.append(path)
         if ledger is not None:
-            ledger.record(*files)  # a picture the ledger does not list would be refused by the next run: written with it or not at all
+            ledger.record(*files, source=source)  # a picture the ledger does not list would be refused by the next run: written with it or not at all
     except OSError:
         for path in written:  # no image leaves half its outputs behind, nor outputs its ledger does not list
             path.unlink(missing_ok=True)
@@ -288,7 +288,7 @@ class Ledger:
     def __init__(self, out: str | Path) -> None:
         self.out = Path(out)
 
-    def entries(self) -> dict[str, str | None]:
+    def _raw(self) -> dict:
         import json
 
         path = self.out / self.NAME
@@ -302,7 +302,21 @@ class Ledger:
                                     "choose another --out.") from None
         if isinstance(values, list):
             return {str(name): None for name in values}
-        return {str(name): digest for name, digest in values.items()} if isinstance(values, dict) else {}
+        return {str(name): value for name, value in values.items()} if isinstance(values, dict) else {}
+
+    def entries(self) -> dict[str, str | None]:
+        """{name: SHA-256, or None for an older ledger's bare name}."""
+        return {name: value.get("sha256") if isinstance(value, dict) else value for name, value in self._raw().items()}
+
+    def stems_by_source(self, ending: str) -> dict[Path, str]:
+        """{input image, links resolved: the stem of its pictures} for the pictures ending in ``ending`` that are still
+        there, as recorded with their source (:meth:`record`): whatever settings made them, another image named the same
+        way gets another stem, and the same image its own back."""
+        stems = {}
+        for name, value in self._raw().items():
+            if isinstance(value, dict) and value.get("source") and name.endswith(ending) and (self.out / name).is_file():
+                stems[Path(value["source"])] = name[: -len(ending)]
+        return stems
 
     def owns(self, name: str) -> bool:
         """Whether ``name`` is absent, or pmsp wrote it and it is unchanged since."""
@@ -321,15 +335,18 @@ class Ledger:
                 raise OutputFolderError(f"{self.out / name}: already there, and pmsp did not write it (or it was changed since); "
                                         "it is never replaced. Move it, or choose another --out.")
 
-    def record(self, *paths: Path) -> None:
-        """Note ``paths`` (just written) with their hashes."""
-        self._save({**self.entries(), **{Path(path).name: _digest(Path(path)) for path in paths}})
+    def record(self, *paths: Path, source: Path | None = None) -> None:
+        """Note ``paths`` (just written) with their hashes, and the input image they were made from (``source``)."""
+        made = {Path(path).name: _digest(Path(path)) for path in paths}
+        if source is not None:
+            made = {name: {"sha256": digest, "source": str(_resolved(Path(source)))} for name, digest in made.items()}
+        self._save({**self._raw(), **made})
 
     def forget(self, *names: str) -> None:
         """Drop ``names`` (files pmsp renamed or removed) from the ledger."""
-        entries = self.entries()
+        entries = self._raw()
         if any(name in entries for name in names):
-            self._save({name: digest for name, digest in entries.items() if name not in names})
+            self._save({name: value for name, value in entries.items() if name not in names})
 
     def _save(self, entries: dict) -> None:
         import json

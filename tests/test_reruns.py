@@ -140,3 +140,42 @@ def test_relative_names_an_interrupted_image_and_other_settings_leave_no_picture
     err = capsys.readouterr().err
     assert [row["image"] for row in rows()] == [str(folder / "b.jpg")]
     assert "note: 6 picture(s) in" in err and "earlier run's with other settings" in err
+
+
+def test_an_image_named_like_an_earlier_runs_image_never_takes_its_pictures(tmp_path, photo, capsys, monkeypatch):
+    """A hostile pass: `pmsp ela --out D a/img.jpg`, then `pmsp ela --out D b/img.jpg`, left b's map under a's name
+    (a's was gone); `pmsp localize` did the same when the second run had other settings (--threshold 0.3), since only
+    a run with the same settings read the earlier table. The ledger now records each picture's image, whatever the
+    settings: another image named alike gets _2, and the same image, run again, gets its own name back."""
+    import json
+
+    from pmsp_utils import runtime
+    from pmsp_utils.cli import main
+
+    loaded = runtime.load_for_inference("synthetic")
+    monkeypatch.setattr(runtime, "load_for_inference", lambda *args, **options: loaded)
+    for folder, quality in (("a", 90), ("b", 60)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "img.jpg").write_bytes(encode(photo if folder == "a" else photo[:, ::-1], "JPEG", quality=quality))
+    a, b = tmp_path / "a" / "img.jpg", tmp_path / "b" / "img.jpg"
+
+    ela_out = tmp_path / "ela"
+    assert main(["ela", str(a), "--out", str(ela_out)]) == 0
+    a_map = (ela_out / "img_jpg_ela.png").read_bytes()
+    assert main(["ela", str(b), "--out", str(ela_out)]) == 0
+    assert (ela_out / "img_jpg_ela.png").read_bytes() == a_map and (ela_out / "img_jpg_2_ela.png").exists()
+    assert main(["ela", str(b), str(a), "--out", str(ela_out)]) == 0  # both again, in the other order: each its own name
+    assert (ela_out / "img_jpg_ela.png").read_bytes() == a_map and not list(ela_out.glob("img_jpg_3*"))
+    recorded = json.loads((ela_out / ".pmsp-written.json").read_text())
+    assert recorded["img_jpg_ela.png"]["source"] == str(a.resolve()) and recorded["img_jpg_2_ela.png"]["source"] == str(b.resolve())
+
+    out = tmp_path / "loc"
+    assert main(["localize", str(a), "--out", str(out), "--weights", "synthetic", "--no-copy-move"]) == 0
+    a_pictures = {path.name: path.read_bytes() for path in out.glob("img_jpg_*")}
+    capsys.readouterr()
+    assert main(["localize", str(b), "--out", str(out), "--weights", "synthetic", "--no-copy-move", "--threshold", "0.3"]) == 0
+    assert {name: (out / name).read_bytes() for name in a_pictures} == a_pictures  # a's pictures are still a's
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert [(row["image"], row["probability_png"]) for row in rows] == [(str(b), "img_jpg_2_probability.png")]
+    err = capsys.readouterr().err
+    assert f"note: 3 picture(s) in {out} (img_jpg_mask.png ...) are an earlier run's" in err, err  # a's, not b's
