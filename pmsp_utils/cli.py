@@ -251,8 +251,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .baselines import BASELINES
     from .data.sources import load_source
     from .localize_outputs import check_output_folder
-    from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, evaluate, format_table, model_predictor,
-                           paper_tables, select_records, write_tables)
+    from .evaluate import (BASELINE_LABELS, DATASET_LABELS, baseline_predictor, claim_tables, evaluate, format_table,
+                           model_predictor, paper_tables, select_records, write_tables)
     from .models import load_model
 
     repeated = sorted({data for data in args.data if args.data.count(data) > 1})
@@ -264,6 +264,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise ValueError(f"unknown baselines {sorted(unknown)}; choose from {sorted(BASELINES)} (or --baselines with none).")
     out = check_output_folder(args.out)
+    claim_tables(out)  # a user's own table1.csv refuses the run before any image is scored, not after
     model = load_model(args.weights, inference=True)
     _warn_other_policy(args.policy, model.settings.policy, model.label)
     model_splits, model_label, size = model.splits, model.label, model.settings.input_size
@@ -875,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as error:
         if args.debug:
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {_explained(error)}", file=sys.stderr)
         return 2
     except Exception as error:  # noqa: BLE001  (no traceback for users; --debug keeps it for bug reports)
         if args.debug:
@@ -885,6 +886,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         restore()
+
+
+def _explained(error: BaseException) -> str:
+    """A user error as one line; an operating-system error on pmsp's cache folder says which variable moves it."""
+    import errno
+
+    from .environment import cache_dir
+
+    if isinstance(error, OSError) and error.filename and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+        cache = Path(os.path.abspath(cache_dir()))
+        path = Path(os.path.abspath(os.fsdecode(error.filename)))
+        if path == cache or cache in path.parents or path in cache.parents:
+            named = os.environ.get("PMSP_CACHE_DIR")
+            where = f"PMSP_CACHE_DIR: {cache}" if named else f"the cache folder {cache}"
+            todo = "point PMSP_CACHE_DIR at a writable folder" if named else "set PMSP_CACHE_DIR to a writable folder"
+            if error.errno == errno.ENOSPC:
+                return f"{where} cannot be written (the disk is full: {path}); free some space, or {todo}."
+            return f"{where} cannot be written ({error.strerror or error}: {path}); {todo}."
+    return str(error)
 
 
 class Terminated(KeyboardInterrupt):

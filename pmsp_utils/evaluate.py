@@ -243,15 +243,32 @@ def _clean(value):
     return value
 
 
-def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: dict | None = None) -> list[Path]:
-    """Write table1.csv/.json and table2.csv/.json (and per_image.csv) under ``out``."""
+#: What :func:`write_tables` writes into ``out``.
+TABLE_FILES = (*(f"{name}.{ending}" for name in ("table1", "table2", "by_kind", "paper_table1", "paper_table2") for ending in ("csv", "json")),
+               "per_image.csv")
+
+
+def claim_tables(out: str | Path) -> None:
+    """Refuse, before any work, an ``out`` holding a user's own table1.csv (or one edited since pmsp wrote it): such a
+    file is never replaced (:class:`~pmsp_utils.localize_outputs.Ledger`)."""
     from .localize_outputs import Ledger
+
+    Ledger(out).claim(*TABLE_FILES)
+
+
+def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: dict | None = None) -> list[Path]:
+    """Write table1.csv/.json and table2.csv/.json (and per_image.csv) under ``out`` (:data:`TABLE_FILES`).
+
+    Each table enters the folder's ledger as soon as it is whole, so after a disk that filled part of the way a rerun
+    may replace what was written (a table the ledger cannot list is removed again); the error names ``out``."""
+    import errno
+
+    from .localize_outputs import Ledger, OutputFolderError
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ledger = Ledger(out)  # a user's own table1.csv (or one edited since pmsp wrote it) is never replaced: refused before any write
-    ledger.claim(*(f"{name}.{ending}" for name in ("table1", "table2", "by_kind", "paper_table1", "paper_table2") for ending in ("csv", "json")),
-                 "per_image.csv")
+    ledger = Ledger(out)
+    claim_tables(out)  # refused before any write
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
     table2 = [row for evaluation in evaluations for row in evaluation.table2()]
     by_kind = [row for evaluation in evaluations for row in evaluation.by_kind()]
@@ -264,21 +281,35 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
         **(extra or {}),
     }
     written = []
-    paper = paper_tables()
-    for name, rows in (("table1", table1), ("table2", table2), ("by_kind", by_kind), ("paper_table1", paper["table1"]),
-                       ("paper_table2", paper["table2"])):
-        written.append(_write_csv(out / f"{name}.csv", rows))
-        path = out / f"{name}.json"
-        write_text_atomic(path, json.dumps({"rows": [{k: _clean(v) for k, v in row.items()} for row in rows], **protocol}, indent=2) + "\n")
+
+    def keep(path: Path) -> None:
+        try:
+            ledger.record(path)
+        except OSError:  # a table the ledger does not list would be refused by the next run: listed or not there at all
+            path.unlink(missing_ok=True)
+            raise
         written.append(path)
-    per_image = [
-        {"dataset": evaluation.dataset, "method": method, "image": image.name, "kind": evaluation.kinds.get(image.name, ""),
-         "tampered_fraction": image.tampered_pixels / image.pixels,
-         f"f1@{evaluation.threshold:g}": image.f1 if image.tampered else None, "auc": _clean(image.auc), "best_f1": _clean(image.best_f1)}
-        for evaluation in evaluations for method, metrics in evaluation.metrics.items() for image in metrics.images
-    ]
-    written.append(_write_csv(out / "per_image.csv", per_image))
-    ledger.record(*written)
+
+    paper = paper_tables()
+    try:
+        for name, rows in (("table1", table1), ("table2", table2), ("by_kind", by_kind), ("paper_table1", paper["table1"]),
+                           ("paper_table2", paper["table2"])):
+            keep(_write_csv(out / f"{name}.csv", rows))
+            path = out / f"{name}.json"
+            keep(write_text_atomic(path, json.dumps({"rows": [{k: _clean(v) for k, v in row.items()} for row in rows], **protocol},
+                                                    indent=2) + "\n"))
+        per_image = [
+            {"dataset": evaluation.dataset, "method": method, "image": image.name, "kind": evaluation.kinds.get(image.name, ""),
+             "tampered_fraction": image.tampered_pixels / image.pixels,
+             f"f1@{evaluation.threshold:g}": image.f1 if image.tampered else None, "auc": _clean(image.auc), "best_f1": _clean(image.best_f1)}
+            for evaluation in evaluations for method, metrics in evaluation.metrics.items() for image in metrics.images
+        ]
+        keep(_write_csv(out / "per_image.csv", per_image))
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise OutputFolderError(f"--out {out}: the disk is full after {len(written)} of the {len(TABLE_FILES)} tables; free some "
+                                "space and run again (a rerun replaces the tables written so far).") from None
     return written
 
 

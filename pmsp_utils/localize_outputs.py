@@ -473,6 +473,9 @@ class RunFolder:
                 write_text_atomic(self.out / self.SETTINGS, json.dumps({**self.settings, self.CWD: os.getcwd()}, sort_keys=True))
                 self.ledger.record(self.out / self.SETTINGS)
             self._write()
+        except OSError as error:
+            self._unlock()
+            raise _disk_full(self.out, error) from None
         except BaseException:
             self._unlock()
             raise
@@ -534,13 +537,26 @@ class RunFolder:
                                             "finish, or choose another output folder.") from None
                 lock.unlink(missing_ok=True)  # left by a run that was killed: take it over
                 continue
-            with os.fdopen(handle, "w") as stream:
-                stream.write(str(os.getpid()))
+            try:
+                with os.fdopen(handle, "w") as stream:
+                    stream.write(str(os.getpid()))
+            except OSError as error:  # a full disk: no empty lock is left for a later run to puzzle over
+                lock.unlink(missing_ok=True)
+                raise _disk_full(self.out, error) from None
             return
         raise OutputFolderError(f"--out {self.out}: cannot take the lock {lock}; remove it if no pmsp run is writing there.")
 
     def _unlock(self) -> None:
         (self.out / self.LOCK).unlink(missing_ok=True)
+
+
+def _disk_full(out: Path, error: OSError) -> Exception:
+    """``error`` met while a run set up its folder, as one line naming ``out`` when the disk is full."""
+    import errno
+
+    if error.errno == errno.ENOSPC:
+        return OutputFolderError(f"--out {out}: the disk is full; nothing was written. Free some space and run again.")
+    return error
 
 
 def _alive(pid: int) -> bool:

@@ -204,3 +204,51 @@ def test_miss_summary_by_hand():
     summary = miss_summary([SimpleNamespace(f1=value) for value in (0.05, 0.5, 0.9, 0.0)])
     assert summary["images"] == 4 and summary["missed_share"] == 0.5
     assert summary["f1_found"] == pytest.approx(0.7) and summary["f1_per_image@0.5"] == pytest.approx(1.45 / 4)
+
+
+def test_a_disk_that_fills_while_the_tables_are_written_names_out_and_the_rerun_replaces_them(tmp_path, photo, monkeypatch):
+    """`pmsp evaluate` onto a full disk said only "[Errno 28] No space left on device", and left 4 of its 11 tables
+    outside the ledger, so the rerun after freeing space refused "table1.csv: already there, and pmsp did not write it".
+    Each table now enters the ledger once whole, the error names --out, and the rerun goes through."""
+    import errno
+
+    import pmsp_utils.evaluate as evaluation_module
+
+    result = evaluate(_records(tmp_path, photo, 2), {"ELA": _brightness}, dataset="tiny", show_progress=False)
+    real, calls = evaluation_module.write_text_atomic, []
+
+    def filling(path, text):
+        calls.append(path)
+        if len(calls) > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, text)
+
+    monkeypatch.setattr(evaluation_module, "write_text_atomic", filling)
+    out = tmp_path / "out"
+    with pytest.raises(OutputFolderError, match=rf"--out {out}: the disk is full after \d+ of the 11 tables; free some space"):
+        write_tables([result], out)
+    left = sorted(path.name for path in out.iterdir() if not path.name.startswith("."))
+    assert left, "some tables were written before the disk filled"
+    assert set(json.loads((out / ".pmsp-written.json").read_text())) >= set(left)
+    monkeypatch.setattr(evaluation_module, "write_text_atomic", real)
+    assert len(write_tables([result], out)) == 11
+
+
+def test_an_unwritable_cache_is_named_with_the_variable_that_moves_it(tmp_path, monkeypatch):
+    """A read-only HOME without PMSP_CACHE_DIR: `pmsp evaluate --data synthetic` said only "[Errno 30] Read-only file
+    system: '/home/me/.cache'"; `pmsp prepare` already named the variable. Every command now does."""
+    import errno
+
+    from pmsp_utils.cli import _explained
+
+    monkeypatch.delenv("PMSP_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "home" / ".cache"))
+    error = OSError(errno.EROFS, "Read-only file system", str(tmp_path / "home" / ".cache"))
+    said = _explained(error)
+    assert said.startswith(f"the cache folder {tmp_path / 'home' / '.cache' / 'pmsp'} cannot be written (Read-only file system")
+    assert said.endswith("set PMSP_CACHE_DIR to a writable folder.")
+    monkeypatch.setenv("PMSP_CACHE_DIR", str(tmp_path / "cache"))
+    full = _explained(OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache" / "synthetic" / "a.png")))
+    assert full.startswith(f"PMSP_CACHE_DIR: {tmp_path / 'cache'} cannot be written (the disk is full") and "free some space" in full
+    elsewhere = OSError(errno.EACCES, "Permission denied", str(tmp_path / "mine.txt"))
+    assert _explained(elsewhere) == str(elsewhere)  # not the cache's: said as it is

@@ -869,3 +869,30 @@ def test_the_pixel_limit_is_the_number_set_and_lifting_it_does_not_reserve_gigab
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "(384, 256)" in done.stdout, done.stderr[-500:]
     assert "out of memory while reading or analysing it" in _with_file(MemoryError(), path)
+
+
+@pytest.mark.parametrize("when", ["the lock", "the settings"])
+def test_a_run_on_a_disk_already_full_names_out_and_leaves_no_lock(tmp_path, monkeypatch, when):
+    """`pmsp localize --out small/new` on a disk that was already full said only "[Errno 28] No space left on device"
+    and left an empty .pmsp.lock behind. Setting up the folder now names --out, and nothing of the run is left."""
+    import errno
+    import os
+
+    import pmsp_utils.localize_outputs as outputs
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if when == "the lock":
+        real = os.fdopen
+        monkeypatch.setattr(outputs.os, "fdopen", lambda handle, *args, **kwargs: (os.close(handle), full())[1])
+    else:
+        monkeypatch.setattr(outputs, "write_text_atomic", full)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(outputs.OutputFolderError, match=rf"--out {out}: the disk is full; nothing was written"):
+        with outputs.RunFolder(out, ["image"], settings={"model": "m"}):
+            pass
+    if when == "the lock":
+        monkeypatch.setattr(outputs.os, "fdopen", real)
+    assert not (out / ".pmsp.lock").exists() and [path.name for path in out.iterdir()] == []
