@@ -286,7 +286,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             raise ValueError(f"{dataset.root}: no tampered image with a usable mask to evaluate"
                              + (" (only untouched ones)" if records else "")
                              + "; the folder layout is images/ (tampered) with masks/ beside them, and authentic/ for "
-                             "--include-authentic (the lines above say what loading left out).")
+                             "--include-authentic" + (" (the lines above say what loading left out)." if dataset.loading_report() else "."))
         if data == "synthetic":
             images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"
         else:
@@ -543,8 +543,11 @@ def _named(text: str) -> str:
 
 def _model_name(text: str) -> str:
     """--weights: a shipped name wins over a folder or file of the same name here, and says so (it did silently)."""
-    _named(text)
     from . import pretrained
+
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must not be empty; name a shipped model ({', '.join(pretrained.available())}), "
+                                         "a .keras file or a run folder")
 
     if text in pretrained.available() and Path(text).exists():
         print(f"note: --weights {text} is the shipped model; the {'folder' if Path(text).is_dir() else 'file'} ./{text} here "

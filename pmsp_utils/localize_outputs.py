@@ -86,12 +86,25 @@ class OutputFolderError(ValueError):
 
 def check_output_folder(out: str | Path) -> Path:
     """Create ``out`` if needed and prove it is writable, with an error that says what to do."""
+    import errno
+
     out = Path(out)
-    if out.is_symlink() and not out.exists():
+    try:
+        dangling = out.is_symlink() and not out.exists()
+        elsewhere = out.exists() and not out.is_dir()
+    except OSError as error:  # a name longer than the file system takes (Path.exists() raises ENAMETOOLONG)
+        dangling = elsewhere = False
+        if error.errno != errno.ENAMETOOLONG:
+            raise OutputFolderError(f"--out {out}: cannot be looked at ({error.strerror or error}); choose another folder.") from None
+    if dangling:
         raise OutputFolderError(f"--out {out}: a symbolic link to {os.readlink(out)}, which does not exist; create that folder "
                                 "or choose another --out.")
-    if out.exists() and not out.is_dir():
+    if elsewhere:
         raise OutputFolderError(f"--out {out}: exists and is not a folder; choose a folder path.")
+    too_long = [part for part in out.parts if len(os.fsencode(part)) > 255]
+    if too_long:
+        raise OutputFolderError(f"--out: the folder name {too_long[0][:40]}... is {len(os.fsencode(too_long[0]))} bytes, longer than "
+                                "file systems take (255); choose a shorter --out.")
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".pmsp-write-test-"):

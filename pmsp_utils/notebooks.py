@@ -86,6 +86,25 @@ def extract_figures(notebook, folder: Path) -> list[Path]:
     return written
 
 
+def _read_notebook(source: Path):
+    """The notebook at ``source``; cells without an id (written by an older tool) are given one here, instead of
+    nbformat's two-line MissingIDFieldWarning on the console."""
+    import uuid
+    import warnings
+
+    import nbformat
+    from nbformat.warnings import MissingIDFieldWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingIDFieldWarning)
+        notebook = nbformat.read(source, as_version=4)
+    if (notebook.nbformat, notebook.nbformat_minor) >= (4, 5):
+        for cell in notebook.cells:
+            if not cell.get("id"):
+                cell["id"] = uuid.uuid4().hex[:8]
+    return notebook
+
+
 def strip_widget_state(notebook) -> None:
     """Drop saved widget state, which bloats files and goes stale (see STYLE.md), and the widget views that would point
     to it: outputs keep their static picture and label (see ``widgets.display_with_picture``), so a saved notebook shows
@@ -155,7 +174,7 @@ def execute_notebook(source: Path, executed: Path, *, timeout: int = 1800, smoke
     from nbclient import NotebookClient
 
     try:
-        notebook = nbformat.read(source, as_version=4)
+        notebook = _read_notebook(source)
     except Exception as error:  # not JSON, not a notebook, unreadable: nbformat raises several kinds
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
         try:

@@ -340,3 +340,19 @@ def test_sigterm_stops_a_command_in_one_line_and_train_says_how_to_resume(tmp_pa
     monkeypatch.setattr(cli, "_ela", killed)
     assert cli.main(["ela", str(tmp_path), "--out", str(tmp_path / "maps")]) == 143
     assert capsys.readouterr().err.strip() == "error: stopped (SIGTERM)"
+
+
+def test_an_out_name_too_long_and_an_empty_weights_are_each_one_line(tmp_path, capsys):
+    """An --out whose name passes 255 bytes gave a raw "[Errno 36] File name too long" that did not say --out; an empty
+    --weights was told "(. for the current folder)", advice meant for --out."""
+    from pmsp_utils.cli import main
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    assert main(["ela", str(image), "--out", str(tmp_path / ("O" * 300))]) == 2
+    err = capsys.readouterr().err
+    assert "--out: the folder name OOOO" in err and "is 300 bytes, longer than file systems take (255)" in err and "Errno" not in err
+    with pytest.raises(SystemExit):
+        main(["localize", str(image), "--out", str(tmp_path / "out"), "--weights", ""])
+    err = capsys.readouterr().err
+    assert "--weights: must not be empty; name a shipped model (" in err and "current folder" not in err

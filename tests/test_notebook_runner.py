@@ -224,3 +224,25 @@ def test_figures_replace_only_what_pmsp_wrote_and_a_rerun_leaves_only_its_own(tm
     (figures / ".pmsp-written.json").unlink()
     [run] = run_notebooks([source], out, in_place=True, smoke=True, echo=quiet)
     assert [path.name for path in run.figures] == ["cell00_1.png"]
+
+
+def test_a_notebook_whose_cells_have_no_ids_is_read_without_nbformats_warning(tmp_path):
+    """A notebook written by an older tool (format 4.5, cells without ids) printed nbformat's two-line
+    MissingIDFieldWarning into `pmsp notebooks`' output; its cells are given ids instead."""
+    import json
+    import warnings
+
+    import nbformat
+
+    from pmsp_utils.notebooks import _read_notebook
+
+    path = tmp_path / "01_old.ipynb"
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "metadata": {}, "source": "print(1)", "outputs": [], "execution_count": None},
+        {"cell_type": "markdown", "metadata": {}, "source": "text"}]}))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        notebook = _read_notebook(path)
+        nbformat.writes(notebook)
+    assert not [warning for warning in seen if "MissingIDField" in type(warning.message).__name__], [str(w.message) for w in seen]
+    assert all(cell.get("id") for cell in notebook.cells) and len({cell.id for cell in notebook.cells}) == 2
