@@ -55,12 +55,15 @@ DISTINCT_RATIO = 1.8
 WORKING_PIXELS = 1_000_000
 #: Above this many working pixels, matching runs on every second pixel (its offsets are then spread to the rest).
 GRID_PIXELS = 400_000
-#: The propagation jumps (of 16, 4 and 1 pixels) at which :func:`match` also tries each neighbour's offset continued
-#: linearly, for copies that were rotated, scaled or mirrored. On the generated copy-moves of CASIA v1's validation
-#: photos (the matcher alone, with :func:`duplicated_pairs`' second pass) pairs were found in 13 of 33 instead of 9,
-#: with 4 passes instead of 5, for 7% more time on a 1-megapixel photo; at all three jumps and 5 passes, also 13 of 33,
-#: for about 1.6 times the time (benchmarks/RESULTS.md).
-EXTRAPOLATED_STEPS = (4, 1)
+#: {jump: spans}: at each propagation jump (of 16, 4 and 1 pixels) :func:`match` also tries each neighbour's offset
+#: continued linearly, for copies that were rotated, scaled or mirrored, with the change per jump measured over each
+#: span of jumps (1: from the pixel one jump beyond the neighbour, ``2 * near - far``; 4: from the pixel four jumps
+#: beyond, a quarter of the change, rounded). On the generated copy-moves of CASIA v1's validation photos (the matcher
+#: alone) pairs were found in 13 of 33 with {4: (1,), 1: (1,)} instead of 9 without, for 7% more time. Wider settings
+#: find more of a planted copy rotated 45 degrees ({16: (1,), 4: (1, 2), 1: (1, 4)}: 59% of its pixels kept instead of
+#: 13%, and the copy found), but on validation they moved as many images down as up, for a fifth more time, so they
+#: are not the default (benchmarks/RESULTS.md, 2026-12-07 night).
+EXTRAPOLATED = {4: (1,), 1: (1,)}
 #: The smallest distance, in pixels, between a patch and its match (a patch must not match its own neighbourhood).
 MIN_OFFSET = 24
 #: Feature distance (Euclidean, features normalised by contrast) under which a match counts.
@@ -212,8 +215,8 @@ def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_O
     none was found, flat pixels included). Deterministic for a ``seed``.
 
     Propagation tries each neighbour's offset as it is (right for a translated copy, whose offsets are all one) and,
-    at the jumps in :data:`EXTRAPOLATED_STEPS`, continued along the line through the neighbour one jump further
-    (``2 * near - far``): over a rotated, scaled or mirrored copy the offsets change linearly across the region, so a
+    continued linearly (:data:`EXTRAPOLATED`: ``near + (near - far) / span``, with ``far`` the pixel ``span`` jumps
+    beyond the neighbour): over a rotated, scaled or mirrored copy the offsets change linearly across the region, so a
     neighbour's offset as it is misses by 2 sin(angle / 2) pixels per pixel of jump for a rotation (a third of a pixel at
     20 degrees; two for a mirror), and the continued one is right to within a pixel (offsets are whole pixels).
     A flat neighbour offers the offset (0, 0), which is never taken.
@@ -238,15 +241,17 @@ def match(features: np.ndarray, textured: np.ndarray, *, min_offset: int = MIN_O
         return offsets
 
     # jump flooding: each pixel takes a neighbour's offset, from near and far, along each axis; the neighbours of every
-    # jump and direction (and, where the offset is continued, the pixel one jump further) are found once
+    # jump and direction (and the pixels beyond them that a continued offset is measured from) are found once
     jumps = [step for step in (16, 4, 1) if step < max(height, width)]
-    plan = [(field.neighbours(sign * step, axis), field.neighbours(2 * sign * step, axis) if step in EXTRAPOLATED_STEPS else None)
+    plan = [(field.neighbours(sign * step, axis), [(span, field.neighbours((span + 1) * sign * step, axis)) for span in EXTRAPOLATED.get(step, ())])
             for step in jumps for axis, sign in ((0, 1), (0, -1), (1, 1), (1, -1))]
     for _ in range(iterations):
-        for near, further in plan:
+        for near, beyond in plan:
             consider(offsets_of(near))
-            if further is not None:  # the neighbour's offset continued linearly (rotated, scaled, mirrored)
-                consider(2 * offsets_of(near) - offsets_of(further))
+            for span, further in beyond:  # the neighbour's offset continued linearly (rotated, scaled, mirrored)
+                offsets = offsets_of(near)
+                change = offsets - offsets_of(further)
+                consider(offsets + np.rint(change / span).astype(offsets.dtype))
         radius = max(height, width)
         while radius >= 1:  # random search around the current offset, at halving radii
             consider(mine + rng.integers(-radius, radius + 1, mine.shape))
