@@ -289,6 +289,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                              "--include-authentic" + (" (the lines above say what loading left out)." if dataset.loading_report() else "."))
         if data == "synthetic":
             images = f"{len(records)} synthetic images from seed {args.seed}, held out (training uses other seeds)"
+            untouched = sum(not record.is_tampered for record in dataset)
+            if untouched and not args.include_authentic:  # asked for N, scoring fewer: say which were left out and why
+                images += f"; its {untouched} untouched image(s) are left out (--include-authentic scores them)"
         else:
             records, images = select_records(records, args.split, model_splits=model_splits, protocol=args.protocol)
         scored.append(records)  # before --limit: the robustness curves take their own number
@@ -401,12 +404,15 @@ def _localize(args: argparse.Namespace) -> int:
     stems = plan_outputs(files, out, LOCALIZE_OUTPUTS, {**Ledger(out).stems_by_source(LOCALIZE_OUTPUTS[0]), **RunFolder.earlier_stems(earlier)})
     _warn_other_policy(args.policy, model.settings.policy, label)
     failures, count = len(problems), 0
-    print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
-    print(f"{'image':40s} {'score':>6s} {'area':>7s}")
     columns = ["image", "tamper_score", "tampered_fraction", "probability_png"]
     if args.copy_move:
         columns += ["copy_move_pair", "copy_move_score", "copy_move_copy"]
-    with RunFolder(out, columns, earlier, settings) as table:
+    from collections import Counter
+
+    alike = {name for name, times in Counter(path.name for path in files).items() if times > 1}
+    with RunFolder(out, columns, earlier, settings) as table:  # a refused folder is said before any table starts
+        print(f"{len(files)} image(s), model {label}, threshold {args.threshold:g}, policy {args.policy or model.settings.policy}")
+        print(f"{'image':40s} {'score':>6s} {'area':>7s}")
         for row, missing, removed in table.dropped_except(files):  # an image of this run gets its three pictures again below
             gone = f"; its other picture(s) {', '.join(removed)} were removed with it" if removed else ""
             print(f"note: {_printable(row['image'])}: {', '.join(missing)} is no longer in {out}, so its row left scores.csv{gone} "
@@ -444,7 +450,8 @@ def _localize(args: argparse.Namespace) -> int:
                 row += ["yes" if best else "no", f"{found.score:.3f}", "" if best is None else {"a": "first", "b": "second"}.get(best.copy, "undecided")]
             table.add(row)
             count += 1
-            print(f"{_printable(path.name)[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
+            shown = f"{path.parent.name}/{path.name}" if path.name in alike else path.name  # two img.jpg told apart
+            print(f"{_printable(shown)[-40:]:40s} {written.score:6.3f} {written.tampered_fraction:7.2%}")
     others = table.unlisted()
     if others:
         print(f"note: {len(others)} picture(s) in {out} ({_printable(others[0])}{' ...' if len(others) > 1 else ''}) are an earlier "

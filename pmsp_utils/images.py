@@ -225,12 +225,14 @@ def _open_image(data: bytes, name: str) -> Image.Image:
                                  "truncated copy). Re-export or re-download it.") from None
         raise ImageReadError(
             f"{name}: not an image Pillow can read ({_sniff(data)}). Supported: JPEG, PNG, "
-            "TIFF, WebP, BMP, GIF."
+            "TIFF, WebP, BMP, GIF" + (", AVIF." if ".avif" in readable_suffixes() else ".")
         ) from None
     except MemoryError:
         raise
     except Exception as error:  # OSError, SyntaxError, ValueError, and for damaged GIF/TIFF also struct.error, IndexError, TypeError
-        raise ImageReadError(f"{name}: the image header is corrupt ({type(error).__name__}: {error}). Re-download or re-export it.") from None
+        cut = "truncated" in str(error).lower()  # the file ends before its header does: a cut copy, not a bad header
+        what = "the file is cut short, inside its header" if cut else "the image header is corrupt"
+        raise ImageReadError(f"{name}: {what} ({type(error).__name__}: {error}). Re-download or re-export it.") from None
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")
     pixels = image.size[0] * image.size[1]

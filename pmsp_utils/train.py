@@ -446,7 +446,7 @@ def _train(config, train_records, validation_records, run_dir, *, resume, split_
         record_resumed_changes(run_dir, saved, config.flat(), state["epochs_done"], echo)
     else:
         if state_file.exists():
-            raise FileExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) to continue it, or choose another folder.")
+            raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume (resume=True from Python), or choose another folder.")
         claim_run_dir(run_dir, echo)
         state = {"epochs_done": 0, "best_val_loss": float("inf"), "best_val_f1": -1.0, "best_epoch": 0, "wait": 0}
         write_text_atomic(run_dir / "config.json", json.dumps(asdict(config), indent=2))  # the model settings derive from it

@@ -54,11 +54,15 @@ def test_evaluate_command_on_held_out_synthetic_images(tmp_path, cache_folder, c
     from pmsp_utils.cli import main
 
     out = tmp_path / "eval"
-    code = main(["evaluate", "--data", "synthetic", "--synthetic-count", "6", "--baselines", "ela", "noi1",
-                 "--robustness", "--robustness-limit", "2", "--out", str(out)])
+    code = main(["evaluate", "--data", "synthetic", "--synthetic-count", "4", "--baselines", "ela", "noi1",
+                 "--robustness", "--robustness-limit", "1", "--out", str(out)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Table I style" in captured.out and "Table II style" in captured.out and "held out" in captured.out
+    import re
+
+    scored = int(re.search(r"scoring (\d+) synthetic images", captured.out).group(1))  # of the 4 asked for: the tampered
+    assert ("untouched image(s) are left out (--include-authentic scores them)" in captured.out) == (scored < 4), captured.out
     table1 = json.loads((out / "table1.json").read_text())
     from pmsp_utils.pretrained import DEFAULT_MODEL
 

@@ -114,7 +114,9 @@ def test_a_users_scores_csv_is_never_replaced(photos, tmp_path, capsys):
     (out / "scores.csv").write_text("my,own,table\n")
     assert localize(photos, out) != 0
     assert (out / "scores.csv").read_text() == "my,own,table\n"
-    assert "scores.csv that pmsp did not write, or that was edited since pmsp wrote it; it is never replaced" in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "scores.csv that pmsp did not write, or that was edited since pmsp wrote it; it is never replaced" in captured.err
+    assert "image(s), model" not in captured.out and "score" not in captured.out  # no table header before the refusal
 
 
 def test_the_table_lists_exactly_the_finished_images_after_an_interruption(photos, tmp_path, monkeypatch):
@@ -896,3 +898,19 @@ def test_a_run_on_a_disk_already_full_names_out_and_leaves_no_lock(tmp_path, mon
     if when == "the lock":
         monkeypatch.setattr(outputs.os, "fdopen", real)
     assert not (out / ".pmsp.lock").exists() and [path.name for path in out.iterdir()] == []
+
+
+def test_a_jpeg_cut_inside_its_header_is_called_cut_not_corrupt(tmp_path, photo):
+    """A JPEG cut short before its header ended was reported as "the image header is corrupt (OSError: Truncated File
+    Read)": the header was whole as far as it went; the file was cut."""
+    from conftest import encode
+
+    from pmsp_utils.images import ImageReadError, load_image
+
+    whole = encode(photo, "JPEG", quality=90)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[:120])  # inside the quantisation tables
+    with pytest.raises(ImageReadError) as caught:
+        load_image(cut)
+    message = str(caught.value)
+    assert message.startswith(f"{cut}: the file is cut short, inside its header (") and "Re-download or re-export it" in message

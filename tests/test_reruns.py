@@ -179,3 +179,6 @@ def test_an_image_named_like_an_earlier_runs_image_never_takes_its_pictures(tmp_
     assert [(row["image"], row["probability_png"]) for row in rows] == [(str(b), "img_jpg_2_probability.png")]
     err = capsys.readouterr().err
     assert f"note: 3 picture(s) in {out} (img_jpg_mask.png ...) are an earlier run's" in err, err  # a's, not b's
+    assert main(["localize", str(a), str(b), "--out", str(tmp_path / "both"), "--weights", "synthetic", "--no-copy-move"]) == 0
+    shown = [line.split()[0] for line in capsys.readouterr().out.splitlines() if "img.jpg" in line]
+    assert shown == ["a/img.jpg", "b/img.jpg"], shown  # the console's table tells the two apart
