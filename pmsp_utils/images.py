@@ -231,7 +231,7 @@ def _open_image(data: bytes, name: str) -> Image.Image:
         raise
     except Exception as error:  # OSError, SyntaxError, ValueError, and for damaged GIF/TIFF also struct.error, IndexError, TypeError
         cut = "truncated" in str(error).lower()  # the file ends before its header does: a cut copy, not a bad header
-        what = "the file is cut short, inside its header" if cut else "the image header is corrupt"
+        what = "the file is truncated, cut short inside its header" if cut else "the image header is corrupt"
         raise ImageReadError(f"{name}: {what} ({type(error).__name__}: {error}). Re-download or re-export it.") from None
     if 0 in image.size:
         raise ImageReadError(f"{name}: the image has zero size ({image.size[0]}x{image.size[1]} pixels).")

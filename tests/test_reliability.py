@@ -913,4 +913,4 @@ def test_a_jpeg_cut_inside_its_header_is_called_cut_not_corrupt(tmp_path, photo)
     with pytest.raises(ImageReadError) as caught:
         load_image(cut)
     message = str(caught.value)
-    assert message.startswith(f"{cut}: the file is cut short, inside its header (") and "Re-download or re-export it" in message
+    assert message.startswith(f"{cut}: the file is truncated, cut short inside its header (") and "Re-download or re-export it" in message
