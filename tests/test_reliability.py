@@ -325,6 +325,13 @@ def test_images_sharing_a_stem_keep_their_extensions_as_names(tmp_path):
     assert sorted(record.name for record in dataset.records) == ["a.jpg", "a.png", "b.jpg", "b.png"]  # before: two 'a', two 'b'
     assert {record.image_path.name: record.mask_path.name for record in dataset.records if record.mask_path} == {
         "a.jpg": "a.jpg.png", "a.png": "a.png_mask.png", "b.jpg": "b.png"}
+    # c.jpg has a mask, c.png (another picture) none: c.jpg was named "c", the name another evaluation that scores c.png
+    # would give it too (pmsp compare would then pair two pictures); a name is the stem only while no image shares it
+    for name in ("c.jpg", "c.png"):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(tmp_path / "images" / name)
+    Image.fromarray((rng.random((20, 20)) < 0.3).astype(np.uint8) * 255).save(tmp_path / "masks" / "c.jpg.png")
+    names = {record.image_path.name: record.name for record in load_folder(tmp_path).records}
+    assert names["c.jpg"] == "c.jpg" and "c.png" not in names
 
 
 def test_one_file_name_in_images_and_authentic_is_two_images_and_no_tampered_image_is_refused(tmp_path, capsys):

@@ -96,12 +96,14 @@ def load_folder(
         if record is not None:
             dataset.records.append(record)
     dataset.unmatched_masks = sorted(path for stem, path in mask_files.items() if stem not in used)
-    if (root / authentic).is_dir():
-        for path in image_files(root / authentic):
-            dataset.records.append(Record(name, path.stem, "authentic", path))
-    # a.jpg beside a.png: two images, two names (a record's name is its stem only while no other image shares it)
-    stems = Counter(record.name for record in dataset.records)
-    dataset.records = [replace(record, name=record.image_path.name) if stems[record.name] > 1 else record for record in dataset.records]
+    untouched = image_files(root / authentic) if (root / authentic).is_dir() else []
+    for path in untouched:
+        dataset.records.append(Record(name, path.stem, "authentic", path))
+    # a.jpg beside a.png: two images, two names (a record's name is its stem only while no other image shares it, scored
+    # or not: a.png without a mask still makes a.jpg "a.jpg", so that another evaluation scoring a.png cannot pair with it)
+    stems = Counter(path.stem for path in [*tampered, *untouched])
+    dataset.records = [replace(record, name=record.image_path.name) if stems[record.image_path.stem] > 1 else record
+                       for record in dataset.records]
     # images/a.jpg beside authentic/a.jpg: one file name, two images (one tampered, one not); named with their folder
     names = Counter(record.name for record in dataset.records)
     dataset.records = [replace(record, name=f"{record.image_path.parent.name}/{record.image_path.name}") if names[record.name] > 1
