@@ -288,8 +288,8 @@ def write_outputs(out: Path, stem: str, source: Path, image: np.ndarray, probabi
 
 
 class Ledger:
-    """What pmsp wrote into an output folder, by name and SHA-256 (``.pmsp-written.json``): the proof, not a guess from
-    the name, that a file there may be replaced.
+    """What pmsp wrote into an output folder, by name and SHA-256, and for each picture the image it was made from
+    (``.pmsp-written.json``): the proof, not a guess from the name, that a file there may be replaced, and whose it is.
 
     A file is replaced only when the ledger lists it with the hash it still has: a user's own file of the same name,
     or a file pmsp wrote that someone edited since, is never replaced (:meth:`claim` raises). Older ledgers (a list
