@@ -65,9 +65,8 @@ def _ela(args: argparse.Namespace) -> int:
     files, problems = expand_inputs(args.images)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
+    stems = plan_outputs(files, out, ELA_OUTPUTS)  # nothing written may overwrite an input or another output
     ledger = Ledger(out)
-    # nothing written may overwrite an input or another output, nor an earlier run's map of another image named alike
-    stems = plan_outputs(files, out, ELA_OUTPUTS, ledger.stems_by_source(ELA_OUTPUTS[0]))
     failures, written, made = len(problems), 0, []
     for path, stem in stems.items():
         target = out / f"{stem}_ela.png"
@@ -380,8 +379,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _localize(args: argparse.Namespace) -> int:
     import errno
 
-    from .localize_outputs import (LOCALIZE_OUTPUTS, LOCALIZE_PICTURES, Ledger, OutputFolderError, RunFolder, check_output_folder,
-                                   expand_inputs, plan_outputs, write_outputs)
+    from .localize_outputs import (LOCALIZE_OUTPUTS, LOCALIZE_PICTURES, OutputFolderError, RunFolder, check_output_folder, expand_inputs,
+                                   plan_outputs, write_outputs)
 
     out = check_output_folder(args.out)  # before the model loads: a bad --out fails fast
     files, problems = expand_inputs(args.images)
@@ -400,8 +399,7 @@ def _localize(args: argparse.Namespace) -> int:
     settings = {"model": model_identity(args.weights), "threshold": args.threshold, "policy": args.policy or model.settings.policy,
                 "flip": bool(args.flip), "copy_move": bool(args.copy_move)}
     earlier = RunFolder.earlier_rows(out, settings)
-    # and whatever settings made them, an earlier run's pictures of another image named alike are never taken over
-    stems = plan_outputs(files, out, LOCALIZE_OUTPUTS, {**Ledger(out).stems_by_source(LOCALIZE_OUTPUTS[0]), **RunFolder.earlier_stems(earlier)})
+    stems = plan_outputs(files, out, LOCALIZE_OUTPUTS, RunFolder.earlier_stems(earlier))
     _warn_other_policy(args.policy, model.settings.policy, label)
     failures, count = len(problems), 0
     columns = ["image", "tamper_score", "tampered_fraction", "probability_png"]
@@ -902,18 +900,15 @@ def _explained(error: BaseException) -> str:
     """A user error as one line; an operating-system error on pmsp's cache folder says which variable moves it."""
     import errno
 
-    from .environment import cache_dir
+    from .environment import cache_dir, unwritable_cache
 
     if isinstance(error, OSError) and error.filename and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
         cache = Path(os.path.abspath(cache_dir()))
         path = Path(os.path.abspath(os.fsdecode(error.filename)))
         if path == cache or cache in path.parents or path in cache.parents:
-            named = os.environ.get("PMSP_CACHE_DIR")
-            where = f"PMSP_CACHE_DIR: {cache}" if named else f"the cache folder {cache}"
-            todo = "point PMSP_CACHE_DIR at a writable folder" if named else "set PMSP_CACHE_DIR to a writable folder"
-            if error.errno == errno.ENOSPC:
-                return f"{where} cannot be written (the disk is full: {path}); free some space, or {todo}."
-            return f"{where} cannot be written ({error.strerror or error}: {path}); {todo}."
+            full = error.errno == errno.ENOSPC
+            why = f"{'the disk is full' if full else error.strerror or error}: {path}"
+            return unwritable_cache(cache, why, noun="the cache folder") + (", or free some space." if full else ".")
     return str(error)
 
 

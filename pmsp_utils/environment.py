@@ -151,6 +151,13 @@ def cache_dir() -> Path:
     return Path(base) / "pmsp"
 
 
+def unwritable_cache(cache: Path, why: str, *, noun: str = "the cache") -> str:
+    """One line (no full stop) for a cache folder that cannot be written, saying which variable moves it."""
+    if os.environ.get("PMSP_CACHE_DIR"):
+        return f"PMSP_CACHE_DIR: {cache} cannot be written ({why}); point PMSP_CACHE_DIR at a writable folder"
+    return f"{noun} {cache} cannot be written ({why}); set PMSP_CACHE_DIR to a writable folder"
+
+
 def build_dir() -> Path:
     """Where the main job writes executed notebooks and figures (``<repo>/build``)."""
     root = repo_root()

@@ -268,7 +268,7 @@ def write_tables(evaluations: Sequence[Evaluation], out: str | Path, *, extra: d
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out)
-    claim_tables(out)  # refused before any write
+    ledger.claim(*TABLE_FILES)  # a user's own table1.csv is refused before any write
     table1 = [row for evaluation in evaluations for row in evaluation.table1()]
     table2 = [row for evaluation in evaluations for row in evaluation.table2()]
     by_kind = [row for evaluation in evaluations for row in evaluation.by_kind()]

@@ -505,7 +505,8 @@ def readable_suffixes() -> frozenset[str]:
 HEIC_ADVICE = ("a HEIC/HEIF photo (as iPhones save them), which Pillow cannot read without a plug-in: convert it to JPEG or "
                "PNG first (for example with `heif-convert` or an image editor), or pip install pillow-heif")
 _RAW_ADVICE = "a camera raw file, which Pillow cannot read: export it as JPEG, PNG or TIFF first (for example with darktable or dcraw)"
-#: Endings of pictures that Pillow cannot open, and what to do: in a folder they are named, not passed over in silence.
+#: Endings of pictures that Pillow cannot open (where this Pillow's own registry lacks them), and what to do: in a
+#: folder they are named, not passed over in silence.
 UNREADABLE_ENDINGS = {
     ".heic": HEIC_ADVICE, ".heif": HEIC_ADVICE, ".hif": HEIC_ADVICE,
     ".avif": "an AVIF image, which this Pillow cannot read: upgrade Pillow (11.3 reads AVIF), or convert it to PNG first",
@@ -513,12 +514,6 @@ UNREADABLE_ENDINGS = {
     ".svg": "a vector drawing, not a photo: export it to PNG first if you mean to analyse it",
     **dict.fromkeys((".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".raw"), _RAW_ADVICE),
 }
-
-
-def unreadable_ending(path: Path) -> str | None:
-    """What to do with ``path`` when its ending names a picture this Pillow cannot open; None otherwise."""
-    ending = path.suffix.lower()
-    return None if ending in readable_suffixes() else UNREADABLE_ENDINGS.get(ending)
 
 
 #: The first bytes of a TIFF (and a BigTIFF), little- and big-endian.

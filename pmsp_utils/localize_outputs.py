@@ -37,7 +37,7 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
         if path.exists() and not path.is_dir():
             add(path)  # a name that exists is a name, whatever characters it holds ('img[1].jpg' is not a pattern)
         elif path.is_dir():
-            from .images import readable_suffixes, unreadable_ending
+            from .images import UNREADABLE_ENDINGS, readable_suffixes
 
             endings = readable_suffixes()  # what works when named works in a folder too
             everything = sorted(path.iterdir())
@@ -47,9 +47,9 @@ def expand_inputs(items: Iterable[str]) -> tuple[list[Path], list[str]]:
                 if entry.is_symlink() and not entry.exists():
                     problems.append(f"{entry}: a symbolic link that leads nowhere (in the folder {item}); fix or remove the link.")
             for entry in everything:  # a photo Pillow cannot open (HEIC, camera raw ...) was passed over in silence
-                advice = unreadable_ending(entry)
-                if advice and entry.is_file():
-                    problems.append(f"{entry}: skipped (in the folder {item}): {advice}.")
+                ending = entry.suffix.lower()
+                if ending in UNREADABLE_ENDINGS and ending not in endings and entry.is_file():
+                    problems.append(f"{entry}: skipped (in the folder {item}): {UNREADABLE_ENDINGS[ending]}.")
             if not found:
                 problems.append(f"{item}: a folder with no image files Pillow can read ({', '.join(sorted(IMAGE_SUFFIXES))}, "
                                 "and the other endings of Pillow's formats).")
@@ -238,12 +238,13 @@ def plan_outputs(files: list[Path], out: Path, endings: tuple[str, ...], earlier
 
     ``earlier``: {image, links resolved: stem} of an earlier run into ``out`` (:meth:`RunFolder.earlier_rows`): an image
     named the same way again gets its stem back, and no other image takes one of those stems, so the earlier run's
-    pictures of images not redone stay theirs (and their rows stay in ``scores.csv``).
+    pictures of images not redone stay theirs (and their rows stay in ``scores.csv``). The same holds, whatever settings
+    made them, for every picture the folder's :class:`Ledger` recorded with its image (:meth:`Ledger.stems_by_source`).
     Raises :class:`OutputFolderError` when ``out`` holds inputs whose names could
     collide with the outputs (an input named like an output, e.g. the output of
     an earlier run into the same folder): choose another ``--out``.
     """
-    earlier = earlier or {}
+    earlier = {**Ledger(out).stems_by_source(endings[0]), **(earlier or {})}
     used: set[str] = set(earlier.values())
     stems = {path: earlier.get(_resolved(path)) or unique_stem(path, used) for path in files}
     inputs = {_resolved(path) for path in files}

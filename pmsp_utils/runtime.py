@@ -249,10 +249,9 @@ class CacheNotWritable(OSError):
 
 
 def _unwritable(folder: Path, error: OSError) -> str:
-    why = error.strerror or str(error)
-    if os.environ.get("PMSP_CACHE_DIR"):
-        return f"PMSP_CACHE_DIR: {folder.parent} cannot be written ({why}); point PMSP_CACHE_DIR at a writable folder"
-    return f"the cache {folder.parent} cannot be written ({why}); set PMSP_CACHE_DIR to a writable folder"
+    from .environment import unwritable_cache
+
+    return unwritable_cache(folder.parent, error.strerror or str(error))
 
 
 def _discard(path: Path) -> None:
